@@ -1,0 +1,170 @@
+// The environment, parsed once into a typed, frozen Config; the only module that reads process.env.
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+export type DatabaseConfig =
+  { kind: 'sqlite'; path: string; url: string } | { kind: 'postgres'; url: string }
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
+export type AuthMode = 'open' | 'required'
+
+export interface Config {
+  nodeEnv: string
+  port: number
+  host: string
+  database: DatabaseConfig
+  redisUrl: string | undefined
+  jwt: { secret: string; secretGenerated: boolean; expiresIn: number }
+  admin: { username: string; password: string | undefined }
+  authMode: AuthMode
+  ws: {
+    maxConnections: number
+    maxConnectionsPerIp: number
+    pingInterval: number
+    pingTimeout: number
+    maxMessageBytes: number
+    backpressureLimit: number
+    messagesPerSecond: number
+  }
+  events: { retentionCount: number; retentionSeconds: number }
+  corsOrigins: string[] | '*'
+  logLevel: LogLevel
+  bodyLimitBytes: number
+}
+
+type Env = Record<string, string | undefined>
+
+function bad(name: string, value: string, expected: string): never {
+  throw new ConfigError(`Invalid ${name}=${JSON.stringify(value)}: expected ${expected}.`)
+}
+
+function str(env: Env, name: string, fallback: string): string {
+  const raw = env[name]
+  return raw === undefined || raw.trim() === '' ? fallback : raw.trim()
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw.trim() === '') return fallback
+  const text = raw.trim()
+  if (!/^-?\d+$/.test(text)) bad(name, raw, `an integer from ${min} to ${max}`)
+  const value = Number(text)
+  if (value < min || value > max) bad(name, raw, `an integer from ${min} to ${max}`)
+  return value
+}
+
+function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+  const value = str(env, name, fallback).toLowerCase()
+  if (!(allowed as readonly string[]).includes(value))
+    bad(name, value, `one of ${allowed.join(', ')}`)
+  return value as T
+}
+
+export function parseDatabaseUrl(raw: string): DatabaseConfig {
+  if (raw.startsWith('sqlite:')) {
+    let path = raw.slice('sqlite:'.length)
+    if (path.startsWith('//')) path = path.slice(2)
+    if (path === '') bad('DATABASE_URL', raw, 'sqlite:<path>, sqlite::memory: or postgres://…')
+    return { kind: 'sqlite', path, url: raw }
+  }
+  if (raw.startsWith('postgres://') || raw.startsWith('postgresql://')) {
+    try {
+      new URL(raw)
+    } catch {
+      bad('DATABASE_URL', raw, 'a valid postgres:// URL')
+    }
+    return { kind: 'postgres', url: raw }
+  }
+  bad('DATABASE_URL', raw, 'sqlite:<path>, sqlite::memory: or postgres://…')
+}
+
+function redisUrl(env: Env): string | undefined {
+  const raw = env.REDIS_URL?.trim()
+  if (!raw) return undefined
+  if (!/^rediss?:\/\//.test(raw)) bad('REDIS_URL', raw, 'a redis:// or rediss:// URL')
+  try {
+    new URL(raw)
+  } catch {
+    bad('REDIS_URL', raw, 'a valid redis:// URL')
+  }
+  return raw
+}
+
+function corsOrigins(env: Env): string[] | '*' {
+  const raw = str(env, 'CORS_ORIGINS', '*')
+  if (raw === '*') return '*'
+  const origins = raw
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean)
+  for (const origin of origins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin))
+      bad('CORS_ORIGINS', raw, 'a comma-separated list of origins such as https://app.example.com')
+  }
+  return origins
+}
+
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const nodeEnv = str(env, 'NODE_ENV', 'development')
+  const jwtSecret = env.JWT_SECRET?.trim()
+  if (jwtSecret && nodeEnv === 'production' && new TextEncoder().encode(jwtSecret).length < 32)
+    bad('JWT_SECRET', '<hidden>', 'at least 32 bytes when NODE_ENV=production')
+
+  const pingInterval = int(env, 'WEBSOCKET_PING_INTERVAL', 30, 1, 3600)
+  const config: Config = {
+    nodeEnv,
+    port: int(env, 'PORT', 8000, 0, 65535),
+    host: str(env, 'HOST', '0.0.0.0'),
+    database: parseDatabaseUrl(str(env, 'DATABASE_URL', 'sqlite:./data/sensors.db')),
+    redisUrl: redisUrl(env),
+    jwt: {
+      secret: jwtSecret || crypto.getRandomValues(new Uint8Array(32)).toHex(),
+      secretGenerated: !jwtSecret,
+      expiresIn: int(env, 'JWT_EXPIRES_IN', 3600, 10, 60 * 60 * 24 * 365),
+    },
+    admin: {
+      username: str(env, 'ADMIN_USERNAME', 'admin'),
+      password: env.ADMIN_PASSWORD?.trim() || undefined,
+    },
+    authMode: oneOf(env, 'AUTH_MODE', 'open', ['open', 'required'] as const),
+    ws: {
+      maxConnections: int(env, 'WEBSOCKET_MAX_CONNECTIONS', 100, 1, 1_000_000),
+      maxConnectionsPerIp: int(env, 'WEBSOCKET_MAX_CONNECTIONS_PER_IP', 0, 0, 1_000_000),
+      pingInterval,
+      pingTimeout: int(env, 'WEBSOCKET_PING_TIMEOUT', 10, 1, 3600),
+      maxMessageBytes: int(env, 'WEBSOCKET_MAX_MESSAGE_BYTES', 64 * 1024, 128, 16 * 1024 * 1024),
+      backpressureLimit: int(
+        env,
+        'WEBSOCKET_BACKPRESSURE_LIMIT',
+        1024 * 1024,
+        1024,
+        256 * 1024 * 1024,
+      ),
+      messagesPerSecond: int(env, 'WEBSOCKET_MESSAGES_PER_SECOND', 50, 1, 100_000),
+    },
+    events: {
+      retentionCount: int(env, 'EVENT_RETENTION_COUNT', 100_000, 1, 1_000_000_000),
+      retentionSeconds: int(env, 'EVENT_RETENTION_SECONDS', 24 * 3600, 1, 10 * 365 * 24 * 3600),
+    },
+    corsOrigins: corsOrigins(env),
+    logLevel: oneOf(env, 'LOG_LEVEL', 'info', [
+      'debug',
+      'info',
+      'warn',
+      'error',
+      'silent',
+    ] as const),
+    bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+  }
+  return deepFreeze(config)
+}
+
+function deepFreeze<T>(value: T): Readonly<T> {
+  if (value && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner)
+    Object.freeze(value)
+  }
+  return value
+}

@@ -1,0 +1,37 @@
+// Everything a running instance holds: config, database, realtime layer, metrics and logger.
+import type { Config } from './config'
+import { openDatabase, type Database } from './db'
+import { createLogger, type Logger } from './lib/logger'
+import { createMetrics, type Metrics } from './lib/metrics'
+import { createRealtime, type Realtime } from './realtime'
+import type { Emitter } from './realtime/emitter'
+
+/** What services get: reads from `db.read`, writes (with their events) through `emitter.transact`. */
+export interface Services {
+  db: Database
+  emitter: Emitter
+}
+
+export interface AppContext extends Services {
+  config: Readonly<Config>
+  log: Logger
+  metrics: Metrics
+  realtime: Realtime
+  startedAt: number
+}
+
+export async function createContext(config: Readonly<Config>, log = createLogger(config.logLevel)) {
+  const db = openDatabase(config.database)
+  const metrics = createMetrics()
+  const realtime = await createRealtime(config, db, log, metrics)
+  const context: AppContext = {
+    config,
+    log,
+    metrics,
+    db,
+    realtime,
+    emitter: realtime.emitter,
+    startedAt: Date.now(),
+  }
+  return context
+}

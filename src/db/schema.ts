@@ -1,0 +1,112 @@
+// The drizzle schema (SQLite): domain tables, the event log and its sequence counter.
+import { sql } from 'drizzle-orm'
+import { index, integer, real, sqliteTable, text } from 'drizzle-orm/sqlite-core'
+
+const timestamps = {
+  created_at: integer('created_at').notNull(),
+  updated_at: integer('updated_at').notNull(),
+}
+
+export const locations = sqliteTable('locations', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  nombre: text('nombre').notNull(),
+  descripcion: text('descripcion'),
+  latitud: real('latitud'),
+  longitud: real('longitud'),
+  ...timestamps,
+})
+
+export const sensors = sqliteTable(
+  'sensors',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    tipo: text('tipo').notNull(),
+    modelo: text('modelo').notNull(),
+    nombre: text('nombre'),
+    location_id: integer('location_id').references(() => locations.id, { onDelete: 'set null' }),
+    ...timestamps,
+  },
+  (table) => [index('sensors_location_idx').on(table.location_id)],
+)
+
+export const readings = sqliteTable(
+  'readings',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    sensor_id: integer('sensor_id')
+      .notNull()
+      .references(() => sensors.id, { onDelete: 'cascade' }),
+    temperatura: real('temperatura'),
+    humedad: real('humedad'),
+    timestamp: integer('timestamp').notNull(),
+    created_at: integer('created_at').notNull(),
+  },
+  (table) => [index('readings_sensor_time_idx').on(table.sensor_id, table.timestamp)],
+)
+
+export const anomalies = sqliteTable(
+  'anomalies',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    sensor_id: integer('sensor_id')
+      .notNull()
+      .references(() => sensors.id, { onDelete: 'cascade' }),
+    reading_id: integer('reading_id').references(() => readings.id, { onDelete: 'set null' }),
+    variable: text('variable').notNull(),
+    value: real('value').notNull(),
+    severity: text('severity').notNull(),
+    status: text('status').notNull().default('open'),
+    rule: text('rule').notNull().default('manual'),
+    expected_min: real('expected_min'),
+    expected_max: real('expected_max'),
+    message: text('message'),
+    count: integer('count').notNull().default(1),
+    first_seen: integer('first_seen').notNull(),
+    last_seen: integer('last_seen').notNull(),
+    resolved_at: integer('resolved_at'),
+    ...timestamps,
+  },
+  (table) => [index('anomalies_sensor_status_idx').on(table.sensor_id, table.status)],
+)
+
+export const predictions = sqliteTable(
+  'predictions',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    sensor_id: integer('sensor_id')
+      .notNull()
+      .references(() => sensors.id, { onDelete: 'cascade' }),
+    variable: text('variable').notNull(),
+    horizon_minutes: integer('horizon_minutes').notNull(),
+    status: text('status').notNull().default('pending'),
+    model: text('model'),
+    forecast: text('forecast', { mode: 'json' }),
+    metrics: text('metrics', { mode: 'json' }),
+    reason: text('reason'),
+    completed_at: integer('completed_at'),
+    ...timestamps,
+  },
+  (table) => [index('predictions_sensor_idx').on(table.sensor_id)],
+)
+
+/** Every event the server emitted, as the exact frame that went out, for replay after reconnect. */
+export const events = sqliteTable(
+  'events',
+  {
+    seq: integer('seq').primaryKey(),
+    channels: text('channels').notNull(),
+    payload: text('payload').notNull(),
+    created_at: integer('created_at').notNull(),
+  },
+  (table) => [index('events_created_idx').on(table.created_at)],
+)
+
+/** One row: the deployment's event sequence and the epoch that names this history. */
+export const eventMeta = sqliteTable('event_meta', {
+  id: integer('id').primaryKey(),
+  epoch: text('epoch').notNull(),
+  last_seq: integer('last_seq').notNull().default(0),
+  created_at: integer('created_at')
+    .notNull()
+    .default(sql`(unixepoch() * 1000)`),
+})

@@ -1,0 +1,146 @@
+// The create / read / update / delete steps every resource shares, each emitting its entity event.
+import { count, eq, type SQL } from 'drizzle-orm'
+import type { SQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core'
+import type { Tx } from '../db'
+import type { EntityType } from '../realtime/channels'
+import type { Emit } from '../realtime/emitter'
+import type { EntityEventType } from '../realtime/envelope'
+import { NotFoundError } from './errors'
+
+type Table = SQLiteTable & { id: SQLiteColumn }
+
+export interface Resource<Row, Dto> {
+  table: Table
+  /** Shown in messages: "Sensor 5 does not exist." */
+  label: string
+  entityType: EntityType
+  toDto(row: Row): Dto
+}
+
+export interface Page<Dto> {
+  items: Dto[]
+  total: number
+}
+
+// drizzle's builders are typed per table; this module is the one place that works on any table.
+type Loose = any
+
+const action = (verb: string, entityType: EntityType) => `${verb}_${entityType}`
+
+function emitFor<Dto extends { id: number }>(
+  emit: Emit,
+  entityType: EntityType,
+  eventType: EntityEventType,
+  verb: string,
+  dto: Dto,
+) {
+  emit({
+    entity_type: entityType,
+    event_type: eventType,
+    entity_id: dto.id,
+    data: dto as Dto & Record<string, unknown>,
+    action: action(verb, entityType),
+  })
+}
+
+export async function findRow<Row>(db: Tx, r: Resource<Row, unknown>, id: number): Promise<Row> {
+  const [row] = await (db as Loose).select().from(r.table).where(eq(r.table.id, id)).limit(1)
+  if (!row) throw new NotFoundError(r.label, id)
+  return row as Row
+}
+
+export async function findOne<Row, Dto>(db: Tx, r: Resource<Row, Dto>, id: number): Promise<Dto> {
+  return r.toDto(await findRow(db, r, id))
+}
+
+export async function findPage<Row, Dto>(
+  db: Tx,
+  r: Resource<Row, Dto>,
+  where: SQL | undefined,
+  orderBy: SQL[],
+  limit = 100,
+  offset = 0,
+): Promise<Page<Dto>> {
+  const rows: Row[] = await (db as Loose)
+    .select()
+    .from(r.table)
+    .where(where)
+    .orderBy(...orderBy)
+    .limit(limit)
+    .offset(offset)
+  const [{ total }] = await (db as Loose).select({ total: count() }).from(r.table).where(where)
+  return { items: rows.map(r.toDto), total }
+}
+
+export async function insertOne<Row, Dto extends { id: number }>(
+  tx: Tx,
+  emit: Emit,
+  r: Resource<Row, Dto>,
+  values: Record<string, unknown>,
+  eventType: EntityEventType = 'created',
+): Promise<Dto> {
+  const [row] = await (tx as Loose).insert(r.table).values(values).returning()
+  const dto = r.toDto(row)
+  emitFor(emit, r.entityType, eventType, 'create', dto)
+  return dto
+}
+
+/** Inserts many rows (chunked under SQLite's variable limit) and emits one event per row. */
+export async function insertMany<Row, Dto extends { id: number }>(
+  tx: Tx,
+  emit: Emit,
+  r: Resource<Row, Dto>,
+  values: Record<string, unknown>[],
+  chunk = 500,
+): Promise<Dto[]> {
+  const out: Dto[] = []
+  for (let i = 0; i < values.length; i += chunk) {
+    const rows: Row[] = await (tx as Loose)
+      .insert(r.table)
+      .values(values.slice(i, i + chunk))
+      .returning()
+    for (const row of rows) {
+      const dto = r.toDto(row)
+      emitFor(emit, r.entityType, 'created', 'create', dto)
+      out.push(dto)
+    }
+  }
+  return out
+}
+
+export async function updateOne<Row, Dto extends { id: number }>(
+  tx: Tx,
+  emit: Emit,
+  r: Resource<Row, Dto>,
+  id: number,
+  values: Record<string, unknown>,
+  eventType: EntityEventType = 'updated',
+): Promise<Dto> {
+  const [row] = await (tx as Loose)
+    .update(r.table)
+    .set(values)
+    .where(eq(r.table.id, id))
+    .returning()
+  if (!row) throw new NotFoundError(r.label, id)
+  const dto = r.toDto(row)
+  emitFor(emit, r.entityType, eventType, 'update', dto)
+  return dto
+}
+
+export async function deleteOne<Row, Dto extends { id: number }>(
+  tx: Tx,
+  emit: Emit,
+  r: Resource<Row, Dto>,
+  id: number,
+): Promise<Dto> {
+  const [row] = await (tx as Loose).delete(r.table).where(eq(r.table.id, id)).returning()
+  if (!row) throw new NotFoundError(r.label, id)
+  const dto = r.toDto(row)
+  emitFor(emit, r.entityType, 'deleted', 'delete', dto)
+  return dto
+}
+
+/** Drops keys whose value is undefined, so a PATCH only touches the fields it names. */
+export function defined<T extends Record<string, unknown>>(values: T): Partial<T> {
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Partial<T>
+}

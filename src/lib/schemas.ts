@@ -1,0 +1,53 @@
+// Schemas shared by every module: the error envelope, id params, pagination and time-range queries.
+import { t } from 'elysia'
+import { ISO_DATE_TIME } from './time'
+
+export const ErrorBody = t.Object(
+  {
+    error: t.String({ description: 'Short machine-readable code', examples: ['not_found'] }),
+    message: t.String({ description: 'What went wrong and what to do about it' }),
+    field: t.Optional(t.String({ description: 'The offending field, for validation errors' })),
+  },
+  { additionalProperties: true },
+)
+
+/** The error responses most routes can give; spread into a route's `response`. */
+export const errors = {
+  400: ErrorBody,
+  401: ErrorBody,
+  403: ErrorBody,
+  404: ErrorBody,
+  409: ErrorBody,
+  422: ErrorBody,
+} as const
+
+export const Id = t.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, examples: [1] })
+export const IdParams = t.Object({ id: Id })
+
+export const Timestamp = (description = 'ISO 8601 date-time; UTC when no zone is given') =>
+  t.String({ pattern: ISO_DATE_TIME, description, examples: ['2025-07-20T10:30:00Z'] })
+
+export const pagination = {
+  limit: t.Optional(
+    t.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'Page size (1-1000)' }),
+  ),
+  offset: t.Optional(t.Integer({ minimum: 0, default: 0, description: 'Rows to skip' })),
+}
+
+export const timeRange = {
+  from: t.Optional(Timestamp('Only rows at or after this instant')),
+  to: t.Optional(Timestamp('Only rows at or before this instant')),
+}
+
+export const Order = t.Optional(
+  t.UnionEnum(['asc', 'desc'], { default: 'desc', description: 'Sort by time' }),
+)
+
+/** Text a person types: trimmed length 1..max, no control characters. */
+export const Text = (max: number, example: string) =>
+  t.String({
+    minLength: 1,
+    maxLength: max,
+    pattern: '^[^\\u0000-\\u001f]*\\S[^\\u0000-\\u001f]*$',
+    examples: [example],
+  })

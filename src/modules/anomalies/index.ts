@@ -1,0 +1,67 @@
+// REST routes for anomalies under /api/v1/anomalies.
+import { Elysia, t } from 'elysia'
+import type { Services } from '../../context'
+import { errors, IdParams } from '../../lib/schemas'
+import { Anomaly, AnomalyCreate, AnomalyPatch, AnomalyQuery } from './model'
+import {
+  createAnomaly,
+  deleteAnomaly,
+  getAnomaly,
+  listAnomalies,
+  patchAnomaly,
+  replaceAnomaly,
+} from './service'
+
+export const anomaliesModule = (services: Services) =>
+  new Elysia({ name: 'anomalies', prefix: '/api/v1/anomalies', detail: { tags: ['anomalies'] } })
+    .get(
+      '/',
+      async ({ query, set }) => {
+        const page = await listAnomalies(services, query)
+        set.headers['x-total-count'] = String(page.total)
+        return page.items
+      },
+      {
+        query: AnomalyQuery,
+        response: { 200: t.Array(Anomaly), ...errors },
+        detail: { summary: 'List anomalies', description: 'Most recently seen first.' },
+      },
+    )
+    .get('/:id', ({ params }) => getAnomaly(services, params.id), {
+      params: IdParams,
+      response: { 200: Anomaly, ...errors },
+      detail: { summary: 'Get an anomaly' },
+    })
+    .post('/', async ({ body, status }) => status(201, await createAnomaly(services, body)), {
+      body: AnomalyCreate,
+      response: { 201: Anomaly, ...errors },
+      detail: {
+        summary: 'Record an anomaly by hand',
+        description:
+          'Emits `anomaly_detected` on anomalies, anomalies:<sensor_id>, sensors:<sensor_id> and general.',
+      },
+    })
+    .put('/:id', ({ params, body }) => replaceAnomaly(services, params.id, body), {
+      params: IdParams,
+      body: AnomalyCreate,
+      response: { 200: Anomaly, ...errors },
+      detail: { summary: 'Replace an anomaly' },
+    })
+    .patch('/:id', ({ params, body }) => patchAnomaly(services, params.id, body), {
+      params: IdParams,
+      body: AnomalyPatch,
+      response: { 200: Anomaly, ...errors },
+      detail: { summary: 'Update an anomaly (for example its status)' },
+    })
+    .delete(
+      '/:id',
+      async ({ params, status }) => {
+        await deleteAnomaly(services, params.id)
+        return status(204, undefined)
+      },
+      {
+        params: IdParams,
+        response: { 204: t.Void(), ...errors },
+        detail: { summary: 'Delete an anomaly' },
+      },
+    )

@@ -1,0 +1,142 @@
+// Anomaly use cases: record, list, change and remove anomalies; a new one is announced as anomaly_detected.
+import { and, desc, eq, gte, lte } from 'drizzle-orm'
+import type { Services } from '../../context'
+import type { Tx } from '../../db'
+import { anomalies, sensors } from '../../db/schema'
+import {
+  defined,
+  deleteOne,
+  findOne,
+  findPage,
+  insertOne,
+  updateOne,
+  type Resource,
+} from '../../lib/crud'
+import { InvalidFieldError, UnknownReferenceError } from '../../lib/errors'
+import { iso, parseIso } from '../../lib/time'
+import type { Anomaly, AnomalyCreate, AnomalyPatch, AnomalyQuery } from './model'
+
+type Row = typeof anomalies.$inferSelect
+
+export const anomalyResource: Resource<Row, Anomaly> = {
+  table: anomalies,
+  label: 'Anomaly',
+  entityType: 'anomaly',
+  toDto: (row) => ({
+    id: row.id,
+    sensor_id: row.sensor_id,
+    reading_id: row.reading_id,
+    variable: row.variable as Anomaly['variable'],
+    value: row.value,
+    severity: row.severity as Anomaly['severity'],
+    status: row.status as Anomaly['status'],
+    rule: row.rule,
+    expected_min: row.expected_min,
+    expected_max: row.expected_max,
+    message: row.message,
+    count: row.count,
+    first_seen: iso(row.first_seen),
+    last_seen: iso(row.last_seen),
+    resolved_at: row.resolved_at === null ? null : iso(row.resolved_at),
+    created_at: iso(row.created_at),
+    updated_at: iso(row.updated_at),
+  }),
+}
+
+export async function checkSensor(tx: Tx, sensorId: number) {
+  const [found] = await tx.select({ id: sensors.id }).from(sensors).where(eq(sensors.id, sensorId))
+  if (!found)
+    throw new UnknownReferenceError(
+      'sensor_id',
+      'Sensor',
+      sensorId,
+      'create it with POST /api/v1/sensors first.',
+    )
+}
+
+const bound = (text: string | undefined, field: string) => {
+  if (text === undefined) return undefined
+  const ms = parseIso(text)
+  if (ms === undefined) throw new InvalidFieldError(field, `${field} is not a real date-time.`)
+  return ms
+}
+
+export const listAnomalies = ({ db }: Services, q: AnomalyQuery) => {
+  const from = bound(q.from, 'from')
+  const to = bound(q.to, 'to')
+  return findPage(
+    db.read,
+    anomalyResource,
+    and(
+      q.sensor_id ? eq(anomalies.sensor_id, q.sensor_id) : undefined,
+      q.status ? eq(anomalies.status, q.status) : undefined,
+      q.severity ? eq(anomalies.severity, q.severity) : undefined,
+      q.variable ? eq(anomalies.variable, q.variable) : undefined,
+      from !== undefined ? gte(anomalies.last_seen, from) : undefined,
+      to !== undefined ? lte(anomalies.first_seen, to) : undefined,
+    ),
+    [desc(anomalies.last_seen), desc(anomalies.id)],
+    q.limit,
+    q.offset,
+  )
+}
+
+export const getAnomaly = ({ db }: Services, id: number) => findOne(db.read, anomalyResource, id)
+
+/** Records an anomaly by hand (detected ones come from the detector); emits anomaly_detected. */
+export const createAnomaly = ({ emitter }: Services, input: AnomalyCreate) =>
+  emitter.transact(async (tx, emit) => {
+    await checkSensor(tx, input.sensor_id)
+    const now = Date.now()
+    const status = input.status ?? 'open'
+    return insertOne(
+      tx,
+      emit,
+      anomalyResource,
+      {
+        ...input,
+        severity: input.severity ?? 'warning',
+        status,
+        rule: input.rule ?? 'manual',
+        first_seen: now,
+        last_seen: now,
+        resolved_at: status === 'resolved' ? now : null,
+        created_at: now,
+        updated_at: now,
+      },
+      'anomaly_detected',
+    )
+  })
+
+const lifecycle = (status: string | undefined, now: number) =>
+  status === undefined ? {} : { resolved_at: status === 'resolved' ? now : null }
+
+export const replaceAnomaly = ({ emitter }: Services, id: number, input: AnomalyCreate) =>
+  emitter.transact(async (tx, emit) => {
+    await checkSensor(tx, input.sensor_id)
+    const now = Date.now()
+    return updateOne(tx, emit, anomalyResource, id, {
+      expected_min: null,
+      expected_max: null,
+      message: null,
+      ...input,
+      severity: input.severity ?? 'warning',
+      status: input.status ?? 'open',
+      ...lifecycle(input.status ?? 'open', now),
+      updated_at: now,
+    })
+  })
+
+export const patchAnomaly = ({ emitter }: Services, id: number, patch: AnomalyPatch) =>
+  emitter.transact(async (tx, emit) => {
+    if (patch.sensor_id !== undefined) await checkSensor(tx, patch.sensor_id)
+    const now = Date.now()
+    return updateOne(tx, emit, anomalyResource, id, {
+      ...defined(patch),
+      ...lifecycle(patch.status, now),
+      updated_at: now,
+    })
+  })
+
+export const deleteAnomaly = ({ emitter }: Services, id: number) =>
+  emitter.transact((tx, emit) => deleteOne(tx, emit, anomalyResource, id))

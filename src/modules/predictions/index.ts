@@ -1,0 +1,68 @@
+// REST routes for predictions under /api/v1/predictions; forecasts are computed, so PUT/PATCH answer 405.
+import { Elysia, t } from 'elysia'
+import type { Services } from '../../context'
+import { AppError } from '../../lib/errors'
+import { errors, ErrorBody, IdParams } from '../../lib/schemas'
+import { Prediction, PredictionCreate, PredictionQuery } from './model'
+import { deletePrediction, getPrediction, listPredictions, requestPrediction } from './service'
+
+const notEditable = () => {
+  throw new AppError(
+    405,
+    'method_not_allowed',
+    'Predictions are computed by the server and cannot be edited; request a new one with POST /api/v1/predictions.',
+  )
+}
+const notEditableDoc = {
+  params: IdParams,
+  response: { 405: ErrorBody },
+  detail: { summary: 'Not supported: predictions are computed, request a new one instead' },
+}
+
+export const predictionsModule = (services: Services) =>
+  new Elysia({
+    name: 'predictions',
+    prefix: '/api/v1/predictions',
+    detail: { tags: ['predictions'] },
+  })
+    .get(
+      '/',
+      async ({ query, set }) => {
+        const page = await listPredictions(services, query)
+        set.headers['x-total-count'] = String(page.total)
+        return page.items
+      },
+      {
+        query: PredictionQuery,
+        response: { 200: t.Array(Prediction), ...errors },
+        detail: { summary: 'List predictions', description: 'Newest first.' },
+      },
+    )
+    .get('/:id', ({ params }) => getPrediction(services, params.id), {
+      params: IdParams,
+      response: { 200: Prediction, ...errors },
+      detail: { summary: 'Get a prediction' },
+    })
+    .post('/', async ({ body, status }) => status(201, await requestPrediction(services, body)), {
+      body: PredictionCreate,
+      response: { 201: Prediction, ...errors },
+      detail: {
+        summary: 'Request a forecast',
+        description:
+          'Answers with the `pending` prediction (event `created`); `prediction_completed` follows on predictions, predictions:<sensor_id>, sensors:<sensor_id> and general.',
+      },
+    })
+    .put('/:id', notEditable, notEditableDoc)
+    .patch('/:id', notEditable, notEditableDoc)
+    .delete(
+      '/:id',
+      async ({ params, status }) => {
+        await deletePrediction(services, params.id)
+        return status(204, undefined)
+      },
+      {
+        params: IdParams,
+        response: { 204: t.Void(), ...errors },
+        detail: { summary: 'Delete a prediction' },
+      },
+    )

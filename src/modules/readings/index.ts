@@ -1,0 +1,91 @@
+// REST routes for readings under /api/v1/readings, including the all-or-none batch.
+import { Elysia, t } from 'elysia'
+import type { Services } from '../../context'
+import { errors, IdParams } from '../../lib/schemas'
+import {
+  Reading,
+  ReadingBatch,
+  ReadingCreate,
+  ReadingPatch,
+  ReadingQuery,
+  ReadingReplace,
+} from './model'
+import {
+  createReading,
+  createReadings,
+  deleteReading,
+  getReading,
+  listReadings,
+  patchReading,
+  replaceReading,
+} from './service'
+
+export const readingsModule = (services: Services) =>
+  new Elysia({ name: 'readings', prefix: '/api/v1/readings', detail: { tags: ['readings'] } })
+    .get(
+      '/',
+      async ({ query, set }) => {
+        const page = await listReadings(services, query)
+        set.headers['x-total-count'] = String(page.total)
+        return page.items
+      },
+      {
+        query: ReadingQuery,
+        response: { 200: t.Array(Reading), ...errors },
+        detail: {
+          summary: 'List readings',
+          description: 'Newest first unless order=asc; the total count is in X-Total-Count.',
+        },
+      },
+    )
+    .get('/:id', ({ params }) => getReading(services, params.id), {
+      params: IdParams,
+      response: { 200: Reading, ...errors },
+      detail: { summary: 'Get a reading' },
+    })
+    .post('/', async ({ body, status }) => status(201, await createReading(services, body)), {
+      body: ReadingCreate,
+      response: { 201: Reading, ...errors },
+      detail: {
+        summary: 'Store a reading',
+        description:
+          'Emits `created` on readings, readings:<sensor_id>, sensors:<sensor_id> and general.',
+      },
+    })
+    .post(
+      '/batch',
+      async ({ body, status }) => status(201, await createReadings(services, body, true)),
+      {
+        body: ReadingBatch,
+        response: { 201: t.Array(Reading), ...errors },
+        detail: {
+          summary: 'Store many readings at once',
+          description:
+            'One transaction: if any item is invalid nothing is stored and the error names it (e.g. [3].sensor_id). One event per reading.',
+        },
+      },
+    )
+    .put('/:id', ({ params, body }) => replaceReading(services, params.id, body), {
+      params: IdParams,
+      body: ReadingReplace,
+      response: { 200: Reading, ...errors },
+      detail: { summary: 'Replace a reading' },
+    })
+    .patch('/:id', ({ params, body }) => patchReading(services, params.id, body), {
+      params: IdParams,
+      body: ReadingPatch,
+      response: { 200: Reading, ...errors },
+      detail: { summary: 'Correct some fields of a reading' },
+    })
+    .delete(
+      '/:id',
+      async ({ params, status }) => {
+        await deleteReading(services, params.id)
+        return status(204, undefined)
+      },
+      {
+        params: IdParams,
+        response: { 204: t.Void(), ...errors },
+        detail: { summary: 'Delete a reading' },
+      },
+    )

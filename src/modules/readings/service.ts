@@ -1,0 +1,145 @@
+// Reading use cases: single and batch ingest (one transaction, all or none), queries by sensor and time.
+import { and, asc, desc, eq, gte, inArray, lte } from 'drizzle-orm'
+import type { Services } from '../../context'
+import type { Tx } from '../../db'
+import { readings, sensors } from '../../db/schema'
+import {
+  defined,
+  deleteOne,
+  findOne,
+  findPage,
+  findRow,
+  insertMany,
+  updateOne,
+  type Resource,
+} from '../../lib/crud'
+import { InvalidFieldError, UnknownReferenceError } from '../../lib/errors'
+import { iso, parseIso } from '../../lib/time'
+import type {
+  Reading,
+  ReadingBatch,
+  ReadingCreate,
+  ReadingPatch,
+  ReadingQuery,
+  ReadingReplace,
+} from './model'
+
+type Row = typeof readings.$inferSelect
+
+export const readingResource: Resource<Row, Reading> = {
+  table: readings,
+  label: 'Reading',
+  entityType: 'reading',
+  toDto: (row) => ({
+    id: row.id,
+    sensor_id: row.sensor_id,
+    temperatura: row.temperatura,
+    humedad: row.humedad,
+    timestamp: iso(row.timestamp),
+    created_at: iso(row.created_at),
+  }),
+}
+
+function instant(text: string, field: string): number {
+  const ms = parseIso(text)
+  if (ms === undefined)
+    throw new InvalidFieldError(
+      field,
+      `${field} "${text}" is not a real date-time; use ISO 8601 such as 2025-07-20T10:30:00Z.`,
+    )
+  return ms
+}
+
+/** Checks one body and turns it into a row; `at` prefixes field names inside a batch. */
+function toRow(input: ReadingCreate, now: number, at = '') {
+  const temperatura = input.temperatura ?? null
+  const humedad = input.humedad ?? null
+  if (temperatura === null && humedad === null)
+    throw new InvalidFieldError(
+      `${at}temperatura`,
+      `${at || 'A reading '}needs temperatura, humedad or both.`,
+    )
+  return {
+    sensor_id: input.sensor_id,
+    temperatura,
+    humedad,
+    timestamp: input.timestamp === undefined ? now : instant(input.timestamp, `${at}timestamp`),
+    created_at: now,
+  }
+}
+
+async function checkSensors(tx: Tx, rows: { sensor_id: number }[], at: (i: number) => string) {
+  const ids = [...new Set(rows.map((r) => r.sensor_id))]
+  const found = new Set<number>()
+  for (let i = 0; i < ids.length; i += 500) {
+    const part = await tx
+      .select({ id: sensors.id })
+      .from(sensors)
+      .where(inArray(sensors.id, ids.slice(i, i + 500)))
+    for (const { id } of part) found.add(id)
+  }
+  const missing = rows.findIndex((r) => !found.has(r.sensor_id))
+  if (missing >= 0)
+    throw new UnknownReferenceError(
+      `${at(missing)}sensor_id`,
+      'Sensor',
+      rows[missing]!.sensor_id,
+      'create it with POST /api/v1/sensors before sending its readings.',
+    )
+}
+
+export const listReadings = ({ db }: Services, q: ReadingQuery) => {
+  const order = q.order === 'asc' ? asc : desc
+  return findPage(
+    db.read,
+    readingResource,
+    and(
+      q.sensor_id ? eq(readings.sensor_id, q.sensor_id) : undefined,
+      q.from ? gte(readings.timestamp, instant(q.from, 'from')) : undefined,
+      q.to ? lte(readings.timestamp, instant(q.to, 'to')) : undefined,
+    ),
+    [order(readings.timestamp), order(readings.id)],
+    q.limit,
+    q.offset,
+  )
+}
+
+export const getReading = ({ db }: Services, id: number) => findOne(db.read, readingResource, id)
+
+/** Stores readings in one transaction: every one is checked first, then all are written, or none. */
+export async function createReadings(services: Services, inputs: ReadingBatch, batch: boolean) {
+  const now = Date.now()
+  const at = (i: number) => (batch ? `[${i}].` : '')
+  const rows = inputs.map((input, i) => toRow(input, now, at(i)))
+  return services.emitter.transact(async (tx, emit) => {
+    await checkSensors(tx, rows, at)
+    return insertMany(tx, emit, readingResource, rows)
+  })
+}
+
+export const createReading = async (services: Services, input: ReadingCreate) =>
+  (await createReadings(services, [input], false))[0]!
+
+export const replaceReading = (services: Services, id: number, input: ReadingReplace) =>
+  patchReading(services, id, { temperatura: null, humedad: null, ...input })
+
+export const patchReading = ({ emitter }: Services, id: number, patch: ReadingPatch) =>
+  emitter.transact(async (tx, emit) => {
+    const current = await findRow(tx, readingResource, id)
+    const merged = { ...current, ...defined(patch) }
+    const row = toRow(
+      {
+        sensor_id: merged.sensor_id,
+        temperatura: merged.temperatura,
+        humedad: merged.humedad,
+        timestamp: patch.timestamp,
+      },
+      current.timestamp,
+    )
+    if (patch.sensor_id !== undefined) await checkSensors(tx, [row], () => '')
+    const { created_at: _, ...changes } = row
+    return updateOne(tx, emit, readingResource, id, changes)
+  })
+
+export const deleteReading = ({ emitter }: Services, id: number) =>
+  emitter.transact((tx, emit) => deleteOne(tx, emit, readingResource, id))

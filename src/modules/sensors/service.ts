@@ -1,0 +1,99 @@
+// Sensor use cases; a sensor's location must exist, and deleting a sensor deletes its data.
+import { and, asc, eq } from 'drizzle-orm'
+import type { Services } from '../../context'
+import type { Tx } from '../../db'
+import { locations, sensors } from '../../db/schema'
+import {
+  defined,
+  deleteOne,
+  findOne,
+  findPage,
+  insertOne,
+  updateOne,
+  type Resource,
+} from '../../lib/crud'
+import { UnknownReferenceError } from '../../lib/errors'
+import { iso } from '../../lib/time'
+import type { Sensor, SensorCreate, SensorPatch, SensorQuery } from './model'
+
+type Row = typeof sensors.$inferSelect
+
+export const sensorResource: Resource<Row, Sensor> = {
+  table: sensors,
+  label: 'Sensor',
+  entityType: 'sensor',
+  toDto: (row) => ({
+    id: row.id,
+    tipo: row.tipo,
+    modelo: row.modelo,
+    nombre: row.nombre,
+    location_id: row.location_id,
+    created_at: iso(row.created_at),
+    updated_at: iso(row.updated_at),
+  }),
+}
+
+async function checkLocation(tx: Tx, locationId: number | null | undefined) {
+  if (locationId == null) return
+  const [found] = await tx
+    .select({ id: locations.id })
+    .from(locations)
+    .where(eq(locations.id, locationId))
+  if (!found)
+    throw new UnknownReferenceError(
+      'location_id',
+      'Location',
+      locationId,
+      'create it with POST /api/v1/locations, or leave location_id out.',
+    )
+}
+
+export const listSensors = ({ db }: Services, q: SensorQuery) =>
+  findPage(
+    db.read,
+    sensorResource,
+    and(
+      q.tipo ? eq(sensors.tipo, q.tipo) : undefined,
+      q.location_id ? eq(sensors.location_id, q.location_id) : undefined,
+    ),
+    [asc(sensors.id)],
+    q.limit,
+    q.offset,
+  )
+
+export const getSensor = ({ db }: Services, id: number) => findOne(db.read, sensorResource, id)
+
+export const createSensor = ({ emitter }: Services, input: SensorCreate) =>
+  emitter.transact(async (tx, emit) => {
+    await checkLocation(tx, input.location_id)
+    const now = Date.now()
+    return insertOne(tx, emit, sensorResource, {
+      nombre: null,
+      location_id: null,
+      ...input,
+      created_at: now,
+      updated_at: now,
+    })
+  })
+
+/** PUT: the body is the whole sensor; optional fields left out are cleared. */
+export const replaceSensor = ({ emitter }: Services, id: number, input: SensorCreate) =>
+  emitter.transact(async (tx, emit) => {
+    await checkLocation(tx, input.location_id)
+    return updateOne(tx, emit, sensorResource, id, {
+      nombre: null,
+      location_id: null,
+      ...input,
+      updated_at: Date.now(),
+    })
+  })
+
+export const patchSensor = ({ emitter }: Services, id: number, patch: SensorPatch) =>
+  emitter.transact(async (tx, emit) => {
+    await checkLocation(tx, patch.location_id)
+    return updateOne(tx, emit, sensorResource, id, { ...defined(patch), updated_at: Date.now() })
+  })
+
+/** Deletes the sensor and (by cascade) its readings, anomalies and predictions: one `deleted` event. */
+export const deleteSensor = ({ emitter }: Services, id: number) =>
+  emitter.transact((tx, emit) => deleteOne(tx, emit, sensorResource, id))

@@ -1,0 +1,56 @@
+// System routes: /health, /metrics, the static pages in public/, and HTTP request metrics.
+import { readdirSync } from 'node:fs'
+import { join, relative, resolve } from 'node:path'
+import { Elysia } from 'elysia'
+import { VERSION } from '../../lib/version'
+import type { AppContext } from '../../context'
+import { Health } from './model'
+import { health } from './service'
+
+const PUBLIC_DIR = resolve(import.meta.dir, '../../../public')
+const publicFiles = readdirSync(PUBLIC_DIR, { recursive: true, withFileTypes: true })
+  .filter((entry) => entry.isFile())
+  .map((entry) => relative(PUBLIC_DIR, join(entry.parentPath, entry.name)).split('\\').join('/'))
+
+export const systemModule = (ctx: AppContext) => {
+  const started = new WeakMap<Request, number>()
+  const { metrics } = ctx
+  return new Elysia({ name: 'system', detail: { tags: ['system'] } })
+    .onRequest(({ request }) => {
+      started.set(request, performance.now())
+    })
+    .onAfterResponse({ as: 'global' }, ({ request, route, set }) => {
+      const start = started.get(request)
+      if (start === undefined) return
+      const labels = { method: request.method, route: route || 'unmatched' }
+      metrics.httpRequests.inc({ ...labels, status: String(set.status ?? 200) })
+      metrics.httpDuration.observe(labels, (performance.now() - start) / 1000)
+    })
+    .get(
+      '/health',
+      async ({ status }) => {
+        const report = await health(ctx, VERSION)
+        return report.status === 'ok' ? report : status(503, report)
+      },
+      {
+        response: { 200: Health, 503: Health },
+        detail: {
+          summary: 'Readiness: 200 once the database is migrated and sockets are accepted',
+        },
+      },
+    )
+    .get(
+      '/metrics',
+      async ({ set }) => {
+        set.headers['content-type'] = metrics.registry.contentType
+        return metrics.registry.metrics()
+      },
+      { detail: { summary: 'Prometheus metrics', hide: true } },
+    )
+    .get('/', () => Bun.file(join(PUBLIC_DIR, 'index.html')), { detail: { hide: true } })
+    .use((app) => {
+      for (const file of publicFiles)
+        app.get(`/${file}`, () => Bun.file(join(PUBLIC_DIR, file)), { detail: { hide: true } })
+      return app
+    })
+}

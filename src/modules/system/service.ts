@@ -1,0 +1,24 @@
+// Health and readiness: is the database answering, how many sockets are open, where the log stands.
+import type { AppContext } from '../../context'
+
+export async function health(ctx: AppContext, version: string) {
+  let database: 'ok' | 'down' = 'ok'
+  try {
+    await ctx.db.ping()
+  } catch {
+    database = 'down'
+  }
+  const { realtime, config } = ctx
+  return {
+    status: database === 'ok' ? ('ok' as const) : ('degraded' as const),
+    version,
+    uptime_seconds: Math.round((Date.now() - ctx.startedAt) / 1000),
+    database: { status: database, dialect: ctx.db.dialect },
+    pubsub: { mode: config.redisUrl ? 'redis' : 'in-process', status: 'ok' },
+    websocket: {
+      connections: realtime.hub.size,
+      max_connections: config.ws.maxConnections,
+    },
+    events: { epoch: realtime.epoch, last_seq: realtime.publisher.lastSeq },
+  }
+}

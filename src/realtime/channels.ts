@@ -1,0 +1,66 @@
+// Channel names, their validation, and the routing of each event to the channels that receive it.
+
+export const CHANNELS = [
+  'general',
+  'sensors',
+  'readings',
+  'locations',
+  'anomalies',
+  'predictions',
+] as const
+export type BaseChannel = (typeof CHANNELS)[number]
+
+export const ENTITY_TYPES = ['sensor', 'location', 'reading', 'anomaly', 'prediction'] as const
+export type EntityType = (typeof ENTITY_TYPES)[number]
+
+/** Channels that take a `:<id>` suffix, and what the id names. */
+const SUB_CHANNELS: Record<string, 'sensor' | 'location'> = {
+  sensors: 'sensor',
+  readings: 'sensor',
+  anomalies: 'sensor',
+  predictions: 'sensor',
+  locations: 'location',
+}
+
+const CHANNEL_OF: Record<EntityType, BaseChannel> = {
+  sensor: 'sensors',
+  location: 'locations',
+  reading: 'readings',
+  anomaly: 'anomalies',
+  prediction: 'predictions',
+}
+
+const MAX_ID = Number.MAX_SAFE_INTEGER
+
+/** True for `general`, the five entity channels and `<channel>:<positive id>`. */
+export function isChannel(name: string): boolean {
+  if ((CHANNELS as readonly string[]).includes(name)) return true
+  const colon = name.indexOf(':')
+  if (colon < 0 || !(name.slice(0, colon) in SUB_CHANNELS)) return false
+  const id = name.slice(colon + 1)
+  return /^[1-9]\d{0,15}$/.test(id) && Number(id) <= MAX_ID
+}
+
+export const CHANNEL_HELP =
+  'Channels are general, sensors, readings, locations, anomalies, predictions, or a sub-channel such as sensors:5, readings:5, anomalies:5, predictions:5, locations:3.'
+
+/**
+ * The channels an entity event goes to: its entity's channel, the matching sub-channels, and
+ * general. Events about a sensor's data (readings, anomalies, predictions) also reach sensors:<id>.
+ */
+export function routeEntityEvent(
+  entityType: EntityType,
+  entityId: number,
+  sensorId?: number | null,
+) {
+  const base = CHANNEL_OF[entityType]
+  if (entityType === 'sensor' || entityType === 'location')
+    return [base, `${base}:${entityId}`, 'general']
+  if (sensorId == null) return [base, 'general']
+  return [base, `${base}:${sensorId}`, `sensors:${sensorId}`, 'general']
+}
+
+/** System events go to general and, when named, to one more channel. */
+export function routeSystemEvent(channel?: string) {
+  return channel && channel !== 'general' ? [channel, 'general'] : ['general']
+}

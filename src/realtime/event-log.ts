@@ -1,0 +1,127 @@
+// The event log: hands out the deployment-wide seq, stores each frame as sent, reads it back for replay.
+import { and, asc, eq, gt, lt, lte, max, min, sql } from 'drizzle-orm'
+import type { Tx } from '../db'
+import { events, eventMeta } from '../db/schema'
+import {
+  entityEventMessage,
+  systemEventMessage,
+  type DomainEvent,
+  type EventMessage,
+  type SystemEventDraft,
+} from './envelope'
+import { routeEntityEvent, routeSystemEvent } from './channels'
+
+export type Draft =
+  { kind: 'entity'; event: DomainEvent } | { kind: 'system'; event: SystemEventDraft }
+
+export interface StoredEvent {
+  seq: number
+  /** Channel names wrapped in spaces (" readings readings:5 general "), so membership is one search. */
+  channels: string
+  /** The JSON frame, serialized once: stored, replayed and published as is. */
+  payload: string
+  message: EventMessage
+}
+
+const INSERT_CHUNK = 500
+
+export function encodeChannels(channels: string[]): string {
+  return ` ${channels.join(' ')} `
+}
+
+export function inChannels(encoded: string, wanted: Iterable<string>): boolean {
+  for (const channel of wanted) if (encoded.includes(` ${channel} `)) return true
+  return false
+}
+
+/** Creates the sequence row on a new database; the epoch names this history for resuming clients. */
+export async function ensureEventMeta(tx: Tx): Promise<{ epoch: string; lastSeq: number }> {
+  await tx
+    .insert(eventMeta)
+    .values({ id: 1, epoch: crypto.randomUUID(), last_seq: 0, created_at: Date.now() })
+    .onConflictDoNothing()
+  const [row] = await tx.select().from(eventMeta).where(eq(eventMeta.id, 1))
+  return { epoch: row!.epoch, lastSeq: row!.last_seq }
+}
+
+/** Gives the drafts consecutive seqs and writes them, inside the caller's transaction. */
+export async function appendEvents(
+  tx: Tx,
+  drafts: Draft[],
+  now = Date.now(),
+): Promise<StoredEvent[]> {
+  if (drafts.length === 0) return []
+  const [row] = await tx
+    .update(eventMeta)
+    .set({ last_seq: sql`${eventMeta.last_seq} + ${drafts.length}` })
+    .where(eq(eventMeta.id, 1))
+    .returning({ lastSeq: eventMeta.last_seq })
+  let seq = row!.lastSeq - drafts.length
+  const stored = drafts.map((draft): StoredEvent => {
+    seq += 1
+    if (draft.kind === 'system') {
+      const message = systemEventMessage(draft.event, seq, now)
+      const channels = encodeChannels(routeSystemEvent(draft.event.channel))
+      return { seq, channels, payload: JSON.stringify(message), message }
+    }
+    const { event } = draft
+    const message = entityEventMessage(event, seq, now)
+    const channels = encodeChannels(
+      routeEntityEvent(event.entity_type, event.entity_id, event.data.sensor_id),
+    )
+    return { seq, channels, payload: JSON.stringify(message), message }
+  })
+  for (let i = 0; i < stored.length; i += INSERT_CHUNK) {
+    await tx.insert(events).values(
+      stored.slice(i, i + INSERT_CHUNK).map((e) => ({
+        seq: e.seq,
+        channels: e.channels,
+        payload: e.payload,
+        created_at: now,
+      })),
+    )
+  }
+  return stored
+}
+
+export interface LogRow {
+  seq: number
+  channels: string
+  payload: string
+}
+
+/** Events with after < seq <= upTo, in seq order, at most `limit` rows (before channel filtering). */
+export function readRange(db: Tx, after: number, upTo: number, limit: number): Promise<LogRow[]> {
+  return db
+    .select({ seq: events.seq, channels: events.channels, payload: events.payload })
+    .from(events)
+    .where(and(gt(events.seq, after), lte(events.seq, upTo)))
+    .orderBy(asc(events.seq))
+    .limit(limit)
+}
+
+/** The smallest seq still retained, or undefined when the log is empty. */
+export async function oldestSeq(db: Tx): Promise<number | undefined> {
+  const [row] = await db.select({ oldest: min(events.seq) }).from(events)
+  return row?.oldest ?? undefined
+}
+
+/** The newest seq that retention lets go: past the count, or older than the age limit. */
+export async function pruneCutoff(
+  db: Tx,
+  lastSeq: number,
+  keepCount: number,
+  keepSeconds: number,
+  now = Date.now(),
+): Promise<number> {
+  const [row] = await db
+    .select({ seq: max(events.seq) })
+    .from(events)
+    .where(lt(events.created_at, now - keepSeconds * 1000))
+  return Math.max(lastSeq - keepCount, row?.seq ?? 0)
+}
+
+/** Deletes the events with seq <= upTo (one bounded batch, so writers wait only briefly). */
+export async function deleteThrough(tx: Tx, upTo: number): Promise<void> {
+  await tx.delete(events).where(lte(events.seq, upTo))
+}

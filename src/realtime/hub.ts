@@ -1,0 +1,183 @@
+// The registry of open WebSockets: their channels, the pub/sub topics they sit on, stats and limits.
+import type { ServerWebSocket } from 'bun'
+import { iso } from '../lib/time'
+
+export type Socket = ServerWebSocket<unknown>
+
+export interface Conn {
+  id: number
+  ws: Socket
+  ip: string
+  userId: string | undefined
+  role: string | undefined
+  connectedAt: number
+  channels: Set<string>
+  /** The Bun topic this connection is subscribed to (one per distinct channel set). */
+  topic: string | undefined
+  /** Set while replaying missed events; the connection joins its topic once caught up. */
+  catchingUp: boolean
+  closed: boolean
+  lastSeen: number
+  pingSentAt: number | undefined
+  tokens: number
+  tokensAt: number
+  drained: (() => void) | undefined
+  tokenExpiresAt: number | undefined
+}
+
+interface Topic {
+  channels: string[]
+  subscribers: number
+}
+
+export interface UserStat {
+  user_id: string
+  connected_at: string
+}
+
+export interface ChannelStats {
+  connections: number
+  users: UserStat[]
+}
+
+/**
+ * A connection sits on exactly one Bun topic named after its whole channel set, so an event that
+ * goes to several of its channels still reaches it once; the publisher publishes an event to every
+ * topic whose set meets the event's channels.
+ */
+export class Hub {
+  readonly conns = new Map<number, Conn>()
+  private readonly topics = new Map<string, Topic>()
+  private readonly topicsByChannel = new Map<string, Set<string>>()
+  private readonly perIp = new Map<string, number>()
+  private nextId = 1
+
+  get size() {
+    return this.conns.size
+  }
+
+  connectionsFrom(ip: string) {
+    return this.perIp.get(ip) ?? 0
+  }
+
+  add(ws: Socket, ip: string, userId: string | undefined, channels: string[], role?: string): Conn {
+    const now = Date.now()
+    const conn: Conn = {
+      id: this.nextId++,
+      ws,
+      ip,
+      userId,
+      role,
+      connectedAt: now,
+      channels: new Set(channels),
+      topic: undefined,
+      catchingUp: false,
+      closed: false,
+      lastSeen: now,
+      pingSentAt: undefined,
+      tokens: 0,
+      tokensAt: now,
+      drained: undefined,
+      tokenExpiresAt: undefined,
+    }
+    this.conns.set(conn.id, conn)
+    this.perIp.set(ip, this.connectionsFrom(ip) + 1)
+    return conn
+  }
+
+  /** Forgets a connection at once (stats and limits free its place); safe to call twice. */
+  remove(conn: Conn) {
+    if (conn.closed) return
+    conn.closed = true
+    this.leaveTopic(conn)
+    this.conns.delete(conn.id)
+    const left = this.connectionsFrom(conn.ip) - 1
+    if (left > 0) this.perIp.set(conn.ip, left)
+    else this.perIp.delete(conn.ip)
+    conn.drained?.()
+  }
+
+  /** Puts the connection on the topic of its current channel set (no-op while it catches up). */
+  join(conn: Conn) {
+    if (conn.closed || conn.catchingUp) return
+    const channels = [...conn.channels].sort()
+    const topic = channels.length === 0 ? undefined : channels.join(',')
+    if (topic === conn.topic) return
+    this.leaveTopic(conn)
+    if (!topic) return
+    let entry = this.topics.get(topic)
+    if (!entry) {
+      entry = { channels, subscribers: 0 }
+      this.topics.set(topic, entry)
+      for (const channel of channels) {
+        let set = this.topicsByChannel.get(channel)
+        if (!set) this.topicsByChannel.set(channel, (set = new Set()))
+        set.add(topic)
+      }
+    }
+    entry.subscribers += 1
+    conn.topic = topic
+    conn.ws.subscribe(topic)
+  }
+
+  private leaveTopic(conn: Conn) {
+    const topic = conn.topic
+    if (!topic) return
+    conn.topic = undefined
+    if (conn.ws.readyState === 1) conn.ws.unsubscribe(topic)
+    const entry = this.topics.get(topic)
+    if (!entry) return
+    entry.subscribers -= 1
+    if (entry.subscribers > 0) return
+    this.topics.delete(topic)
+    for (const channel of entry.channels) {
+      const set = this.topicsByChannel.get(channel)
+      set?.delete(topic)
+      if (set?.size === 0) this.topicsByChannel.delete(channel)
+    }
+  }
+
+  /** The topics an event on these channels must be published to, and how many sockets they reach. */
+  topicsFor(encodedChannels: string, out: string[]): number {
+    let reached = 0
+    out.length = 0
+    for (const channel of encodedChannels.trim().split(' ')) {
+      const topics = this.topicsByChannel.get(channel)
+      if (!topics) continue
+      for (const topic of topics) {
+        if (out.includes(topic)) continue
+        out.push(topic)
+        reached += this.topics.get(topic)!.subscribers
+      }
+    }
+    return reached
+  }
+
+  channelStats(channel: string): ChannelStats {
+    const stats: ChannelStats = { connections: 0, users: [] }
+    for (const conn of this.conns.values()) {
+      if (!conn.channels.has(channel)) continue
+      stats.connections += 1
+      if (conn.userId)
+        stats.users.push({ user_id: conn.userId, connected_at: iso(conn.connectedAt) })
+    }
+    return stats
+  }
+
+  stats() {
+    const channels: Record<string, ChannelStats> = {}
+    for (const conn of this.conns.values()) {
+      for (const channel of conn.channels) {
+        const entry = (channels[channel] ??= { connections: 0, users: [] })
+        entry.connections += 1
+        if (conn.userId)
+          entry.users.push({ user_id: conn.userId, connected_at: iso(conn.connectedAt) })
+      }
+    }
+    return {
+      total_channels: Object.keys(channels).length,
+      total_connections: this.conns.size,
+      channels,
+    }
+  }
+}

@@ -1,0 +1,61 @@
+// Starts an instance: context, app, listener, publisher wired to the server, and a graceful stop.
+import type { Config } from './config'
+import { createApp } from './app'
+import { createContext } from './context'
+import type { Logger } from './lib/logger'
+import { VERSION } from './lib/version'
+
+export interface RunningServer {
+  url: string
+  port: number
+  stop(): Promise<void>
+}
+
+export async function startServer(config: Readonly<Config>, log?: Logger) {
+  const ctx = await createContext(config, log)
+  const app = createApp(ctx)
+  app.listen({ port: config.port, hostname: config.host })
+  const server = app.server!
+  ctx.realtime.attach(server)
+  await ctx.emitter.system({
+    level: 'info',
+    message: 'Sistema iniciado correctamente',
+    data: { module: 'websocket', version: VERSION },
+  })
+  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${server.port}`
+  ctx.log.info(`Vigía ${VERSION} listening on ${url}`, {
+    database: config.database.kind,
+    auth: config.authMode,
+  })
+
+  let stopping: Promise<void> | undefined
+  /**
+   * Stops accepting, tells every client (a warning system_event), closes sockets with 1001,
+   * lets in-flight requests and writes finish, then closes the database.
+   */
+  const stop = () =>
+    (stopping ??= (async () => {
+      const drained = server.stop(false)
+      const notice = await ctx.emitter
+        .system({
+          level: 'warning',
+          message: 'El servidor se está deteniendo',
+          data: { module: 'server', reason: 'shutdown' },
+        })
+        .catch(() => undefined)
+      ctx.realtime.stop('Server shutting down', notice && JSON.stringify(notice))
+      await Promise.race([drained, Bun.sleep(10_000)])
+      await ctx.db.transaction(async () => undefined).catch(() => undefined)
+      ctx.db.close()
+      ctx.log.info('stopped')
+    })())
+
+  const running: RunningServer & { app: typeof app; ctx: typeof ctx } = {
+    url,
+    port: server.port!,
+    stop,
+    app,
+    ctx,
+  }
+  return running
+}
