@@ -1,0 +1,203 @@
+// Test kit: a real server on port 0 with its own temporary database, a JSON client, and a WebSocket
+// client that waits on messages (never on sleeps).
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadConfig } from '../src/config'
+import { createLogger } from '../src/lib/logger'
+import { startServer } from '../src/server'
+
+export type TestServer = Awaited<ReturnType<typeof startTestServer>>
+
+export function tempDir(prefix = 'vigia-test-') {
+  return mkdtempSync(join(tmpdir(), prefix))
+}
+
+/** Starts a real server (port 0, fresh SQLite file) with the given environment on top of test defaults. */
+export async function startTestServer(env: Record<string, string> = {}) {
+  const dir = tempDir()
+  const config = loadConfig({
+    DATABASE_URL: `sqlite:${join(dir, 'test.db')}`,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'silent',
+    JWT_SECRET: 'test-secret-test-secret-test-secret!',
+    ...env,
+  })
+  const running = await startServer(config, createLogger(config.logLevel))
+  const base = running.url
+  let stopped = false
+  return {
+    ...running,
+    dir,
+    base,
+    config,
+    ws: (path = '/api/v1/ws', query: Record<string, string | number> = {}) => {
+      const qs = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]))
+      const suffix = qs.size > 0 ? `?${qs}` : ''
+      return WsClient.connect(`${base.replace(/^http/, 'ws')}${path}${suffix}`)
+    },
+    api: (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+      api(base, method, path, body, headers),
+    async stop() {
+      if (stopped) return
+      stopped = true
+      await running.stop()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+export interface ApiResponse<T = any> {
+  status: number
+  body: T
+  headers: Headers
+}
+
+/** fetch with a JSON body (or a raw string, sent as is) and a parsed JSON answer. */
+export async function api<T = any>(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<ApiResponse<T>> {
+  const init: RequestInit = { method, headers: { ...headers } }
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body)
+    ;(init.headers as Record<string, string>)['content-type'] ??= 'application/json'
+  }
+  const res = await fetch(`${base}${path}`, init)
+  const text = await res.text()
+  let parsed: unknown = text
+  try {
+    parsed = text ? JSON.parse(text) : undefined
+  } catch {}
+  return { status: res.status, body: parsed as T, headers: res.headers }
+}
+
+type Msg = Record<string, any>
+
+/**
+ * A real WebSocket client. Every frame is kept in arrival order; `next(pred)` returns the first
+ * unconsumed frame that matches, waiting for it when needed.
+ */
+export class WsClient {
+  readonly messages: Msg[] = []
+  private consumed = new Set<number>()
+  private waiters: { pred: (m: Msg) => boolean; resolve: (m: Msg) => void }[] = []
+  readonly closed: Promise<{ code: number; reason: string }>
+  private constructor(readonly socket: WebSocket) {
+    this.closed = new Promise((resolve) => {
+      socket.addEventListener('close', (e) => {
+        resolve({ code: e.code, reason: e.reason })
+      })
+    })
+    socket.addEventListener('message', (e) => {
+      const msg = JSON.parse(String(e.data)) as Msg
+      const index = this.messages.push(msg) - 1
+      const waiter = this.waiters.find((w) => w.pred(msg))
+      if (waiter) {
+        this.consumed.add(index)
+        this.waiters.splice(this.waiters.indexOf(waiter), 1)
+        waiter.resolve(msg)
+      }
+    })
+  }
+
+  /** Opens a socket; resolves once the handshake is done (use `connected()` for the greeting). */
+  static connect(url: string): Promise<WsClient> {
+    const socket = new WebSocket(url)
+    const client = new WsClient(socket)
+    return new Promise((resolve, reject) => {
+      socket.addEventListener('open', () => resolve(client), { once: true })
+      socket.addEventListener('error', () => reject(new Error(`WebSocket ${url} failed`)), {
+        once: true,
+      })
+    })
+  }
+
+  /** The first unconsumed message that matches, waiting up to `timeout` ms. */
+  next(pred: (m: Msg) => boolean = () => true, timeout = 5000): Promise<Msg> {
+    const index = this.messages.findIndex((m, i) => !this.consumed.has(i) && pred(m))
+    if (index >= 0) {
+      this.consumed.add(index)
+      return Promise.resolve(this.messages[index]!)
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = { pred, resolve: (m: Msg) => (clearTimeout(timer), resolve(m)) }
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1)
+        reject(
+          new Error(
+            `no matching WebSocket message within ${timeout} ms; got ${JSON.stringify(this.messages).slice(0, 2000)}`,
+          ),
+        )
+      }, timeout)
+      this.waiters.push(waiter)
+    })
+  }
+
+  /** The greeting: {"type":"connection","status":"connected",…}. */
+  connected() {
+    return this.next((m) => m.type === 'connection' && m.status === 'connected')
+  }
+
+  /** Next entity or system event (skips connection acks, pongs and errors). */
+  event(pred: (m: Msg) => boolean = () => true, timeout?: number) {
+    return this.next(
+      (m) => (m.type === 'entity_event' || m.type === 'system_event') && pred(m),
+      timeout,
+    )
+  }
+
+  /** Collects `count` events in arrival order. */
+  async events(count: number, pred: (m: Msg) => boolean = () => true, timeout = 10_000) {
+    const out: Msg[] = []
+    for (let i = 0; i < count; i++) out.push(await this.event(pred, timeout))
+    return out
+  }
+
+  send(message: unknown) {
+    this.socket.send(typeof message === 'string' ? message : JSON.stringify(message))
+  }
+
+  /** Sends an action and waits for the server's acknowledgement of it. */
+  async subscribe(channel: string) {
+    this.send({ action: 'subscribe', channel })
+    return this.next(
+      (m) => m.type === 'connection' && m.status === 'subscribed' && m.channel === channel,
+    )
+  }
+
+  async unsubscribe(channel: string) {
+    this.send({ action: 'unsubscribe', channel })
+    return this.next(
+      (m) => m.type === 'connection' && m.status === 'unsubscribed' && m.channel === channel,
+    )
+  }
+
+  /** Every event received so far (consumed or not). */
+  receivedEvents() {
+    return this.messages.filter((m) => m.type === 'entity_event' || m.type === 'system_event')
+  }
+
+  close() {
+    this.socket.close()
+    return this.closed
+  }
+}
+
+/**
+ * Proves a client got nothing more about `pred`: emits a marker test-event that the client's
+ * channel receives (events arrive in seq order, so anything sent before the marker is in by then).
+ */
+export async function settle(server: TestServer, client: WsClient, channel: string) {
+  const marker = `marker-${crypto.randomUUID()}`
+  const res = await server.api(
+    'POST',
+    `/api/v1/ws/test-event?channel=${encodeURIComponent(channel)}&message=${marker}`,
+  )
+  if (res.status !== 200) throw new Error(`marker failed: ${JSON.stringify(res.body)}`)
+  await client.event((m) => m.type === 'system_event' && m.message === marker)
+}
