@@ -1,4 +1,5 @@
 // The environment, parsed once into a typed, frozen Config; the only module that reads process.env.
+import { hostname } from 'node:os'
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -16,6 +17,10 @@ export interface Config {
   host: string
   database: DatabaseConfig
   redisUrl: string | undefined
+  /** Key and channel prefix in Redis: deployments sharing one Redis use different prefixes. */
+  redisPrefix: string
+  /** This instance's name in the deployment's stats (INSTANCE_ID, default host name plus a random tag). */
+  instanceId: string
   jwt: { secret: string; secretGenerated: boolean; expiresIn: number }
   admin: { username: string; password: string | undefined }
   authMode: AuthMode
@@ -92,6 +97,13 @@ function redisUrl(env: Env): string | undefined {
   return raw
 }
 
+function name(env: Env, key: string, fallback: string): string {
+  const value = str(env, key, fallback)
+  if (!/^[A-Za-z0-9][A-Za-z0-9:_.-]{0,63}$/.test(value))
+    bad(key, value, 'letters, digits and :_.- (at most 64 characters)')
+  return value
+}
+
 function corsOrigins(env: Env): string[] | '*' {
   const raw = str(env, 'CORS_ORIGINS', '*')
   if (raw === '*') return '*'
@@ -119,6 +131,16 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     host: str(env, 'HOST', '0.0.0.0'),
     database: parseDatabaseUrl(str(env, 'DATABASE_URL', 'sqlite:./data/sensors.db')),
     redisUrl: redisUrl(env),
+    redisPrefix: name(env, 'REDIS_PREFIX', 'vigia'),
+    instanceId: name(
+      env,
+      'INSTANCE_ID',
+      `${
+        hostname()
+          .replace(/[^A-Za-z0-9:_.-]/g, '-')
+          .slice(0, 40) || 'vigia'
+      }-${crypto.randomUUID().slice(0, 8)}`,
+    ),
     jwt: {
       secret: jwtSecret || crypto.getRandomValues(new Uint8Array(32)).toHex(),
       secretGenerated: !jwtSecret,

@@ -21,7 +21,7 @@ export interface AppContext extends Services {
 }
 
 export async function createContext(config: Readonly<Config>, log = createLogger(config.logLevel)) {
-  const db = openDatabase(config.database)
+  const db = await openDatabase(config.database)
   const metrics = createMetrics()
   const realtime = await createRealtime(config, db, log, metrics)
   const context: AppContext = {

@@ -20,11 +20,13 @@ export async function startServer(config: Readonly<Config>, log?: Logger) {
   await ctx.emitter.system({
     level: 'info',
     message: 'Sistema iniciado correctamente',
-    data: { module: 'websocket', version: VERSION },
+    data: { module: 'websocket', version: VERSION, instance: config.instanceId },
   })
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${server.port}`
   ctx.log.info(`Vigía ${VERSION} listening on ${url}`, {
     database: config.database.kind,
+    pubsub: ctx.realtime.cluster.mode,
+    instance: config.instanceId,
     auth: config.authMode,
   })
 
@@ -40,13 +42,13 @@ export async function startServer(config: Readonly<Config>, log?: Logger) {
         .system({
           level: 'warning',
           message: 'El servidor se está deteniendo',
-          data: { module: 'server', reason: 'shutdown' },
+          data: { module: 'server', reason: 'shutdown', instance: config.instanceId },
         })
         .catch(() => undefined)
-      ctx.realtime.stop('Server shutting down', notice && JSON.stringify(notice))
+      await ctx.realtime.stop('Server shutting down', notice && JSON.stringify(notice))
       await Promise.race([drained, Bun.sleep(10_000)])
       await ctx.db.transaction(async () => undefined).catch(() => undefined)
-      ctx.db.close()
+      await ctx.db.close()
       ctx.log.info('stopped')
     })())
 

@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import postgres from 'postgres'
 import { loadConfig } from '../src/config'
 import { createLogger } from '../src/lib/logger'
 import { startServer } from '../src/server'
@@ -13,18 +14,57 @@ export function tempDir(prefix = 'vigia-test-') {
   return mkdtempSync(join(tmpdir(), prefix))
 }
 
+/** `TEST_DATABASE=postgres` puts every test server on a fresh PostgreSQL database (default: SQLite). */
+export const TEST_DATABASE: 'sqlite' | 'postgres' =
+  process.env.TEST_DATABASE === 'postgres' ? 'postgres' : 'sqlite'
+export const TEST_POSTGRES_URL =
+  process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+let admin: postgres.Sql | undefined
+
+/**
+ * Creates an empty PostgreSQL database of its own (parallel runs never share one) and returns its URL;
+ * `drop()` removes it. Fails loudly when PostgreSQL cannot be reached: these tests never skip.
+ */
+export async function createTestDatabase() {
+  admin ??= postgres(TEST_POSTGRES_URL, { max: 2, idle_timeout: 1, onnotice: () => {} })
+  const name = `vigia_test_${process.pid}_${crypto.randomUUID().slice(0, 8)}`
+  try {
+    await admin.unsafe(`CREATE DATABASE "${name}"`)
+  } catch (error) {
+    throw new Error(
+      `PostgreSQL at ${TEST_POSTGRES_URL} is not usable (${String(error)}); start it (.ci/run does) or set TEST_POSTGRES_URL.`,
+    )
+  }
+  const url = new URL(TEST_POSTGRES_URL)
+  url.pathname = `/${name}`
+  return {
+    name,
+    url: url.toString(),
+    drop: async () => {
+      await admin!.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+    },
+  }
+}
+
 /** Starts a real server (port 0, fresh SQLite file) with the given environment on top of test defaults. */
 export async function startTestServer(env: Record<string, string> = {}) {
   const dir = tempDir()
+  const pg =
+    TEST_DATABASE === 'postgres' && !env.DATABASE_URL ? await createTestDatabase() : undefined
   const config = loadConfig({
-    DATABASE_URL: `sqlite:${join(dir, 'test.db')}`,
+    DATABASE_URL: pg?.url ?? `sqlite:${join(dir, 'test.db')}`,
     PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: 'silent',
     JWT_SECRET: 'test-secret-test-secret-test-secret!',
     ...env,
   })
-  const running = await startServer(config, createLogger(config.logLevel))
+  const running = await startServer(config, createLogger(config.logLevel)).catch(async (error) => {
+    await pg?.drop()
+    throw error
+  })
   const base = running.url
   let stopped = false
   return {
@@ -43,6 +83,7 @@ export async function startTestServer(env: Record<string, string> = {}) {
       if (stopped) return
       stopped = true
       await running.stop()
+      await pg?.drop()
       rmSync(dir, { recursive: true, force: true })
     },
   }

@@ -1,32 +1,38 @@
-// Opens the database named by DATABASE_URL, applies the committed migrations and serializes writes.
+// Opens the database named by DATABASE_URL (SQLite or PostgreSQL: the one place the dialect is chosen)
+// and applies its committed migrations.
 import { Database as SQLite } from 'bun:sqlite'
 import { mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { drizzle, type BunSQLiteDatabase } from 'drizzle-orm/bun-sqlite'
 import { migrate } from 'drizzle-orm/bun-sqlite/migrator'
 import type { DatabaseConfig } from '../config'
-import { ConfigError } from '../config'
+import { openPostgres } from './postgres'
 import * as schema from './schema'
 
 export { schema }
+/**
+ * What services build queries on. Queries use the tables of schema.ts on both databases and only
+ * `await` drizzle's builders (no .get()/.all()/.run()), which PostgreSQL's builders share.
+ */
 export type Tx = BunSQLiteDatabase<typeof schema>
 
 export interface Database {
-  readonly dialect: 'sqlite'
+  readonly dialect: 'sqlite' | 'postgres'
   /** Committed data only; never sees a write that is still in flight. */
   readonly read: Tx
   /**
-   * Runs fn in one write transaction. Writers are serialized, so the event sequence is handed out
-   * in commit order; afterCommit runs right after COMMIT, before the next writer starts.
+   * Runs fn in one write transaction; afterCommit runs right after COMMIT. Transactions that emit
+   * events are serialized by the event_meta row they bump (SQLite: one writer; PostgreSQL: that row's
+   * lock), so seqs are handed out gap-free and in commit order.
    */
   transaction<T>(fn: (tx: Tx) => Promise<T>, afterCommit?: (result: T) => void): Promise<T>
   ping(): Promise<void>
-  close(): void
+  close(): Promise<void>
 }
 
 const MIGRATIONS = resolve(import.meta.dir, '../../drizzle/sqlite')
 
-function openSqlite(path: string): SQLite {
+function sqliteConnection(path: string): SQLite {
   const memory = path === ':memory:'
   if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true })
   const db = new SQLite(memory ? ':memory:' : path, { create: true, strict: true })
@@ -48,16 +54,17 @@ class Mutex {
   }
 }
 
-export function openDatabase(config: DatabaseConfig): Database {
-  if (config.kind !== 'sqlite')
-    throw new ConfigError(
-      `Invalid DATABASE_URL: ${config.kind} is not supported by this build; use sqlite:<path>.`,
-    )
-  const writerConn = openSqlite(config.path)
+export async function openDatabase(config: DatabaseConfig): Promise<Database> {
+  if (config.kind === 'postgres') return openPostgres(config.url)
+  return openSqlite(config.path)
+}
+
+function openSqlite(path: string): Database {
+  const writerConn = sqliteConnection(path)
   const writer = drizzle({ client: writerConn, schema })
   migrate(writer, { migrationsFolder: MIGRATIONS })
-  const memory = config.path === ':memory:'
-  const readerConn = memory ? writerConn : openSqlite(config.path)
+  const memory = path === ':memory:'
+  const readerConn = memory ? writerConn : sqliteConnection(path)
   const reader = memory ? writer : drizzle({ client: readerConn, schema })
   const lock = new Mutex()
 
@@ -81,7 +88,7 @@ export function openDatabase(config: DatabaseConfig): Database {
     ping: async () => {
       readerConn.query('SELECT 1').get()
     },
-    close: () => {
+    close: async () => {
       if (!memory) readerConn.close()
       writerConn.close()
     },

@@ -1,6 +1,7 @@
 // The one error envelope: every failure becomes {"error","message",…} JSON with the right status.
 import { Elysia, ValidationError } from 'elysia'
 import type { AppContext } from '../context'
+import { isConflict, isUnavailable } from '../db/errors'
 import { AppError } from './errors'
 
 export interface ErrorEnvelope {
@@ -53,12 +54,6 @@ function describeValidation(error: ValidationError): ErrorEnvelope {
   }
 }
 
-function sqliteCode(error: unknown): string | undefined {
-  if (error && typeof error === 'object' && 'code' in error && typeof error.code === 'string')
-    return error.code.startsWith('SQLITE_') ? error.code : undefined
-  return undefined
-}
-
 export function errorHandler({ log }: Pick<AppContext, 'log'>) {
   return new Elysia({ name: 'error-handler' }).onError(
     { as: 'global' },
@@ -84,15 +79,20 @@ export function errorHandler({ log }: Pick<AppContext, 'log'>) {
           error: 'route_not_found',
           message: `No route for ${request.method} ${path}; the API is described at /swagger.`,
         }
-      } else if (sqliteCode(error)?.startsWith('SQLITE_CONSTRAINT')) {
+      } else if (isConflict(error)) {
         status = 409
         body = {
           error: 'conflict',
           message: 'The change conflicts with existing data (a reference or a unique value).',
         }
-      } else if (sqliteCode(error) === 'SQLITE_BUSY') {
+      } else if (isUnavailable(error)) {
         status = 503
-        body = { error: 'unavailable', message: 'The database is busy; retry in a moment.' }
+        set.headers['retry-after'] = '5'
+        body = {
+          error: 'database_unavailable',
+          message:
+            'The database cannot be reached right now (it may be restarting or busy); retry in a few seconds.',
+        }
       } else {
         log.error('unhandled error', {
           method: request.method,

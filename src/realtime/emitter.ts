@@ -2,7 +2,6 @@
 import type { Database, Tx } from '../db'
 import type { DomainEvent, SystemEventDraft, SystemEventMessage } from './envelope'
 import { appendEvents, type Draft, type StoredEvent } from './event-log'
-import type { Publisher } from './publisher'
 
 export type Emit = (event: DomainEvent) => void
 
@@ -16,8 +15,8 @@ export interface Emitter {
   system(event: SystemEventDraft): Promise<SystemEventMessage>
 }
 
-export function createEmitter(db: Database, publisher: Publisher): Emitter {
-  const commit = (stored: StoredEvent[]) => publisher.publish(stored)
+/** `commit` gets each transaction's events right after COMMIT (to publish them here and to the other instances). */
+export function createEmitter(db: Database, commit: (stored: StoredEvent[]) => void): Emitter {
   return {
     async transact(fn) {
       const { result } = await db.transaction(

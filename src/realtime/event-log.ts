@@ -100,6 +100,16 @@ export function readRange(db: Tx, after: number, upTo: number, limit: number): P
     .limit(limit)
 }
 
+/** Events with seq > after, in seq order, at most `limit` rows (what a publisher has not seen yet). */
+export function readAfter(db: Tx, after: number, limit: number): Promise<LogRow[]> {
+  return db
+    .select({ seq: events.seq, channels: events.channels, payload: events.payload })
+    .from(events)
+    .where(gt(events.seq, after))
+    .orderBy(asc(events.seq))
+    .limit(limit)
+}
+
 /** The smallest seq still retained, or undefined when the log is empty. */
 export async function oldestSeq(db: Tx): Promise<number | undefined> {
   const [row] = await db.select({ oldest: min(events.seq) }).from(events)

@@ -17,6 +17,35 @@ const HandshakeQuerySchema = t.Object({
 
 const UserStat = t.Object({ user_id: t.String(), connected_at: t.String({ format: 'date-time' }) })
 const ChannelStats = t.Object({ connections: t.Integer(), users: t.Array(UserStat) })
+const InstanceStats = t.Object({
+  id: t.String(),
+  started_at: t.String({ format: 'date-time' }),
+  connections: t.Integer(),
+  last_seq: t.Integer(),
+  events_emitted: t.Integer(),
+  messages_sent: t.Integer(),
+  pubsub: t.UnionEnum(['ok', 'down']),
+})
+const DeploymentStats = t.Object(
+  {
+    instances: t.Integer(),
+    complete: t.Boolean({ description: 'False when Redis could not be read: this instance only' }),
+    total_channels: t.Integer(),
+    total_connections: t.Integer(),
+    events_emitted: t.Integer(),
+    messages_sent: t.Integer(),
+    channels: t.Record(t.String(), ChannelStats),
+    members: t.Array(
+      t.Object({
+        id: t.String(),
+        connections: t.Integer(),
+        last_seq: t.Integer(),
+        updated_at: t.String({ format: 'date-time' }),
+      }),
+    ),
+  },
+  { description: 'Every instance sharing this Redis (just this one without REDIS_URL)' },
+)
 
 const SystemEvent = t.Object({
   type: t.Literal('system_event'),
@@ -47,7 +76,7 @@ export const openAdmit: Admit = async (query) => {
 
 export const realtimeRoutes = (ctx: AppContext, admit: Admit = openAdmit) => {
   const { realtime } = ctx
-  const { sockets, hub, emitter } = realtime
+  const { sockets, hub, emitter, cluster } = realtime
   const admissions = new WeakMap<object, Admission>()
   // Messages that arrive while the handshake is still being checked wait for the verdict, in order.
   const admitting = new WeakMap<object, Promise<void>>()
@@ -121,21 +150,39 @@ export const realtimeRoutes = (ctx: AppContext, admit: Admit = openAdmit) => {
         },
       },
     )
-    .get('/stats', () => hub.stats(), {
-      response: {
-        200: t.Object({
-          total_channels: t.Integer(),
-          total_connections: t.Integer(),
-          channels: t.Record(t.String(), ChannelStats),
-        }),
+    .get(
+      '/stats',
+      async () => {
+        const { channels: _, updated_at: __, ...instance } = await cluster.instance()
+        return { ...hub.stats(), instance, deployment: await cluster.deployment() }
       },
-      detail: { summary: 'Connections and users per channel' },
-    })
+      {
+        response: {
+          200: t.Object({
+            total_channels: t.Integer(),
+            total_connections: t.Integer(),
+            channels: t.Record(t.String(), ChannelStats),
+            instance: InstanceStats,
+            deployment: DeploymentStats,
+          }),
+        },
+        detail: {
+          summary: 'Connections and users per channel',
+          description:
+            'The top-level figures are this instance’s; `deployment` adds up every instance sharing its Redis.',
+        },
+      },
+    )
     .get(
       '/stats/:channel',
-      ({ params }) => {
+      async ({ params }) => {
         if (!isChannel(params.channel)) throw new NotFoundError('Channel', params.channel)
-        return { channel: params.channel, ...hub.channelStats(params.channel) }
+        const deployment = (await cluster.deployment()).channels[params.channel]
+        return {
+          channel: params.channel,
+          ...hub.channelStats(params.channel),
+          deployment: deployment ?? { connections: 0, users: [] },
+        }
       },
       {
         params: t.Object({ channel: t.String({ examples: ['sensors'] }) }),
@@ -144,6 +191,7 @@ export const realtimeRoutes = (ctx: AppContext, admit: Admit = openAdmit) => {
             channel: t.String(),
             connections: t.Integer(),
             users: t.Array(UserStat),
+            deployment: ChannelStats,
           }),
           ...errors,
         },

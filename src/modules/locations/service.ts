@@ -32,9 +32,9 @@ export const locationResource: Resource<Row, Location> = {
   }),
 }
 
-/** name LIKE '%text%' with the wildcards in text taken literally. */
+/** name contains text, ignoring case on either database, with the wildcards in text taken literally. */
 const nameContains = (text: string) =>
-  sql`${locations.nombre} LIKE ${`%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`} ESCAPE '\\'`
+  sql`lower(${locations.nombre}) LIKE lower(${`%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`}) ESCAPE '\\'`
 
 export const listLocations = ({ db }: Services, q: LocationQuery) =>
   findPage(

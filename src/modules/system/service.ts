@@ -14,7 +14,11 @@ export async function health(ctx: AppContext, version: string) {
     version,
     uptime_seconds: Math.round((Date.now() - ctx.startedAt) / 1000),
     database: { status: database, dialect: ctx.db.dialect },
-    pubsub: { mode: config.redisUrl ? 'redis' : 'in-process', status: 'ok' },
+    pubsub: {
+      mode: realtime.cluster.mode,
+      status: realtime.cluster.healthy ? 'ok' : 'down',
+      instance: realtime.cluster.instanceId,
+    },
     websocket: {
       connections: realtime.hub.size,
       max_connections: config.ws.maxConnections,

@@ -1,0 +1,115 @@
+// The PostgreSQL mirror of schema.ts: the same tables and columns, for drizzle-kit's PostgreSQL migrations.
+// Queries are always built from schema.ts; these column types make PostgreSQL hand back the same values
+// (ms timestamps and ids as bigint read as numbers, JSON as jsonb, floats as double precision).
+import { sql } from 'drizzle-orm'
+import { bigint, doublePrecision, index, integer, jsonb, pgTable, text } from 'drizzle-orm/pg-core'
+
+const id = () => bigint('id', { mode: 'number' }).primaryKey().generatedByDefaultAsIdentity()
+const ms = (name: string) => bigint(name, { mode: 'number' })
+
+const timestamps = {
+  created_at: ms('created_at').notNull(),
+  updated_at: ms('updated_at').notNull(),
+}
+
+export const locations = pgTable('locations', {
+  id: id(),
+  nombre: text('nombre').notNull(),
+  descripcion: text('descripcion'),
+  latitud: doublePrecision('latitud'),
+  longitud: doublePrecision('longitud'),
+  ...timestamps,
+})
+
+export const sensors = pgTable(
+  'sensors',
+  {
+    id: id(),
+    tipo: text('tipo').notNull(),
+    modelo: text('modelo').notNull(),
+    nombre: text('nombre'),
+    location_id: ms('location_id').references(() => locations.id, { onDelete: 'set null' }),
+    ...timestamps,
+  },
+  (table) => [index('sensors_location_idx').on(table.location_id)],
+)
+
+export const readings = pgTable(
+  'readings',
+  {
+    id: id(),
+    sensor_id: ms('sensor_id')
+      .notNull()
+      .references(() => sensors.id, { onDelete: 'cascade' }),
+    temperatura: doublePrecision('temperatura'),
+    humedad: doublePrecision('humedad'),
+    timestamp: ms('timestamp').notNull(),
+    created_at: ms('created_at').notNull(),
+  },
+  (table) => [index('readings_sensor_time_idx').on(table.sensor_id, table.timestamp)],
+)
+
+export const anomalies = pgTable(
+  'anomalies',
+  {
+    id: id(),
+    sensor_id: ms('sensor_id')
+      .notNull()
+      .references(() => sensors.id, { onDelete: 'cascade' }),
+    reading_id: ms('reading_id').references(() => readings.id, { onDelete: 'set null' }),
+    variable: text('variable').notNull(),
+    value: doublePrecision('value').notNull(),
+    severity: text('severity').notNull(),
+    status: text('status').notNull().default('open'),
+    rule: text('rule').notNull().default('manual'),
+    expected_min: doublePrecision('expected_min'),
+    expected_max: doublePrecision('expected_max'),
+    message: text('message'),
+    count: integer('count').notNull().default(1),
+    first_seen: ms('first_seen').notNull(),
+    last_seen: ms('last_seen').notNull(),
+    resolved_at: ms('resolved_at'),
+    ...timestamps,
+  },
+  (table) => [index('anomalies_sensor_status_idx').on(table.sensor_id, table.status)],
+)
+
+export const predictions = pgTable(
+  'predictions',
+  {
+    id: id(),
+    sensor_id: ms('sensor_id')
+      .notNull()
+      .references(() => sensors.id, { onDelete: 'cascade' }),
+    variable: text('variable').notNull(),
+    horizon_minutes: integer('horizon_minutes').notNull(),
+    status: text('status').notNull().default('pending'),
+    model: text('model'),
+    forecast: jsonb('forecast'),
+    metrics: jsonb('metrics'),
+    reason: text('reason'),
+    completed_at: ms('completed_at'),
+    ...timestamps,
+  },
+  (table) => [index('predictions_sensor_idx').on(table.sensor_id)],
+)
+
+export const events = pgTable(
+  'events',
+  {
+    seq: bigint('seq', { mode: 'number' }).primaryKey(),
+    channels: text('channels').notNull(),
+    payload: text('payload').notNull(),
+    created_at: ms('created_at').notNull(),
+  },
+  (table) => [index('events_created_idx').on(table.created_at)],
+)
+
+export const eventMeta = pgTable('event_meta', {
+  id: integer('id').primaryKey(),
+  epoch: text('epoch').notNull(),
+  last_seq: bigint('last_seq', { mode: 'number' }).notNull().default(0),
+  created_at: ms('created_at')
+    .notNull()
+    .default(sql`(extract(epoch from now()) * 1000)::bigint`),
+})

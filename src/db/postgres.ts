@@ -1,0 +1,73 @@
+// PostgreSQL through postgres.js: a connection pool, migrations under an advisory lock, retried transactions.
+import { resolve } from 'node:path'
+import { drizzle } from 'drizzle-orm/postgres-js'
+import { migrate } from 'drizzle-orm/postgres-js/migrator'
+import postgres from 'postgres'
+import type { Database, Tx } from '.'
+import { dbErrorCode } from './errors'
+import * as schema from './schema'
+
+const MIGRATIONS = resolve(import.meta.dir, '../../drizzle/postgres')
+/** Any fixed number: every instance takes this advisory lock while it migrates. */
+const MIGRATION_LOCK = 7_143_105_342
+/** Serialization failures and deadlocks: the transaction did nothing and can simply run again. */
+const RETRYABLE = new Set(['40001', '40P01'])
+const ATTEMPTS = 3
+
+export async function openPostgres(url: string): Promise<Database> {
+  const client = postgres(url, {
+    max: 10,
+    connect_timeout: 5,
+    idle_timeout: 60,
+    onnotice: () => {},
+    // Queries are built from the one schema in schema.ts, which reads integers and JSON the way SQLite
+    // hands them over: bigint as a JS number (ids, seqs and ms timestamps stay below 2^53) and JSON as text.
+    types: {
+      bigint: { to: 20, from: [20], serialize: String, parse: Number },
+      jsonText: {
+        to: 3802,
+        from: [114, 3802],
+        serialize: (x: string) => x,
+        parse: (x: string) => x,
+      },
+    },
+  })
+  const db = drizzle({ client, schema }) as unknown as Tx
+
+  try {
+    const lock = await client.reserve()
+    try {
+      await lock`select pg_advisory_lock(${MIGRATION_LOCK})`
+      await migrate(db as never, { migrationsFolder: MIGRATIONS })
+    } finally {
+      await lock`select pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => undefined)
+      lock.release()
+    }
+  } catch (error) {
+    await client.end({ timeout: 1 })
+    throw error
+  }
+
+  const pg = db as unknown as { transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> }
+  return {
+    dialect: 'postgres',
+    read: db,
+    async transaction<T>(fn: (tx: Tx) => Promise<T>, afterCommit?: (result: T) => void) {
+      for (let attempt = 1; ; attempt++) {
+        let result: T
+        try {
+          result = await pg.transaction(fn)
+        } catch (error) {
+          if (attempt < ATTEMPTS && RETRYABLE.has(dbErrorCode(error) ?? '')) continue
+          throw error
+        }
+        afterCommit?.(result)
+        return result
+      }
+    },
+    ping: async () => {
+      await client`select 1`
+    },
+    close: () => client.end({ timeout: 5 }),
+  }
+}

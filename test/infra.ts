@@ -1,0 +1,138 @@
+// Test infrastructure for the scaling tests: a private redis-server and a private PostgreSQL cluster that a
+// test may stop and start (the shared ones on 6379 and 5432 are never stopped), and reachability checks
+// that fail loudly instead of skipping.
+import { chownSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Redis from 'ioredis'
+
+/** A port that was free a moment ago (the OS picks it). */
+export function freePort(): number {
+  const probe = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+  const port = probe.port
+  probe.stop(true)
+  return port
+}
+
+export async function until(what: string, check: () => Promise<boolean>, timeout = 10_000) {
+  const deadline = Date.now() + timeout
+  for (;;) {
+    if (await check().catch(() => false)) return
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeout} ms`)
+    await Bun.sleep(50)
+  }
+}
+
+/** Answers PING within a second, or throws an error that says how to fix it. */
+export async function requireRedis(url: string) {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: 1000,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  })
+  client.on('error', () => undefined)
+  try {
+    await client.connect()
+    await client.ping()
+  } catch (error) {
+    throw new Error(
+      `Redis at ${url} is not reachable (${String(error)}); start it (.ci/run does) or set TEST_REDIS_URL.`,
+    )
+  } finally {
+    client.disconnect()
+  }
+}
+
+/** A redis-server of this test's own on a free port, keeping nothing on disk; stop() and start() again. */
+export async function startPrivateRedis() {
+  const port = freePort()
+  const url = `redis://127.0.0.1:${port}`
+  let proc: ReturnType<typeof Bun.spawn> | undefined
+  const ping = async () => {
+    const proc = Bun.spawn(['redis-cli', '-p', String(port), 'ping'], { stdout: 'pipe' })
+    return (await new Response(proc.stdout).text()).trim() === 'PONG'
+  }
+  const start = async () => {
+    proc = Bun.spawn(
+      [
+        'redis-server',
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+      ],
+      { stdout: 'ignore', stderr: 'ignore' },
+    )
+    await until(`redis-server on ${port} answering`, ping)
+  }
+  const stop = async () => {
+    if (!proc) return
+    proc.kill('SIGKILL')
+    await proc.exited
+    proc = undefined
+  }
+  await start()
+  return { url, port, start, stop }
+}
+
+/**
+ * A PostgreSQL cluster of this test's own (initdb into a temp dir, trust auth, fsync off) on a free port.
+ * Runs as the postgres user when the tests run as root, since postgres refuses to run as root.
+ */
+export async function startPrivatePostgres() {
+  const bindir = Bun.spawnSync(['pg_config', '--bindir']).stdout.toString().trim()
+  const bin = (name: string) => (bindir ? join(bindir, name) : name)
+  const root = process.getuid?.() === 0
+  const asPostgres = root ? ['runuser', '-u', 'postgres', '--'] : []
+  const dir = mkdtempSync(join(tmpdir(), 'vigia-pg-'))
+  if (root) {
+    const uid = Number(Bun.spawnSync(['id', '-u', 'postgres']).stdout.toString().trim())
+    const gid = Number(Bun.spawnSync(['id', '-g', 'postgres']).stdout.toString().trim())
+    chownSync(dir, uid, gid)
+  }
+  const data = join(dir, 'data')
+  const init = Bun.spawnSync([
+    ...asPostgres,
+    bin('initdb'),
+    '-D',
+    data,
+    '-U',
+    'postgres',
+    '--auth=trust',
+    '-N',
+    '-E',
+    'UTF8',
+  ])
+  if (init.exitCode !== 0) throw new Error(`initdb failed: ${init.stderr.toString()}`)
+  const port = freePort()
+  // Asynchronous, so the servers under test keep running (and see their connections drop) meanwhile.
+  const pgCtl = async (...args: string[]) => {
+    const proc = Bun.spawn([...asPostgres, bin('pg_ctl'), '-D', data, '-w', ...args], {
+      stdout: 'ignore',
+      stderr: 'pipe',
+    })
+    if ((await proc.exited) !== 0)
+      throw new Error(`pg_ctl ${args.at(-1)} failed: ${await new Response(proc.stderr).text()}`)
+  }
+  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`
+  const start = async () => pgCtl('-o', options, '-l', join(dir, 'log'), 'start')
+  const stop = async () => pgCtl('-m', 'fast', 'stop')
+  await start()
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    start,
+    stop,
+    async destroy() {
+      try {
+        await stop()
+      } catch {}
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
