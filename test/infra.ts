@@ -14,6 +14,23 @@ export function freePort(): number {
   return port
 }
 
+/** `count` consecutive ports that were free a moment ago. */
+export function freePorts(count: number): number {
+  for (;;) {
+    const base = 20_000 + Math.floor(Math.random() * 40_000)
+    const probes = []
+    try {
+      for (let i = 0; i < count; i++)
+        probes.push(Bun.listen({ hostname: '127.0.0.1', port: base + i, socket: { data() {} } }))
+      return base
+    } catch {
+      // taken: try another range
+    } finally {
+      for (const probe of probes) probe.stop(true)
+    }
+  }
+}
+
 export async function until(what: string, check: () => Promise<boolean>, timeout = 10_000) {
   const deadline = Date.now() + timeout
   for (;;) {

@@ -7,9 +7,10 @@ import {
   startTestServer,
   TEST_REDIS_URL,
   type TestServer,
-  type WsClient,
+  WsClient,
 } from './helpers'
-import { requireRedis, startPrivatePostgres, startPrivateRedis, until } from './infra'
+import { loadConfig } from '../src/config'
+import { freePorts, requireRedis, startPrivatePostgres, startPrivateRedis, until } from './infra'
 
 type Msg = Record<string, any>
 
@@ -329,4 +330,65 @@ describe('PostgreSQL going down', () => {
     expect((await server.api('GET', '/health')).status).toBe(200)
     await client.close()
   }, 60_000)
+})
+
+describe('bun run cluster', () => {
+  test('starts N instances on consecutive ports that share events, and stops them all on SIGTERM', async () => {
+    await requireRedis(TEST_REDIS_URL)
+    const db = await createTestDatabase()
+    const port = freePorts(2)
+    const cluster = Bun.spawn(['bun', 'run', 'cluster', '2', '--port', String(port)], {
+      cwd: `${import.meta.dir}/..`,
+      env: {
+        ...process.env,
+        DATABASE_URL: db.url,
+        REDIS_URL: TEST_REDIS_URL,
+        REDIS_PREFIX: prefix(),
+        LOG_LEVEL: 'warn',
+      },
+      stdout: 'ignore',
+      stderr: 'ignore',
+    })
+    try {
+      const base = (p: number) => `http://127.0.0.1:${p}`
+      for (const p of [port, port + 1])
+        await until(
+          `instance on ${p} healthy`,
+          async () => (await fetch(`${base(p)}/health`)).ok,
+          20_000,
+        )
+      const client = await WsClient.connect(`ws://127.0.0.1:${port + 1}/api/v1/ws?channel=sensors`)
+      await client.connected()
+      const created = await fetch(`${base(port)}/api/v1/sensors`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ tipo: 't', modelo: 'via-cluster' }),
+      })
+      expect(created.status).toBe(201)
+      expect((await client.event((m) => m.entity_type === 'sensor')).data.modelo).toBe(
+        'via-cluster',
+      )
+      const stats = await (await fetch(`${base(port + 1)}/api/v1/ws/stats`)).json()
+      expect(stats.instance.id).toBe(`vigia-${port + 1}`)
+      await client.close()
+      cluster.kill('SIGTERM')
+      expect(await cluster.exited).toBe(0)
+    } finally {
+      cluster.kill('SIGKILL')
+      await cluster.exited
+      await db.drop()
+    }
+  }, 60_000)
+})
+
+describe('configuration for several instances', () => {
+  test('REDIS_PREFIX and INSTANCE_ID are validated, naming the variable', () => {
+    expect(() => loadConfig({ REDIS_PREFIX: 'has space' })).toThrow(/REDIS_PREFIX/)
+    expect(() => loadConfig({ INSTANCE_ID: 'x*y' })).toThrow(/INSTANCE_ID/)
+    const config = loadConfig({ REDIS_PREFIX: 'zone-1', INSTANCE_ID: 'api-1' })
+    expect(config.redisPrefix).toBe('zone-1')
+    expect(config.instanceId).toBe('api-1')
+    expect(loadConfig({}).redisPrefix).toBe('vigia')
+    expect(loadConfig({}).instanceId).not.toBe(loadConfig({}).instanceId)
+  })
 })

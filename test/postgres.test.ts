@@ -1,0 +1,119 @@
+// The PostgreSQL side of the storage: its schema mirrors schema.ts, its migrations match it, and the
+// queries built from schema.ts read and write the same values there as on SQLite.
+import { describe, expect, test } from 'bun:test'
+import { is, sql } from 'drizzle-orm'
+import { getTableConfig as pgConfig, PgTable } from 'drizzle-orm/pg-core'
+import { getTableConfig as sqliteConfig, SQLiteTable } from 'drizzle-orm/sqlite-core'
+import { parseDatabaseUrl } from '../src/config'
+import { openDatabase } from '../src/db'
+import * as pgSchema from '../src/db/pg-schema'
+import * as schema from '../src/db/schema'
+import { createTestDatabase } from './helpers'
+
+/** The PostgreSQL column types that hand back what each SQLite column type expects. */
+const COMPATIBLE: Record<string, string[]> = {
+  SQLiteInteger: ['PgBigInt53', 'PgInteger', 'PgSmallInt'],
+  SQLiteTimestamp: ['PgBigInt53'],
+  SQLiteBoolean: ['PgBoolean'],
+  SQLiteReal: ['PgDoublePrecision'],
+  SQLiteText: ['PgText', 'PgVarchar'],
+  SQLiteTextJson: ['PgJsonb', 'PgJson'],
+}
+
+const run = (cmd: string[]) => {
+  const proc = Bun.spawnSync(cmd, { cwd: `${import.meta.dir}/..`, stdout: 'pipe', stderr: 'pipe' })
+  return { code: proc.exitCode, out: `${proc.stdout.toString()}${proc.stderr.toString()}` }
+}
+
+describe('the PostgreSQL schema', () => {
+  test('mirrors every table, column, index and foreign key of schema.ts with compatible types', () => {
+    const sqliteTables = Object.values(schema).filter((t) => is(t, SQLiteTable))
+    const pgTables = new Map(
+      Object.values(pgSchema)
+        .filter((t) => is(t, PgTable))
+        .map((t) => [pgConfig(t as PgTable).name, pgConfig(t as PgTable)]),
+    )
+    expect(sqliteTables.length).toBeGreaterThan(0)
+    expect([...pgTables.keys()].sort()).toEqual(
+      sqliteTables.map((t) => sqliteConfig(t as SQLiteTable).name).sort(),
+    )
+    for (const table of sqliteTables) {
+      const lite = sqliteConfig(table as SQLiteTable)
+      const pg = pgTables.get(lite.name)!
+      const describeColumns = (
+        columns: { name: string; notNull: boolean; primary: boolean; hasDefault: boolean }[],
+      ) =>
+        columns
+          .map(
+            (c) =>
+              // A SQLite integer primary key always has a default (the rowid); PostgreSQL's may not.
+              `${lite.name}.${c.name} notNull=${c.notNull} primary=${c.primary} default=${c.primary || c.hasDefault}`,
+          )
+          .sort()
+      expect(describeColumns(pg.columns)).toEqual(describeColumns(lite.columns))
+      for (const column of lite.columns) {
+        const mirror = pg.columns.find((c) => c.name === column.name)!
+        const allowed = COMPATIBLE[column.columnType] ?? []
+        if (!allowed.includes(mirror.columnType))
+          throw new Error(
+            `${lite.name}.${column.name}: ${column.columnType} in schema.ts needs one of ${allowed.join(', ') || '(add it to COMPATIBLE)'} in pg-schema.ts, not ${mirror.columnType}`,
+          )
+      }
+      expect(pg.indexes.map((i) => i.config.name).sort()).toEqual(
+        lite.indexes.map((i) => i.config.name).sort(),
+      )
+      expect(pg.foreignKeys.map((f) => f.getName()).sort()).toEqual(
+        lite.foreignKeys.map((f) => f.getName()).sort(),
+      )
+    }
+  })
+
+  test('has committed migrations in drizzle/postgres that match pg-schema.ts', () => {
+    const config = ['--config', 'drizzle.pg.config.ts']
+    const check = run(['bun', 'x', 'drizzle-kit', 'check', ...config])
+    expect(check.code).toBe(0)
+    const generate = run(['bun', 'x', 'drizzle-kit', 'generate', ...config, '--name', 'ci_probe'])
+    expect(generate.out).toContain('No schema changes')
+  }, 60_000)
+
+  test('stores JSON as jsonb, ms timestamps as bigint, and reads both back as SQLite does', async () => {
+    const pgDb = await createTestDatabase()
+    const db = await openDatabase(parseDatabaseUrl(pgDb.url))
+    try {
+      const now = Date.now()
+      const forecast = [{ timestamp: '2025-07-20T10:30:00Z', value: 23.5 }]
+      const [sensor] = await db.transaction((tx) =>
+        tx
+          .insert(schema.sensors)
+          .values({ tipo: 't', modelo: 'm', created_at: now, updated_at: now })
+          .returning(),
+      )
+      await db.transaction((tx) =>
+        tx.insert(schema.predictions).values({
+          sensor_id: sensor!.id,
+          variable: 'temperatura',
+          horizon_minutes: 30,
+          forecast,
+          metrics: { mae: 0.25, points: 12 },
+          created_at: now,
+          updated_at: now,
+        }),
+      )
+      const [row] = await db.read.select().from(schema.predictions)
+      expect(row!.forecast).toEqual(forecast)
+      expect(row!.metrics).toEqual({ mae: 0.25, points: 12 })
+      expect(row!.created_at).toBe(now)
+      expect(row!.sensor_id).toBe(sensor!.id)
+      const [kinds] = await db.read
+        .select({
+          forecast: sql<string>`jsonb_typeof(${schema.predictions.forecast})`,
+          created: sql<string>`pg_typeof(${schema.predictions.created_at})::text`,
+        })
+        .from(schema.predictions)
+      expect(kinds).toEqual({ forecast: 'array', created: 'bigint' })
+    } finally {
+      await db.close()
+      await pgDb.drop()
+    }
+  })
+})
