@@ -11,14 +11,27 @@ export class Publisher {
   private readonly topics: string[] = []
   /** Every event with a seq up to this one has been handed to Bun's pub/sub. */
   lastSeq: number
+  /**
+   * Called when a publish reports backpressure on some subscriber of `topic` (status -1 or 0), so
+   * the socket layer can close the ones whose buffer reached the limit before Bun would drop a frame.
+   */
+  onBackpressure: ((topic: string) => void) | undefined
+
+  private readonly emitted
+  private readonly liveSent
 
   constructor(
     private readonly hub: Hub,
     initialSeq: number,
     private readonly log: Logger,
-    private readonly metrics: Metrics,
+    metrics: Metrics,
   ) {
     this.lastSeq = initialSeq
+    this.emitted = {
+      entity_event: metrics.eventsEmitted.labels('entity_event'),
+      system_event: metrics.eventsEmitted.labels('system_event'),
+    }
+    this.liveSent = metrics.wsMessagesSent.labels('live')
   }
 
   attach(server: Server<unknown> | undefined) {
@@ -41,17 +54,17 @@ export class Publisher {
   }
 
   private fanOut(event: StoredEvent) {
-    this.metrics.eventsEmitted.inc({ type: event.message.type })
+    this.emitted[event.message.type].inc()
     const server = this.server
     if (!server) return
     const reached = this.hub.topicsFor(event.channels, this.topics)
     for (const topic of this.topics) {
       try {
-        server.publish(topic, event.payload)
+        if (server.publish(topic, event.payload) <= 0) this.onBackpressure?.(topic)
       } catch (error) {
         this.log.error('publish failed', { topic, seq: event.seq, error: String(error) })
       }
     }
-    if (reached > 0) this.metrics.wsMessagesSent.inc({ kind: 'live' }, reached)
+    if (reached > 0) this.liveSent.inc(reached)
   }
 }
