@@ -12,6 +12,7 @@ import { locationsModule } from './modules/locations'
 import { readingsModule } from './modules/readings'
 import { anomaliesModule } from './modules/anomalies'
 import { predictionsModule } from './modules/predictions'
+import { websocketOptions } from './realtime'
 import { realtimeRoutes } from './realtime/routes'
 
 export function createApp(ctx: AppContext) {
@@ -19,15 +20,7 @@ export function createApp(ctx: AppContext) {
   return new Elysia({
     name: 'vigia',
     serve: { maxRequestBodySize: config.bodyLimitBytes },
-    websocket: {
-      maxPayloadLength: config.ws.maxMessageBytes,
-      backpressureLimit: config.ws.backpressureLimit,
-      closeOnBackpressureLimit: false,
-      // Liveness is ours (WEBSOCKET_PING_INTERVAL / _TIMEOUT), so Bun's own idle timer is off.
-      idleTimeout: 0,
-      sendPings: false,
-      perMessageDeflate: false,
-    },
+    websocket: websocketOptions(config),
   })
     .use(errorHandler(ctx))
     .use(

@@ -5,6 +5,8 @@ import { createContext } from './context'
 import type { Logger } from './lib/logger'
 import { VERSION } from './lib/version'
 
+const SHUTDOWN_GRACE_MS = 10_000
+
 export interface RunningServer {
   url: string
   port: number
@@ -32,12 +34,13 @@ export async function startServer(config: Readonly<Config>, log?: Logger) {
 
   let stopping: Promise<void> | undefined
   /**
-   * Stops accepting, tells every client (a warning system_event), closes sockets with 1001,
-   * lets in-flight requests and writes finish, then closes the database.
+   * Stops accepting, tells every client (a warning system_event), closes sockets with 1001, lets
+   * in-flight requests and their writes finish (up to SHUTDOWN_GRACE_MS, then cuts what is left),
+   * then closes the database.
    */
   const stop = () =>
     (stopping ??= (async () => {
-      const drained = server.stop(false)
+      const drained = server.stop(false).then(() => true)
       const notice = await ctx.emitter
         .system({
           level: 'warning',
@@ -46,7 +49,16 @@ export async function startServer(config: Readonly<Config>, log?: Logger) {
         })
         .catch(() => undefined)
       await ctx.realtime.stop('Server shutting down', notice && JSON.stringify(notice))
-      await Promise.race([drained, Bun.sleep(10_000)])
+      let timer: Timer | undefined
+      const grace = new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), SHUTDOWN_GRACE_MS)
+      })
+      if (!(await Promise.race([drained, grace]))) {
+        ctx.log.warn('connections still open after the shutdown grace period; closing them')
+        await server.stop(true)
+      }
+      clearTimeout(timer)
+      // Writes already queued on the writer finish before the database closes.
       await ctx.db.transaction(async () => undefined).catch(() => undefined)
       await ctx.db.close()
       ctx.log.info('stopped')

@@ -1,6 +1,6 @@
 // Several instances on one PostgreSQL and one Redis: fan-out across instances, resume anywhere, stats,
 // and the faults (Redis restarting, PostgreSQL down) with real servers, clients and brokers.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import Redis from 'ioredis'
 import {
   createTestDatabase,
@@ -11,9 +11,6 @@ import {
 } from './helpers'
 import { loadConfig } from '../src/config'
 import { freePorts, requireRedis, startPrivatePostgres, startPrivateRedis, until } from './infra'
-
-// These start servers and brokers; bunfig's [test] timeout is not read by bun test, so say it here.
-setDefaultTimeout(30_000)
 
 type Msg = Record<string, any>
 

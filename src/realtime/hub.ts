@@ -16,6 +16,10 @@ export interface Conn {
   topic: string | undefined
   /** Set while replaying missed events; the connection joins its topic once caught up. */
   catchingUp: boolean
+  /** While replaying: the last seq handed to the client (retention keeps everything after it). */
+  replayCursor: number | undefined
+  /** Until the connection message is out, client messages wait on this (so replies come after it). */
+  greeting: PromiseWithResolvers<void> | undefined
   closed: boolean
   lastSeen: number
   pingSentAt: number | undefined
@@ -27,7 +31,7 @@ export interface Conn {
 
 interface Topic {
   channels: string[]
-  subscribers: number
+  conns: Set<Conn>
 }
 
 export interface UserStat {
@@ -72,6 +76,8 @@ export class Hub {
       channels: new Set(channels),
       topic: undefined,
       catchingUp: false,
+      replayCursor: undefined,
+      greeting: undefined,
       closed: false,
       lastSeen: now,
       pingSentAt: undefined,
@@ -107,7 +113,7 @@ export class Hub {
     if (!topic) return
     let entry = this.topics.get(topic)
     if (!entry) {
-      entry = { channels, subscribers: 0 }
+      entry = { channels, conns: new Set() }
       this.topics.set(topic, entry)
       for (const channel of channels) {
         let set = this.topicsByChannel.get(channel)
@@ -115,7 +121,7 @@ export class Hub {
         set.add(topic)
       }
     }
-    entry.subscribers += 1
+    entry.conns.add(conn)
     conn.topic = topic
     conn.ws.subscribe(topic)
   }
@@ -127,8 +133,8 @@ export class Hub {
     if (conn.ws.readyState === 1) conn.ws.unsubscribe(topic)
     const entry = this.topics.get(topic)
     if (!entry) return
-    entry.subscribers -= 1
-    if (entry.subscribers > 0) return
+    entry.conns.delete(conn)
+    if (entry.conns.size > 0) return
     this.topics.delete(topic)
     for (const channel of entry.channels) {
       const set = this.topicsByChannel.get(channel)
@@ -147,10 +153,24 @@ export class Hub {
       for (const topic of topics) {
         if (out.includes(topic)) continue
         out.push(topic)
-        reached += this.topics.get(topic)!.subscribers
+        reached += this.topics.get(topic)!.conns.size
       }
     }
     return reached
+  }
+
+  /** The connections sitting on a topic (a copy, safe to drop connections while iterating). */
+  subscribersOf(topic: string): Conn[] {
+    return [...(this.topics.get(topic)?.conns ?? [])]
+  }
+
+  /** The smallest replay cursor among connections catching up: retention keeps every seq above it. */
+  replayFloor(): number {
+    let floor = Infinity
+    for (const conn of this.conns.values())
+      if (conn.catchingUp && conn.replayCursor !== undefined && conn.replayCursor < floor)
+        floor = conn.replayCursor
+    return floor
   }
 
   channelStats(channel: string): ChannelStats {

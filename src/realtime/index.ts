@@ -22,11 +22,28 @@ export interface Realtime {
   attach(server: Server<unknown>): void
   /** Stops timers and closes every socket with 1001, handing each the `notice` frame first. */
   stop(reason: string, notice?: string): Promise<void>
-  /** One retention pass (also run in the background). */
-  prune(): Promise<number>
+  /** One retention pass (also run in the background every 10 s); `now` sets the age cut. */
+  prune(now?: number): Promise<number>
 }
 
-const PRUNE_BATCH = 5000
+/**
+ * Bun's WebSocket options. Our own limit (WEBSOCKET_BACKPRESSURE_LIMIT) is enforced after every
+ * send, so a buffer stays below it between sends; Bun's limit sits well above as a backstop, and
+ * should it ever be reached Bun closes the socket instead of silently dropping a frame.
+ */
+export function websocketOptions(config: Readonly<Config>) {
+  return {
+    maxPayloadLength: config.ws.maxMessageBytes,
+    backpressureLimit: config.ws.backpressureLimit + 16 * 1024 * 1024,
+    closeOnBackpressureLimit: true,
+    // Liveness is ours (WEBSOCKET_PING_INTERVAL / _TIMEOUT), so Bun's own idle timer is off.
+    idleTimeout: 0,
+    sendPings: false,
+    perMessageDeflate: false,
+  }
+}
+
+const PRUNE_BATCH = 500
 
 export async function createRealtime(
   config: Readonly<Config>,
@@ -48,29 +65,47 @@ export async function createRealtime(
     epoch: meta.epoch,
     sharedLog: db.dialect === 'postgres',
   })
+  // Counted where the event was emitted, so the deployment's total is the sum over instances.
+  const emitted = {
+    entity_event: metrics.eventsEmitted.labels('entity_event'),
+    system_event: metrics.eventsEmitted.labels('system_event'),
+  }
   const emitter = createEmitter(db, (stored) => {
-    for (const event of stored) metrics.eventsEmitted.inc({ type: event.message.type })
+    for (const event of stored) emitted[event.message.type].inc()
     publisher.publish(stored)
     cluster.broadcast(stored)
   })
   await cluster.start()
   const sockets = createSocketLayer({ config, db, hub, publisher, metrics, log, epoch: meta.epoch })
+  publisher.onBackpressure = sockets.checkTopic
   const timers: Timer[] = []
 
-  const prune = async () => {
+  /**
+   * Deletes what retention lets go in batches of PRUNE_BATCH, one short transaction each, so writers
+   * queue behind at most one batch. Nothing a replaying connection has yet to read is deleted.
+   */
+  const prune = async (now = Date.now()) => {
     let removed = 0
     const cutoff = await pruneCutoff(
       db.read,
       publisher.lastSeq,
       config.events.retentionCount,
       config.events.retentionSeconds,
+      now,
     )
     let oldest = await oldestSeq(db.read)
     while (oldest !== undefined && oldest <= cutoff) {
-      const upTo = Math.min(cutoff, oldest + PRUNE_BATCH - 1)
-      await db.transaction((tx) => deleteThrough(tx, upTo))
-      removed += upTo - oldest + 1
+      const from = oldest
+      const upTo = await db.transaction(async (tx) => {
+        const upTo = Math.min(cutoff, from + PRUNE_BATCH - 1, hub.replayFloor())
+        if (upTo >= from) await deleteThrough(tx, upTo)
+        return upTo
+      })
+      if (upTo < from) break
+      removed += upTo - from + 1
       oldest = upTo + 1
+      // Back to the event loop between batches, so requests that arrived meanwhile get the writer.
+      await new Promise((resolve) => setImmediate(resolve))
     }
     return removed
   }

@@ -28,15 +28,23 @@ export class Publisher {
   private stopped = false
   /** Every event with a seq up to this one has been handed to Bun's pub/sub. */
   lastSeq: number
+  /**
+   * Called when a publish reports backpressure on some subscriber of `topic` (status -1 or 0), so
+   * the socket layer can close the ones whose buffer reached the limit before Bun would drop a frame.
+   */
+  onBackpressure: ((topic: string) => void) | undefined
+
+  private readonly liveSent
 
   constructor(
     private readonly hub: Hub,
     initialSeq: number,
     private readonly log: Logger,
-    private readonly metrics: Metrics,
+    metrics: Metrics,
     private readonly readLog?: ReadLog,
   ) {
     this.lastSeq = initialSeq
+    this.liveSent = metrics.wsMessagesSent.labels('live')
   }
 
   attach(server: Server<unknown> | undefined) {
@@ -132,11 +140,11 @@ export class Publisher {
     const reached = this.hub.topicsFor(frame.channels, this.topics)
     for (const topic of this.topics) {
       try {
-        server.publish(topic, frame.payload)
+        if (server.publish(topic, frame.payload) <= 0) this.onBackpressure?.(topic)
       } catch (error) {
         this.log.error('publish failed', { topic, seq: frame.seq, error: String(error) })
       }
     }
-    if (reached > 0) this.metrics.wsMessagesSent.inc({ kind: 'live' }, reached)
+    if (reached > 0) this.liveSent.inc(reached)
   }
 }

@@ -6,7 +6,7 @@ import type { Metrics } from '../lib/metrics'
 import { iso } from '../lib/time'
 import { CHANNEL_HELP, isChannel } from './channels'
 import { errorMessage, type ConnectionMessage } from './envelope'
-import { inChannels, oldestSeq, readRange } from './event-log'
+import { inChannels, oldestSeq, readRange, type LogRow } from './event-log'
 import type { Conn, Hub, Socket } from './hub'
 import type { Publisher } from './publisher'
 
@@ -14,6 +14,7 @@ export const CLOSE = {
   shutdown: 1001,
   policy: 1008,
   tooLarge: 1009,
+  internal: 1011,
   full: 1013,
   badQuery: 4400,
   unauthorized: 4401,
@@ -21,6 +22,13 @@ export const CLOSE = {
 } as const
 
 const REPLAY_PAGE = 1000
+
+/** The log no longer holds the seq after `after`: retention removed it while a replay was reading. */
+class HistoryGap extends Error {
+  constructor(readonly after: number) {
+    super(`event log has no seq ${after + 1}`)
+  }
+}
 
 export interface SocketDeps {
   config: Readonly<Config>
@@ -69,8 +77,30 @@ export function createSocketLayer(deps: SocketDeps) {
   const { config, db, hub, publisher, metrics, log } = deps
   const byWs = new WeakMap<Socket, Conn>()
 
+  const limit = config.ws.backpressureLimit
+  let stopping = false
+  const sent = {
+    control: metrics.wsMessagesSent.labels('control'),
+    replay: metrics.wsMessagesSent.labels('replay'),
+  }
+  const dropped = (reason: string) => metrics.wsDropped.labels(reason)
+  for (const reason of ['slow', 'flood', 'ping_timeout']) dropped(reason).inc(0)
+
+  /** Closes a live connection whose unsent buffer reached the limit: 1008, counted as slow. */
+  const checkBuffer = (conn: Conn) => {
+    if (!conn.closed && !conn.catchingUp && conn.ws.getBufferedAmount() >= limit)
+      drop(conn, CLOSE.policy, 'Too slow: your unread buffer is full; reconnect with since', 'slow')
+  }
+
+  /** After a publish reported backpressure on `topic`: closes its subscribers that reached the limit. */
+  const checkTopic = (topic: string) => {
+    for (const conn of hub.subscribersOf(topic)) checkBuffer(conn)
+  }
+
   const send = (conn: Conn, frame: string) => {
-    if (!conn.closed) conn.ws.send(frame)
+    if (conn.closed) return
+    if (conn.ws.send(frame) <= 0) checkBuffer(conn)
+    sent.control.inc()
   }
   const reply = (conn: Conn, message: ConnectionMessage | { type: 'pong'; timestamp: string }) =>
     send(conn, JSON.stringify(message))
@@ -84,7 +114,7 @@ export function createSocketLayer(deps: SocketDeps) {
     if (conn.closed) return
     hub.remove(conn)
     metrics.wsConnections.set(hub.size)
-    metrics.wsDropped.inc({ reason: label })
+    dropped(label).inc()
     const ws = conn.ws
     if (code === 0) return ws.terminate()
     ws.close(code, reason)
@@ -92,51 +122,79 @@ export function createSocketLayer(deps: SocketDeps) {
     setTimeout(() => ws.readyState !== 3 && ws.terminate(), 5000).unref()
   }
 
-  /** Sends a frame during replay, waiting for the socket to drain instead of letting Bun drop it. */
-  const sendInOrder = async (conn: Conn, frame: string) => {
-    if (conn.closed) return
-    const status = conn.ws.send(frame)
-    if (status === -1 && conn.ws.getBufferedAmount() > config.ws.backpressureLimit / 2)
+  /**
+   * Sends a replayed frame, then waits while the client's unsent buffer is over half the limit, so a
+   * replay never grows the buffer past it and Bun never has a reason to drop a frame.
+   */
+  const sendPaced = async (conn: Conn, frame: string) => {
+    conn.ws.send(frame)
+    let paused = false
+    while (!conn.closed && conn.ws.getBufferedAmount() > limit / 2) {
+      if (!paused) metrics.wsReplayPauses.inc()
+      paused = true
       await new Promise<void>((resolve) => (conn.drained = resolve))
-    conn.drained = undefined
+      conn.drained = undefined
+    }
   }
 
   /**
-   * Sends the connection message, then every missed event of the connection's channels, then joins
-   * the live topic. Replay reads only up to what the publisher has already sent out; the loop ends
-   * in a synchronous check-and-join, so nothing can slip between the last replayed and first live event.
+   * Sends the connection message, then every retained event of the connection's channels after
+   * `since`, then joins the live topic. Replay reads only what the publisher has already sent out
+   * (`publisher.lastSeq`) and ends in a synchronous check-and-join: if nothing was published since
+   * the last read, the connection subscribes before the next publish can run, so the first live
+   * event is exactly the one after the last replayed one.
+   *
+   * `recovered` is decided from the rows actually read: the first retained seq after `since` must be
+   * `since + 1`. Retention never deletes past a replaying connection's cursor; should the log still
+   * show a hole mid-replay, the socket is closed rather than let a gap through silently.
    */
   const resume = async (conn: Conn, since: number, epoch: string | undefined, channel: string) => {
-    const oldest = (await oldestSeq(db.read)) ?? publisher.lastSeq + 1
-    const sameHistory = epoch === undefined || epoch === deps.epoch
-    const recovered = sameHistory && since <= publisher.lastSeq && since >= oldest - 1
-    reply(conn, {
-      ...connectionMessage(conn, 'connected', channel),
-      recovered,
-      oldest_seq: oldest,
-    })
-    let cursor = sameHistory ? Math.max(since, oldest - 1) : publisher.lastSeq
-    let replayed = 0
+    let target = publisher.lastSeq
+    // A seq from another history (other epoch, or ahead of this log) means nothing here.
+    const sameHistory = (epoch === undefined || epoch === deps.epoch) && since <= target
+    let rows: LogRow[] | undefined = sameHistory
+      ? await readRange(db.read, since, target, REPLAY_PAGE)
+      : []
+    const oldest = Math.min((await oldestSeq(db.read)) ?? target + 1, rows[0]?.seq ?? Infinity)
+    const recovered = sameHistory && (since === target || rows[0]?.seq === since + 1)
+    reply(conn, { ...connectionMessage(conn, 'connected', channel), recovered, oldest_seq: oldest })
+    const greeted = conn.greeting
+    conn.greeting = undefined
+    greeted?.resolve()
+
+    let cursor = sameHistory ? since : target
+    let skipAllowed = !recovered
     for (;;) {
-      const target = publisher.lastSeq
       while (cursor < target && !conn.closed) {
-        const rows = await readRange(db.read, cursor, target, REPLAY_PAGE)
-        if (rows.length === 0) break
-        for (const row of rows) {
-          if (!inChannels(row.channels, conn.channels)) continue
-          await sendInOrder(conn, row.payload)
-          replayed += 1
+        rows ??= await readRange(db.read, cursor, target, REPLAY_PAGE)
+        if (rows.length === 0) {
+          if (!skipAllowed) throw new HistoryGap(cursor)
+          cursor = target
+          break
         }
-        cursor = rows[rows.length - 1]!.seq
+        let count = 0
+        for (const row of rows) {
+          if (row.seq !== cursor + 1 && !skipAllowed) throw new HistoryGap(cursor)
+          skipAllowed = false
+          if (inChannels(row.channels, conn.channels)) {
+            await sendPaced(conn, row.payload)
+            count += 1
+          }
+          cursor = row.seq
+          conn.replayCursor = cursor
+          if (conn.closed) break
+        }
+        sent.replay.inc(count)
+        rows = undefined
       }
-      cursor = target
       if (conn.closed) return
       if (publisher.lastSeq === target) {
         conn.catchingUp = false
+        conn.replayCursor = undefined
         hub.join(conn)
-        metrics.wsMessagesSent.inc({ kind: 'replay' }, replayed)
         return
       }
+      target = publisher.lastSeq
     }
   }
 
@@ -157,6 +215,10 @@ export function createSocketLayer(deps: SocketDeps) {
   /** Admits a socket whose handshake passed auth; returns false when it was closed instead. */
   const open = (ws: Socket, query: HandshakeQuery, admission: Admission): boolean => {
     const ip = ws.remoteAddress
+    if (stopping) {
+      ws.close(CLOSE.shutdown, 'Server shutting down')
+      return false
+    }
     if (hub.size >= config.ws.maxConnections) {
       refuse(ws, CLOSE.full, 'Server is at its WebSocket connection limit; retry later')
       return false
@@ -184,10 +246,25 @@ export function createSocketLayer(deps: SocketDeps) {
       hub.join(conn)
       return true
     }
+    const since = Number(query.since)
     conn.catchingUp = true
-    resume(conn, Number(query.since), query.epoch, channel).catch((error) => {
+    conn.replayCursor = since
+    conn.greeting = Promise.withResolvers<void>()
+    resume(conn, since, query.epoch, channel).catch((error) => {
+      conn.greeting?.resolve()
+      conn.greeting = undefined
+      if (error instanceof HistoryGap) {
+        log.warn('history pruned during a replay', { conn: conn.id, after: error.after })
+        drop(
+          conn,
+          CLOSE.internal,
+          `History moved; reconnect with since=${error.after}`,
+          'replay_gap',
+        )
+        return
+      }
       log.error('replay failed', { conn: conn.id, error: String(error) })
-      drop(conn, 1011, 'Replay failed; reconnect with the same since', 'replay_error')
+      drop(conn, CLOSE.internal, 'Replay failed; reconnect with the same since', 'replay_error')
     })
     return true
   }
@@ -208,9 +285,13 @@ export function createSocketLayer(deps: SocketDeps) {
     return false
   }
 
-  const message = (ws: Socket, data: unknown, allowed?: (channel: string) => boolean) => {
+  const message = (ws: Socket, data: unknown, allowed?: (channel: string) => boolean): void => {
     const conn = byWs.get(ws)
     if (!conn || conn.closed) return
+    if (conn.greeting) {
+      conn.greeting.promise.then(() => message(ws, data, allowed))
+      return
+    }
     const now = Date.now()
     conn.lastSeen = now
     metrics.wsMessagesReceived.inc()
@@ -303,15 +384,8 @@ export function createSocketLayer(deps: SocketDeps) {
         drop(conn, CLOSE.unauthorized, 'Token expired', 'token_expired')
         continue
       }
-      if (!conn.catchingUp && conn.ws.getBufferedAmount() >= config.ws.backpressureLimit) {
-        drop(
-          conn,
-          CLOSE.policy,
-          'Too slow: your unread buffer is full; reconnect with since',
-          'slow',
-        )
-        continue
-      }
+      checkBuffer(conn)
+      if (conn.closed) continue
       const silent = now - conn.lastSeen
       if (silent >= deadline) drop(conn, 0, '', 'ping_timeout')
       else if (silent >= interval && conn.pingSentAt === undefined) {
@@ -326,6 +400,7 @@ export function createSocketLayer(deps: SocketDeps) {
    * went to general) is also handed to connections that are not on general, so every client hears it.
    */
   const closeAll = (reason: string, notice?: string) => {
+    stopping = true
     for (const conn of [...hub.conns.values()]) {
       if (notice && (conn.catchingUp || !conn.channels.has('general'))) conn.ws.send(notice)
       hub.remove(conn)
@@ -334,7 +409,7 @@ export function createSocketLayer(deps: SocketDeps) {
     metrics.wsConnections.set(0)
   }
 
-  return { open, message, close, alive, drain, sweep, closeAll, refuse, byWs }
+  return { open, message, close, alive, drain, sweep, closeAll, refuse, checkTopic, byWs }
 }
 
 export type SocketLayer = ReturnType<typeof createSocketLayer>

@@ -1,7 +1,7 @@
 // System routes: /health, /metrics, the static pages in public/, and HTTP request metrics.
 import { readdirSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
-import { Elysia } from 'elysia'
+import { Elysia, StatusMap } from 'elysia'
 import { VERSION } from '../../lib/version'
 import type { AppContext } from '../../context'
 import { Health } from './model'
@@ -22,9 +22,16 @@ export const systemModule = (ctx: AppContext) => {
     .onAfterResponse({ as: 'global' }, ({ request, route, set }) => {
       const start = started.get(request)
       if (start === undefined) return
-      const labels = { method: request.method, route: route || 'unmatched' }
-      metrics.httpRequests.inc({ ...labels, status: String(set.status ?? 200) })
-      metrics.httpDuration.observe(labels, (performance.now() - start) / 1000)
+      let status = typeof set.status === 'number' ? set.status : StatusMap[set.status ?? 'OK']
+      if (status === 200 && request.headers.get('upgrade')?.toLowerCase() === 'websocket')
+        status = 101
+      // Unknown paths share one label so a scanner cannot blow up the series count.
+      metrics.observeHttp(
+        request.method,
+        route || 'unmatched',
+        status,
+        (performance.now() - start) / 1000,
+      )
     })
     .get(
       '/health',
