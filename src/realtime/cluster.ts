@@ -242,10 +242,12 @@ export function createCluster(deps: ClusterDeps): Cluster {
         const retryStrategy = (times: number) =>
           Math.min(100 * 2 ** Math.min(times, 6), 5000) + Math.floor(Math.random() * 250)
         const options = { lazyConnect: true, retryStrategy, connectTimeout: 3000 }
+        // Stats reads must not hang a request on a Redis that accepts connections but does not answer.
         pub = new Redis(redisUrl, {
           ...options,
           enableOfflineQueue: false,
           maxRetriesPerRequest: 1,
+          commandTimeout: 1000,
         })
         sub = new Redis(redisUrl, { ...options, autoResubscribe: false })
         pub.on('error', () => undefined)
