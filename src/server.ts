@@ -4,6 +4,7 @@ import { createApp } from './app'
 import { createContext } from './context'
 import type { Logger } from './lib/logger'
 import { VERSION } from './lib/version'
+import { ensureFirstUser } from './modules/users/service'
 
 export interface RunningServer {
   url: string
@@ -13,6 +14,7 @@ export interface RunningServer {
 
 export async function startServer(config: Readonly<Config>, log?: Logger) {
   const ctx = await createContext(config, log)
+  await ensureFirstUser(ctx, config.admin, ctx.log)
   const app = createApp(ctx)
   app.listen({ port: config.port, hostname: config.host })
   const server = app.server!
