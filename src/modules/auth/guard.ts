@@ -9,23 +9,16 @@ const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
 const OPEN_API_PATHS = new Set(['/api/v1/auth/login'])
 const WS_PATHS = new Set(['/api/v1/ws', '/api/v1/ws/secure'])
 
-/** The path exactly as Elysia routes it (no decoding, no dot-segment folding). */
-function pathOf(url: string) {
-  const start = url.indexOf('/', 11)
-  const query = url.indexOf('?', start)
-  return query === -1 ? url.substring(start) : url.substring(start, query)
-}
-
 /**
- * Under AUTH_MODE=required everything below /api/ needs a token, except login and the WebSocket
- * upgrades (their admission closes with 4401/4403 instead); reads take any role, writes operator or admin.
+ * Under AUTH_MODE=required every route below /api/ needs a token, except login and the WebSocket
+ * upgrades (their admission closes with 4401/4403 instead); reads take any role, writes operator or
+ * admin. `route` is the route that matched, not the URL: the URL's path can be read in more than one
+ * way (Bun's router and Elysia's disagree on odd Host headers), the matched route cannot.
  */
-function needFor(request: Request): Need | undefined {
-  const path = pathOf(request.url)
-  if (!path.startsWith('/api/') || OPEN_API_PATHS.has(path)) return undefined
-  if (WS_PATHS.has(path) && request.headers.get('upgrade')?.toLowerCase() === 'websocket')
+function needFor(route: string, method: string): Need | undefined {
+  if (!route.startsWith('/api/') || OPEN_API_PATHS.has(route) || WS_PATHS.has(route))
     return undefined
-  return READS.has(request.method) ? 'token' : 'write'
+  return READS.has(method) ? 'token' : 'write'
 }
 
 const NEEDS: Record<Need, string> = {
@@ -71,12 +64,18 @@ export function createGuard(config: Readonly<Config>, tokens: Tokens) {
   }
 
   return {
-    /** Global: applies AUTH_MODE=required to every request before it is routed or parsed. */
-    policy: new Elysia({ name: 'auth-policy' }).onRequest(async ({ request }) => {
-      if (config.authMode !== 'required') return
-      const need = needFor(request)
-      if (need) await authorize(request, need)
-    }),
+    /**
+     * Global: applies AUTH_MODE=required to every route registered after it, before its body is
+     * validated. Routes of /api/ must be registered after it (the auth tests check every documented one).
+     */
+    policy: new Elysia({ name: 'auth-policy' }).onTransform(
+      { as: 'global' },
+      async ({ request, route }) => {
+        if (config.authMode !== 'required') return
+        const need = needFor(route, request.method)
+        if (need) await authorize(request, need)
+      },
+    ),
     /** `auth: 'admin'` on a route: checked in any AUTH_MODE, before the body is validated; gives `user`. */
     macro: new Elysia({ name: 'auth-macro' }).macro({
       auth: (need: Need) => ({
