@@ -1,5 +1,5 @@
 // Users, login and the REST guard: who gets a token, and what each role may do with it.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { startServer } from '../src/server'
 import { loadConfig } from '../src/config'
 import { startTestServer, tempDir, type TestServer } from './helpers'
@@ -14,6 +14,9 @@ import {
   startAuthServer,
   userToken,
 } from './auth-kit'
+
+// bunfig's [test] timeout is not read by Bun 1.4.5; argon2 hashing and real servers need more than 5 s under load.
+setDefaultTimeout(30_000)
 
 const form = (fields: Record<string, string>) => ({
   body: new URLSearchParams(fields).toString(),

@@ -1,6 +1,9 @@
 // Limits at the door: WebSocket caps (server-wide and per address), body size, and CORS_ORIGINS.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { startTestServer, WsClient } from './helpers'
+
+// bunfig's [test] timeout is not read by Bun 1.4.5; argon2 hashing and real servers need more than 5 s under load.
+setDefaultTimeout(30_000)
 
 describe('WebSocket caps', () => {
   test('past WEBSOCKET_MAX_CONNECTIONS a socket is closed 1013, and a socket that goes frees its place at once', async () => {
