@@ -1,8 +1,5 @@
 // The repository's own rules: one formatter, strict types, committed migrations that match the schema.
-import { describe, expect, setDefaultTimeout, test } from 'bun:test'
-
-// bunfig's [test] timeout is not read by Bun 1.4.5; prettier over the repo takes over 5 s on a busy machine.
-setDefaultTimeout(60_000)
+import { describe, expect, test } from 'bun:test'
 
 const run = (cmd: string[]) => {
   const proc = Bun.spawnSync(cmd, { cwd: `${import.meta.dir}/..`, stdout: 'pipe', stderr: 'pipe' })
