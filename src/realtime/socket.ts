@@ -233,15 +233,21 @@ export function createSocketLayer(deps: SocketDeps) {
           '"token" is required: a fresh access_token from POST /auth/login.',
         ),
       )
-    admission.refresh(token, [...conn.channels]).then((result) => {
-      if (conn.closed) return
-      if ('code' in result) return send(conn, errorMessage(result.code, result.message))
-      conn.tokenExpiresAt = result.expiresAt
-      reply(conn, {
-        ...connectionMessage(conn, 'refreshed', [...conn.channels].join(',')),
-        token_expires_at: iso(result.expiresAt),
+    admission
+      .refresh(token, [...conn.channels])
+      .catch(() => ({
+        code: 'invalid_token',
+        message: 'That token could not be checked; log in again.',
+      }))
+      .then((result) => {
+        if (conn.closed) return
+        if ('code' in result) return send(conn, errorMessage(result.code, result.message))
+        conn.tokenExpiresAt = result.expiresAt
+        reply(conn, {
+          ...connectionMessage(conn, 'refreshed', [...conn.channels].join(',')),
+          token_expires_at: iso(result.expiresAt),
+        })
       })
-    })
   }
 
   const message = (ws: Socket, data: unknown, admission?: Admission) => {
