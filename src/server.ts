@@ -4,6 +4,7 @@ import { createApp } from './app'
 import { createContext } from './context'
 import type { Logger } from './lib/logger'
 import { VERSION } from './lib/version'
+import { ensureFirstUser } from './modules/users/service'
 
 const SHUTDOWN_GRACE_MS = 10_000
 
@@ -15,6 +16,7 @@ export interface RunningServer {
 
 export async function startServer(config: Readonly<Config>, log?: Logger) {
   const ctx = await createContext(config, log)
+  await ensureFirstUser(ctx, config.admin, ctx.log)
   const app = createApp(ctx)
   app.listen({ port: config.port, hostname: config.host })
   const server = app.server!

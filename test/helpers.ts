@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../src/config'
-import { createLogger } from '../src/lib/logger'
+import { createLogger, type Logger } from '../src/lib/logger'
 import { startServer } from '../src/server'
 
 export type TestServer = Awaited<ReturnType<typeof startTestServer>>
@@ -13,9 +13,15 @@ export function tempDir(prefix = 'vigia-test-') {
   return mkdtempSync(join(tmpdir(), prefix))
 }
 
-/** Starts a real server (port 0, fresh SQLite file) with the given environment on top of test defaults. */
-export async function startTestServer(env: Record<string, string> = {}) {
-  const dir = tempDir()
+/**
+ * Starts a real server (port 0, fresh SQLite file) with the given environment on top of test defaults;
+ * `log` replaces the logger (to read what the server logs), `dir` reuses a database folder.
+ */
+export async function startTestServer(
+  env: Record<string, string> = {},
+  options: { log?: Logger; dir?: string } = {},
+) {
+  const dir = options.dir ?? tempDir()
   const config = loadConfig({
     DATABASE_URL: `sqlite:${join(dir, 'test.db')}`,
     PORT: '0',
@@ -24,7 +30,7 @@ export async function startTestServer(env: Record<string, string> = {}) {
     JWT_SECRET: 'test-secret-test-secret-test-secret!',
     ...env,
   })
-  const running = await startServer(config, createLogger(config.logLevel))
+  const running = await startServer(config, options.log ?? createLogger(config.logLevel))
   const base = running.url
   let stopped = false
   return {
@@ -32,18 +38,22 @@ export async function startTestServer(env: Record<string, string> = {}) {
     dir,
     base,
     config,
-    ws: (path = '/api/v1/ws', query: Record<string, string | number> = {}) => {
+    ws: (
+      path = '/api/v1/ws',
+      query: Record<string, string | number> = {},
+      headers?: Record<string, string>,
+    ) => {
       const qs = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]))
       const suffix = qs.size > 0 ? `?${qs}` : ''
-      return WsClient.connect(`${base.replace(/^http/, 'ws')}${path}${suffix}`)
+      return WsClient.connect(`${base.replace(/^http/, 'ws')}${path}${suffix}`, headers)
     },
     api: (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
       api(base, method, path, body, headers),
-    async stop() {
+    async stop(keepFiles = false) {
       if (stopped) return
       stopped = true
       await running.stop()
-      rmSync(dir, { recursive: true, force: true })
+      if (!keepFiles) rmSync(dir, { recursive: true, force: true })
     },
   }
 }
@@ -106,8 +116,13 @@ export class WsClient {
   }
 
   /** Opens a socket; resolves once the handshake is done (use `connected()` for the greeting). */
-  static connect(url: string): Promise<WsClient> {
-    const socket = new WebSocket(url)
+  static connect(url: string, headers?: Record<string, string>): Promise<WsClient> {
+    // Bun's WebSocket also takes { headers } (Origin, X-Forwarded-For), which the DOM typing lacks.
+    const WithHeaders = WebSocket as unknown as new (
+      url: string,
+      o: { headers: object },
+    ) => WebSocket
+    const socket = headers ? new WithHeaders(url, { headers }) : new WebSocket(url)
     const client = new WsClient(socket)
     return new Promise((resolve, reject) => {
       socket.addEventListener('open', () => resolve(client), { once: true })

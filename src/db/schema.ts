@@ -1,4 +1,4 @@
-// The drizzle schema (SQLite): domain tables, the event log and its sequence counter.
+// The drizzle schema (SQLite): domain tables, the event log and its sequence counter, users.
 import { sql } from 'drizzle-orm'
 import { index, integer, real, sqliteTable, text } from 'drizzle-orm/sqlite-core'
 
@@ -109,4 +109,14 @@ export const eventMeta = sqliteTable('event_meta', {
   created_at: integer('created_at')
     .notNull()
     .default(sql`(unixepoch() * 1000)`),
+})
+
+/** People and services that log in: argon2id password hash, role, and the channels they may join. */
+export const users = sqliteTable('users', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  username: text('username').notNull().unique(),
+  password_hash: text('password_hash').notNull(),
+  role: text('role', { enum: ['admin', 'operator', 'viewer'] }).notNull(),
+  channels: text('channels', { mode: 'json' }).$type<string[]>().notNull(),
+  ...timestamps,
 })
