@@ -12,6 +12,7 @@ import { locationsModule } from './modules/locations'
 import { readingsModule } from './modules/readings'
 import { anomaliesModule } from './modules/anomalies'
 import { predictionsModule } from './modules/predictions'
+import { thresholdsModule } from './modules/thresholds'
 import { realtimeRoutes } from './realtime/routes'
 
 export function createApp(ctx: AppContext) {
@@ -74,6 +75,7 @@ export function createApp(ctx: AppContext) {
     .use(readingsModule(ctx))
     .use(anomaliesModule(ctx))
     .use(predictionsModule(ctx))
+    .use(thresholdsModule(ctx))
 }
 
 export type App = ReturnType<typeof createApp>

@@ -4,6 +4,7 @@ import { createApp } from './app'
 import { createContext } from './context'
 import type { Logger } from './lib/logger'
 import { VERSION } from './lib/version'
+import { startForecasting } from './modules/predictions/service'
 
 export interface RunningServer {
   url: string
@@ -17,6 +18,7 @@ export async function startServer(config: Readonly<Config>, log?: Logger) {
   app.listen({ port: config.port, hostname: config.host })
   const server = app.server!
   ctx.realtime.attach(server)
+  await startForecasting(ctx)
   await ctx.emitter.system({
     level: 'info',
     message: 'Sistema iniciado correctamente',
@@ -45,6 +47,7 @@ export async function startServer(config: Readonly<Config>, log?: Logger) {
         .catch(() => undefined)
       ctx.realtime.stop('Server shutting down', notice && JSON.stringify(notice))
       await Promise.race([drained, Bun.sleep(10_000)])
+      await ctx.intelligence.stop()
       await ctx.db.transaction(async () => undefined).catch(() => undefined)
       ctx.db.close()
       ctx.log.info('stopped')
