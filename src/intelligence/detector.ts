@@ -130,10 +130,29 @@ export function reviveState(raw: unknown, bins = 48): VariableState {
   return state
 }
 
-export function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+let scratch = new Float64Array(64)
+
+/** Median of xs[from..to) by insertion sort into a reused buffer (no allocation on the hot path). */
+function medianOf(xs: readonly number[], from: number, to: number): number {
+  const n = to - from
+  if (scratch.length < n) scratch = new Float64Array(n)
+  for (let i = 0; i < n; i++) {
+    const v = xs[from + i]!
+    let j = i - 1
+    while (j >= 0 && scratch[j]! > v) {
+      scratch[j + 1] = scratch[j]!
+      j--
+    }
+    scratch[j + 1] = v
+  }
+  const mid = n >> 1
+  return n % 2 ? scratch[mid]! : (scratch[mid - 1]! + scratch[mid]!) / 2
+}
+
+/** Median of an ascending range. */
+const sortedMedian = (xs: readonly number[], from: number, to: number) => {
+  const mid = (from + to - 1) / 2
+  return (xs[Math.floor(mid)]! + xs[Math.ceil(mid)]!) / 2
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000
@@ -145,9 +164,9 @@ function localLevel(ts: number[], xs: number[], t: number): number | null {
   const n = xs.length
   if (n < 5) return null
   const third = Math.max(2, Math.floor(n / 3))
-  const dt = median(ts.slice(n - third)) - median(ts.slice(0, third))
-  const slope = dt > 0 ? (median(xs.slice(n - third)) - median(xs.slice(0, third))) / dt : 0
-  return median(xs) + slope * (t - median(ts))
+  const dt = sortedMedian(ts, n - third, n) - sortedMedian(ts, 0, third)
+  const slope = dt > 0 ? (medianOf(xs, n - third, n) - medianOf(xs, 0, third)) / dt : 0
+  return medianOf(xs, 0, n) + slope * (t - sortedMedian(ts, 0, n))
 }
 
 function thresholdSeverity(excess: number, rule: ThresholdRule): Severity {
