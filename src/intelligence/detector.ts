@@ -64,7 +64,7 @@ export function detectorOptions(variable: string, warmup = 30): DetectorOptions 
   return {
     warmup,
     window: 15,
-    spikeZ: 6,
+    spikeZ: 5,
     scaleAlpha: 0.02,
     minScale: variable === 'humedad' ? 0.2 : 0.05,
     stuckRun: 10,
@@ -79,7 +79,7 @@ export function detectorOptions(variable: string, warmup = 30): DetectorOptions 
 }
 
 export interface VariableState {
-  v: 1
+  v: 2
   /** Readings checked so far. */
   n: number
   /** Timestamp (ms) of the last reading checked; older ones are stored but not checked. */
@@ -92,8 +92,8 @@ export interface VariableState {
   mad: number
   k: number
   stuck: { value: number | null; run: number; p0: number; k: number }
-  /** Daily profile: per bin the learned mean, and the day being accumulated. */
-  profile: { m: (number | null)[]; day: number[]; sum: number[]; cnt: number[] }
+  /** Daily profile: per bin the learned mean (null until learned), and the bin being accumulated. */
+  profile: { m: (number | null)[]; bin: number; day: number; sum: number; cnt: number }
   drift: { e: number; mean: number; mad: number; k: number }
   breach: { n: number; since: number | null }
   /** Consecutive readings with no hit, per rule (auto-resolve counts on these). */
@@ -102,7 +102,7 @@ export interface VariableState {
 
 export function newState(bins = 48): VariableState {
   return {
-    v: 1,
+    v: 2,
     n: 0,
     last: null,
     ts: [],
@@ -111,12 +111,7 @@ export function newState(bins = 48): VariableState {
     mad: 0,
     k: 0,
     stuck: { value: null, run: 0, p0: 0, k: 0 },
-    profile: {
-      m: Array(bins).fill(null),
-      day: Array(bins).fill(-1),
-      sum: Array(bins).fill(0),
-      cnt: Array(bins).fill(0),
-    },
+    profile: { m: Array(bins).fill(null), bin: -1, day: -1, sum: 0, cnt: 0 },
     drift: { e: 0, mean: 0, mad: 0, k: 0 },
     breach: { n: 0, since: null },
     normal: { threshold: 0, statistical: 0 },
@@ -126,7 +121,7 @@ export function newState(bins = 48): VariableState {
 /** A stored state, or a fresh one when it is missing or of another shape. */
 export function reviveState(raw: unknown, bins = 48): VariableState {
   const state = raw as VariableState | null
-  if (!state || state.v !== 1 || state.profile?.m?.length !== bins) return newState(bins)
+  if (!state || state.v !== 2 || state.profile?.m?.length !== bins) return newState(bins)
   return state
 }
 
@@ -380,21 +375,24 @@ function profileAt(state: VariableState, t: number, o: DetectorOptions): number 
   return a * (1 - w) + b * w
 }
 
-/** Adds x to its bin's running day; when a bin meets a new day, the finished day moves its mean. */
+/** Adds x to the bin being accumulated; leaving it (readings come in time order) folds it into its mean. */
 function learnProfile(state: VariableState, t: number, x: number, o: DetectorOptions) {
   const { pos, day } = binOf(t, o)
   const bin = Math.floor(pos)
   const p = state.profile
-  if (p.day[bin] !== day) {
-    if (p.cnt[bin]! > 0) {
-      const mean = p.sum[bin]! / p.cnt[bin]!
-      const old = p.m[bin]
-      p.m[bin] = old == null ? mean : old + o.profileDayAlpha * (mean - old)
+  if (p.bin !== bin || p.day !== day) {
+    if (p.cnt > 0) {
+      const mean = p.sum / p.cnt
+      const old = p.m[p.bin]
+      p.m[p.bin] = round4(old == null ? mean : old + o.profileDayAlpha * (mean - old))
     }
-    p.day[bin] = day
-    p.sum[bin] = 0
-    p.cnt[bin] = 0
+    p.bin = bin
+    p.day = day
+    p.sum = 0
+    p.cnt = 0
   }
-  p.sum[bin]! += x
-  p.cnt[bin]! += 1
+  p.sum += x
+  p.cnt += 1
 }
+
+const round4 = (x: number) => Math.round(x * 10_000) / 10_000
