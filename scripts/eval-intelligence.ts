@@ -370,7 +370,7 @@ async function main() {
           'Holt MAE',
           'Holt-Winters MAE',
           'served MAE',
-          'served vs naive',
+          'served below naive',
           'models chosen',
         ],
         forecastRows,

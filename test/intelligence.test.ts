@@ -1,15 +1,19 @@
 // Sensor intelligence through the real server: anomalies detected while readings are stored, their
 // lifecycle, and forecasts computed off the request path, each announced on the right channels.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { join } from 'node:path'
 import { rmSync } from 'node:fs'
 import { generate, gaussian, rng, temperatureSpec } from '../scripts/synthetic'
+import { ConfigError, loadConfig } from '../src/config'
 import { settle, startTestServer, tempDir, type TestServer } from './helpers'
 
 const START = Date.UTC(2025, 6, 1)
 const MIN = 60_000
 const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z')
 const SIGMA = temperatureSpec(START, 1).noise
+
+// Real servers on a shared 2-core machine: Bun's 5 s default (bunfig's timeout is not read) is tight.
+setDefaultTimeout(30_000)
 
 let server: TestServer
 beforeAll(async () => {
@@ -408,6 +412,26 @@ describe('predictions', () => {
       await client!.close()
     } finally {
       await scheduled.stop()
+    }
+  })
+})
+
+describe('intelligence settings', () => {
+  test('have working defaults, and a bad value stops the start naming the variable', () => {
+    expect(loadConfig({}).intelligence).toEqual({
+      warmupReadings: 30,
+      autoResolveReadings: 10,
+      predictionIntervalSeconds: 0,
+      predictionHorizonMinutes: 60,
+    })
+    for (const [name, value] of [
+      ['ANOMALY_AUTO_RESOLVE_READINGS', 'soon'],
+      ['ANOMALY_WARMUP_READINGS', '2'],
+      ['PREDICTION_INTERVAL_SECONDS', '-5'],
+      ['PREDICTION_HORIZON_MINUTES', '0'],
+    ] as const) {
+      expect(() => loadConfig({ [name]: value })).toThrow(ConfigError)
+      expect(() => loadConfig({ [name]: value })).toThrow(name)
     }
   })
 })
