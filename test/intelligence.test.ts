@@ -316,6 +316,29 @@ describe('detector state', () => {
   })
 })
 
+describe('detector state cache', () => {
+  test('a transaction rolled back after writing states leaves the detector as the database has it', async () => {
+    const id = await newSensor(server)
+    await feed(server, id, quiet(50))
+    const { db, intelligence } = server.ctx
+    const key = `${id}:temperatura`
+    const read = async () =>
+      JSON.stringify((await db.transaction((tx) => intelligence.states.take(tx, [id]))).get(key))
+    const before = await read()
+    expect(JSON.parse(before).n).toBe(50)
+
+    const attempt = db.transaction(async (tx) => {
+      const states = await intelligence.states.take(tx, [id])
+      intelligence.states.evict(key)
+      states.get(key)!.n += 1000
+      await intelligence.states.put(tx, states)
+      throw new Error('rolled back')
+    })
+    await expect(attempt).rejects.toThrow('rolled back')
+    expect(await read()).toBe(before)
+  })
+})
+
 describe('predictions', () => {
   test('a request answers 201 pending, then prediction_completed reaches predictions, predictions:<id>, sensors:<id> and general, with a model that beats naive on a trended series', async () => {
     const id = await newSensor(server)

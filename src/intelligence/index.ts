@@ -16,17 +16,18 @@ export type Variable = (typeof VARIABLES)[number]
 export const stateKey = (sensorId: number, variable: string) => `${sensorId}:${variable}`
 
 /**
- * Detector states by sensor and variable. A state is taken out of the cache while a transaction uses
- * it and put back with its new revision once written, so a rolled-back batch (or another instance's
- * write) shows up as a revision mismatch and the state is read again from the database.
+ * Detector states by sensor and variable. A caller evicts a state before changing it and puts it back
+ * with a new revision once written, so a rolled-back batch (or another instance's write) shows up as
+ * a revision mismatch and the state is read again from the database.
  */
 export class DetectorStates {
   private readonly cache = new Map<string, { rev: string; state: VariableState }>()
 
-  /** The states of these sensors' variables (fresh ones where nothing is stored), in one or two queries. */
+  /** The stored states of these sensors' variables, from the cache when its revision is current. */
   async take(tx: Tx, sensorIds: number[]): Promise<Map<string, VariableState>> {
     const out = new Map<string, VariableState>()
     const stale: number[] = []
+    const stored = new Set<string>()
     for (let i = 0; i < sensorIds.length; i += 500) {
       const rows = await tx
         .select({
@@ -38,6 +39,7 @@ export class DetectorStates {
         .where(inArray(detectorState.sensor_id, sensorIds.slice(i, i + 500)))
       for (const row of rows) {
         const key = stateKey(row.sensor_id, row.variable)
+        stored.add(key)
         const cached = this.cache.get(key)
         if (cached && cached.rev === row.rev) out.set(key, cached.state)
         else stale.push(row.sensor_id)
@@ -55,8 +57,14 @@ export class DetectorStates {
       }
     }
     for (const id of sensorIds)
-      for (const variable of VARIABLES) this.cache.delete(stateKey(id, variable))
+      for (const variable of VARIABLES)
+        if (!stored.has(stateKey(id, variable))) this.cache.delete(stateKey(id, variable))
     return out
+  }
+
+  /** Called before a state is changed: until put() writes it, the cache must not offer it. */
+  evict(key: string) {
+    this.cache.delete(key)
   }
 
   /** Writes the states back in the caller's transaction and caches them under their new revision. */

@@ -118,7 +118,10 @@ export async function detectAnomalies(
       const key = stateKey(reading.sensor_id, variable)
       let state = states.get(key)
       if (!state) states.set(key, (state = newState()))
-      touched.set(key, state)
+      if (!touched.has(key)) {
+        intelligence.states.evict(key)
+        touched.set(key, state)
+      }
       const rule = rules.get(reading.sensor_id)?.[variable] ?? null
       const hits = step(state, t, x, rule, options[variable])
       for (const hit of hits) {
