@@ -13,6 +13,7 @@ import { readingsModule } from './modules/readings'
 import { anomaliesModule } from './modules/anomalies'
 import { predictionsModule } from './modules/predictions'
 import { websocketOptions } from './realtime'
+import { thresholdsModule } from './modules/thresholds'
 import { realtimeRoutes } from './realtime/routes'
 import { authModule } from './modules/auth'
 import { tokenAdmit } from './modules/auth/admit'
@@ -77,6 +78,7 @@ export function createApp(ctx: AppContext) {
     .use(readingsModule(ctx))
     .use(anomaliesModule(ctx))
     .use(predictionsModule(ctx))
+    .use(thresholdsModule(ctx))
 }
 
 export type App = ReturnType<typeof createApp>

@@ -36,6 +36,15 @@ export interface Config {
   login: { maxPerIp: number; maxPerUser: number; windowSeconds: number }
   /** Take the client address from the last X-Forwarded-For entry (set by a reverse proxy in front). */
   trustProxy: boolean
+  intelligence: {
+    /** Readings a sensor variable needs before the statistical detector may raise anything. */
+    warmupReadings: number
+    /** Consecutive normal readings that resolve an open anomaly; 0 leaves it to people. */
+    autoResolveReadings: number
+    /** Seconds between re-forecasts of every active sensor; 0 turns the schedule off. */
+    predictionIntervalSeconds: number
+    predictionHorizonMinutes: number
+  }
 }
 
 type Env = Record<string, string | undefined>
@@ -182,6 +191,12 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       windowSeconds: int(env, 'LOGIN_WINDOW_SECONDS', 60, 1, 24 * 3600),
     },
     trustProxy: bool(env, 'TRUST_PROXY', false),
+    intelligence: {
+      warmupReadings: int(env, 'ANOMALY_WARMUP_READINGS', 30, 10, 100_000),
+      autoResolveReadings: int(env, 'ANOMALY_AUTO_RESOLVE_READINGS', 10, 0, 100_000),
+      predictionIntervalSeconds: int(env, 'PREDICTION_INTERVAL_SECONDS', 0, 0, 7 * 24 * 3600),
+      predictionHorizonMinutes: int(env, 'PREDICTION_HORIZON_MINUTES', 60, 1, 10_080),
+    },
   }
   return deepFreeze(config)
 }
