@@ -1,9 +1,9 @@
-// Builds the Elysia app (errors, CORS, docs and metrics first, then the modules) without listening.
-import { cors } from '@elysiajs/cors'
+// Builds the Elysia app (errors, docs, metrics, CORS, limits and auth first, then the modules) without listening.
 import { openapi } from '@elysiajs/openapi'
 import { Elysia } from 'elysia'
 import type { AppContext } from './context'
 import { errorHandler } from './lib/http-errors'
+import { bodyLimit, corsPolicy } from './lib/http-policy'
 import { VERSION } from './lib/version'
 import { docsAssets } from './modules/system/docs'
 import { systemModule } from './modules/system'
@@ -13,22 +13,26 @@ import { readingsModule } from './modules/readings'
 import { anomaliesModule } from './modules/anomalies'
 import { predictionsModule } from './modules/predictions'
 import { websocketOptions } from './realtime'
+import { thresholdsModule } from './modules/thresholds'
 import { realtimeRoutes } from './realtime/routes'
+import { authModule } from './modules/auth'
+import { tokenAdmit } from './modules/auth/admit'
+import { createGuard } from './modules/auth/guard'
+import { createTokens } from './modules/auth/tokens'
+import { usersModule } from './modules/users'
 
 export function createApp(ctx: AppContext) {
   const { config } = ctx
+  const tokens = createTokens(config)
+  const guard = createGuard(config, tokens)
   return new Elysia({
     name: 'vigia',
-    serve: { maxRequestBodySize: config.bodyLimitBytes },
+    // bodyLimit answers oversized bodies with a JSON 413 from Content-Length, so Bun's own cap
+    // (a bare 413 before any hook runs) must not come first.
+    serve: { maxRequestBodySize: Number.MAX_SAFE_INTEGER },
     websocket: websocketOptions(config),
   })
     .use(errorHandler(ctx))
-    .use(
-      cors({
-        origin: config.corsOrigins === '*' ? true : [...config.corsOrigins],
-        exposeHeaders: ['X-Total-Count'],
-      }),
-    )
     .use(
       openapi({
         path: '/swagger',
@@ -54,6 +58,8 @@ export function createApp(ctx: AppContext) {
             { name: 'anomalies', description: 'Anomalies detected on readings' },
             { name: 'predictions', description: 'Forecasts of a sensor variable' },
             { name: 'websocket', description: 'Test events and WebSocket statistics' },
+            { name: 'auth', description: 'Log in for a bearer token' },
+            { name: 'users', description: 'Users, roles and channel rights (admin only)' },
             { name: 'system', description: 'Health and metrics' },
           ],
         },
@@ -61,12 +67,18 @@ export function createApp(ctx: AppContext) {
     )
     .use(docsAssets)
     .use(systemModule(ctx))
-    .use(realtimeRoutes(ctx))
+    .use(corsPolicy(config))
+    .use(bodyLimit(config))
+    .use(guard.policy)
+    .use(authModule(ctx, tokens, guard))
+    .use(usersModule(ctx, guard))
+    .use(realtimeRoutes(ctx, tokenAdmit(config, tokens)))
     .use(locationsModule(ctx))
     .use(sensorsModule(ctx))
     .use(readingsModule(ctx))
     .use(anomaliesModule(ctx))
     .use(predictionsModule(ctx))
+    .use(thresholdsModule(ctx))
 }
 
 export type App = ReturnType<typeof createApp>

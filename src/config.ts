@@ -37,6 +37,19 @@ export interface Config {
   corsOrigins: string[] | '*'
   logLevel: LogLevel
   bodyLimitBytes: number
+  /** Login attempts allowed per window, per client address and per username. */
+  login: { maxPerIp: number; maxPerUser: number; windowSeconds: number }
+  /** Take the client address from the last X-Forwarded-For entry (set by a reverse proxy in front). */
+  trustProxy: boolean
+  intelligence: {
+    /** Readings a sensor variable needs before the statistical detector may raise anything. */
+    warmupReadings: number
+    /** Consecutive normal readings that resolve an open anomaly; 0 leaves it to people. */
+    autoResolveReadings: number
+    /** Seconds between re-forecasts of every active sensor; 0 turns the schedule off. */
+    predictionIntervalSeconds: number
+    predictionHorizonMinutes: number
+  }
 }
 
 type Env = Record<string, string | undefined>
@@ -58,6 +71,13 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   const value = Number(text)
   if (value < min || value > max) bad(name, raw, `an integer from ${min} to ${max}`)
   return value
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const value = str(env, name, String(fallback)).toLowerCase()
+  if (value === 'true' || value === '1') return true
+  if (value === 'false' || value === '0') return false
+  bad(name, value, 'true or false')
 }
 
 function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
@@ -118,6 +138,17 @@ function corsOrigins(env: Env): string[] | '*' {
   return origins
 }
 
+/** Same rules as POST /api/v1/users: a plain user name, a password of 8 to 256 characters. */
+function adminUser(env: Env): Config['admin'] {
+  const username = str(env, 'ADMIN_USERNAME', 'admin')
+  if (!/^[A-Za-z0-9._@-]{1,64}$/.test(username))
+    bad('ADMIN_USERNAME', username, '1 to 64 letters, digits or . _ @ -')
+  const password = env.ADMIN_PASSWORD || undefined
+  if (password !== undefined && (password.length < 8 || password.length > 256))
+    bad('ADMIN_PASSWORD', '<hidden>', 'a password of 8 to 256 characters')
+  return { username, password }
+}
+
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const nodeEnv = str(env, 'NODE_ENV', 'development')
   const jwtSecret = env.JWT_SECRET?.trim()
@@ -146,10 +177,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       secretGenerated: !jwtSecret,
       expiresIn: int(env, 'JWT_EXPIRES_IN', 3600, 10, 60 * 60 * 24 * 365),
     },
-    admin: {
-      username: str(env, 'ADMIN_USERNAME', 'admin'),
-      password: env.ADMIN_PASSWORD?.trim() || undefined,
-    },
+    admin: adminUser(env),
     authMode: oneOf(env, 'AUTH_MODE', 'open', ['open', 'required'] as const),
     ws: {
       maxConnections: int(env, 'WEBSOCKET_MAX_CONNECTIONS', 100, 1, 1_000_000),
@@ -179,6 +207,18 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       'silent',
     ] as const),
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    login: {
+      maxPerIp: int(env, 'LOGIN_MAX_ATTEMPTS_PER_IP', 20, 1, 1_000_000),
+      maxPerUser: int(env, 'LOGIN_MAX_ATTEMPTS_PER_USER', 5, 1, 1_000_000),
+      windowSeconds: int(env, 'LOGIN_WINDOW_SECONDS', 60, 1, 24 * 3600),
+    },
+    trustProxy: bool(env, 'TRUST_PROXY', false),
+    intelligence: {
+      warmupReadings: int(env, 'ANOMALY_WARMUP_READINGS', 30, 10, 100_000),
+      autoResolveReadings: int(env, 'ANOMALY_AUTO_RESOLVE_READINGS', 10, 0, 100_000),
+      predictionIntervalSeconds: int(env, 'PREDICTION_INTERVAL_SECONDS', 0, 0, 7 * 24 * 3600),
+      predictionHorizonMinutes: int(env, 'PREDICTION_HORIZON_MINUTES', 60, 1, 10_080),
+    },
   }
   return deepFreeze(config)
 }

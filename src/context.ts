@@ -3,6 +3,7 @@ import type { Config } from './config'
 import { openDatabase, type Database } from './db'
 import { createLogger, type Logger } from './lib/logger'
 import { createMetrics, type Metrics } from './lib/metrics'
+import { createIntelligence, type Intelligence } from './intelligence'
 import { createRealtime, type Realtime } from './realtime'
 import type { Emitter } from './realtime/emitter'
 
@@ -10,6 +11,8 @@ import type { Emitter } from './realtime/emitter'
 export interface Services {
   db: Database
   emitter: Emitter
+  /** Anomaly detector states and the forecast queue. */
+  intelligence: Intelligence
 }
 
 export interface AppContext extends Services {
@@ -31,6 +34,7 @@ export async function createContext(config: Readonly<Config>, log = createLogger
     db,
     realtime,
     emitter: realtime.emitter,
+    intelligence: createIntelligence(config, log),
     startedAt: Date.now(),
   }
   return context

@@ -4,6 +4,8 @@ import { createApp } from './app'
 import { createContext } from './context'
 import type { Logger } from './lib/logger'
 import { VERSION } from './lib/version'
+import { ensureFirstUser } from './modules/users/service'
+import { startForecasting } from './modules/predictions/service'
 
 const SHUTDOWN_GRACE_MS = 10_000
 
@@ -15,10 +17,12 @@ export interface RunningServer {
 
 export async function startServer(config: Readonly<Config>, log?: Logger) {
   const ctx = await createContext(config, log)
+  await ensureFirstUser(ctx, config.admin, ctx.log)
   const app = createApp(ctx)
   app.listen({ port: config.port, hostname: config.host })
   const server = app.server!
   ctx.realtime.attach(server)
+  await startForecasting(ctx)
   await ctx.emitter.system({
     level: 'info',
     message: 'Sistema iniciado correctamente',
@@ -58,6 +62,7 @@ export async function startServer(config: Readonly<Config>, log?: Logger) {
         await server.stop(true)
       }
       clearTimeout(timer)
+      await ctx.intelligence.stop()
       // Writes already queued on the writer finish before the database closes.
       await ctx.db.transaction(async () => undefined).catch(() => undefined)
       await ctx.db.close()

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
 import { loadConfig } from '../src/config'
-import { createLogger } from '../src/lib/logger'
+import { createLogger, type Logger } from '../src/lib/logger'
 import { startServer } from '../src/server'
 
 export type TestServer = Awaited<ReturnType<typeof startTestServer>>
@@ -48,11 +48,29 @@ export async function createTestDatabase() {
   }
 }
 
-/** Starts a real server (port 0, fresh SQLite file) with the given environment on top of test defaults. */
-export async function startTestServer(env: Record<string, string> = {}) {
-  const dir = tempDir()
-  const pg =
-    TEST_DATABASE === 'postgres' && !env.DATABASE_URL ? await createTestDatabase() : undefined
+/** The PostgreSQL database of each test folder, so a server restarted on the same `dir` finds its data. */
+const databaseOf = new Map<string, Awaited<ReturnType<typeof createTestDatabase>>>()
+
+/**
+ * Starts a real server (port 0, fresh SQLite file; a fresh PostgreSQL database under
+ * TEST_DATABASE=postgres) with the given environment on top of test defaults;
+ * `log` replaces the logger (to read what the server logs), `dir` reuses a database folder.
+ */
+export async function startTestServer(
+  env: Record<string, string> = {},
+  options: { log?: Logger; dir?: string } = {},
+) {
+  const dir = options.dir ?? tempDir()
+  let pg = env.DATABASE_URL ? undefined : databaseOf.get(dir)
+  if (TEST_DATABASE === 'postgres' && !env.DATABASE_URL && !pg) {
+    pg = await createTestDatabase()
+    databaseOf.set(dir, pg)
+  }
+  const dropDatabase = async () => {
+    if (!pg) return
+    databaseOf.delete(dir)
+    await pg.drop()
+  }
   const config = loadConfig({
     DATABASE_URL: pg?.url ?? `sqlite:${join(dir, 'test.db')}`,
     PORT: '0',
@@ -61,10 +79,12 @@ export async function startTestServer(env: Record<string, string> = {}) {
     JWT_SECRET: 'test-secret-test-secret-test-secret!',
     ...env,
   })
-  const running = await startServer(config, createLogger(config.logLevel)).catch(async (error) => {
-    await pg?.drop()
-    throw error
-  })
+  const running = await startServer(config, options.log ?? createLogger(config.logLevel)).catch(
+    async (error) => {
+      await dropDatabase()
+      throw error
+    },
+  )
   const base = running.url
   let stopped = false
   return {
@@ -72,18 +92,23 @@ export async function startTestServer(env: Record<string, string> = {}) {
     dir,
     base,
     config,
-    ws: (path = '/api/v1/ws', query: Record<string, string | number> = {}) => {
+    ws: (
+      path = '/api/v1/ws',
+      query: Record<string, string | number> = {},
+      headers?: Record<string, string>,
+    ) => {
       const qs = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]))
       const suffix = qs.size > 0 ? `?${qs}` : ''
-      return WsClient.connect(`${base.replace(/^http/, 'ws')}${path}${suffix}`)
+      return WsClient.connect(`${base.replace(/^http/, 'ws')}${path}${suffix}`, headers)
     },
     api: (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
       api(base, method, path, body, headers),
-    async stop() {
+    async stop(keepFiles = false) {
       if (stopped) return
       stopped = true
       await running.stop()
-      await pg?.drop()
+      if (keepFiles) return
+      await dropDatabase()
       rmSync(dir, { recursive: true, force: true })
     },
   }
@@ -147,8 +172,13 @@ export class WsClient {
   }
 
   /** Opens a socket; resolves once the handshake is done (use `connected()` for the greeting). */
-  static connect(url: string): Promise<WsClient> {
-    const socket = new WebSocket(url)
+  static connect(url: string, headers?: Record<string, string>): Promise<WsClient> {
+    // Bun's WebSocket also takes { headers } (Origin, X-Forwarded-For), which the DOM typing lacks.
+    const WithHeaders = WebSocket as unknown as new (
+      url: string,
+      o: { headers: object },
+    ) => WebSocket
+    const socket = headers ? new WithHeaders(url, { headers }) : new WebSocket(url)
     const client = new WsClient(socket)
     return new Promise((resolve, reject) => {
       socket.addEventListener('open', () => resolve(client), { once: true })

@@ -1,6 +1,6 @@
 // The PostgreSQL side of the storage: its schema mirrors schema.ts, its migrations match it, and the
 // queries built from schema.ts read and write the same values there as on SQLite.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { is, sql } from 'drizzle-orm'
 import { getTableConfig as pgConfig, PgTable } from 'drizzle-orm/pg-core'
 import { getTableConfig as sqliteConfig, SQLiteTable } from 'drizzle-orm/sqlite-core'
@@ -9,6 +9,8 @@ import { openDatabase } from '../src/db'
 import * as pgSchema from '../src/db/pg-schema'
 import * as schema from '../src/db/schema'
 import { createTestDatabase } from './helpers'
+
+setDefaultTimeout(30_000)
 
 /** The PostgreSQL column types that hand back what each SQLite column type expects. */
 const COMPATIBLE: Record<string, string[]> = {

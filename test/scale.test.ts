@@ -1,6 +1,6 @@
 // Several instances on one PostgreSQL and one Redis: fan-out across instances, resume anywhere, stats,
 // and the faults (Redis restarting, PostgreSQL down) with real servers, clients and brokers.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import Redis from 'ioredis'
 import {
   createTestDatabase,
@@ -11,6 +11,8 @@ import {
 } from './helpers'
 import { loadConfig } from '../src/config'
 import { freePorts, requireRedis, startPrivatePostgres, startPrivateRedis, until } from './infra'
+
+setDefaultTimeout(30_000)
 
 type Msg = Record<string, any>
 
@@ -155,7 +157,11 @@ describe('two instances sharing PostgreSQL and Redis', () => {
       'instance-b',
     ])
 
-    const one = (await b.api('GET', '/api/v1/ws/stats/readings')).body
+    let one: Msg = {}
+    await until('B to have A’s report too', async () => {
+      one = (await b.api('GET', '/api/v1/ws/stats/readings')).body
+      return one.deployment.connections === 2
+    })
     expect(one).toMatchObject({ channel: 'readings', connections: 1 })
     expect(one.deployment.connections).toBe(2)
 

@@ -21,9 +21,10 @@ export interface Database {
   /** Committed data only; never sees a write that is still in flight. */
   readonly read: Tx
   /**
-   * Runs fn in one write transaction; afterCommit runs right after COMMIT. Transactions that emit
-   * events are serialized by the event_meta row they bump (SQLite: one writer; PostgreSQL: that row's
-   * lock), so seqs are handed out gap-free and in commit order.
+   * Runs fn in one write transaction; afterCommit runs right after COMMIT. Write transactions run one
+   * at a time (SQLite: its single writer; PostgreSQL: an advisory lock shared by every instance), so
+   * a service may read, decide and write safely, and the event seq (bumped in the event_meta row) is
+   * handed out gap-free and in commit order.
    */
   transaction<T>(fn: (tx: Tx) => Promise<T>, afterCommit?: (result: T) => void): Promise<T>
   ping(): Promise<void>

@@ -2,7 +2,16 @@
 // Queries are always built from schema.ts; these column types make PostgreSQL hand back the same values
 // (ms timestamps and ids as bigint read as numbers, JSON as jsonb, floats as double precision).
 import { sql } from 'drizzle-orm'
-import { bigint, doublePrecision, index, integer, jsonb, pgTable, text } from 'drizzle-orm/pg-core'
+import {
+  bigint,
+  doublePrecision,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+} from 'drizzle-orm/pg-core'
 
 const id = () => bigint('id', { mode: 'number' }).primaryKey().generatedByDefaultAsIdentity()
 const ms = (name: string) => bigint(name, { mode: 'number' })
@@ -29,10 +38,17 @@ export const sensors = pgTable(
     modelo: text('modelo').notNull(),
     nombre: text('nombre'),
     location_id: ms('location_id').references(() => locations.id, { onDelete: 'set null' }),
+    thresholds: jsonb('thresholds'),
     ...timestamps,
   },
   (table) => [index('sensors_location_idx').on(table.location_id)],
 )
+
+export const sensorTypeThresholds = pgTable('sensor_type_thresholds', {
+  tipo: text('tipo').primaryKey(),
+  thresholds: jsonb('thresholds').notNull(),
+  ...timestamps,
+})
 
 export const readings = pgTable(
   'readings',
@@ -62,6 +78,7 @@ export const anomalies = pgTable(
     severity: text('severity').notNull(),
     status: text('status').notNull().default('open'),
     rule: text('rule').notNull().default('manual'),
+    kind: text('kind'),
     expected_min: doublePrecision('expected_min'),
     expected_max: doublePrecision('expected_max'),
     message: text('message'),
@@ -69,9 +86,24 @@ export const anomalies = pgTable(
     first_seen: ms('first_seen').notNull(),
     last_seen: ms('last_seen').notNull(),
     resolved_at: ms('resolved_at'),
+    acknowledged_at: ms('acknowledged_at'),
     ...timestamps,
   },
   (table) => [index('anomalies_sensor_status_idx').on(table.sensor_id, table.status)],
+)
+
+export const detectorState = pgTable(
+  'detector_state',
+  {
+    sensor_id: ms('sensor_id')
+      .notNull()
+      .references(() => sensors.id, { onDelete: 'cascade' }),
+    variable: text('variable').notNull(),
+    rev: text('rev').notNull(),
+    state: jsonb('state').notNull(),
+    updated_at: ms('updated_at').notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.sensor_id, table.variable] })],
 )
 
 export const predictions = pgTable(
@@ -112,4 +144,13 @@ export const eventMeta = pgTable('event_meta', {
   created_at: ms('created_at')
     .notNull()
     .default(sql`(extract(epoch from now()) * 1000)::bigint`),
+})
+
+export const users = pgTable('users', {
+  id: id(),
+  username: text('username').notNull().unique(),
+  password_hash: text('password_hash').notNull(),
+  role: text('role', { enum: ['admin', 'operator', 'viewer'] }).notNull(),
+  channels: jsonb('channels').$type<string[]>().notNull(),
+  ...timestamps,
 })

@@ -1,5 +1,6 @@
 // PostgreSQL through postgres.js: a connection pool, migrations under an advisory lock, retried transactions.
 import { resolve } from 'node:path'
+import { sql } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/postgres-js'
 import { migrate } from 'drizzle-orm/postgres-js/migrator'
 import postgres from 'postgres'
@@ -8,8 +9,9 @@ import { dbErrorCode } from './errors'
 import * as schema from './schema'
 
 const MIGRATIONS = resolve(import.meta.dir, '../../drizzle/postgres')
-/** Any fixed number: every instance takes this advisory lock while it migrates. */
+/** Any fixed numbers: every instance takes the first while it migrates, the second in each write. */
 const MIGRATION_LOCK = 7_143_105_342
+const WRITER_LOCK = 7_143_105_343
 /** Serialization failures and deadlocks: the transaction did nothing and can simply run again. */
 const RETRYABLE = new Set(['40001', '40P01'])
 const ATTEMPTS = 3
@@ -48,7 +50,18 @@ export async function openPostgres(url: string): Promise<Database> {
     throw error
   }
 
-  const pg = db as unknown as { transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> }
+  type PgTx = Tx & { execute(query: ReturnType<typeof sql>): Promise<unknown> }
+  const pg = db as unknown as { transaction<T>(fn: (tx: PgTx) => Promise<T>): Promise<T> }
+  /**
+   * One writer at a time across every instance, as SQLite's single writer: services read, decide and
+   * write in one transaction (detector state, counters), which is only safe when writes are serialized.
+   * Readers never wait. The lock goes with COMMIT or ROLLBACK.
+   */
+  const serialized = <T>(fn: (tx: Tx) => Promise<T>) =>
+    pg.transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(${WRITER_LOCK})`)
+      return fn(tx)
+    })
   return {
     dialect: 'postgres',
     read: db,
@@ -56,7 +69,7 @@ export async function openPostgres(url: string): Promise<Database> {
       for (let attempt = 1; ; attempt++) {
         let result: T
         try {
-          result = await pg.transaction(fn)
+          result = await serialized(fn)
         } catch (error) {
           if (attempt < ATTEMPTS && RETRYABLE.has(dbErrorCode(error) ?? '')) continue
           throw error

@@ -1,6 +1,6 @@
-// The drizzle schema (SQLite): domain tables, the event log and its sequence counter.
+// The drizzle schema (SQLite): domain tables, the event log and its sequence counter, users.
 import { sql } from 'drizzle-orm'
-import { index, integer, real, sqliteTable, text } from 'drizzle-orm/sqlite-core'
+import { index, integer, primaryKey, real, sqliteTable, text } from 'drizzle-orm/sqlite-core'
 
 const timestamps = {
   created_at: integer('created_at').notNull(),
@@ -24,10 +24,19 @@ export const sensors = sqliteTable(
     modelo: text('modelo').notNull(),
     nombre: text('nombre'),
     location_id: integer('location_id').references(() => locations.id, { onDelete: 'set null' }),
+    /** Threshold rules per variable; they replace the sensor type's defaults variable by variable. */
+    thresholds: text('thresholds', { mode: 'json' }),
     ...timestamps,
   },
   (table) => [index('sensors_location_idx').on(table.location_id)],
 )
+
+/** Default threshold rules for every sensor of one `tipo`. */
+export const sensorTypeThresholds = sqliteTable('sensor_type_thresholds', {
+  tipo: text('tipo').primaryKey(),
+  thresholds: text('thresholds', { mode: 'json' }).notNull(),
+  ...timestamps,
+})
 
 export const readings = sqliteTable(
   'readings',
@@ -57,6 +66,8 @@ export const anomalies = sqliteTable(
     severity: text('severity').notNull(),
     status: text('status').notNull().default('open'),
     rule: text('rule').notNull().default('manual'),
+    /** What opened it: above_max, below_min, spike, stuck or drift (null for manual ones). */
+    kind: text('kind'),
     expected_min: real('expected_min'),
     expected_max: real('expected_max'),
     message: text('message'),
@@ -64,9 +75,28 @@ export const anomalies = sqliteTable(
     first_seen: integer('first_seen').notNull(),
     last_seen: integer('last_seen').notNull(),
     resolved_at: integer('resolved_at'),
+    acknowledged_at: integer('acknowledged_at'),
     ...timestamps,
   },
   (table) => [index('anomalies_sensor_status_idx').on(table.sensor_id, table.status)],
+)
+
+/**
+ * What the detector knows about one sensor variable (windows, scales, daily profile, streaks), so a
+ * restart resumes where it stopped; `rev` changes on every write and tells a stale cache apart.
+ */
+export const detectorState = sqliteTable(
+  'detector_state',
+  {
+    sensor_id: integer('sensor_id')
+      .notNull()
+      .references(() => sensors.id, { onDelete: 'cascade' }),
+    variable: text('variable').notNull(),
+    rev: text('rev').notNull(),
+    state: text('state', { mode: 'json' }).notNull(),
+    updated_at: integer('updated_at').notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.sensor_id, table.variable] })],
 )
 
 export const predictions = sqliteTable(
@@ -109,4 +139,14 @@ export const eventMeta = sqliteTable('event_meta', {
   created_at: integer('created_at')
     .notNull()
     .default(sql`(unixepoch() * 1000)`),
+})
+
+/** People and services that log in: argon2id password hash, role, and the channels they may join. */
+export const users = sqliteTable('users', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  username: text('username').notNull().unique(),
+  password_hash: text('password_hash').notNull(),
+  role: text('role', { enum: ['admin', 'operator', 'viewer'] }).notNull(),
+  channels: text('channels', { mode: 'json' }).$type<string[]>().notNull(),
+  ...timestamps,
 })

@@ -1,6 +1,8 @@
 // Domain errors: each carries the HTTP status and a short code for the one error envelope.
 
 export class AppError extends Error {
+  /** Response headers that go with this error (Retry-After, WWW-Authenticate). */
+  headers?: Record<string, string>
   constructor(
     readonly status: number,
     readonly code: string,
@@ -38,8 +40,12 @@ export class ConflictError extends AppError {
 }
 
 export class UnauthorizedError extends AppError {
-  constructor(message = 'A valid bearer token is required: log in at POST /auth/login.') {
+  constructor(
+    message = 'A valid bearer token is required: log in at POST /auth/login.',
+    challenge = 'Bearer',
+  ) {
     super(401, 'unauthorized', message)
+    this.headers = { 'www-authenticate': challenge }
   }
 }
 

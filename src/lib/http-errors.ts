@@ -27,6 +27,9 @@ export function fieldName(path: string | undefined, where: string): string {
 function reasonOf(first: ValidationError['all'][number] | undefined): string {
   if (!first) return 'is not valid'
   if ('message' in first && first.message === 'Expected required property') return 'is required'
+  const allowed = 'schema' in first ? (first.schema as { enum?: unknown[] }).enum : undefined
+  if (Array.isArray(allowed))
+    return `should be one of: ${allowed.map((v) => JSON.stringify(v)).join(', ')}`
   const text = (first.summary ?? ('message' in first ? first.message : '') ?? 'is not valid')
     .replace(/^Property '[^']*' /, '')
     .replace(/^Expected /, 'expected ')
@@ -63,6 +66,7 @@ export function errorHandler({ log }: Pick<AppContext, 'log'>) {
       if (error instanceof AppError) {
         status = error.status
         body = { error: error.code, message: error.message, ...error.details }
+        if (error.headers) Object.assign(set.headers, error.headers)
       } else if (code === 'VALIDATION' && (error as ValidationError).type !== 'response') {
         status = 422
         body = describeValidation(error as ValidationError)

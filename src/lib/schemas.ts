@@ -51,3 +51,10 @@ export const Text = (max: number, example: string) =>
     pattern: '^[^\\u0000-\\u001f]*\\S[^\\u0000-\\u001f]*$',
     examples: [example],
   })
+
+/**
+ * An optional enum (query or body). Elysia 1.4 fills a missing optional UnionEnum with its first
+ * value (a PATCH without `status` would reopen); an explicit undefined default keeps it absent.
+ */
+export const OptionalEnum = <const T extends readonly [string, ...string[]]>(values: T) =>
+  t.Optional(t.UnionEnum(values, { default: undefined }))

@@ -49,7 +49,7 @@ export type EventMessage = EntityEventMessage | SystemEventMessage
 
 export interface ConnectionMessage {
   type: 'connection'
-  status: 'connected' | 'subscribed' | 'unsubscribed'
+  status: 'connected' | 'subscribed' | 'unsubscribed' | 'refreshed'
   channel: string
   timestamp: string
   channels?: string[]
@@ -58,6 +58,8 @@ export interface ConnectionMessage {
   recovered?: boolean
   replayed?: number
   oldest_seq?: number
+  /** On `refreshed`: when the connection's new token expires. */
+  token_expires_at?: string
 }
 
 export interface ErrorMessage {

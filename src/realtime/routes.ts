@@ -1,6 +1,7 @@
 // The WebSocket endpoint /api/v1/ws, the test-event endpoint and the connection statistics.
 import { Elysia, t } from 'elysia'
 import type { AppContext } from '../context'
+import { clientAddress } from '../lib/client-address'
 import { InvalidFieldError, NotFoundError } from '../lib/errors'
 import { errors } from '../lib/schemas'
 import { CHANNEL_HELP, isChannel } from './channels'
@@ -58,7 +59,7 @@ const SystemEvent = t.Object({
 
 /**
  * Decides who may open a socket and on which channels. The open endpoint takes `user_id` as given;
- * the auth module replaces this for tokens.
+ * the auth module's `tokenAdmit` checks tokens.
  */
 export type Admit = (
   query: HandshakeQuery & { token?: string },
@@ -75,7 +76,7 @@ export const openAdmit: Admit = async (query) => {
 }
 
 export const realtimeRoutes = (ctx: AppContext, admit: Admit = openAdmit) => {
-  const { realtime } = ctx
+  const { realtime, config } = ctx
   const { sockets, hub, emitter, cluster } = realtime
   const admissions = new WeakMap<object, Admission>()
   // Messages that arrive while the handshake is still being checked wait for the verdict, in order.
@@ -83,22 +84,30 @@ export const realtimeRoutes = (ctx: AppContext, admit: Admit = openAdmit) => {
 
   const socketHandlers = (secure: boolean) => ({
     query: HandshakeQuerySchema,
-    async open(ws: { raw: unknown; data: { query: HandshakeQuery } }) {
+    async open(ws: {
+      raw: unknown
+      data: { query: HandshakeQuery; headers: Record<string, string | undefined> }
+    }) {
       const raw = ws.raw as Socket
       const query = ws.data.query
+      const ip = clientAddress(
+        config.trustProxy,
+        ws.data.headers['x-forwarded-for'],
+        raw.remoteAddress,
+      )
       const pending = admit(query, secure).then((verdict) => {
         admitting.delete(raw)
         if (raw.readyState !== 1) return
         if ('code' in verdict) return sockets.refuse(raw, verdict.code, verdict.reason)
         admissions.set(raw, verdict)
-        sockets.open(raw, query, verdict)
+        sockets.open(raw, query, { ip, ...verdict })
       })
       admitting.set(raw, pending)
       await pending
     },
     message(ws: { raw: unknown }, message: unknown) {
       const raw = ws.raw as Socket
-      const handle = () => sockets.message(raw, message, admissions.get(raw)?.allowed)
+      const handle = () => sockets.message(raw, message, admissions.get(raw))
       const pending = admitting.get(raw)
       if (pending) pending.then(handle)
       else handle()

@@ -47,6 +47,13 @@ export interface Admission {
   /** Channels this user may join; undefined = all. */
   allowed?: (channel: string) => boolean
   tokenExpiresAt?: number
+  /** The client's address for the per-IP cap; the socket peer when not given. */
+  ip?: string
+  /** Checks a newer token of the same user (action `refresh`); resolves, never rejects. */
+  refresh?: (
+    token: string,
+    held: string[],
+  ) => Promise<{ expiresAt: number } | { code: string; message: string }>
 }
 
 export interface HandshakeQuery {
@@ -214,7 +221,7 @@ export function createSocketLayer(deps: SocketDeps) {
 
   /** Admits a socket whose handshake passed auth; returns false when it was closed instead. */
   const open = (ws: Socket, query: HandshakeQuery, admission: Admission): boolean => {
-    const ip = ws.remoteAddress
+    const ip = admission.ip ?? ws.remoteAddress
     if (stopping) {
       ws.close(CLOSE.shutdown, 'Server shutting down')
       return false
@@ -285,11 +292,46 @@ export function createSocketLayer(deps: SocketDeps) {
     return false
   }
 
-  const message = (ws: Socket, data: unknown, allowed?: (channel: string) => boolean): void => {
+  /** `{"action":"refresh","token":"…"}`: a newer token of the same user moves the expiry. */
+  const refresh = (conn: Conn, token: unknown, admission: Admission | undefined) => {
+    if (!admission?.refresh)
+      return send(
+        conn,
+        errorMessage(
+          'refresh_not_supported',
+          'This connection has no token to refresh; authenticated sockets use /api/v1/ws/secure?token=.',
+        ),
+      )
+    if (typeof token !== 'string' || token === '')
+      return send(
+        conn,
+        errorMessage(
+          'invalid_token',
+          '"token" is required: a fresh access_token from POST /auth/login.',
+        ),
+      )
+    admission
+      .refresh(token, [...conn.channels])
+      .catch(() => ({
+        code: 'invalid_token',
+        message: 'That token could not be checked; log in again.',
+      }))
+      .then((result) => {
+        if (conn.closed) return
+        if ('code' in result) return send(conn, errorMessage(result.code, result.message))
+        conn.tokenExpiresAt = result.expiresAt
+        reply(conn, {
+          ...connectionMessage(conn, 'refreshed', [...conn.channels].join(',')),
+          token_expires_at: iso(result.expiresAt),
+        })
+      })
+  }
+
+  const message = (ws: Socket, data: unknown, admission?: Admission): void => {
     const conn = byWs.get(ws)
     if (!conn || conn.closed) return
     if (conn.greeting) {
-      conn.greeting.promise.then(() => message(ws, data, allowed))
+      conn.greeting.promise.then(() => message(ws, data, admission))
       return
     }
     const now = Date.now()
@@ -309,11 +351,13 @@ export function createSocketLayer(deps: SocketDeps) {
         conn,
         errorMessage(
           'invalid_message',
-          'Messages must be JSON objects with an "action": subscribe, unsubscribe or ping.',
+          'Messages must be JSON objects with an "action": subscribe, unsubscribe, ping or refresh.',
         ),
       )
     const { action, channel } = data as { action?: unknown; channel?: unknown }
     if (action === 'ping') return reply(conn, { type: 'pong', timestamp: iso(now) })
+    if (action === 'refresh') return refresh(conn, (data as { token?: unknown }).token, admission)
+    const allowed = admission?.allowed
     if (action === 'subscribe' || action === 'unsubscribe') {
       if (typeof channel !== 'string' || !isChannel(channel))
         return send(
@@ -348,7 +392,7 @@ export function createSocketLayer(deps: SocketDeps) {
       conn,
       errorMessage(
         'unknown_action',
-        `Unknown action ${JSON.stringify(action ?? null).slice(0, 60)}; use subscribe, unsubscribe or ping.`,
+        `Unknown action ${JSON.stringify(action ?? null).slice(0, 60)}; use subscribe, unsubscribe, ping or refresh.`,
       ),
     )
   }

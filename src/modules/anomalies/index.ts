@@ -4,12 +4,14 @@ import type { Services } from '../../context'
 import { errors, IdParams } from '../../lib/schemas'
 import { Anomaly, AnomalyCreate, AnomalyPatch, AnomalyQuery } from './model'
 import {
+  acknowledgeAnomaly,
   createAnomaly,
   deleteAnomaly,
   getAnomaly,
   listAnomalies,
   patchAnomaly,
   replaceAnomaly,
+  resolveAnomaly,
 } from './service'
 
 export const anomaliesModule = (services: Services) =>
@@ -39,6 +41,24 @@ export const anomaliesModule = (services: Services) =>
         summary: 'Record an anomaly by hand',
         description:
           'Emits `anomaly_detected` on anomalies, anomalies:<sensor_id>, sensors:<sensor_id> and general.',
+      },
+    })
+    .post('/:id/acknowledge', ({ params }) => acknowledgeAnomaly(services, params.id), {
+      params: IdParams,
+      response: { 200: Anomaly, ...errors },
+      detail: {
+        summary: 'Acknowledge an anomaly',
+        description:
+          'open → acknowledged (emits `updated`). Further hits still count on it; 409 when it is already resolved.',
+      },
+    })
+    .post('/:id/resolve', ({ params }) => resolveAnomaly(services, params.id), {
+      params: IdParams,
+      response: { 200: Anomaly, ...errors },
+      detail: {
+        summary: 'Resolve an anomaly',
+        description:
+          'open or acknowledged → resolved (emits `updated`); a new hit afterwards opens a new anomaly.',
       },
     })
     .put('/:id', ({ params, body }) => replaceAnomaly(services, params.id, body), {

@@ -1,6 +1,6 @@
 // Anomaly schemas: what was seen on which variable, how bad it is and where it stands in its lifecycle.
 import { t } from 'elysia'
-import { Id, pagination, timeRange } from '../../lib/schemas'
+import { OptionalEnum, Id, pagination, timeRange } from '../../lib/schemas'
 
 export const VARIABLES = ['temperatura', 'humedad'] as const
 export const Variable = t.UnionEnum(VARIABLES, { examples: ['temperatura'] })
@@ -21,13 +21,21 @@ export const Anomaly = t.Object({
     description: 'What raised it: threshold, statistical or manual',
     examples: ['threshold'],
   }),
+  kind: t.Nullable(
+    t.String({
+      description:
+        'What opened it: above_max or below_min (threshold), spike, stuck or drift (statistical)',
+      examples: ['above_max'],
+    }),
+  ),
   expected_min: t.Nullable(t.Number()),
   expected_max: t.Nullable(t.Number()),
   message: t.Nullable(t.String()),
   count: t.Integer({ description: 'Hits folded into this anomaly while it was open' }),
-  first_seen: t.String({ format: 'date-time' }),
-  last_seen: t.String({ format: 'date-time' }),
+  first_seen: t.String({ format: 'date-time', description: 'Time of the first reading that hit' }),
+  last_seen: t.String({ format: 'date-time', description: 'Time of the latest reading that hit' }),
   resolved_at: t.Nullable(t.String({ format: 'date-time' })),
+  acknowledged_at: t.Nullable(t.String({ format: 'date-time' })),
   created_at: t.String({ format: 'date-time' }),
   updated_at: t.String({ format: 'date-time' }),
 })
@@ -37,8 +45,8 @@ const fields = {
   sensor_id: Id,
   variable: Variable,
   value: t.Number({ minimum: -1e9, maximum: 1e9, examples: [48.2] }),
-  severity: t.Optional(Severity),
-  status: t.Optional(Status),
+  severity: OptionalEnum(SEVERITIES),
+  status: OptionalEnum(STATUSES),
   rule: t.Optional(t.String({ minLength: 1, maxLength: 50, examples: ['manual'] })),
   expected_min: t.Optional(t.Nullable(t.Number({ minimum: -1e9, maximum: 1e9 }))),
   expected_max: t.Optional(t.Nullable(t.Number({ minimum: -1e9, maximum: 1e9 }))),
@@ -48,15 +56,18 @@ const fields = {
 export const AnomalyCreate = t.Object(fields)
 export type AnomalyCreate = typeof AnomalyCreate.static
 
-export const AnomalyPatch = t.Partial(t.Object(fields), { minProperties: 1 })
+export const AnomalyPatch = t.Partial(t.Object({ ...fields, variable: OptionalEnum(VARIABLES) }), {
+  minProperties: 1,
+})
 export type AnomalyPatch = typeof AnomalyPatch.static
 
 export const AnomalyQuery = t.Object({
   ...pagination,
   sensor_id: t.Optional(Id),
-  status: t.Optional(Status),
-  severity: t.Optional(Severity),
-  variable: t.Optional(Variable),
+  status: OptionalEnum(STATUSES),
+  severity: OptionalEnum(SEVERITIES),
+  variable: OptionalEnum(VARIABLES),
+  rule: OptionalEnum(['threshold', 'statistical', 'manual']),
   ...timeRange,
 })
 export type AnomalyQuery = typeof AnomalyQuery.static

@@ -8,11 +8,12 @@ import {
   deleteOne,
   findOne,
   findPage,
+  findRow,
   insertOne,
   updateOne,
   type Resource,
 } from '../../lib/crud'
-import { InvalidFieldError, UnknownReferenceError } from '../../lib/errors'
+import { ConflictError, InvalidFieldError, UnknownReferenceError } from '../../lib/errors'
 import { iso, parseIso } from '../../lib/time'
 import type { Anomaly, AnomalyCreate, AnomalyPatch, AnomalyQuery } from './model'
 
@@ -31,6 +32,7 @@ export const anomalyResource: Resource<Row, Anomaly> = {
     severity: row.severity as Anomaly['severity'],
     status: row.status as Anomaly['status'],
     rule: row.rule,
+    kind: row.kind,
     expected_min: row.expected_min,
     expected_max: row.expected_max,
     message: row.message,
@@ -38,6 +40,7 @@ export const anomalyResource: Resource<Row, Anomaly> = {
     first_seen: iso(row.first_seen),
     last_seen: iso(row.last_seen),
     resolved_at: row.resolved_at === null ? null : iso(row.resolved_at),
+    acknowledged_at: row.acknowledged_at === null ? null : iso(row.acknowledged_at),
     created_at: iso(row.created_at),
     updated_at: iso(row.updated_at),
   }),
@@ -72,6 +75,7 @@ export const listAnomalies = ({ db }: Services, q: AnomalyQuery) => {
       q.status ? eq(anomalies.status, q.status) : undefined,
       q.severity ? eq(anomalies.severity, q.severity) : undefined,
       q.variable ? eq(anomalies.variable, q.variable) : undefined,
+      q.rule ? eq(anomalies.rule, q.rule) : undefined,
       from !== undefined ? gte(anomalies.last_seen, from) : undefined,
       to !== undefined ? lte(anomalies.first_seen, to) : undefined,
     ),
@@ -101,6 +105,7 @@ export const createAnomaly = ({ emitter }: Services, input: AnomalyCreate) =>
         first_seen: now,
         last_seen: now,
         resolved_at: status === 'resolved' ? now : null,
+        acknowledged_at: status === 'acknowledged' ? now : null,
         created_at: now,
         updated_at: now,
       },
@@ -109,7 +114,12 @@ export const createAnomaly = ({ emitter }: Services, input: AnomalyCreate) =>
   })
 
 const lifecycle = (status: string | undefined, now: number) =>
-  status === undefined ? {} : { resolved_at: status === 'resolved' ? now : null }
+  status === undefined
+    ? {}
+    : {
+        resolved_at: status === 'resolved' ? now : null,
+        acknowledged_at: status === 'acknowledged' ? now : null,
+      }
 
 export const replaceAnomaly = ({ emitter }: Services, id: number, input: AnomalyCreate) =>
   emitter.transact(async (tx, emit) => {
@@ -140,3 +150,34 @@ export const patchAnomaly = ({ emitter }: Services, id: number, patch: AnomalyPa
 
 export const deleteAnomaly = ({ emitter }: Services, id: number) =>
   emitter.transact((tx, emit) => deleteOne(tx, emit, anomalyResource, id))
+
+/** open → acknowledged (someone is on it); a resolved anomaly cannot be acknowledged. */
+export const acknowledgeAnomaly = ({ emitter }: Services, id: number) =>
+  emitter.transact(async (tx, emit) => {
+    const row = await findRow(tx, anomalyResource, id)
+    if (row.status === 'resolved')
+      throw new ConflictError(
+        `Anomaly ${id} is already resolved; if the problem is back, the detector opens a new one.`,
+        { status: row.status },
+      )
+    if (row.status === 'acknowledged') return anomalyResource.toDto(row)
+    const now = Date.now()
+    return updateOne(tx, emit, anomalyResource, id, {
+      status: 'acknowledged',
+      acknowledged_at: now,
+      updated_at: now,
+    })
+  })
+
+/** open or acknowledged → resolved; resolving a resolved anomaly changes nothing. */
+export const resolveAnomaly = ({ emitter }: Services, id: number) =>
+  emitter.transact(async (tx, emit) => {
+    const row = await findRow(tx, anomalyResource, id)
+    if (row.status === 'resolved') return anomalyResource.toDto(row)
+    const now = Date.now()
+    return updateOne(tx, emit, anomalyResource, id, {
+      status: 'resolved',
+      resolved_at: now,
+      updated_at: now,
+    })
+  })

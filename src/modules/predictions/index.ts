@@ -45,11 +45,11 @@ export const predictionsModule = (services: Services) =>
     })
     .post('/', async ({ body, status }) => status(201, await requestPrediction(services, body)), {
       body: PredictionCreate,
-      response: { 201: Prediction, ...errors },
+      response: { 201: Prediction, ...errors, 503: ErrorBody },
       detail: {
         summary: 'Request a forecast',
         description:
-          'Answers with the `pending` prediction (event `created`); `prediction_completed` follows on predictions, predictions:<sensor_id>, sensors:<sensor_id> and general.',
+          'Answers 201 with the stored `pending` prediction (event `created`) and computes it in the background: the model with the lowest holdout error among naive last value, Holt linear trend and Holt-Winters (daily season) forecasts up to the horizon with 95% intervals. The outcome (`completed` with forecast and metrics, or `failed` with a reason when the history is too short) is stored and announced as `prediction_completed` on predictions, predictions:<sensor_id>, sensors:<sensor_id> and general. 503 when the forecast queue is full.',
       },
     })
     .put('/:id', notEditable, notEditableDoc)

@@ -1,7 +1,7 @@
 // Prediction schemas: the original's request {sensor_id, variable, horizon_minutes} and the stored forecast.
 import { t } from 'elysia'
-import { Id, pagination } from '../../lib/schemas'
-import { Variable } from '../anomalies/model'
+import { OptionalEnum, Id, pagination } from '../../lib/schemas'
+import { Variable, VARIABLES } from '../anomalies/model'
 
 export const PREDICTION_STATUSES = ['pending', 'completed', 'failed'] as const
 
@@ -44,7 +44,7 @@ export type PredictionCreate = typeof PredictionCreate.static
 export const PredictionQuery = t.Object({
   ...pagination,
   sensor_id: t.Optional(Id),
-  variable: t.Optional(Variable),
-  status: t.Optional(t.UnionEnum(PREDICTION_STATUSES)),
+  variable: OptionalEnum(VARIABLES),
+  status: OptionalEnum(PREDICTION_STATUSES),
 })
 export type PredictionQuery = typeof PredictionQuery.static

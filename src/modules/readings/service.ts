@@ -15,6 +15,7 @@ import {
 } from '../../lib/crud'
 import { InvalidFieldError, UnknownReferenceError } from '../../lib/errors'
 import { iso, parseIso } from '../../lib/time'
+import { detectAnomalies } from '../anomalies/detection'
 import type {
   Reading,
   ReadingBatch,
@@ -106,14 +107,19 @@ export const listReadings = ({ db }: Services, q: ReadingQuery) => {
 
 export const getReading = ({ db }: Services, id: number) => findOne(db.read, readingResource, id)
 
-/** Stores readings in one transaction: every one is checked first, then all are written, or none. */
+/**
+ * Stores readings in one transaction: every one is checked first, then all are written, or none; the
+ * anomaly detector runs on them in that same transaction.
+ */
 export async function createReadings(services: Services, inputs: ReadingBatch, batch: boolean) {
   const now = Date.now()
   const at = (i: number) => (batch ? `[${i}].` : '')
   const rows = inputs.map((input, i) => toRow(input, now, at(i)))
   return services.emitter.transact(async (tx, emit) => {
     await checkSensors(tx, rows, at)
-    return insertMany(tx, emit, readingResource, rows)
+    const stored = await insertMany(tx, emit, readingResource, rows)
+    await detectAnomalies(services, tx, emit, stored)
+    return stored
   })
 }
 

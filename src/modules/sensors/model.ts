@@ -1,6 +1,7 @@
 // Sensor schemas: the original's `tipo` and `modelo`, an optional name and location.
 import { t } from 'elysia'
 import { Id, pagination, Text } from '../../lib/schemas'
+import { Thresholds } from '../thresholds/model'
 
 export const Sensor = t.Object({
   id: t.Integer({ examples: [1] }),
@@ -8,6 +9,7 @@ export const Sensor = t.Object({
   modelo: t.String({ examples: ['DHT22'] }),
   nombre: t.Nullable(t.String({ examples: ['Sala de servidores'] })),
   location_id: t.Nullable(t.Integer({ examples: [3] })),
+  thresholds: t.Nullable(Thresholds),
   created_at: t.String({ format: 'date-time', examples: ['2025-07-20T10:30:00Z'] }),
   updated_at: t.String({ format: 'date-time', examples: ['2025-07-20T10:30:00Z'] }),
 })
@@ -18,6 +20,7 @@ const fields = {
   modelo: Text(100, 'DHT22'),
   nombre: t.Optional(t.Nullable(Text(200, 'Sala de servidores'))),
   location_id: t.Optional(t.Nullable(Id)),
+  thresholds: t.Optional(t.Nullable(Thresholds)),
 }
 
 export const SensorCreate = t.Object(fields)

@@ -14,6 +14,8 @@ import {
 } from '../../lib/crud'
 import { UnknownReferenceError } from '../../lib/errors'
 import { iso } from '../../lib/time'
+import { checkThresholds } from '../thresholds/service'
+import type { Thresholds } from '../thresholds/model'
 import type { Sensor, SensorCreate, SensorPatch, SensorQuery } from './model'
 
 type Row = typeof sensors.$inferSelect
@@ -28,6 +30,7 @@ export const sensorResource: Resource<Row, Sensor> = {
     modelo: row.modelo,
     nombre: row.nombre,
     location_id: row.location_id,
+    thresholds: (row.thresholds as Thresholds | null) ?? null,
     created_at: iso(row.created_at),
     updated_at: iso(row.updated_at),
   }),
@@ -66,10 +69,12 @@ export const getSensor = ({ db }: Services, id: number) => findOne(db.read, sens
 export const createSensor = ({ emitter }: Services, input: SensorCreate) =>
   emitter.transact(async (tx, emit) => {
     await checkLocation(tx, input.location_id)
+    checkThresholds(input.thresholds)
     const now = Date.now()
     return insertOne(tx, emit, sensorResource, {
       nombre: null,
       location_id: null,
+      thresholds: null,
       ...input,
       created_at: now,
       updated_at: now,
@@ -80,9 +85,11 @@ export const createSensor = ({ emitter }: Services, input: SensorCreate) =>
 export const replaceSensor = ({ emitter }: Services, id: number, input: SensorCreate) =>
   emitter.transact(async (tx, emit) => {
     await checkLocation(tx, input.location_id)
+    checkThresholds(input.thresholds)
     return updateOne(tx, emit, sensorResource, id, {
       nombre: null,
       location_id: null,
+      thresholds: null,
       ...input,
       updated_at: Date.now(),
     })
@@ -91,6 +98,7 @@ export const replaceSensor = ({ emitter }: Services, id: number, input: SensorCr
 export const patchSensor = ({ emitter }: Services, id: number, patch: SensorPatch) =>
   emitter.transact(async (tx, emit) => {
     await checkLocation(tx, patch.location_id)
+    checkThresholds(patch.thresholds)
     return updateOne(tx, emit, sensorResource, id, { ...defined(patch), updated_at: Date.now() })
   })
 

@@ -1,0 +1,201 @@
+// Detection inside the transaction that stores readings: rules, detector states and open anomalies are
+// read once per batch, every reading is checked in time order in memory, and only anomaly changes and
+// the new states are written back (no query per reading).
+import { and, asc, eq, inArray } from 'drizzle-orm'
+import type { Services } from '../../context'
+import type { Tx } from '../../db'
+import { anomalies, sensors, sensorTypeThresholds } from '../../db/schema'
+import {
+  detectorOptions,
+  higherSeverity,
+  newState,
+  step,
+  type Hit,
+  type Rule,
+  type Severity,
+  type VariableState,
+} from '../../intelligence/detector'
+import { stateKey, VARIABLES } from '../../intelligence'
+import { insertOne, updateOne } from '../../lib/crud'
+import type { Emit } from '../../realtime/emitter'
+import type { Thresholds } from '../thresholds/model'
+import { anomalyResource } from './service'
+
+type AnomalyRow = typeof anomalies.$inferSelect
+
+export interface CheckedReading {
+  id: number
+  sensor_id: number
+  temperatura: number | null
+  humedad: number | null
+  timestamp: string
+}
+
+const RULES: readonly Rule[] = ['threshold', 'statistical']
+
+/** Each sensor's rules: its type's defaults, with the sensor's own rule winning per variable. */
+async function loadRules(tx: Tx, ids: number[]) {
+  const out = new Map<number, Thresholds>()
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = await tx
+      .select({ id: sensors.id, own: sensors.thresholds, type: sensorTypeThresholds.thresholds })
+      .from(sensors)
+      .leftJoin(sensorTypeThresholds, eq(sensors.tipo, sensorTypeThresholds.tipo))
+      .where(inArray(sensors.id, ids.slice(i, i + 500)))
+    for (const row of rows) {
+      const merged = { ...(row.type as Thresholds | null), ...(row.own as Thresholds | null) }
+      if (Object.keys(merged).length > 0) out.set(row.id, merged)
+    }
+  }
+  return out
+}
+
+/** Open or acknowledged detector anomalies, by sensor:variable:rule (the newest when several). */
+async function loadOpen(tx: Tx, ids: number[]) {
+  const out = new Map<string, AnomalyRow>()
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = await tx
+      .select()
+      .from(anomalies)
+      .where(
+        and(
+          inArray(anomalies.sensor_id, ids.slice(i, i + 500)),
+          inArray(anomalies.status, ['open', 'acknowledged']),
+          inArray(anomalies.rule, RULES as Rule[]),
+        ),
+      )
+      .orderBy(asc(anomalies.last_seen), asc(anomalies.id))
+    for (const row of rows) out.set(`${stateKey(row.sensor_id, row.variable)}:${row.rule}`, row)
+  }
+  return out
+}
+
+/** The columns a hit changes on an open anomaly. */
+const changes = (row: AnomalyRow) => ({
+  value: row.value,
+  reading_id: row.reading_id,
+  severity: row.severity,
+  expected_min: row.expected_min,
+  expected_max: row.expected_max,
+  message: row.message,
+  count: row.count,
+  last_seen: row.last_seen,
+  updated_at: row.updated_at,
+})
+
+/**
+ * Checks stored readings and records what they reveal: a hit opens an anomaly (anomaly_detected) or
+ * folds into the open one of the same sensor, variable and rule (updated once per batch); enough
+ * normal readings in a row resolve it (updated). Runs in the caller's transaction.
+ */
+export async function detectAnomalies(
+  { intelligence }: Services,
+  tx: Tx,
+  emit: Emit,
+  readings: CheckedReading[],
+) {
+  if (readings.length === 0) return
+  const ids = [...new Set(readings.map((r) => r.sensor_id))]
+  const rules = await loadRules(tx, ids)
+  const states = await intelligence.states.take(tx, ids)
+  const open = await loadOpen(tx, ids)
+  const { warmupReadings, autoResolveReadings } = intelligence.options
+  const options = {
+    temperatura: detectorOptions('temperatura', warmupReadings),
+    humedad: detectorOptions('humedad', warmupReadings),
+  }
+  const touched = new Map<string, VariableState>()
+  const dirty = new Set<string>()
+  const now = Date.now()
+
+  const ordered = readings
+    .map((reading) => ({ reading, t: Date.parse(reading.timestamp) }))
+    .sort((a, b) => a.t - b.t || a.reading.id - b.reading.id)
+  for (const { reading, t } of ordered) {
+    for (const variable of VARIABLES) {
+      const x = reading[variable]
+      if (x === null) continue
+      const key = stateKey(reading.sensor_id, variable)
+      let state = states.get(key)
+      if (!state) states.set(key, (state = newState()))
+      if (!touched.has(key)) {
+        intelligence.states.evict(key)
+        touched.set(key, state)
+      }
+      const rule = rules.get(reading.sensor_id)?.[variable] ?? null
+      const hits = step(state, t, x, rule, options[variable])
+      for (const hit of hits) {
+        const slot = `${key}:${hit.rule}`
+        const row = open.get(slot)
+        if (row) {
+          fold(row, hit, reading.id, t, now)
+          dirty.add(slot)
+        } else open.set(slot, await openAnomaly(tx, emit, reading, variable, hit, t, now))
+      }
+      if (autoResolveReadings === 0) continue
+      for (const ruleName of RULES) {
+        const slot = `${key}:${ruleName}`
+        const row = open.get(slot)
+        if (!row || state.normal[ruleName] < autoResolveReadings) continue
+        await updateOne(tx, emit, anomalyResource, row.id, {
+          ...changes(row),
+          status: 'resolved',
+          resolved_at: now,
+          updated_at: now,
+        })
+        open.delete(slot)
+        dirty.delete(slot)
+      }
+    }
+  }
+  for (const slot of dirty) {
+    const row = open.get(slot)!
+    await updateOne(tx, emit, anomalyResource, row.id, changes(row))
+  }
+  await intelligence.states.put(tx, touched, now)
+}
+
+function fold(row: AnomalyRow, hit: Hit, readingId: number, t: number, now: number) {
+  row.count += 1
+  row.value = hit.value
+  row.reading_id = readingId
+  row.severity = higherSeverity(row.severity as Severity, hit.severity)
+  row.expected_min = hit.expected_min
+  row.expected_max = hit.expected_max
+  row.message = hit.message
+  row.last_seen = Math.max(row.last_seen, t)
+  row.updated_at = now
+}
+
+async function openAnomaly(
+  tx: Tx,
+  emit: Emit,
+  reading: CheckedReading,
+  variable: string,
+  hit: Hit,
+  t: number,
+  now: number,
+): Promise<AnomalyRow> {
+  const values = {
+    sensor_id: reading.sensor_id,
+    reading_id: reading.id,
+    variable,
+    value: hit.value,
+    severity: hit.severity,
+    status: 'open',
+    rule: hit.rule,
+    kind: hit.kind,
+    expected_min: hit.expected_min,
+    expected_max: hit.expected_max,
+    message: hit.message,
+    count: 1,
+    first_seen: t,
+    last_seen: t,
+    resolved_at: null,
+    acknowledged_at: null,
+    created_at: now,
+    updated_at: now,
+  }
+  const dto = await insertOne(tx, emit, anomalyResource, values, 'anomaly_detected')
+  return { ...values, id: dto.id }
+}

@@ -1,0 +1,89 @@
+// Who may call what over REST: the AUTH_MODE=required policy on every request, and the `auth` macro.
+import { Elysia } from 'elysia'
+import type { Config } from '../../config'
+import { ForbiddenError, UnauthorizedError } from '../../lib/errors'
+import { allows, type Need } from './permissions'
+import type { TokenClaims, Tokens } from './tokens'
+
+const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
+const OPEN_API_PATHS = new Set(['/api/v1/auth/login'])
+const WS_PATHS = new Set(['/api/v1/ws', '/api/v1/ws/secure'])
+
+/**
+ * Under AUTH_MODE=required every route below /api/ needs a token, except login and the WebSocket
+ * upgrades (their admission closes with 4401/4403 instead); reads take any role, writes operator or
+ * admin. `route` is the route that matched, not the URL: the URL's path can be read in more than one
+ * way (Bun's router and Elysia's disagree on odd Host headers), the matched route cannot.
+ */
+function needFor(route: string, method: string): Need | undefined {
+  if (!route.startsWith('/api/') || OPEN_API_PATHS.has(route) || WS_PATHS.has(route))
+    return undefined
+  return READS.has(method) ? 'token' : 'write'
+}
+
+const NEEDS: Record<Need, string> = {
+  token: 'a valid token',
+  write: 'the operator or admin role (viewers can only read)',
+  admin: 'the admin role',
+}
+
+export type Guard = ReturnType<typeof createGuard>
+
+export function createGuard(config: Readonly<Config>, tokens: Tokens) {
+  const verified = new WeakMap<Request, TokenClaims>()
+
+  /** The claims of the request's bearer token, checked once per request. */
+  const authenticate = async (request: Request): Promise<TokenClaims> => {
+    const known = verified.get(request)
+    if (known) return known
+    const header = request.headers.get('authorization')
+    const match = header ? /^Bearer +(\S+) *$/i.exec(header) : null
+    if (!match)
+      throw new UnauthorizedError(
+        header
+          ? 'The Authorization header must be "Bearer <token>"; get a token at POST /auth/login.'
+          : undefined,
+      )
+    const claims = await tokens.verify(match[1])
+    if (!claims)
+      throw new UnauthorizedError(
+        'The bearer token is malformed, badly signed or expired: log in again at POST /auth/login.',
+        'Bearer error="invalid_token"',
+      )
+    verified.set(request, claims)
+    return claims
+  }
+
+  const authorize = async (request: Request, need: Need) => {
+    const claims = await authenticate(request)
+    if (!allows(claims.role, need))
+      throw new ForbiddenError(
+        `User "${claims.sub}" has the ${claims.role} role; this needs ${NEEDS[need]}.`,
+      )
+    return claims
+  }
+
+  return {
+    /**
+     * Global: applies AUTH_MODE=required to every route registered after it, before its body is
+     * validated. Routes of /api/ must be registered after it (the auth tests check every documented one).
+     */
+    policy: new Elysia({ name: 'auth-policy' }).onTransform(
+      { as: 'global' },
+      async ({ request, route }) => {
+        if (config.authMode !== 'required') return
+        const need = needFor(route, request.method)
+        if (need) await authorize(request, need)
+      },
+    ),
+    /** `auth: 'admin'` on a route: checked in any AUTH_MODE, before the body is validated; gives `user`. */
+    macro: new Elysia({ name: 'auth-macro' }).macro({
+      auth: (need: Need) => ({
+        async transform({ request }) {
+          await authorize(request, need)
+        },
+        resolve: ({ request }) => ({ user: verified.get(request)! }),
+      }),
+    }),
+  }
+}

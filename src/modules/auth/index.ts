@@ -1,0 +1,58 @@
+// Login at /auth/login (as in the original) and /api/v1/auth/login, and who the current token is.
+import { Elysia } from 'elysia'
+import type { AppContext } from '../../context'
+import { clientAddress } from '../../lib/client-address'
+import { iso } from '../../lib/time'
+import { errors, ErrorBody } from '../../lib/schemas'
+import type { Guard } from './guard'
+import { LoginBody, Me, TokenResponse } from './model'
+import { createLoginLimiter, login } from './service'
+import type { Tokens } from './tokens'
+
+export const authModule = (ctx: AppContext, tokens: Tokens, guard: Guard) => {
+  const deps = { db: ctx.db, tokens, limiter: createLoginLimiter(ctx.config) }
+  const loginRoute = {
+    body: LoginBody,
+    response: { 200: TokenResponse, 429: ErrorBody, ...errors },
+    detail: {
+      summary: 'Log in: a bearer token for REST and /api/v1/ws/secure',
+      description:
+        'JSON {"username","password"} or the OAuth2 password-flow form (grant_type=password). Wrong credentials: 401. Too many attempts from one address or for one user: 429 with Retry-After.',
+    },
+  }
+  const address = (
+    request: Request,
+    server: { requestIP(r: Request): { address: string } | null } | null,
+  ) =>
+    clientAddress(
+      ctx.config.trustProxy,
+      request.headers.get('x-forwarded-for'),
+      server?.requestIP(request)?.address,
+    )
+  return new Elysia({ name: 'auth', detail: { tags: ['auth'] } })
+    .use(guard.macro)
+    .post(
+      '/auth/login',
+      ({ body, request, server }) => login(deps, body, address(request, server)),
+      loginRoute,
+    )
+    .post(
+      '/api/v1/auth/login',
+      ({ body, request, server }) => login(deps, body, address(request, server)),
+      loginRoute,
+    )
+    .get(
+      '/api/v1/auth/me',
+      ({ user }) => ({
+        username: user.sub,
+        role: user.role,
+        channels: user.channels,
+        expires_at: iso(user.exp * 1000),
+      }),
+      {
+        auth: 'token',
+        response: { 200: Me, ...errors },
+        detail: { summary: 'The user and rights of the bearer token' },
+      },
+    )
+}

@@ -1,0 +1,50 @@
+// Access tokens: HS256 JWTs signed with JWT_SECRET by @elysiajs/jwt, carrying sub, role, channels, exp.
+import { jwt } from '@elysiajs/jwt'
+import { t } from 'elysia'
+import type { Config } from '../../config'
+import { ROLES, type Role } from './permissions'
+
+const Claims = t.Object({
+  sub: t.String({ minLength: 1, maxLength: 64 }),
+  role: t.UnionEnum(ROLES),
+  channels: t.Array(t.String({ maxLength: 120 }), { maxItems: 1000 }),
+  exp: t.Integer(),
+})
+
+export interface TokenClaims {
+  sub: string
+  role: Role
+  channels: string[]
+  /** Seconds since the epoch. */
+  exp: number
+}
+
+export interface TokenSubject {
+  username: string
+  role: Role
+  channels: string[]
+}
+
+export type Tokens = ReturnType<typeof createTokens>
+
+export function createTokens(config: Readonly<Config>) {
+  const { jwt: signer } = jwt({
+    name: 'jwt',
+    secret: config.jwt.secret,
+    alg: 'HS256',
+    schema: Claims,
+  }).decorator
+  const lifetime = config.jwt.expiresIn
+  return {
+    lifetime,
+    /** Signs a token for the user, valid for JWT_EXPIRES_IN seconds (or until `exp`). */
+    sign: (user: TokenSubject, exp = Math.floor(Date.now() / 1000) + lifetime) =>
+      signer.sign({ sub: user.username, role: user.role, channels: user.channels, exp }),
+    /** The claims of a well-formed, well-signed, unexpired HS256 token; undefined for anything else. */
+    async verify(token: unknown): Promise<TokenClaims | undefined> {
+      if (typeof token !== 'string' || token.length === 0 || token.length > 8192) return undefined
+      const claims = await signer.verify(token, { algorithms: ['HS256'] })
+      return claims ? (claims as TokenClaims) : undefined
+    },
+  }
+}

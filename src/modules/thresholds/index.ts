@@ -1,0 +1,53 @@
+// REST routes for per-type threshold defaults under /api/v1/sensor-types/:tipo/thresholds.
+import { Elysia, t } from 'elysia'
+import type { Services } from '../../context'
+import { errors } from '../../lib/schemas'
+import { Thresholds, TipoParams, TypeThresholds } from './model'
+import {
+  deleteTypeThresholds,
+  getTypeThresholds,
+  listTypeThresholds,
+  putTypeThresholds,
+} from './service'
+
+export const thresholdsModule = (services: Services) =>
+  new Elysia({
+    name: 'thresholds',
+    prefix: '/api/v1/sensor-types',
+    detail: { tags: ['anomalies'] },
+  })
+    .get('/thresholds', () => listTypeThresholds(services), {
+      response: { 200: t.Array(TypeThresholds), ...errors },
+      detail: { summary: 'List the threshold defaults of every sensor type' },
+    })
+    .get('/:tipo/thresholds', ({ params }) => getTypeThresholds(services, params.tipo), {
+      params: TipoParams,
+      response: { 200: TypeThresholds, ...errors },
+      detail: { summary: 'Get the threshold defaults of a sensor type' },
+    })
+    .put(
+      '/:tipo/thresholds',
+      ({ params, body }) => putTypeThresholds(services, params.tipo, body),
+      {
+        params: TipoParams,
+        body: Thresholds,
+        response: { 200: TypeThresholds, ...errors },
+        detail: {
+          summary: 'Set the threshold defaults of a sensor type',
+          description:
+            'Every sensor of this tipo is checked against these rules unless it sets its own rule for the variable (sensor field `thresholds`). Example: {"temperatura":{"min":0,"max":40,"for_readings":3}}.',
+        },
+      },
+    )
+    .delete(
+      '/:tipo/thresholds',
+      async ({ params, status }) => {
+        await deleteTypeThresholds(services, params.tipo)
+        return status(204, undefined)
+      },
+      {
+        params: TipoParams,
+        response: { 204: t.Void(), ...errors },
+        detail: { summary: 'Remove the threshold defaults of a sensor type' },
+      },
+    )
