@@ -78,7 +78,7 @@ describe('the PostgreSQL schema', () => {
     expect(generate.out).toContain('No schema changes')
   }, 60_000)
 
-  test('stores JSON as jsonb, ms timestamps as bigint, and reads both back as SQLite does', async () => {
+  test('stores JSON as json text as written, ms timestamps as bigint, and reads both back as SQLite does', async () => {
     const pgDb = await createTestDatabase()
     const db = await openDatabase(parseDatabaseUrl(pgDb.url))
     try {
@@ -108,7 +108,7 @@ describe('the PostgreSQL schema', () => {
       expect(row!.sensor_id).toBe(sensor!.id)
       const [kinds] = await db.read
         .select({
-          forecast: sql<string>`jsonb_typeof(${schema.predictions.forecast})`,
+          forecast: sql<string>`json_typeof(${schema.predictions.forecast})`,
           created: sql<string>`pg_typeof(${schema.predictions.created_at})::text`,
         })
         .from(schema.predictions)

@@ -51,3 +51,9 @@ export function isConflict(error: unknown): boolean {
   const code = dbErrorCode(error)
   return !!code && (code.startsWith('SQLITE_CONSTRAINT') || code.startsWith('23'))
 }
+
+/** Text PostgreSQL cannot store: the NUL character (SQLite takes it). */
+export function isUnstorableText(error: unknown): boolean {
+  const code = dbErrorCode(error)
+  return code === '22021' || code === '22P05'
+}

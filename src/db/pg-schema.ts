@@ -1,13 +1,14 @@
 // The PostgreSQL mirror of schema.ts: the same tables and columns, for drizzle-kit's PostgreSQL migrations.
 // Queries are always built from schema.ts; these column types make PostgreSQL hand back the same values
-// (ms timestamps and ids as bigint read as numbers, JSON as jsonb, floats as double precision).
+// (ms timestamps and ids as bigint read as numbers, JSON as json, which keeps the text as written, as
+// SQLite does, floats as double precision).
 import { sql } from 'drizzle-orm'
 import {
   bigint,
   doublePrecision,
   index,
   integer,
-  jsonb,
+  json,
   pgTable,
   primaryKey,
   text,
@@ -38,7 +39,7 @@ export const sensors = pgTable(
     modelo: text('modelo').notNull(),
     nombre: text('nombre'),
     location_id: ms('location_id').references(() => locations.id, { onDelete: 'set null' }),
-    thresholds: jsonb('thresholds'),
+    thresholds: json('thresholds'),
     ...timestamps,
   },
   (table) => [index('sensors_location_idx').on(table.location_id)],
@@ -46,7 +47,7 @@ export const sensors = pgTable(
 
 export const sensorTypeThresholds = pgTable('sensor_type_thresholds', {
   tipo: text('tipo').primaryKey(),
-  thresholds: jsonb('thresholds').notNull(),
+  thresholds: json('thresholds').notNull(),
   ...timestamps,
 })
 
@@ -100,7 +101,7 @@ export const detectorState = pgTable(
       .references(() => sensors.id, { onDelete: 'cascade' }),
     variable: text('variable').notNull(),
     rev: text('rev').notNull(),
-    state: jsonb('state').notNull(),
+    state: json('state').notNull(),
     updated_at: ms('updated_at').notNull(),
   },
   (table) => [primaryKey({ columns: [table.sensor_id, table.variable] })],
@@ -117,8 +118,8 @@ export const predictions = pgTable(
     horizon_minutes: integer('horizon_minutes').notNull(),
     status: text('status').notNull().default('pending'),
     model: text('model'),
-    forecast: jsonb('forecast'),
-    metrics: jsonb('metrics'),
+    forecast: json('forecast'),
+    metrics: json('metrics'),
     reason: text('reason'),
     completed_at: ms('completed_at'),
     ...timestamps,
@@ -151,6 +152,6 @@ export const users = pgTable('users', {
   username: text('username').notNull().unique(),
   password_hash: text('password_hash').notNull(),
   role: text('role', { enum: ['admin', 'operator', 'viewer'] }).notNull(),
-  channels: jsonb('channels').$type<string[]>().notNull(),
+  channels: json('channels').$type<string[]>().notNull(),
   ...timestamps,
 })

@@ -1,7 +1,7 @@
 // The one error envelope: every failure becomes {"error","message",…} JSON with the right status.
 import { Elysia, ValidationError } from 'elysia'
 import type { AppContext } from '../context'
-import { isConflict, isUnavailable } from '../db/errors'
+import { isConflict, isUnavailable, isUnstorableText } from '../db/errors'
 import { AppError } from './errors'
 
 export interface ErrorEnvelope {
@@ -88,6 +88,12 @@ export function errorHandler({ log }: Pick<AppContext, 'log'>) {
         body = {
           error: 'conflict',
           message: 'The change conflicts with existing data (a reference or a unique value).',
+        }
+      } else if (isUnstorableText(error)) {
+        status = 422
+        body = {
+          error: 'validation_error',
+          message: 'Text may not contain the NUL character (\\u0000); remove it and retry.',
         }
       } else if (isUnavailable(error)) {
         status = 503
