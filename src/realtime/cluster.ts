@@ -48,9 +48,11 @@ export interface Cluster {
   stop(): Promise<void>
 }
 
-const TICK_MS = 1000
+/** While Redis is away (or absent, on a shared PostgreSQL) the log is read every tick. */
+const TICK_MS = 250
 /** While Redis is up the log is still read now and then: Redis pub/sub may drop a message. */
-const SAFETY_POLL_TICKS = 5
+const SAFETY_POLL_TICKS = 20
+const STATS_TICKS = 4
 const STATS_REFRESH_MS = 5000
 const STATS_TTL_MS = 15_000
 const SUBSCRIBE_WAIT_MS = 3000
@@ -218,7 +220,7 @@ export function createCluster(deps: ClusterDeps): Cluster {
   const tick = () => {
     ticks += 1
     if ((redisUrl || deps.sharedLog) && (!healthy || ticks % SAFETY_POLL_TICKS === 0)) catchUp()
-    reportStats().catch(() => undefined)
+    if (ticks % STATS_TICKS === 0) reportStats().catch(() => undefined)
   }
 
   registerMetrics(metrics, instanceId, redisUrl ? 'redis' : 'in-process', () => healthy, deployment)
