@@ -43,11 +43,9 @@ export const Order = t.Optional(
   t.UnionEnum(['asc', 'desc'], { default: 'desc', description: 'Sort by time' }),
 )
 
+/** At least one non-blank character and no control characters. */
+export const TEXT_PATTERN = '^[^\\u0000-\\u001f]*\\S[^\\u0000-\\u001f]*$'
+
 /** Text a person types: trimmed length 1..max, no control characters. */
 export const Text = (max: number, example: string) =>
-  t.String({
-    minLength: 1,
-    maxLength: max,
-    pattern: '^[^\\u0000-\\u001f]*\\S[^\\u0000-\\u001f]*$',
-    examples: [example],
-  })
+  t.String({ minLength: 1, maxLength: max, pattern: TEXT_PATTERN, examples: [example] })
