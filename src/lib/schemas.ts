@@ -44,7 +44,7 @@ export const Order = t.Optional(
 )
 
 /** At least one non-blank character and no control characters. */
-export const TEXT_PATTERN = '^[^\\u0000-\\u001f]*\\S[^\\u0000-\\u001f]*$'
+export const TEXT_PATTERN = '^[^\\u0000-\\u001f]*[^\\s\\u0000-\\u001f][^\\u0000-\\u001f]*$'
 
 /** Text a person types: trimmed length 1..max, no control characters. */
 export const Text = (max: number, example: string) =>
