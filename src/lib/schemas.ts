@@ -1,4 +1,5 @@
 // Schemas shared by every module: the error envelope, id params, pagination and time-range queries.
+import type { SchemaOptions } from '@sinclair/typebox'
 import { t } from 'elysia'
 import { ISO_DATE_TIME } from './time'
 
@@ -38,6 +39,16 @@ export const timeRange = {
   from: t.Optional(Timestamp('Only rows at or after this instant')),
   to: t.Optional(Timestamp('Only rows at or before this instant')),
 }
+
+/**
+ * One of fixed values, with no default. Elysia's t.UnionEnum defaults to its first value, which
+ * silently fills in a missing required field, resets fields a PATCH leaves out, and turns an
+ * absent list filter into a filter on that value.
+ */
+export const OneOf = <const T extends readonly [string, ...string[]]>(
+  values: T,
+  options: SchemaOptions = {},
+) => t.UnionEnum(values, { default: undefined, ...options })
 
 export const Order = t.Optional(
   t.UnionEnum(['asc', 'desc'], { default: 'desc', description: 'Sort by time' }),

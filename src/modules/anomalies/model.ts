@@ -1,13 +1,13 @@
 // Anomaly schemas: what was seen on which variable, how bad it is and where it stands in its lifecycle.
 import { t } from 'elysia'
-import { Id, pagination, timeRange } from '../../lib/schemas'
+import { Id, OneOf, pagination, timeRange } from '../../lib/schemas'
 
 export const VARIABLES = ['temperatura', 'humedad'] as const
-export const Variable = t.UnionEnum(VARIABLES, { examples: ['temperatura'] })
+export const Variable = OneOf(VARIABLES, { examples: ['temperatura'] })
 export const SEVERITIES = ['warning', 'minor', 'major', 'critical'] as const
-export const Severity = t.UnionEnum(SEVERITIES, { examples: ['major'] })
+export const Severity = OneOf(SEVERITIES, { examples: ['major'] })
 export const STATUSES = ['open', 'acknowledged', 'resolved'] as const
-export const Status = t.UnionEnum(STATUSES, { examples: ['open'] })
+export const Status = OneOf(STATUSES, { examples: ['open'] })
 
 export const Anomaly = t.Object({
   id: t.Integer({ examples: [7] }),
