@@ -11,7 +11,7 @@ describe('the codebase', () => {
     const { code, out } = run(['bun', 'x', 'prettier', '--check', '.'])
     expect(out).not.toContain('[warn]')
     expect(code).toBe(0)
-  })
+  }, 60_000)
 
   test('type-checks under strict with tsc --noEmit', () => {
     const { code, out } = run(['bun', 'x', 'tsc', '--noEmit', '-p', '.'])
