@@ -128,6 +128,11 @@ describe('a message the server cannot use', () => {
       'unknown_channel',
     ],
     ['subscribe to sensors:0', '{"action":"subscribe","channel":"sensors:0"}', 'unknown_channel'],
+    [
+      'subscribe to constructor:1',
+      '{"action":"subscribe","channel":"constructor:1"}',
+      'unknown_channel',
+    ],
     ['subscribe without a channel', '{"action":"subscribe"}', 'unknown_channel'],
     [
       'subscribe with a non-string channel',
@@ -186,6 +191,7 @@ describe('a bad handshake query', () => {
     'sensors:-1',
     'general:1',
     'Sensors',
+    'toString:1',
   ])
     test(`channel=${channel} closes with 4400 and a reason naming the channel`, async () => {
       const { closed, messages } = await refused({ channel })
@@ -248,7 +254,7 @@ describe('stats', () => {
   })
 
   test('stats for a name that is not a channel is a 404 with the error envelope', async () => {
-    for (const name of ['weather', 'sensors:0', 'general:1'])
+    for (const name of ['weather', 'sensors:0', 'general:1', 'constructor:1'])
       expectError(await server.api('GET', `/api/v1/ws/stats/${name}`), 404, 'not_found')
   })
 })

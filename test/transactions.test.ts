@@ -22,6 +22,7 @@ const isEntityEvent = (m: Record<string, any>) => m.type === 'entity_event'
 
 /** Runs `run`, then proves with a marker that the general channel got no entity event from it. */
 async function expectSilence(run: () => Promise<void>) {
+  await settle(server, general, 'general')
   const before = await eventState(server)
   const mark = general.messages.length
   await run()
