@@ -416,6 +416,10 @@ describe('PATCH /api/v1/readings/:id', () => {
         'unknown_reference',
       )
       expectInvalid(await server.api('PATCH', url, { humedad: 'mucha' }), 'humedad')
+      expectError(
+        await server.api('PATCH', url, 'humedad=1', { 'content-type': 'text/plain' }),
+        400,
+      )
       expectError(await server.api('PATCH', '/api/v1/readings/5151', { humedad: 1 }), 404)
     })
     expect((await server.api('GET', url)).body).toEqual(reading)
