@@ -6,6 +6,7 @@ import type { AppContext } from './context'
 import { errorHandler } from './lib/http-errors'
 import { VERSION } from './lib/version'
 import { docsAssets } from './modules/system/docs'
+import { webAssets } from './modules/system/assets'
 import { systemModule } from './modules/system'
 import { sensorsModule } from './modules/sensors'
 import { locationsModule } from './modules/locations'
@@ -67,6 +68,7 @@ export function createApp(ctx: AppContext) {
       }),
     )
     .use(docsAssets)
+    .use(webAssets)
     .use(systemModule(ctx))
     .use(realtimeRoutes(ctx))
     .use(locationsModule(ctx))
