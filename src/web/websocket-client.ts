@@ -88,7 +88,12 @@ function logEvent(event: ServerEvent) {
   log(
     `ev-${event.event_type}`,
     `#${event.seq}  ${event.entity_type}.${event.event_type}  id=${event.entity_id}  ${JSON.stringify(event.data)}`,
-    { 'data-seq': event.seq, 'data-kind': event.entity_type, 'data-event': event.event_type },
+    {
+      'data-seq': event.seq,
+      'data-kind': event.entity_type,
+      'data-event': event.event_type,
+      'data-entity-id': event.entity_id,
+    },
   )
 }
 
