@@ -293,7 +293,7 @@ describe('reconnect and resume', () => {
     expect(drops.length).toBeGreaterThanOrEqual(1)
     for (const d of drops) expect(d.delayMs).toBeLessThanOrEqual(FAST.maxMs)
     expect(connects.map((c) => c.resumed)).toEqual([false, true])
-  })
+  }, 30_000)
 
   test('a gap that cannot be recovered is reported: history pruned past since, then another history', async () => {
     server = await restartableServer({ EVENT_RETENTION_COUNT: '2' })
@@ -363,7 +363,7 @@ describe('reconnect and resume', () => {
       data: { modelo: 'new-history' },
     })
     expect(events.at(-1)!.seq).toBeLessThan(oldSeq)
-  })
+  }, 30_000)
 })
 
 // Token refresh needs POST /auth/login and `{"action":"refresh"}` (CONTRACT §3, issue 4). Where this
@@ -418,5 +418,6 @@ describe('token refresh', () => {
         await server.stop()
       }
     },
+    30_000,
   )
 })

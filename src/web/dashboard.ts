@@ -41,6 +41,7 @@ function merge<T extends { id: number; updated_at?: string; created_at: string }
 }
 
 const seconds = (iso: string) => Date.parse(iso) / 1000
+const round = (value: number) => Math.round(value * 100) / 100
 
 class SensorChart {
   readonly card: HTMLElement
@@ -155,7 +156,7 @@ class SensorChart {
 
     const last = shown.at(-1)
     this.latest.textContent = last
-      ? `Última: ${last[variable]} ${UNITS[variable]} · ${clock(last.timestamp)} · ${shown.length} lecturas`
+      ? `Última: ${round(last[variable]!)} ${UNITS[variable]} · ${clock(last.timestamp)} · ${shown.length} lecturas`
       : 'Sin lecturas todavía'
     this.forecastInfo.textContent = this.prediction
       ? `Pronóstico #${this.prediction.id} (${this.prediction.model ?? 'modelo'}, ${this.prediction.horizon_minutes} min): ${forecast.length} puntos`
