@@ -270,6 +270,39 @@ describe('the live dashboard', () => {
   )
 })
 
+describe('the browser bundle', () => {
+  test(
+    'the library is served as an ES module built from src/client, and an unknown asset gets a 404 envelope',
+    async () => {
+      server = await startTestServer()
+      const page = await openPage(`${server.base}/`)
+      const loaded = await page.evaluate(async (path) => {
+        const lib: typeof import('../src/client') = await import(path)
+        const client = new lib.RealtimeClient({ url: location.origin, channels: ['general'] })
+        const greeting = await client.connect()
+        await client.close()
+        return {
+          delay: lib.backoffDelay(
+            2,
+            { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.5 },
+            () => 0,
+          ),
+          http: lib.httpBase('ws://example.org/api/v1/ws'),
+          status: greeting.status,
+        }
+      }, '/assets/client/index.js')
+      expect(loaded).toEqual({ delay: 400, http: 'http://example.org', status: 'connected' })
+
+      const missing = await server.api('GET', '/assets/nothing-here.js')
+      expect(missing.status).toBe(404)
+      expect(missing.body).toMatchObject({ error: 'not_found' })
+      const js = await fetch(`${server.base}/assets/web/dashboard.js`)
+      expect(js.headers.get('content-type')).toContain('javascript')
+    },
+    PAGE_TEST_MS,
+  )
+})
+
 describe('the index and the API docs', () => {
   test(
     'the index links the client, the dashboard and Swagger, whose UI renders the operations',

@@ -2,6 +2,7 @@
 // latest forecast band ahead of the readings, and open anomalies as they are detected, acknowledged or resolved.
 import uPlot from 'uplot'
 import {
+  ConnectionRefusedError,
   createApi,
   RealtimeClient,
   type Anomaly,
@@ -16,10 +17,17 @@ type Variable = 'temperatura' | 'humedad'
 const UNITS: Record<Variable, string> = { temperatura: '°C', humedad: '%' }
 const MAX_POINTS = 500
 
-const api = createApi(location.origin)
+// Under AUTH_MODE=required: open the page as /dashboard.html?token=<JWT> (kept for the tab's session).
+const token =
+  new URLSearchParams(location.search).get('token') ??
+  sessionStorage.getItem('vigia.token') ??
+  undefined
+if (token) sessionStorage.setItem('vigia.token', token)
+const api = createApi(location.origin, { token })
 const realtime = new RealtimeClient({
   url: location.origin,
   channels: ['sensors', 'locations', 'anomalies'],
+  token,
 })
 
 const sensors = new Map<number, Sensor>()
@@ -402,5 +410,8 @@ realtime
   .connect()
   .then(loadAll)
   .catch((error) => {
-    status.textContent = `Sin conexión: ${errorText(error)}`
+    status.textContent =
+      error instanceof ConnectionRefusedError && error.code === 4401
+        ? 'Se necesita un token válido: abre /dashboard.html?token=…'
+        : `Sin conexión: ${errorText(error)}`
   })
