@@ -49,8 +49,15 @@ export function formatSummary(s: Summary): string {
   ].join('\n')
 }
 
-interface LoadOptions {
+/** The server under test, and the token it may require (AUTH_MODE=required). */
+export interface Target {
   url: string
+  token?: string
+}
+
+const apiFor = (target: Target) => createApi(target.url, { token: target.token })
+
+interface LoadOptions extends Target {
   mode: string
   /** Events to send. */
   count: number
@@ -66,7 +73,7 @@ const MAX_IN_FLIGHT = 64
  * last one proves that everything sent before it has been delivered (events arrive in seq order).
  */
 export async function runLoad(options: LoadOptions): Promise<Summary> {
-  const api = createApi(options.url)
+  const api = apiFor(options)
   const runId = crypto.randomUUID().slice(0, 8)
   const sensor = await api.api.v1.sensors.post({
     tipo: 'temperatura',
@@ -78,6 +85,7 @@ export async function runLoad(options: LoadOptions): Promise<Summary> {
   const channel = `readings:${sensorId}`
   const client = new RealtimeClient({
     url: options.url,
+    token: options.token,
     channels: [channel],
     userId: `tester-${runId}`,
     dedupe: false,
@@ -230,6 +238,7 @@ const USAGE = `Uso: bun run tester [opciones]
   --url <url>        servidor (http://localhost:8000 por defecto)
   --channel <canal>  canal del evento de prueba (general)
   --message <texto>  mensaje del evento de prueba (Prueba)
+  --token <jwt>      token para un servidor con AUTH_MODE=required
   --json             imprimir el resumen en JSON
 Sale con 1 si se perdió algún evento, 2 si no pudo probar.`
 
@@ -252,16 +261,16 @@ function positive(name: string, raw: string | undefined, fallback: number): numb
 
 class UsageError extends Error {}
 
-async function load(url: string, mode: string, duration: number, rate: number, json: boolean) {
+async function load(target: Target, mode: string, duration: number, rate: number, json: boolean) {
   const count = mode === 'single' ? 1 : Math.max(1, Math.round(duration * rate))
   const log = json ? () => {} : (line: string) => console.log(line)
   log(
     mode === 'single'
-      ? `Prueba única contra ${url}`
-      : `Pruebas continuas contra ${url}: ${duration} s a ${rate} ev/s (${count} eventos)`,
+      ? `Prueba única contra ${target.url}`
+      : `Pruebas continuas contra ${target.url}: ${duration} s a ${rate} ev/s (${count} eventos)`,
   )
   const summary = await runLoad({
-    url,
+    ...target,
     mode,
     count,
     rate,
@@ -271,7 +280,7 @@ async function load(url: string, mode: string, duration: number, rate: number, j
   return summary
 }
 
-async function menu(url: string) {
+async function menu(target: Target) {
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: false })
   const lines = rl[Symbol.asyncIterator]()
   const ask = async (question: string) => {
@@ -288,19 +297,19 @@ async function menu(url: string) {
       if (choice === undefined || choice === '0' || choice === 'q') break
       try {
         if (choice === '1')
-          worst = Math.max(worst, exitCode(await load(url, 'single', 0, 1, false)))
+          worst = Math.max(worst, exitCode(await load(target, 'single', 0, 1, false)))
         else if (choice === '2')
-          worst = Math.max(worst, exitCode(await load(url, 'continuous', 300, 10, false)))
+          worst = Math.max(worst, exitCode(await load(target, 'continuous', 300, 10, false)))
         else if (choice === '3') {
           const duration = positive('duration', await ask('Duración en segundos [60]: '), 60)
           const rate = positive('rate', await ask('Eventos por segundo [10]: '), 10)
-          worst = Math.max(worst, exitCode(await load(url, 'custom', duration, rate, false)))
+          worst = Math.max(worst, exitCode(await load(target, 'custom', duration, rate, false)))
         } else if (choice === '4') {
           const channel = (await ask('Canal [general]: ')) || 'general'
           const message = (await ask('Mensaje [Prueba]: ')) || 'Prueba'
-          const sent = await sendTestEvent(createApi(url), channel, message)
+          const sent = await sendTestEvent(apiFor(target), channel, message)
           console.log(`Evento de prueba enviado a ${sent.channel} (seq ${sent.event.seq})`)
-        } else if (choice === '5') console.log(await showStats(createApi(url)))
+        } else if (choice === '5') console.log(await showStats(apiFor(target)))
         else console.log('Opción no válida: elige 0-5.')
       } catch (error) {
         console.log(`Error: ${error instanceof Error ? error.message : String(error)}`)
@@ -322,6 +331,7 @@ async function main(argv: string[]): Promise<number> {
       url: { type: 'string', default: 'http://localhost:8000' },
       channel: { type: 'string', default: 'general' },
       message: { type: 'string', default: 'Prueba' },
+      token: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -336,17 +346,18 @@ async function main(argv: string[]): Promise<number> {
     console.error(`No responde ningún servidor Vigía en ${url} (GET /health).`)
     return 2
   }
+  const target: Target = { url, token: values.token }
   const duration = positive('duration', values.duration, 300)
   const rate = positive('rate', values.rate, 10)
   switch (values.mode) {
     case undefined:
-      return menu(url)
+      return menu(target)
     case 'single':
     case 'continuous':
     case 'custom':
-      return exitCode(await load(url, values.mode, duration, rate, values.json!))
+      return exitCode(await load(target, values.mode, duration, rate, values.json!))
     case 'test-event': {
-      const sent = await sendTestEvent(createApi(url), values.channel!, values.message!)
+      const sent = await sendTestEvent(apiFor(target), values.channel!, values.message!)
       console.log(
         values.json
           ? JSON.stringify(sent)
@@ -357,8 +368,8 @@ async function main(argv: string[]): Promise<number> {
     case 'stats':
       console.log(
         values.json
-          ? JSON.stringify((await createApi(url).api.v1.ws.stats.get()).data)
-          : await showStats(createApi(url)),
+          ? JSON.stringify((await apiFor(target).api.v1.ws.stats.get()).data)
+          : await showStats(apiFor(target)),
       )
       return 0
     default:
