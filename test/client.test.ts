@@ -373,7 +373,51 @@ const hasLogin =
   (await loginProbe.api('POST', '/auth/login', { username: 'x', password: 'y' })).status !== 404
 await loginProbe.stop()
 
+/** An unsigned JWT-shaped token that expires in `seconds` (only its `exp` matters to the client). */
+function expiringToken(seconds: number, id: number) {
+  const part = (value: object) => btoa(JSON.stringify(value)).replace(/=+$/, '')
+  return `${part({ alg: 'none' })}.${part({ sub: `t${id}`, exp: Math.floor(Date.now() / 1000) + seconds })}.x`
+}
+
 describe('token refresh', () => {
+  test.skipIf(hasLogin)(
+    'on a server that does not take {"action":"refresh"}, the client reconnects with the fresh token and resumes with since',
+    async () => {
+      const server = await startTestServer()
+      try {
+        const issued: string[] = []
+        const client = track(
+          new RealtimeClient({
+            url: server.base,
+            secure: false,
+            channels: ['general'],
+            getToken: () => {
+              issued.push(expiringToken(3, issued.length))
+              return issued.at(-1)!
+            },
+            refreshAheadMs: 1500,
+            reconnect: FAST,
+          }),
+        )
+        const refused = when(client, 'serverError')
+        const drop = when(client, 'disconnected')
+        const back = when(client, 'connected', (c) => c.resumed)
+        const refreshed = when(client, 'tokenRefreshed')
+        await client.connect()
+        expect((await refused).code).toBe('unknown_action')
+        expect(await drop).toMatchObject({ code: 4000, delayMs: 0, willReconnect: true })
+        const resumed = await back
+        expect(resumed.message.recovered).toBe(true)
+        expect(await refreshed).toEqual({ token: issued[1]!, reconnected: true })
+        expect(client.currentToken).toBe(issued[1]!)
+        expect(issued).toHaveLength(2)
+      } finally {
+        await server.stop()
+      }
+    },
+    30_000,
+  )
+
   test.skipIf(!hasLogin)(
     'the client hands over a fresh token before the old one expires and the connection outlives it',
     async () => {
