@@ -153,7 +153,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     jwt: {
       secret: jwtSecret || crypto.getRandomValues(new Uint8Array(32)).toHex(),
       secretGenerated: !jwtSecret,
-      expiresIn: int(env, 'JWT_EXPIRES_IN', 3600, 10, 60 * 60 * 24 * 365),
+      expiresIn: int(env, 'JWT_EXPIRES_IN', 3600, 1, 60 * 60 * 24 * 365),
     },
     admin: adminUser(env),
     authMode: oneOf(env, 'AUTH_MODE', 'open', ['open', 'required'] as const),

@@ -366,13 +366,6 @@ describe('reconnect and resume', () => {
   }, 30_000)
 })
 
-// Token refresh needs POST /auth/login and `{"action":"refresh"}` (CONTRACT §3, issue 4). Where this
-// branch's server does not have them yet, the test is skipped rather than faked.
-const loginProbe = await startTestServer()
-const hasLogin =
-  (await loginProbe.api('POST', '/auth/login', { username: 'x', password: 'y' })).status !== 404
-await loginProbe.stop()
-
 /** An unsigned JWT-shaped token that expires in `seconds` (only its `exp` matters to the client). */
 function expiringToken(seconds: number, id: number) {
   const part = (value: object) => btoa(JSON.stringify(value)).replace(/=+$/, '')
@@ -380,88 +373,80 @@ function expiringToken(seconds: number, id: number) {
 }
 
 describe('token refresh', () => {
-  test.skipIf(hasLogin)(
-    'on a server that does not take {"action":"refresh"}, the client reconnects with the fresh token and resumes with since',
-    async () => {
-      const server = await startTestServer()
-      try {
-        const issued: string[] = []
-        const client = track(
-          new RealtimeClient({
-            url: server.base,
-            secure: false,
-            channels: ['general'],
-            getToken: () => {
-              issued.push(expiringToken(3, issued.length))
-              return issued.at(-1)!
-            },
-            refreshAheadMs: 1500,
-            reconnect: FAST,
-          }),
-        )
-        const refused = when(client, 'serverError')
-        const drop = when(client, 'disconnected')
-        const back = when(client, 'connected', (c) => c.resumed)
-        const refreshed = when(client, 'tokenRefreshed')
-        await client.connect()
-        expect((await refused).code).toBe('unknown_action')
-        expect(await drop).toMatchObject({ code: 4000, delayMs: 0, willReconnect: true })
-        const resumed = await back
-        expect(resumed.message.recovered).toBe(true)
-        expect(await refreshed).toEqual({ token: issued[1]!, reconnected: true })
-        expect(client.currentToken).toBe(issued[1]!)
-        expect(issued).toHaveLength(2)
-      } finally {
-        await server.stop()
-      }
-    },
-    30_000,
-  )
+  test('where the server refuses {"action":"refresh"} (a socket opened without a token), the client reconnects with the fresh token and resumes with since', async () => {
+    const server = await startTestServer()
+    try {
+      const issued: string[] = []
+      const client = track(
+        new RealtimeClient({
+          url: server.base,
+          secure: false,
+          channels: ['general'],
+          getToken: () => {
+            issued.push(expiringToken(3, issued.length))
+            return issued.at(-1)!
+          },
+          refreshAheadMs: 1500,
+          reconnect: FAST,
+        }),
+      )
+      const refused = when(client, 'serverError')
+      const drop = when(client, 'disconnected')
+      const back = when(client, 'connected', (c) => c.resumed)
+      const refreshed = when(client, 'tokenRefreshed')
+      await client.connect()
+      expect((await refused).code).toBe('refresh_not_supported')
+      expect(await drop).toMatchObject({ code: 4000, delayMs: 0, willReconnect: true })
+      const resumed = await back
+      expect(resumed.message.recovered).toBe(true)
+      expect(await refreshed).toEqual({ token: issued[1]!, reconnected: true })
+      expect(client.currentToken).toBe(issued[1]!)
+      expect(issued).toHaveLength(2)
+    } finally {
+      await server.stop()
+    }
+  }, 30_000)
 
-  test.skipIf(!hasLogin)(
-    'the client hands over a fresh token before the old one expires and the connection outlives it',
-    async () => {
-      const password = 'client-test-password-1'
-      const server = await startTestServer({
-        ADMIN_USERNAME: 'admin',
-        ADMIN_PASSWORD: password,
-        JWT_EXPIRES_IN: '4',
-      })
-      try {
-        let issued = 0
-        const getToken = async () => {
-          issued += 1
-          return loginTokens(server.base, 'admin', password)()
-        }
-        const client = track(
-          new RealtimeClient({
-            url: server.base,
-            channels: ['sensors'],
-            getToken,
-            refreshAheadMs: 2000,
-            reconnect: FAST,
-          }),
-        )
-        const drops: Disconnect[] = []
-        client.on('disconnected', (d) => drops.push(d))
-        await client.connect()
-        const firstExp = tokenExpiry(client.currentToken!)!
-        await when(client, 'tokenRefreshed')
-        expect(issued).toBe(2)
-        await Bun.sleep(Math.max(0, firstExp - Date.now()) + 1500)
-        const created = when(client, 'event', (e) => e.type === 'entity_event')
-        const sensor = await server.api(
-          'POST',
-          '/api/v1/sensors',
-          { tipo: 'temperatura', modelo: 'after-exp' },
-          { authorization: `Bearer ${client.currentToken}` },
-        )
-        expect(await created).toMatchObject({ entity_id: sensor.body.id })
-        expect(drops.filter((d) => d.code === 4401)).toEqual([])
-      } finally {
-        await server.stop()
+  test('the client hands over a fresh token before the old one expires and the connection outlives it', async () => {
+    const password = 'client-test-password-1'
+    const server = await startTestServer({
+      ADMIN_USERNAME: 'admin',
+      ADMIN_PASSWORD: password,
+      JWT_EXPIRES_IN: '4',
+    })
+    try {
+      let issued = 0
+      const getToken = async () => {
+        issued += 1
+        return loginTokens(server.base, 'admin', password)()
       }
-    },
-    30_000,
-  )
+      const client = track(
+        new RealtimeClient({
+          url: server.base,
+          channels: ['sensors'],
+          getToken,
+          refreshAheadMs: 2000,
+          reconnect: FAST,
+        }),
+      )
+      const drops: Disconnect[] = []
+      client.on('disconnected', (d) => drops.push(d))
+      await client.connect()
+      const firstExp = tokenExpiry(client.currentToken!)!
+      await when(client, 'tokenRefreshed')
+      expect(issued).toBe(2)
+      await Bun.sleep(Math.max(0, firstExp - Date.now()) + 1500)
+      const created = when(client, 'event', (e) => e.type === 'entity_event')
+      const sensor = await server.api(
+        'POST',
+        '/api/v1/sensors',
+        { tipo: 'temperatura', modelo: 'after-exp' },
+        { authorization: `Bearer ${client.currentToken}` },
+      )
+      expect(await created).toMatchObject({ entity_id: sensor.body.id })
+      expect(drops.filter((d) => d.code === 4401)).toEqual([])
+    } finally {
+      await server.stop()
+    }
+  }, 30_000)
 })
