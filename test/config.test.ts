@@ -1,9 +1,11 @@
 // Configuration: the defaults of CONTRACT §1, one clear line for each bad value, and the real entry point.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { existsSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConfigError, loadConfig } from '../src/config'
 import { tempDir } from './helpers'
+
+setDefaultTimeout(30_000)
 
 const ROOT = join(import.meta.dir, '..')
 

@@ -1,6 +1,8 @@
 // /swagger works offline (assets served locally), /swagger/json documents every REST route, / links the client.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { startTestServer, type TestServer } from './helpers'
+
+setDefaultTimeout(30_000)
 
 let server: TestServer
 

@@ -1,6 +1,8 @@
 // CONTRACT §4 routing: each event reaches exactly its channels (entity, sub-channels, general), no others.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { settle, startTestServer, type TestServer, type WsClient } from './helpers'
+
+setDefaultTimeout(30_000)
 
 type Msg = Record<string, any>
 
@@ -228,17 +230,23 @@ describe('anomaly events', () => {
 })
 
 describe('prediction events', () => {
-  test('created and deleted go to predictions, predictions:<sensor>, sensors:<sensor> and general', async () => {
+  test('created, prediction_completed and deleted go to predictions, predictions:<sensor>, sensors:<sensor> and general', async () => {
     const channels = ['predictions', 'predictions:1', 'sensors:1', 'general']
-    await expectRouting(
-      () =>
-        api('POST', '/api/v1/predictions', {
-          sensor_id: 1,
-          variable: 'temperatura',
-          horizon_minutes: 15,
-        }),
-      [{ what: ['prediction', 'created', 1], channels }],
-    )
+    // The forecaster completes (here: fails, sensor 1 has no readings) the request right after POST;
+    // a frame that came before the wait started is still found, so the wait cannot miss it.
+    await expectRouting(async () => {
+      await api('POST', '/api/v1/predictions', {
+        sensor_id: 1,
+        variable: 'temperatura',
+        horizon_minutes: 15,
+      })
+      await clients
+        .get('general')!
+        .event((m) => m.event_type === 'prediction_completed' && m.entity_id === 1)
+    }, [
+      { what: ['prediction', 'created', 1], channels },
+      { what: ['prediction', 'prediction_completed', 1], channels },
+    ])
     await expectRouting(
       () => api('DELETE', '/api/v1/predictions/1'),
       [{ what: ['prediction', 'deleted', 1], channels }],

@@ -1,5 +1,5 @@
 // REST /api/v1/anomalies against a real server: every route, its event, and bad input on each.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { anomalies } from '../src/db/schema'
 import {
   eventState,
@@ -11,6 +11,8 @@ import {
   rowCount,
 } from './assert'
 import { startTestServer, type TestServer, type WsClient } from './helpers'
+
+setDefaultTimeout(30_000)
 
 let server: TestServer
 let general: WsClient
@@ -64,6 +66,7 @@ describe('POST /api/v1/anomalies', () => {
       severity: 'warning',
       status: 'open',
       rule: 'manual',
+      kind: null,
       expected_min: null,
       expected_max: null,
       message: null,
@@ -71,6 +74,7 @@ describe('POST /api/v1/anomalies', () => {
       first_seen: expect.stringMatching(ISO_Z),
       last_seen: res.body.first_seen,
       resolved_at: null,
+      acknowledged_at: null,
       created_at: res.body.first_seen,
       updated_at: res.body.first_seen,
     })
@@ -85,7 +89,7 @@ describe('POST /api/v1/anomalies', () => {
     expect(event.data).toEqual(res.body)
   })
 
-  test('stores every optional field it is given; resolved ones get resolved_at', async () => {
+  test('stores every optional field it is given; resolved ones get resolved_at, acknowledged ones acknowledged_at', async () => {
     const anomaly = await create({
       variable: 'humedad',
       value: 99,
@@ -104,7 +108,14 @@ describe('POST /api/v1/anomalies', () => {
       expected_min: 20,
       expected_max: 80,
       message: 'Humedad fuera de rango',
-      resolved_at: expect.stringMatching(ISO_Z),
+      resolved_at: anomaly.created_at,
+      acknowledged_at: null,
+    })
+    const acknowledged = await create({ status: 'acknowledged' })
+    expect(acknowledged).toMatchObject({
+      status: 'acknowledged',
+      acknowledged_at: acknowledged.created_at,
+      resolved_at: null,
     })
   })
 

@@ -1,5 +1,5 @@
 // REST /api/v1/locations against a real server: every route, its event, and bad input on each.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { locations } from '../src/db/schema'
 import {
   eventState,
@@ -11,6 +11,8 @@ import {
   rowCount,
 } from './assert'
 import { settle, startTestServer, type TestServer, type WsClient } from './helpers'
+
+setDefaultTimeout(30_000)
 
 let server: TestServer
 let general: WsClient

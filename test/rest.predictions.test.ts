@@ -1,5 +1,5 @@
-// REST /api/v1/predictions against a real server: request, list, get, delete; PUT and PATCH are 405.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+// REST /api/v1/predictions against a real server: request and its outcome, list, get, delete; PUT and PATCH are 405.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { predictions } from '../src/db/schema'
 import {
   eventState,
@@ -11,6 +11,8 @@ import {
   rowCount,
 } from './assert'
 import { startTestServer, type TestServer, type WsClient } from './helpers'
+
+setDefaultTimeout(30_000)
 
 let server: TestServer
 let general: WsClient
@@ -39,6 +41,17 @@ const create = async (body: Record<string, unknown> = {}) => {
   return res.body
 }
 
+/**
+ * The forecaster picks up every request right after POST and stores it completed or failed; this waits
+ * for that outcome, announced as prediction_completed, and returns the prediction it carries.
+ */
+const outcome = async (id: number) =>
+  (await expectEntityEvent(general, 'prediction', 'prediction_completed', id, 'update_prediction'))
+    .data
+
+/** A request whose computation is over, so nothing about it changes any more. */
+const settled = async (body: Record<string, unknown> = {}) => outcome((await create(body)).id)
+
 async function unchanged(run: () => Promise<void>) {
   const before = await eventState(server)
   const stored = await rowCount(server, predictions)
@@ -48,7 +61,7 @@ async function unchanged(run: () => Promise<void>) {
 }
 
 describe('POST /api/v1/predictions', () => {
-  test('stores the request as pending, answers 201 with it, and emits created', async () => {
+  test('answers 201 with the request stored pending and emits created, then prediction_completed with the outcome', async () => {
     const body = { sensor_id: sensorId, variable: 'humedad', horizon_minutes: 30 }
     const res = await server.api('POST', '/api/v1/predictions', body)
     expect(res.status).toBe(201)
@@ -64,15 +77,36 @@ describe('POST /api/v1/predictions', () => {
       created_at: expect.stringMatching(ISO_Z),
       updated_at: res.body.created_at,
     })
-    expect((await server.api('GET', `/api/v1/predictions/${res.body.id}`)).body).toEqual(res.body)
-    const event = await expectEntityEvent(
+    const created = await expectEntityEvent(
       general,
       'prediction',
       'created',
       res.body.id,
       'create_prediction',
     )
-    expect(event.data).toEqual(res.body)
+    expect(created.data).toEqual(res.body)
+    // The sensor has no readings: the forecaster fails the request with a reason, never a made-up forecast.
+    const completed = await expectEntityEvent(
+      general,
+      'prediction',
+      'prediction_completed',
+      res.body.id,
+      'update_prediction',
+    )
+    expect(completed.seq).toBeGreaterThan(created.seq)
+    expect(completed.data).toEqual({
+      ...res.body,
+      status: 'failed',
+      reason: 'Only 0 reading(s) in the history; a forecast needs a history to learn from.',
+      completed_at: expect.stringMatching(ISO_Z),
+      updated_at: completed.data.completed_at,
+    })
+    expect(Date.parse(completed.data.completed_at)).toBeGreaterThanOrEqual(
+      Date.parse(res.body.created_at),
+    )
+    expect((await server.api('GET', `/api/v1/predictions/${res.body.id}`)).body).toEqual(
+      completed.data,
+    )
   })
 
   test('a prediction for a sensor that does not exist is a 422 naming sensor_id; nothing is stored', async () => {
@@ -113,14 +147,23 @@ describe('POST /api/v1/predictions', () => {
 
 describe('GET /api/v1/predictions', () => {
   let sensor: number
-  let made: { id: number }[]
+  let made: { id: number; status: string }[]
   beforeAll(async () => {
     sensor = await newSensor()
+    // Five hours of minute temperature readings and no humidity: temperatura can be forecast, humedad not.
+    const start = Date.UTC(2025, 0, 1)
+    const history = Array.from({ length: 300 }, (_, i) => ({
+      sensor_id: sensor,
+      temperatura: 18 + 0.01 * i + 0.3 * Math.sin(i / 7),
+      timestamp: new Date(start + i * 60_000).toISOString(),
+    }))
+    expect((await server.api('POST', '/api/v1/readings/batch', history)).status).toBe(201)
     made = [
-      await create({ sensor_id: sensor }),
-      await create({ sensor_id: sensor, variable: 'humedad' }),
-      await create({ sensor_id: sensor, horizon_minutes: 120 }),
+      await settled({ sensor_id: sensor }),
+      await settled({ sensor_id: sensor, variable: 'humedad' }),
+      await settled({ sensor_id: sensor, horizon_minutes: 120 }),
     ]
+    expect(made.map((p) => p.status)).toEqual(['completed', 'failed', 'completed'])
   })
   const ids = (body: { id: number }[]) => body.map((p) => p.id)
 
@@ -144,8 +187,10 @@ describe('GET /api/v1/predictions', () => {
       server.api('GET', `/api/v1/predictions?sensor_id=${sensor}&${query}`)
     expect(ids((await q('variable=humedad')).body)).toEqual([made[1]!.id])
     expect(ids((await q('variable=temperatura')).body)).toEqual([made[2]!.id, made[0]!.id])
-    expect(ids((await q('status=pending')).body)).toEqual(ids(made).reverse())
-    expect((await q('status=completed')).body).toEqual([])
+    expect(ids((await q('status=completed')).body)).toEqual([made[2]!.id, made[0]!.id])
+    expect(ids((await q('status=failed')).body)).toEqual([made[1]!.id])
+    expect((await q('status=pending')).body).toEqual([])
+    expect(ids((await q('variable=temperatura&status=failed')).body)).toEqual([])
   })
 
   test('a bad query parameter is a 422 naming it', async () => {
@@ -162,7 +207,7 @@ describe('GET /api/v1/predictions', () => {
 
 describe('GET /api/v1/predictions/:id', () => {
   test('answers the prediction, 404 for an unknown id, 422 for a bad one', async () => {
-    const prediction = await create()
+    const prediction = await settled()
     expect((await server.api('GET', `/api/v1/predictions/${prediction.id}`)).body).toEqual(
       prediction,
     )
@@ -174,7 +219,7 @@ describe('GET /api/v1/predictions/:id', () => {
 
 describe('PUT and PATCH /api/v1/predictions/:id', () => {
   test('answer 405 with the error envelope and change nothing', async () => {
-    const prediction = await create()
+    const prediction = await settled()
     await unchanged(async () => {
       for (const method of ['PUT', 'PATCH']) {
         const res = await server.api(method, `/api/v1/predictions/${prediction.id}`, {
@@ -193,7 +238,7 @@ describe('PUT and PATCH /api/v1/predictions/:id', () => {
 
 describe('DELETE /api/v1/predictions/:id', () => {
   test('answers 204, emits deleted, and the prediction is gone', async () => {
-    const prediction = await create()
+    const prediction = await settled()
     const res = await fetch(`${server.base}/api/v1/predictions/${prediction.id}`, {
       method: 'DELETE',
     })
@@ -214,7 +259,7 @@ describe('DELETE /api/v1/predictions/:id', () => {
 
   test('deleting the sensor deletes its predictions', async () => {
     const sensor = await newSensor()
-    const prediction = await create({ sensor_id: sensor })
+    const prediction = await settled({ sensor_id: sensor })
     expect((await server.api('DELETE', `/api/v1/sensors/${sensor}`)).status).toBe(204)
     expectError(await server.api('GET', `/api/v1/predictions/${prediction.id}`), 404)
   })

@@ -1,5 +1,5 @@
 // REST /api/v1/readings against a real server: every route, the all-or-none batch, and bad input.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { readings } from '../src/db/schema'
 import {
   eventState,
@@ -11,6 +11,8 @@ import {
   rowCount,
 } from './assert'
 import { settle, startTestServer, type TestServer, type WsClient } from './helpers'
+
+setDefaultTimeout(30_000)
 
 let server: TestServer
 let general: WsClient

@@ -1,5 +1,5 @@
 // REST /api/v1/sensors against a real server: every route, its event, and bad input on each.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { readings, sensors } from '../src/db/schema'
 import {
   eventState,
@@ -11,6 +11,8 @@ import {
   rowCount,
 } from './assert'
 import { settle, startTestServer, type TestServer, type WsClient } from './helpers'
+
+setDefaultTimeout(30_000)
 
 let server: TestServer
 let general: WsClient
@@ -47,6 +49,7 @@ describe('POST /api/v1/sensors', () => {
       modelo: 'DHT22',
       nombre: null,
       location_id: null,
+      thresholds: null,
       created_at: expect.stringMatching(ISO_Z),
       updated_at: res.body.created_at,
     })
@@ -155,7 +158,10 @@ describe('GET /api/v1/sensors', () => {
   })
 
   test('lists sensors by id with the total in X-Total-Count', async () => {
-    const res = await server.api('GET', '/api/v1/sensors')
+    // A browser on another origin sends Origin; only then do the CORS headers apply.
+    const res = await server.api('GET', '/api/v1/sensors', undefined, {
+      origin: 'https://panel.example.com',
+    })
     expect(res.status).toBe(200)
     const ids = res.body.map((s: { id: number }) => s.id)
     expect(ids).toEqual([...ids].sort((a, b) => a - b))
@@ -237,7 +243,12 @@ describe('GET /api/v1/sensors/:id', () => {
 
 describe('PUT /api/v1/sensors/:id', () => {
   test('replaces the sensor, clears optional fields left out, and emits updated', async () => {
-    const sensor = await create({ nombre: 'viejo', location_id: locationId })
+    const sensor = await create({
+      nombre: 'viejo',
+      location_id: locationId,
+      thresholds: { temperatura: { max: 30 } },
+    })
+    expect(sensor.thresholds).toEqual({ temperatura: { max: 30 } })
     const res = await server.api('PUT', `/api/v1/sensors/${sensor.id}`, {
       tipo: 'humedad',
       modelo: 'SHT31',
@@ -249,6 +260,7 @@ describe('PUT /api/v1/sensors/:id', () => {
       modelo: 'SHT31',
       nombre: null,
       location_id: null,
+      thresholds: null,
       created_at: sensor.created_at,
     })
     expect((await server.api('GET', `/api/v1/sensors/${sensor.id}`)).body).toEqual(res.body)
@@ -281,7 +293,11 @@ describe('PUT /api/v1/sensors/:id', () => {
 
 describe('PATCH /api/v1/sensors/:id', () => {
   test('changes only the fields it names and emits updated', async () => {
-    const sensor = await create({ nombre: 'antes', location_id: locationId })
+    const sensor = await create({
+      nombre: 'antes',
+      location_id: locationId,
+      thresholds: { humedad: { min: 20, for_readings: 3 } },
+    })
     const res = await server.api('PATCH', `/api/v1/sensors/${sensor.id}`, { nombre: 'después' })
     expect(res.status).toBe(200)
     expect(res.body).toMatchObject({ ...sensor, nombre: 'después', updated_at: expect.any(String) })

@@ -1,9 +1,11 @@
 // Change and event are one: a rollback stores and emits nothing, and every event in the log went out as is.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { asc, gt } from 'drizzle-orm'
 import { events, readings, sensors } from '../src/db/schema'
 import { eventState, expectNoNewEvents, rowCount } from './assert'
 import { settle, startTestServer, type TestServer, type WsClient } from './helpers'
+
+setDefaultTimeout(30_000)
 
 let server: TestServer
 let general: WsClient
