@@ -1,4 +1,5 @@
 // The environment, parsed once into a typed, frozen Config; the only module that reads process.env.
+import { hostname } from 'node:os'
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -32,6 +33,19 @@ export interface Config {
   corsOrigins: string[] | '*'
   logLevel: LogLevel
   bodyLimitBytes: number
+  mqtt: MqttConfig
+}
+
+export interface MqttConfig {
+  /** Unset: no MQTT ingestion. */
+  url: string | undefined
+  /** A topic filter whose first `+` level is the sensor id. */
+  topic: string
+  clientId: string
+  autoRegister: boolean
+  qos: 0 | 1
+  /** Seconds the broker keeps the session (and queues QoS 1 messages) while the server is away. */
+  sessionExpiry: number
 }
 
 type Env = Record<string, string | undefined>
@@ -106,6 +120,50 @@ function corsOrigins(env: Env): string[] | '*' {
   return origins
 }
 
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const value = str(env, name, String(fallback)).toLowerCase()
+  if (['true', '1', 'yes', 'on'].includes(value)) return true
+  if (['false', '0', 'no', 'off'].includes(value)) return false
+  bad(name, value, 'true or false')
+}
+
+function mqttUrl(env: Env): string | undefined {
+  const raw = env.MQTT_URL?.trim()
+  if (!raw) return undefined
+  if (!/^(mqtts?|tcp|tls|wss?):\/\//.test(raw))
+    bad('MQTT_URL', raw, 'an mqtt://, mqtts://, ws:// or wss:// URL such as mqtt://127.0.0.1:1883')
+  try {
+    if (!new URL(raw).hostname) throw new Error('no host')
+  } catch {
+    bad('MQTT_URL', raw, 'a valid URL with a host, such as mqtt://127.0.0.1:1883')
+  }
+  return raw
+}
+
+/** A valid MQTT topic filter (optionally `$share/<group>/…`) with a `+` level for the sensor id. */
+function mqttTopic(env: Env): string {
+  const raw = str(env, 'MQTT_TOPIC', 'sensors/+/readings')
+  const expected =
+    'an MQTT topic filter with a + level standing for the sensor id, such as sensors/+/readings'
+  const levels = raw.replace(/^\$share\/[^/+#]+\//, '').split('/')
+  const valid = levels.every(
+    (level, i) =>
+      level === '+' ||
+      (level === '#' && i === levels.length - 1) ||
+      (!level.includes('+') && !level.includes('#')),
+  )
+  if (!valid || !levels.includes('+') || /[\u0000-\u001f]/.test(raw))
+    bad('MQTT_TOPIC', raw, expected)
+  return raw
+}
+
+function mqttClientId(env: Env): string {
+  const raw = str(env, 'MQTT_CLIENT_ID', `vigia-${hostname()}`)
+  if (/[\u0000-\u001f\s]/.test(raw) || raw.length > 256)
+    bad('MQTT_CLIENT_ID', raw, 'up to 256 characters without spaces or control characters')
+  return raw
+}
+
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const nodeEnv = str(env, 'NODE_ENV', 'development')
   const jwtSecret = env.JWT_SECRET?.trim()
@@ -157,6 +215,14 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       'silent',
     ] as const),
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    mqtt: {
+      url: mqttUrl(env),
+      topic: mqttTopic(env),
+      clientId: mqttClientId(env),
+      autoRegister: bool(env, 'MQTT_AUTO_REGISTER', false),
+      qos: int(env, 'MQTT_QOS', 1, 0, 1) as 0 | 1,
+      sessionExpiry: int(env, 'MQTT_SESSION_EXPIRY', 7 * 24 * 3600, 1, 0xffffffff),
+    },
   }
   return deepFreeze(config)
 }

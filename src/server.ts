@@ -22,6 +22,7 @@ export async function startServer(config: Readonly<Config>, log?: Logger) {
     message: 'Sistema iniciado correctamente',
     data: { module: 'websocket', version: VERSION },
   })
+  ctx.mqtt.start()
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${server.port}`
   ctx.log.info(`Vigía ${VERSION} listening on ${url}`, {
     database: config.database.kind,
@@ -35,6 +36,8 @@ export async function startServer(config: Readonly<Config>, log?: Logger) {
    */
   const stop = () =>
     (stopping ??= (async () => {
+      // First, while the database is open: the message being stored is finished and acknowledged.
+      await ctx.mqtt.stop()
       const drained = server.stop(false)
       const notice = await ctx.emitter
         .system({
