@@ -54,7 +54,8 @@ async function portOpen(port: number) {
   }
 }
 
-async function waitFor(check: () => Promise<boolean>, what: string, timeout = 10_000) {
+/** Polls a condition (a port, an HTTP answer) that no event announces. */
+export async function until(check: () => Promise<boolean>, what: string, timeout = 10_000) {
   const deadline = Date.now() + timeout
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
@@ -108,7 +109,7 @@ export class PrivateBroker {
 
   async start() {
     this.proc = Bun.spawn(['mosquitto', '-c', this.conf], { stdout: 'ignore', stderr: 'ignore' })
-    await waitFor(() => portOpen(this.port), `mosquitto on port ${this.port}`)
+    await until(() => portOpen(this.port), `mosquitto on port ${this.port}`)
     return this
   }
 

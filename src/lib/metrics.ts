@@ -60,7 +60,7 @@ export function createMetrics() {
     }),
     mqttConnected: new Gauge({
       name: 'vigia_mqtt_connected',
-      help: '1 while the MQTT ingestion is connected and subscribed, else 0',
+      help: '1 while the MQTT ingestion is connected to its broker, else 0',
       registers: [registry],
     }),
     mqttConnects: new Counter({
@@ -83,6 +83,12 @@ export function createMetrics() {
       name: 'vigia_mqtt_rejected_total',
       help: 'MQTT messages rejected (acknowledged, nothing stored), by reason',
       labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    mqttBatchMessages: new Histogram({
+      name: 'vigia_mqtt_batch_messages',
+      help: 'MQTT messages stored per transaction (a burst is batched)',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
       registers: [registry],
     }),
     mqttStoreFailures: new Counter({

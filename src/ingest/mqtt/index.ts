@@ -1,7 +1,8 @@
-// MQTT ingestion: a persistent QoS 1 subscription whose messages are stored as readings through the
-// readings service, each acknowledged to the broker only after its transaction has committed.
-import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt'
-import { eq } from 'drizzle-orm'
+// MQTT ingestion: a persistent QoS 1 subscription whose messages are stored, in arrival order and in
+// batches, through the readings service; each is acknowledged to the broker only once committed.
+import { eq, inArray } from 'drizzle-orm'
+import mqtt, { type IPublishPacket, type IStream, type MqttClient } from 'mqtt'
+import mqttPacket from 'mqtt-packet'
 import type { AppContext } from '../../context'
 import { sensors } from '../../db/schema'
 import { insertOne } from '../../lib/crud'
@@ -26,11 +27,20 @@ export interface MqttStatus {
 export interface MqttIngest {
   /** Connects in the background; an unreachable broker is retried with backoff, never fatal. */
   start(): void
-  /** Finishes the message being stored (acknowledging it), leaves the rest to the broker, disconnects. */
+  /** Finishes the batch being stored (acknowledging it), leaves the rest to the broker, disconnects. */
   stop(): Promise<void>
   status(): MqttStatus
 }
 
+/** Unacknowledged messages the broker may have out to us at once (MQTT 5 Receive Maximum). */
+const RECEIVE_MAXIMUM = 1000
+/** Past this many queued messages mqtt.js is not asked for more (a broker may ignore the above). */
+const MAX_QUEUED = 2 * RECEIVE_MAXIMUM
+const MAX_BATCH_MESSAGES = 1000
+/** The most readings one transaction takes, as POST /api/v1/readings/batch. */
+const MAX_BATCH_READINGS = 10_000
+/** Auto-registration keeps to 32-bit ids: one huge id from a stray topic would push every later id past it. */
+const MAX_REGISTERED_ID = 2_147_483_647
 const RECONNECT_MIN_MS = 1000
 const RECONNECT_MAX_MS = 30_000
 const RETRY_MIN_MS = 100
@@ -86,6 +96,23 @@ async function registerSensor(
   })
 }
 
+interface Entry {
+  packet: IPublishPacket
+  /** The connection it came on: its PUBACK may only go back on that one. */
+  stream: IStream
+}
+
+interface Item extends Entry {
+  topic: string
+  sensorId: number | null
+  /** Undefined once rejected: it is then only reported and acknowledged. */
+  readings: ReadingCreate[] | undefined
+  rejection?: { reason: RejectReason; detail: string }
+}
+
+/** Tells mqtt.js not to send the PUBACK itself: the batch sends it once the message is stored. */
+const DEFERRED = new Error('acknowledged once stored')
+
 export function createMqttIngest(ctx: IngestContext): MqttIngest {
   const { config, log, metrics } = ctx
   const settings = config.mqtt
@@ -94,16 +121,19 @@ export function createMqttIngest(ctx: IngestContext): MqttIngest {
   const throttle = new ReportThrottle()
 
   let client: MqttClient | undefined
-  let subscribed = false
+  let connected = false
+  let subscribeError: string | null = null
   let stopping = false
-  /** Bumped on every lost connection: an ack must go back on the connection its message came on. */
-  let session = 0
   let outage = false
   let connectError: string | null = null
   let storeError: string | null = null
   let reconnectDelay = RECONNECT_MIN_MS
-  let inflight: Promise<unknown> = Promise.resolve()
+  const queue: Entry[] = []
+  /** mqtt.js's "next message" callback, held while the queue is full (backpressure to the socket). */
+  let held: (() => void) | undefined
+  let worker: Promise<void> | undefined
   let wake = () => {}
+  let stopped: Promise<void> | undefined
 
   const system = (level: 'info' | 'warning', text: string, data: Record<string, unknown>) => {
     if (stopping) return
@@ -121,14 +151,22 @@ export function createMqttIngest(ctx: IngestContext): MqttIngest {
       }
     })
 
-  function reject(topic: string, sensorId: number | null, reason: RejectReason, detail: string) {
+  /** Marks a message as refused for good; it is reported and acknowledged with its batch. */
+  function reject(item: Item, reason: RejectReason, detail: string) {
+    item.readings = undefined
+    item.rejection = { reason, detail }
+  }
+
+  function report({ topic, sensorId, rejection }: Item) {
+    if (!rejection) return
+    const { reason, detail } = rejection
     metrics.mqttMessages.inc({ outcome: 'rejected' })
     metrics.mqttRejected.inc({ reason })
     const key = sensorId === null ? `topic:${topic.slice(0, 200)}` : String(sensorId)
     const verdict = throttle.admit(key, Date.now())
     if (verdict.report) {
       const fields = { topic, sensor_id: sensorId, reason, detail, suppressed: verdict.suppressed }
-      log.warn(`mqtt: rejected a message on ${topic}: ${detail}`, fields)
+      log.warn('mqtt: rejected a message', fields)
       system(
         'warning',
         sensorId === null
@@ -137,100 +175,188 @@ export function createMqttIngest(ctx: IngestContext): MqttIngest {
         fields,
       )
     } else if (verdict.floodStarted) {
-      const text = `mqtt: more than ${throttle.maxPerWindow} rejected messages in a minute; further ones are only counted (vigia_mqtt_rejected_total) for a minute`
-      log.warn(text)
+      log.warn(
+        `mqtt: more than ${throttle.maxPerWindow} rejected messages in a minute; for a minute more are only counted (vigia_mqtt_rejected_total)`,
+      )
       system(
         'warning',
         'Demasiados mensajes MQTT rechazados: se cuentan sin avisar durante un minuto',
-        {
-          reason: 'flood',
-          limit_per_minute: throttle.maxPerWindow,
-        },
+        { reason: 'flood', limit_per_minute: throttle.maxPerWindow },
       )
     }
   }
 
-  async function store(sensorId: number, readings: ReadingCreate[], topic: string) {
+  /** A batch is done: its rejections are reported in arrival order and every message acknowledged. */
+  function finish(items: Item[]) {
+    for (const item of items) report(item)
+    acknowledge(items)
+  }
+
+  function parse(entry: Entry): Item {
+    const item: Item = { ...entry, topic: entry.packet.topic, sensorId: null, readings: undefined }
     try {
-      return await createReadings(ctx, readings, readings.length > 1)
+      item.sensorId = sensorIdOf(item.topic, level)
+      item.readings = parsePayload(entry.packet.payload as Uint8Array, item.sensorId)
     } catch (error) {
-      if (!(error instanceof UnknownReferenceError) || !settings.autoRegister) throw error
-      await registerSensor(ctx, sensorId, readings, topic)
-      return createReadings(ctx, readings, readings.length > 1)
+      if (error instanceof Rejection) reject(item, error.reason, error.message)
+      else reject(item, 'invalid_payload', `The payload could not be read: ${message(error)}`)
+    }
+    return item
+  }
+
+  /** Takes what has queued up since the last batch, in arrival order, within the batch limits. */
+  function takeBatch() {
+    const items: Item[] = []
+    let readings = 0
+    while (queue.length > 0 && items.length < MAX_BATCH_MESSAGES) {
+      const item = parse(queue[0]!)
+      const count = item.readings?.length ?? 0
+      if (items.length > 0 && readings + count > MAX_BATCH_READINGS) break
+      queue.shift()
+      items.push(item)
+      readings += count
+    }
+    return items
+  }
+
+  function releaseHeld() {
+    const next = held
+    held = undefined
+    next?.()
+  }
+
+  /** PUBACKs in arrival order, each on the connection its message came on (else the broker redelivers). */
+  function acknowledge(items: Item[]) {
+    for (const { packet, stream } of items) {
+      if (packet.qos === 0) continue
+      if (!client?.connected || client.stream !== stream) return
+      stream.write(
+        mqttPacket.generate(
+          { cmd: 'puback', messageId: packet.messageId, reasonCode: 0 },
+          { protocolVersion: 5 },
+        ),
+      )
     }
   }
 
-  /** Stores one message; resolves true when it may be acknowledged (stored, or rejected for good). */
-  async function handle(packet: IPublishPacket, onSession: number): Promise<boolean> {
-    const topic = packet.topic
-    let sensorId: number | null = null
-    let readings: ReadingCreate[]
-    try {
-      sensorId = sensorIdOf(topic, level)
-      readings = parsePayload(packet.payload as Uint8Array, sensorId)
-    } catch (error) {
-      if (!(error instanceof Rejection)) throw error
-      reject(topic, sensorId, error.reason, error.message)
-      return true
+  /** Drops messages from sensors that do not exist, or registers them under MQTT_AUTO_REGISTER. */
+  async function checkSensors(items: Item[]) {
+    const ids = [...new Set(items.flatMap((i) => (i.readings ? [i.sensorId!] : [])))]
+    if (ids.length === 0) return
+    const rows = await ctx.db.read
+      .select({ id: sensors.id })
+      .from(sensors)
+      .where(inArray(sensors.id, ids))
+    const known = new Set(rows.map((r) => r.id))
+    for (const item of items) {
+      const id = item.sensorId!
+      if (!item.readings || known.has(id)) continue
+      if (settings.autoRegister && id <= MAX_REGISTERED_ID) {
+        const readings = items.flatMap((i) => (i.sensorId === id ? (i.readings ?? []) : []))
+        await registerSensor(ctx, id, readings, item.topic)
+        known.add(id)
+      } else
+        reject(
+          item,
+          'unknown_sensor',
+          settings.autoRegister
+            ? `Sensor ${id} does not exist and is not registered automatically: ids above ${MAX_REGISTERED_ID} would derail the id sequence.`
+            : `Sensor ${id} does not exist: create it with POST /api/v1/sensors, or set MQTT_AUTO_REGISTER=true.`,
+        )
     }
+  }
+
+  /**
+   * Stores a batch in one createReadings call (one transaction), then acknowledges every message of
+   * it. A message the service refuses spoils only itself: the batch is then stored message by message.
+   */
+  async function storeBatch(items: Item[]): Promise<void> {
+    const stream = items[0]!.stream
     for (let attempt = 1; ; attempt++) {
-      if (stopping || onSession !== session) return false
+      if (stopping || client?.stream !== stream) return
       try {
-        const stored = await store(sensorId, readings, topic)
-        metrics.mqttMessages.inc({ outcome: 'stored' })
-        metrics.mqttReadings.inc(stored.length)
+        await checkSensors(items)
+        const valid = items.filter((i) => i.readings)
+        const readings = valid.flatMap((i) => i.readings!)
+        if (readings.length > 0) await createReadings(ctx, readings, readings.length > 1)
+        metrics.mqttMessages.inc({ outcome: 'stored' }, valid.length)
+        metrics.mqttReadings.inc(readings.length)
+        metrics.mqttBatchMessages.observe(items.length)
         if (storeError !== null) log.info('mqtt: storing works again')
         storeError = null
-        return onSession === session
+        finish(items)
+        return
       } catch (error) {
-        if (error instanceof AppError && error.status < 500) {
-          if (error instanceof UnknownReferenceError)
-            reject(
-              topic,
-              sensorId,
-              'unknown_sensor',
-              `${error.message} Or set MQTT_AUTO_REGISTER=true.`,
-            )
-          else reject(topic, sensorId, 'invalid_payload', error.message)
-          return true
+        const valid = items.filter((i) => i.readings)
+        const refused = error instanceof AppError && error.status < 500
+        const givenUp = !isTransient(error) && attempt >= MAX_UNKNOWN_FAILURES
+        if ((refused || givenUp) && valid.length > 1) {
+          for (const item of items) await storeBatch([item])
+          return
+        }
+        if (refused || givenUp) {
+          const reason = refused
+            ? error instanceof UnknownReferenceError
+              ? 'unknown_sensor'
+              : 'invalid_payload'
+            : 'store_error'
+          const culprit = valid[0] ?? items[0]!
+          reject(culprit, reason, refused ? error.message : `Storing failed: ${message(error)}`)
+          if (givenUp) storeError = null
+          finish(items)
+          return
         }
         metrics.mqttStoreFailures.inc()
         if (storeError === null)
-          log.error('mqtt: could not store a message; retrying, it stays unacknowledged', {
-            topic,
+          log.error('mqtt: could not store messages; retrying, they stay unacknowledged', {
+            messages: items.length,
             error: message(error),
           })
         storeError = message(error)
-        if (!isTransient(error) && attempt >= MAX_UNKNOWN_FAILURES) {
-          reject(topic, sensorId, 'store_error', `Storing failed ${attempt} times: ${storeError}`)
-          storeError = null
-          return true
-        }
         await pause(Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (attempt - 1)))
       }
     }
   }
 
-  function subscribe(c: MqttClient, sessionPresent: boolean) {
-    // rh 2: retained messages are old readings, not new ones; take only what is published from now on.
+  function drain() {
+    if (worker || stopping) return
+    worker = (async () => {
+      while (queue.length > 0 && !stopping) {
+        const batch = takeBatch()
+        if (queue.length < MAX_QUEUED) releaseHeld()
+        await storeBatch(batch)
+      }
+    })()
+      .catch((error) => log.error('mqtt: batch failed', { error: message(error) }))
+      .finally(() => {
+        worker = undefined
+        if (queue.length > 0) drain()
+      })
+  }
+
+  function onConnect(c: MqttClient, sessionPresent: boolean) {
+    connected = true
+    connectError = null
+    reconnectDelay = RECONNECT_MIN_MS
+    c.options.reconnectPeriod = RECONNECT_MIN_MS
+    metrics.mqttConnected.set(1)
+    metrics.mqttConnects.inc()
+    // With a session present the broker already holds the subscription and starts redelivering at
+    // once; the SUBACK below is queued behind that backlog. rh 2: retained messages are old
+    // readings, so only what is published from now on is taken.
     c.subscribe(settings.topic, { qos: settings.qos, rh: 2 }, (error, granted) => {
       const code = granted?.[0]?.qos
       if (error || code === undefined || code >= 0x80) {
-        connectError = `subscription to ${settings.topic} refused (${error ? message(error) : `reason code ${code}`})`
-        log.error(`mqtt: ${connectError}`)
+        subscribeError = `subscription to ${settings.topic} refused (${error ? message(error) : `reason code ${code}`})`
+        log.error(`mqtt: ${subscribeError}`)
         return
       }
-      subscribed = true
-      connectError = null
-      reconnectDelay = RECONNECT_MIN_MS
-      c.options.reconnectPeriod = RECONNECT_MIN_MS
-      metrics.mqttConnected.set(1)
-      metrics.mqttConnects.inc()
+      subscribeError = null
+      outage = false
       log.info(`mqtt: subscribed to ${settings.topic} on ${broker}`, {
         client_id: settings.clientId,
         session_present: sessionPresent,
       })
-      outage = false
       system('info', 'Ingesta MQTT conectada', {
         broker,
         topic: settings.topic,
@@ -241,8 +367,10 @@ export function createMqttIngest(ctx: IngestContext): MqttIngest {
   }
 
   function onClose() {
-    session++
-    subscribed = false
+    connected = false
+    // Unacknowledged messages of a lost connection come back on the next one.
+    queue.length = 0
+    releaseHeld()
     metrics.mqttConnected.set(0)
     if (stopping) return
     connectError ??= 'connection closed'
@@ -264,7 +392,10 @@ export function createMqttIngest(ctx: IngestContext): MqttIngest {
         protocolVersion: 5,
         clientId: settings.clientId,
         clean: false,
-        properties: { sessionExpiryInterval: settings.sessionExpiry },
+        properties: {
+          sessionExpiryInterval: settings.sessionExpiry,
+          receiveMaximum: RECEIVE_MAXIMUM,
+        },
         resubscribe: false,
         reconnectPeriod: RECONNECT_MIN_MS,
         reconnectOnConnackError: true,
@@ -272,41 +403,40 @@ export function createMqttIngest(ctx: IngestContext): MqttIngest {
         keepalive: 30,
       })
       client = c
-      // mqtt.js hands over one message at a time and sends its PUBACK when this calls back without
-      // an error, so messages are stored in arrival order and acknowledged only once stored.
+      // mqtt.js hands over one message at a time and would send its PUBACK right after this calls
+      // back; DEFERRED stops that, so the message is acknowledged by its batch once stored.
       c.handleMessage = (packet, done) => {
-        const onSession = session
-        const work = handle(packet, onSession).then(
-          (ack) => (ack && c.connected ? done() : done(new Error('not stored'))),
-          (error) => {
-            log.error('mqtt: message handling failed', { error: message(error) })
-            done(error instanceof Error ? error : new Error(String(error)))
-          },
-        )
-        inflight = work
+        if (stopping) return done(DEFERRED)
+        queue.push({ packet, stream: c.stream })
+        if (queue.length >= MAX_QUEUED) held = () => done(DEFERRED)
+        else done(DEFERRED)
+        drain()
       }
-      c.on('connect', (connack) => {
-        connectError = null
-        subscribe(c, connack.sessionPresent)
-      })
+      c.on('connect', (connack) => onConnect(c, connack.sessionPresent))
       c.on('error', (error) => {
         connectError = message(error)
       })
       c.on('close', onClose)
     },
 
-    async stop() {
-      const c = client
-      if (!c) return
-      stopping = true
-      wake()
-      await Promise.race([inflight, Bun.sleep(STOP_GRACE_MS)])
-      await Promise.race([
-        new Promise<void>((resolve) => c.end(false, {}, () => resolve())),
-        Bun.sleep(STOP_GRACE_MS).then(() => new Promise<void>((r) => c.end(true, {}, () => r()))),
-      ])
-      metrics.mqttConnected.set(0)
-      log.info('mqtt: disconnected')
+    stop() {
+      stopped ??= (async () => {
+        const c = client
+        if (!c) return
+        stopping = true
+        wake()
+        await Promise.race([worker, Bun.sleep(STOP_GRACE_MS)])
+        releaseHeld()
+        await Promise.race([
+          new Promise<void>((resolve) => c.end(false, {}, () => resolve())),
+          Bun.sleep(STOP_GRACE_MS).then(
+            () => new Promise<void>((resolve) => c.end(true, {}, () => resolve())),
+          ),
+        ])
+        metrics.mqttConnected.set(0)
+        log.info('mqtt: disconnected')
+      })()
+      return stopped
     },
 
     status() {
@@ -319,14 +449,14 @@ export function createMqttIngest(ctx: IngestContext): MqttIngest {
           client_id: null,
           last_error: null,
         }
-      const healthy = subscribed && storeError === null
+      const error = connected ? (storeError ?? subscribeError) : connectError
       return {
-        status: healthy ? 'ok' : 'degraded',
-        connected: subscribed,
+        status: connected && error === null ? 'ok' : 'degraded',
+        connected,
         broker,
         topic: settings.topic,
         client_id: settings.clientId,
-        last_error: storeError ?? connectError,
+        last_error: error,
       }
     },
   }
