@@ -36,8 +36,6 @@ export async function startServer(config: Readonly<Config>, log?: Logger) {
    */
   const stop = () =>
     (stopping ??= (async () => {
-      // First, while the database is open: the message being stored is finished and acknowledged.
-      await ctx.mqtt.stop()
       const drained = server.stop(false)
       const notice = await ctx.emitter
         .system({
@@ -46,6 +44,8 @@ export async function startServer(config: Readonly<Config>, log?: Logger) {
           data: { module: 'server', reason: 'shutdown' },
         })
         .catch(() => undefined)
+      // Before sockets and database close: the MQTT batch in hand is stored, sent and acknowledged.
+      await ctx.mqtt.stop()
       ctx.realtime.stop('Server shutting down', notice && JSON.stringify(notice))
       await Promise.race([drained, Bun.sleep(10_000)])
       await ctx.db.transaction(async () => undefined).catch(() => undefined)

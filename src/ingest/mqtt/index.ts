@@ -160,8 +160,8 @@ export function createMqttIngest(ctx: IngestContext): MqttIngest {
   function report({ topic, sensorId, rejection }: Item) {
     if (!rejection) return
     const { reason, detail } = rejection
-    metrics.mqttMessages.inc({ outcome: 'rejected' })
-    metrics.mqttRejected.inc({ reason })
+    metrics.mqtt.messages.inc({ outcome: 'rejected' })
+    metrics.mqtt.rejected.inc({ reason })
     const key = sensorId === null ? `topic:${topic.slice(0, 200)}` : String(sensorId)
     const verdict = throttle.admit(key, Date.now())
     if (verdict.report) {
@@ -279,9 +279,9 @@ export function createMqttIngest(ctx: IngestContext): MqttIngest {
         const valid = items.filter((i) => i.readings)
         const readings = valid.flatMap((i) => i.readings!)
         if (readings.length > 0) await createReadings(ctx, readings, readings.length > 1)
-        metrics.mqttMessages.inc({ outcome: 'stored' }, valid.length)
-        metrics.mqttReadings.inc(readings.length)
-        metrics.mqttBatchMessages.observe(items.length)
+        metrics.mqtt.messages.inc({ outcome: 'stored' }, valid.length)
+        metrics.mqtt.readingsStored.inc(readings.length)
+        metrics.mqtt.batchMessages.observe(items.length)
         if (storeError !== null) log.info('mqtt: storing works again')
         storeError = null
         finish(items)
@@ -306,7 +306,7 @@ export function createMqttIngest(ctx: IngestContext): MqttIngest {
           finish(items)
           return
         }
-        metrics.mqttStoreFailures.inc()
+        metrics.mqtt.storeFailures.inc()
         if (storeError === null)
           log.error('mqtt: could not store messages; retrying, they stay unacknowledged', {
             messages: items.length,
@@ -339,8 +339,8 @@ export function createMqttIngest(ctx: IngestContext): MqttIngest {
     connectError = null
     reconnectDelay = RECONNECT_MIN_MS
     c.options.reconnectPeriod = RECONNECT_MIN_MS
-    metrics.mqttConnected.set(1)
-    metrics.mqttConnects.inc()
+    metrics.mqtt.connected.set(1)
+    metrics.mqtt.connects.inc()
     // With a session present the broker already holds the subscription and starts redelivering at
     // once; the SUBACK below is queued behind that backlog. rh 2: retained messages are old
     // readings, so only what is published from now on is taken.
@@ -371,7 +371,7 @@ export function createMqttIngest(ctx: IngestContext): MqttIngest {
     // Unacknowledged messages of a lost connection come back on the next one.
     queue.length = 0
     releaseHeld()
-    metrics.mqttConnected.set(0)
+    metrics.mqtt.connected.set(0)
     if (stopping) return
     connectError ??= 'connection closed'
     if (!outage) {
@@ -433,7 +433,7 @@ export function createMqttIngest(ctx: IngestContext): MqttIngest {
             () => new Promise<void>((resolve) => c.end(true, {}, () => resolve())),
           ),
         ])
-        metrics.mqttConnected.set(0)
+        metrics.mqtt.connected.set(0)
         log.info('mqtt: disconnected')
       })()
       return stopped
