@@ -2,6 +2,7 @@
 // bad payloads (counted, warned about, never stopping the subscription), auto-registration, settings.
 import { afterEach, describe, expect, test } from 'bun:test'
 import { ConfigError, loadConfig } from '../src/config'
+import { ReportThrottle } from '../src/ingest/mqtt/throttle'
 import { iso } from '../src/lib/time'
 import { settle, startTestServer, type TestServer } from './helpers'
 import {
@@ -198,6 +199,18 @@ describe('bad MQTT payloads', () => {
     expect(warnings).toHaveLength(11)
     expect(await metric(server, 'vigia_mqtt_rejected_total', '{reason="unknown_sensor"}')).toBe(200)
   })
+})
+
+describe('MQTT options', () => {
+  test('with MQTT_QOS=0 messages are stored all the same', async () => {
+    const { server, pub, topic } = await setup({ MQTT_QOS: '0' })
+    const sensor = await createSensor(server)
+    const client = await server.ws('/api/v1/ws', { channel: `readings:${sensor}` })
+    await client.connected()
+    await pub.publishAsync(topic.of(sensor), JSON.stringify({ humedad: 55 }), { qos: 0 })
+    const event = await client.event((m) => m.entity_type === 'reading')
+    expect(event.data).toMatchObject({ sensor_id: sensor, humedad: 55, temperatura: null })
+  })
 
   test('with MQTT_AUTO_REGISTER=true a reading from an unknown sensor creates the sensor first', async () => {
     const { server, pub, topic } = await setup({ MQTT_AUTO_REGISTER: 'true' })
@@ -217,6 +230,25 @@ describe('bad MQTT payloads', () => {
     expect(reading.data).toMatchObject({ sensor_id: 4242, temperatura: 21.5 })
     expect(reading.seq).toBeGreaterThan(created.seq)
     expect((await server.api('GET', '/api/v1/sensors/4242')).status).toBe(200)
+  })
+})
+
+describe('rejection reports', () => {
+  test('a sensor is reported again after a minute, with the count of what went unreported in between', () => {
+    const throttle = new ReportThrottle(60_000, 10)
+    expect(throttle.admit('5', 0)).toEqual({ report: true, suppressed: 0 })
+    expect(throttle.admit('5', 30_000)).toEqual({ report: false, floodStarted: false })
+    expect(throttle.admit('5', 59_999)).toEqual({ report: false, floodStarted: false })
+    expect(throttle.admit('6', 59_999)).toEqual({ report: true, suppressed: 0 })
+    expect(throttle.admit('5', 60_000)).toEqual({ report: true, suppressed: 2 })
+  })
+
+  test('past ten reports a minute over all sensors only one flood notice goes out until the minute has passed', () => {
+    const throttle = new ReportThrottle(60_000, 10)
+    for (let i = 0; i < 10; i++) expect(throttle.admit(`s${i}`, i).report).toBe(true)
+    expect(throttle.admit('s10', 100)).toEqual({ report: false, floodStarted: true })
+    expect(throttle.admit('s11', 200)).toEqual({ report: false, floodStarted: false })
+    expect(throttle.admit('s12', 60_000)).toEqual({ report: true, suppressed: 0 })
   })
 })
 
