@@ -11,12 +11,25 @@ export type DatabaseConfig =
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
 export type AuthMode = 'open' | 'required'
 
+export interface MqttConfig {
+  /** Unset: no MQTT ingestion. */
+  url: string | undefined
+  /** A topic filter whose first `+` level is the sensor id. */
+  topic: string
+  clientId: string
+  autoRegister: boolean
+  qos: 0 | 1
+  /** Seconds the broker keeps the session (and queues QoS 1 messages) while the server is away. */
+  sessionExpiry: number
+}
+
 export interface Config {
   nodeEnv: string
   port: number
   host: string
   database: DatabaseConfig
   redisUrl: string | undefined
+  mqtt: MqttConfig
   jwt: { secret: string; secretGenerated: boolean; expiresIn: number }
   admin: { username: string; password: string | undefined }
   authMode: AuthMode
@@ -33,19 +46,6 @@ export interface Config {
   corsOrigins: string[] | '*'
   logLevel: LogLevel
   bodyLimitBytes: number
-  mqtt: MqttConfig
-}
-
-export interface MqttConfig {
-  /** Unset: no MQTT ingestion. */
-  url: string | undefined
-  /** A topic filter whose first `+` level is the sensor id. */
-  topic: string
-  clientId: string
-  autoRegister: boolean
-  qos: 0 | 1
-  /** Seconds the broker keeps the session (and queues QoS 1 messages) while the server is away. */
-  sessionExpiry: number
 }
 
 type Env = Record<string, string | undefined>
@@ -106,27 +106,6 @@ function redisUrl(env: Env): string | undefined {
   return raw
 }
 
-function corsOrigins(env: Env): string[] | '*' {
-  const raw = str(env, 'CORS_ORIGINS', '*')
-  if (raw === '*') return '*'
-  const origins = raw
-    .split(',')
-    .map((o) => o.trim())
-    .filter(Boolean)
-  for (const origin of origins) {
-    if (!/^https?:\/\/[^/\s]+$/.test(origin))
-      bad('CORS_ORIGINS', raw, 'a comma-separated list of origins such as https://app.example.com')
-  }
-  return origins
-}
-
-function bool(env: Env, name: string, fallback: boolean): boolean {
-  const value = str(env, name, String(fallback)).toLowerCase()
-  if (['true', '1', 'yes', 'on'].includes(value)) return true
-  if (['false', '0', 'no', 'off'].includes(value)) return false
-  bad(name, value, 'true or false')
-}
-
 function mqttUrl(env: Env): string | undefined {
   const raw = env.MQTT_URL?.trim()
   if (!raw) return undefined
@@ -164,6 +143,20 @@ function mqttClientId(env: Env): string {
   return raw
 }
 
+function corsOrigins(env: Env): string[] | '*' {
+  const raw = str(env, 'CORS_ORIGINS', '*')
+  if (raw === '*') return '*'
+  const origins = raw
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean)
+  for (const origin of origins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin))
+      bad('CORS_ORIGINS', raw, 'a comma-separated list of origins such as https://app.example.com')
+  }
+  return origins
+}
+
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const nodeEnv = str(env, 'NODE_ENV', 'development')
   const jwtSecret = env.JWT_SECRET?.trim()
@@ -177,6 +170,15 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     host: str(env, 'HOST', '0.0.0.0'),
     database: parseDatabaseUrl(str(env, 'DATABASE_URL', 'sqlite:./data/sensors.db')),
     redisUrl: redisUrl(env),
+    mqtt: {
+      url: mqttUrl(env),
+      topic: mqttTopic(env),
+      clientId: mqttClientId(env),
+      autoRegister:
+        oneOf(env, 'MQTT_AUTO_REGISTER', 'false', ['true', 'false'] as const) === 'true',
+      qos: int(env, 'MQTT_QOS', 1, 0, 1) as 0 | 1,
+      sessionExpiry: int(env, 'MQTT_SESSION_EXPIRY', 7 * 24 * 3600, 1, 0xffffffff),
+    },
     jwt: {
       secret: jwtSecret || crypto.getRandomValues(new Uint8Array(32)).toHex(),
       secretGenerated: !jwtSecret,
@@ -215,14 +217,6 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       'silent',
     ] as const),
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
-    mqtt: {
-      url: mqttUrl(env),
-      topic: mqttTopic(env),
-      clientId: mqttClientId(env),
-      autoRegister: bool(env, 'MQTT_AUTO_REGISTER', false),
-      qos: int(env, 'MQTT_QOS', 1, 0, 1) as 0 | 1,
-      sessionExpiry: int(env, 'MQTT_SESSION_EXPIRY', 7 * 24 * 3600, 1, 0xffffffff),
-    },
   }
   return deepFreeze(config)
 }
