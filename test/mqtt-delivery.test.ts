@@ -198,7 +198,7 @@ describe('MQTT delivery', () => {
   test('messages taken but not stored when the server stops are redelivered to the next start, and none is stored twice', async () => {
     const broker = await PrivateBroker.create(['max_queued_messages 20000']).start()
     cleanup.push(() => broker.dispose())
-    const { env, topic } = restartable(broker.url)
+    const { env, topic, dbPath } = restartable(broker.url)
     const first = await startMqttServer(env)
     cleanup.push(() => first.stop())
     const sensor = await createSensor(first)
@@ -206,15 +206,29 @@ describe('MQTT delivery', () => {
     await before.connected()
     const pub = await publisher(broker.url)
     cleanup.push(() => pub.endAsync())
+    const send = (from: number, to: number) =>
+      Promise.all(
+        range(from, to).map((i) => publish(pub, topic.of(sensor), { temperatura: i / 10 })),
+      )
 
     const N = 3000
-    await Promise.all(
-      range(0, N).map((i) => publish(pub, topic.of(sensor), { temperatura: i / 10 })),
+    await send(0, 100)
+    await before.event((m) => m.entity_type === 'reading' && m.data.temperatura === 9.9)
+    // Another process's write transaction holds the rest back: the server takes messages (up to its
+    // Receive Maximum) that it cannot store, and stops with them in hand.
+    const lock = new SQLite(dbPath)
+    cleanup.push(async () => lock.close())
+    lock.run('BEGIN IMMEDIATE')
+    await send(100, N)
+    await until(
+      async () => (await health(first)).mqtt.status === 'degraded',
+      'a failed store',
+      30_000,
     )
-    await before.event((m) => m.entity_type === 'reading' && m.data.temperatura === 10)
+    await first.ctx.mqtt.stop()
+    lock.run('ROLLBACK')
     await first.stop()
-    const storedByFirst = readingEvents(before).length
-    expect(storedByFirst).toBeLessThan(N)
+    expect(readingEvents(before)).toHaveLength(100)
 
     const { server, lastSeq } = await restart(env, first)
     const after = await server.ws('/api/v1/ws', { channel: `readings:${sensor}`, since: lastSeq })
