@@ -1,4 +1,5 @@
 // The environment, parsed once into a typed, frozen Config; the only module that reads process.env.
+import { hostname } from 'node:os'
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -10,12 +11,25 @@ export type DatabaseConfig =
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
 export type AuthMode = 'open' | 'required'
 
+export interface MqttConfig {
+  /** Unset: no MQTT ingestion. */
+  url: string | undefined
+  /** A topic filter whose first `+` level is the sensor id. */
+  topic: string
+  clientId: string
+  autoRegister: boolean
+  qos: 0 | 1
+  /** Seconds the broker keeps the session (and queues QoS 1 messages) while the server is away. */
+  sessionExpiry: number
+}
+
 export interface Config {
   nodeEnv: string
   port: number
   host: string
   database: DatabaseConfig
   redisUrl: string | undefined
+  mqtt: MqttConfig
   jwt: { secret: string; secretGenerated: boolean; expiresIn: number }
   admin: { username: string; password: string | undefined }
   authMode: AuthMode
@@ -112,6 +126,43 @@ function redisUrl(env: Env): string | undefined {
   return raw
 }
 
+function mqttUrl(env: Env): string | undefined {
+  const raw = env.MQTT_URL?.trim()
+  if (!raw) return undefined
+  if (!/^(mqtts?|tcp|tls|wss?):\/\//.test(raw))
+    bad('MQTT_URL', raw, 'an mqtt://, mqtts://, ws:// or wss:// URL such as mqtt://127.0.0.1:1883')
+  try {
+    if (!new URL(raw).hostname) throw new Error('no host')
+  } catch {
+    bad('MQTT_URL', raw, 'a valid URL with a host, such as mqtt://127.0.0.1:1883')
+  }
+  return raw
+}
+
+/** A valid MQTT topic filter (optionally `$share/<group>/…`) with a `+` level for the sensor id. */
+function mqttTopic(env: Env): string {
+  const raw = str(env, 'MQTT_TOPIC', 'sensors/+/readings')
+  const expected =
+    'an MQTT topic filter with a + level standing for the sensor id, such as sensors/+/readings'
+  const levels = raw.replace(/^\$share\/[^/+#]+\//, '').split('/')
+  const valid = levels.every(
+    (level, i) =>
+      level === '+' ||
+      (level === '#' && i === levels.length - 1) ||
+      (!level.includes('+') && !level.includes('#')),
+  )
+  if (!valid || !levels.includes('+') || /[\u0000-\u001f]/.test(raw))
+    bad('MQTT_TOPIC', raw, expected)
+  return raw
+}
+
+function mqttClientId(env: Env): string {
+  const raw = str(env, 'MQTT_CLIENT_ID', `vigia-${hostname()}`)
+  if (/[\u0000-\u001f\s]/.test(raw) || raw.length > 256)
+    bad('MQTT_CLIENT_ID', raw, 'up to 256 characters without spaces or control characters')
+  return raw
+}
+
 function corsOrigins(env: Env): string[] | '*' {
   const raw = str(env, 'CORS_ORIGINS', '*')
   if (raw === '*') return '*'
@@ -150,6 +201,15 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     host: str(env, 'HOST', '0.0.0.0'),
     database: parseDatabaseUrl(str(env, 'DATABASE_URL', 'sqlite:./data/sensors.db')),
     redisUrl: redisUrl(env),
+    mqtt: {
+      url: mqttUrl(env),
+      topic: mqttTopic(env),
+      clientId: mqttClientId(env),
+      autoRegister:
+        oneOf(env, 'MQTT_AUTO_REGISTER', 'false', ['true', 'false'] as const) === 'true',
+      qos: int(env, 'MQTT_QOS', 1, 0, 1) as 0 | 1,
+      sessionExpiry: int(env, 'MQTT_SESSION_EXPIRY', 7 * 24 * 3600, 1, 0xffffffff),
+    },
     jwt: {
       secret: jwtSecret || crypto.getRandomValues(new Uint8Array(32)).toHex(),
       secretGenerated: !jwtSecret,
