@@ -69,6 +69,11 @@ const instances = Array.from({ length: count }, (_, i) => {
       REDIS_URL: redisUrl,
       JWT_SECRET: jwtSecret,
       INSTANCE_ID: process.env.INSTANCE_ID ? `${process.env.INSTANCE_ID}-${port}` : `vigia-${port}`,
+      // With MQTT ingestion on, each instance needs its own session and they share the subscription.
+      ...(process.env.MQTT_URL && {
+        MQTT_CLIENT_ID: `${process.env.MQTT_CLIENT_ID || 'vigia'}-${port}`,
+        MQTT_TOPIC: process.env.MQTT_TOPIC || '$share/vigia/sensors/+/readings',
+      }),
     },
     stdout: 'pipe',
     stderr: 'pipe',

@@ -6,6 +6,7 @@ import { errorHandler } from './lib/http-errors'
 import { bodyLimit, corsPolicy } from './lib/http-policy'
 import { VERSION } from './lib/version'
 import { docsAssets } from './modules/system/docs'
+import { webAssets } from './modules/system/assets'
 import { systemModule } from './modules/system'
 import { sensorsModule } from './modules/sensors'
 import { locationsModule } from './modules/locations'
@@ -66,6 +67,7 @@ export function createApp(ctx: AppContext) {
       }),
     )
     .use(docsAssets)
+    .use(webAssets)
     .use(systemModule(ctx))
     .use(corsPolicy(config))
     .use(bodyLimit(config))

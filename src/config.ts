@@ -11,6 +11,18 @@ export type DatabaseConfig =
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
 export type AuthMode = 'open' | 'required'
 
+export interface MqttConfig {
+  /** Unset: no MQTT ingestion. */
+  url: string | undefined
+  /** A topic filter whose first `+` level is the sensor id. */
+  topic: string
+  clientId: string
+  autoRegister: boolean
+  qos: 0 | 1
+  /** Seconds the broker keeps the session (and queues QoS 1 messages) while the server is away. */
+  sessionExpiry: number
+}
+
 export interface Config {
   nodeEnv: string
   port: number
@@ -21,6 +33,7 @@ export interface Config {
   redisPrefix: string
   /** This instance's name in the deployment's stats (INSTANCE_ID, default host name plus a random tag). */
   instanceId: string
+  mqtt: MqttConfig
   jwt: { secret: string; secretGenerated: boolean; expiresIn: number }
   admin: { username: string; password: string | undefined }
   authMode: AuthMode
@@ -124,6 +137,43 @@ function name(env: Env, key: string, fallback: string): string {
   return value
 }
 
+function mqttUrl(env: Env): string | undefined {
+  const raw = env.MQTT_URL?.trim()
+  if (!raw) return undefined
+  if (!/^(mqtts?|tcp|tls|wss?):\/\//.test(raw))
+    bad('MQTT_URL', raw, 'an mqtt://, mqtts://, ws:// or wss:// URL such as mqtt://127.0.0.1:1883')
+  try {
+    if (!new URL(raw).hostname) throw new Error('no host')
+  } catch {
+    bad('MQTT_URL', raw, 'a valid URL with a host, such as mqtt://127.0.0.1:1883')
+  }
+  return raw
+}
+
+/** A valid MQTT topic filter (optionally `$share/<group>/…`) with a `+` level for the sensor id. */
+function mqttTopic(env: Env): string {
+  const raw = str(env, 'MQTT_TOPIC', 'sensors/+/readings')
+  const expected =
+    'an MQTT topic filter with a + level standing for the sensor id, such as sensors/+/readings'
+  const levels = raw.replace(/^\$share\/[^/+#]+\//, '').split('/')
+  const valid = levels.every(
+    (level, i) =>
+      level === '+' ||
+      (level === '#' && i === levels.length - 1) ||
+      (!level.includes('+') && !level.includes('#')),
+  )
+  if (!valid || !levels.includes('+') || /[\u0000-\u001f]/.test(raw))
+    bad('MQTT_TOPIC', raw, expected)
+  return raw
+}
+
+function mqttClientId(env: Env): string {
+  const raw = str(env, 'MQTT_CLIENT_ID', `vigia-${hostname()}`)
+  if (/[\u0000-\u001f\s]/.test(raw) || raw.length > 256)
+    bad('MQTT_CLIENT_ID', raw, 'up to 256 characters without spaces or control characters')
+  return raw
+}
+
 function corsOrigins(env: Env): string[] | '*' {
   const raw = str(env, 'CORS_ORIGINS', '*')
   if (raw === '*') return '*'
@@ -172,10 +222,19 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
           .slice(0, 40) || 'vigia'
       }-${crypto.randomUUID().slice(0, 8)}`,
     ),
+    mqtt: {
+      url: mqttUrl(env),
+      topic: mqttTopic(env),
+      clientId: mqttClientId(env),
+      autoRegister:
+        oneOf(env, 'MQTT_AUTO_REGISTER', 'false', ['true', 'false'] as const) === 'true',
+      qos: int(env, 'MQTT_QOS', 1, 0, 1) as 0 | 1,
+      sessionExpiry: int(env, 'MQTT_SESSION_EXPIRY', 7 * 24 * 3600, 1, 0xffffffff),
+    },
     jwt: {
       secret: jwtSecret || crypto.getRandomValues(new Uint8Array(32)).toHex(),
       secretGenerated: !jwtSecret,
-      expiresIn: int(env, 'JWT_EXPIRES_IN', 3600, 10, 60 * 60 * 24 * 365),
+      expiresIn: int(env, 'JWT_EXPIRES_IN', 3600, 1, 60 * 60 * 24 * 365),
     },
     admin: adminUser(env),
     authMode: oneOf(env, 'AUTH_MODE', 'open', ['open', 'required'] as const),

@@ -1,6 +1,7 @@
 // Everything a running instance holds: config, database, realtime layer, metrics and logger.
 import type { Config } from './config'
 import { openDatabase, type Database } from './db'
+import { createMqttIngest, type MqttIngest } from './ingest/mqtt'
 import { createLogger, type Logger } from './lib/logger'
 import { createMetrics, type Metrics } from './lib/metrics'
 import { createIntelligence, type Intelligence } from './intelligence'
@@ -21,13 +22,15 @@ export interface AppContext extends Services {
   metrics: Metrics
   realtime: Realtime
   startedAt: number
+  /** MQTT ingestion (inert when MQTT_URL is unset); server.ts starts and stops it. */
+  mqtt: MqttIngest
 }
 
 export async function createContext(config: Readonly<Config>, log = createLogger(config.logLevel)) {
   const db = await openDatabase(config.database)
   const metrics = createMetrics()
   const realtime = await createRealtime(config, db, log, metrics)
-  const context: AppContext = {
+  const base = {
     config,
     log,
     metrics,
@@ -37,5 +40,6 @@ export async function createContext(config: Readonly<Config>, log = createLogger
     intelligence: createIntelligence(config, log),
     startedAt: Date.now(),
   }
+  const context: AppContext = { ...base, mqtt: createMqttIngest(base) }
   return context
 }

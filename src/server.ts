@@ -28,6 +28,7 @@ export async function startServer(config: Readonly<Config>, log?: Logger) {
     message: 'Sistema iniciado correctamente',
     data: { module: 'websocket', version: VERSION, instance: config.instanceId },
   })
+  ctx.mqtt.start()
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${server.port}`
   ctx.log.info(`Vigía ${VERSION} listening on ${url}`, {
     database: config.database.kind,
@@ -52,6 +53,8 @@ export async function startServer(config: Readonly<Config>, log?: Logger) {
           data: { module: 'server', reason: 'shutdown', instance: config.instanceId },
         })
         .catch(() => undefined)
+      // Before sockets and database close: the MQTT batch in hand is stored, sent and acknowledged.
+      await ctx.mqtt.stop()
       await ctx.realtime.stop('Server shutting down', notice && JSON.stringify(notice))
       let timer: Timer | undefined
       const grace = new Promise<false>((resolve) => {

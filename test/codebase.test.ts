@@ -1,5 +1,7 @@
 // The repository's own rules: one formatter, strict types, committed migrations that match the schema.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+
+setDefaultTimeout(30_000)
 
 const run = (cmd: string[]) => {
   const proc = Bun.spawnSync(cmd, { cwd: `${import.meta.dir}/..`, stdout: 'pipe', stderr: 'pipe' })

@@ -402,6 +402,8 @@ beforeAll(async () => {
     `/api/v1/predictions/${prediction}`,
     `/api/v1/users/${user}`,
   ]
+  // The forecaster settles each prediction right after its POST; the snapshot is taken once it has.
+  await server.ctx.intelligence.jobs.idle()
   for (const path of paths)
     sentinels.push([path, (await server.api('GET', path, undefined, admin)).body])
 }, 60_000)

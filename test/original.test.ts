@@ -1,6 +1,8 @@
 // The original specification's examples, exactly as written there, against a real server.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { startTestServer, type TestServer } from './helpers'
+
+setDefaultTimeout(30_000)
 
 let server: TestServer
 beforeAll(async () => {

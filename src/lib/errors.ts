@@ -29,7 +29,10 @@ export class InvalidFieldError extends AppError {
 /** A reference to a row that does not exist (a reading of an unknown sensor). */
 export class UnknownReferenceError extends AppError {
   constructor(field: string, entity: string, id: number, hint: string) {
-    super(422, 'unknown_reference', `${entity} ${id} does not exist: ${hint}`, { field, id })
+    super(422, 'unknown_reference', `${entity} ${id} does not exist (${field}): ${hint}`, {
+      field,
+      id,
+    })
   }
 }
 

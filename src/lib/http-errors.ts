@@ -1,8 +1,12 @@
 // The one error envelope: every failure becomes {"error","message",…} JSON with the right status.
+import type { TSchema } from '@sinclair/typebox'
+import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import { Elysia, ValidationError } from 'elysia'
 import type { AppContext } from '../context'
 import { isConflict, isUnavailable, isUnstorableText } from '../db/errors'
 import { AppError } from './errors'
+import { TEXT_PATTERN } from './schemas'
+import { ISO_DATE_TIME } from './time'
 
 export interface ErrorEnvelope {
   error: string
@@ -23,35 +27,97 @@ export function fieldName(path: string | undefined, where: string): string {
     )
 }
 
-/** TypeBox's summary, made into the end of a sentence: "should be one of: 'number', 'null'". */
-function reasonOf(first: ValidationError['all'][number] | undefined): string {
-  if (!first) return 'is not valid'
-  if ('message' in first && first.message === 'Expected required property') return 'is required'
-  const allowed = 'schema' in first ? (first.schema as { enum?: unknown[] }).enum : undefined
-  if (Array.isArray(allowed))
-    return `should be one of: ${allowed.map((v) => JSON.stringify(v)).join(', ')}`
-  const text = (first.summary ?? ('message' in first ? first.message : '') ?? 'is not valid')
-    .replace(/^Property '[^']*' /, '')
-    .replace(/^Expected /, 'expected ')
-  // Elysia coerces path and query numbers through a union, which lists the same type twice.
-  return text.replace(
-    /one of: (.*)$/,
-    (_, list: string) => `one of: ${[...new Set(list.split(', '))].join(', ')}`,
-  )
+/** Type checks, as opposed to constraints: failing one only says the value is of another kind. */
+const KIND_ERRORS = new Set<number>([
+  ValueErrorType.Array,
+  ValueErrorType.Boolean,
+  ValueErrorType.Integer,
+  ValueErrorType.Literal,
+  ValueErrorType.Null,
+  ValueErrorType.Number,
+  ValueErrorType.Object,
+  ValueErrorType.String,
+  ValueErrorType.Undefined,
+])
+
+/** Elysia lets numbers arrive as numeric strings through a `format: integer|numeric` branch. */
+const isCoercionBranch = (e: ValueError) =>
+  e.type === ValueErrorType.StringFormat && ['integer', 'numeric'].includes(e.schema.format)
+
+/**
+ * The error that says what is wrong: inside a union (nullable fields, coerced numbers) the branch
+ * of the value's own kind failed on a constraint (a range, a length), and that is the reason.
+ */
+function explain(e: ValueError): { leaf: ValueError; kindOnly: boolean } {
+  if (e.type !== ValueErrorType.Union)
+    return { leaf: e, kindOnly: KIND_ERRORS.has(e.type) || isCoercionBranch(e) }
+  for (const branch of e.errors) {
+    const inner = branch.First()
+    if (!inner) continue
+    const found = explain(inner)
+    if (!found.kindOnly) return found
+  }
+  return { leaf: e, kindOnly: true }
 }
 
-function describeValidation(error: ValidationError): ErrorEnvelope {
-  const first = error.all[0]
-  const where = error.type === 'params' ? 'path' : error.type
-  const field = fieldName(first && 'path' in first ? first.path : undefined, where)
+/** "integer or null" for the union of a nullable, coerced integer. */
+function kinds(schema: TSchema): string[] {
+  if (Array.isArray(schema.anyOf)) return [...new Set(schema.anyOf.flatMap(kinds))]
+  const kind = schema.format ?? schema.type
+  return typeof kind === 'string' ? [kind] : []
+}
+
+const PATTERN_REASONS: Record<string, string> = {
+  [ISO_DATE_TIME]: 'must be an ISO 8601 date-time such as 2025-07-20T10:30:00Z',
+  [TEXT_PATTERN]: 'must contain text and no control characters',
+}
+
+/** The end of a sentence saying what the value must be: "must be one of: asc, desc". */
+function reasonOf(e: ValueError): string {
+  if (e.value === undefined && e.type !== ValueErrorType.Object) return 'is required'
+  if (e.type === ValueErrorType.Union) return `must be ${kinds(e.schema).join(' or ')}`
+  if (Array.isArray(e.schema.enum)) return `must be one of: ${e.schema.enum.join(', ')}`
+  if (e.type === ValueErrorType.StringPattern && PATTERN_REASONS[e.schema.pattern])
+    return PATTERN_REASONS[e.schema.pattern]!
+  return e.message.replace(/^Expected /, 'expected ')
+}
+
+type Raw = Record<string, unknown> | undefined
+
+/**
+ * Elysia checks a coerced path or query number on its own, without its name (elysia#1660); find
+ * the parameter whose text, as sent, is that number (the parsed query already holds defaults).
+ */
+function locateCoerced(value: unknown, params: Raw, url: string) {
+  const query = Object.fromEntries(new URL(url).searchParams)
+  for (const [where, raw] of [
+    ['path', params],
+    ['query', query],
+  ] as const) {
+    for (const [key, text] of Object.entries(raw ?? {}))
+      if (typeof text === 'string' && text.trim() !== '' && Number(text) === value)
+        return { where, key }
+  }
+  return undefined
+}
+
+function describeValidation(error: ValidationError, params: Raw, url: string): ErrorEnvelope {
+  const first = error.all[0] as ValueError | undefined
+  let where: string = error.type === 'params' ? 'path' : error.type
+  let path = first?.path
+  if (error.type === 'property') {
+    const hit = locateCoerced(error.value, params, url)
+    where = hit?.where ?? 'request'
+    path = hit && `/${hit.key}`
+  }
+  const field = fieldName(path, where)
+  const leaf = first && explain(first).leaf
   const found =
-    first && 'value' in first && first.value !== undefined
-      ? ` (got ${JSON.stringify(first.value)?.slice(0, 80)})`
-      : ''
+    leaf && leaf.value !== undefined ? ` (got ${JSON.stringify(leaf.value)?.slice(0, 80)})` : ''
   const subject = field === where ? `Invalid ${where}:` : `Invalid ${where} field "${field}":`
   return {
     error: 'validation_error',
-    message: `${subject} ${reasonOf(first)}${found}.`,
+    message: `${subject} ${leaf ? reasonOf(leaf) : 'is not valid'}${found}.`,
     field,
     location: where,
   }
@@ -60,7 +126,7 @@ function describeValidation(error: ValidationError): ErrorEnvelope {
 export function errorHandler({ log }: Pick<AppContext, 'log'>) {
   return new Elysia({ name: 'error-handler' }).onError(
     { as: 'global' },
-    ({ code, error, set, request, path }) => {
+    ({ code, error, set, request, path, ...ctx }) => {
       let status = 500
       let body: ErrorEnvelope
       if (error instanceof AppError) {
@@ -69,7 +135,8 @@ export function errorHandler({ log }: Pick<AppContext, 'log'>) {
         if (error.headers) Object.assign(set.headers, error.headers)
       } else if (code === 'VALIDATION' && (error as ValidationError).type !== 'response') {
         status = 422
-        body = describeValidation(error as ValidationError)
+        const { params } = ctx as { params?: Raw }
+        body = describeValidation(error as ValidationError, params, request.url)
       } else if (code === 'PARSE') {
         status = 400
         body = {

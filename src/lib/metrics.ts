@@ -8,6 +8,7 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry, prefix: 'vigia_' })
   const metrics = {
     registry,
+    mqtt: mqttMetrics(registry),
     wsConnections: new Gauge({
       name: 'vigia_ws_connections',
       help: 'Open WebSocket connections',
@@ -92,3 +93,47 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>
+
+/** The MQTT ingestion's counters (src/ingest/mqtt). */
+function mqttMetrics(registry: Registry) {
+  return {
+    connected: new Gauge({
+      name: 'vigia_mqtt_connected',
+      help: '1 while the MQTT ingestion is connected to its broker, else 0',
+      registers: [registry],
+    }),
+    connects: new Counter({
+      name: 'vigia_mqtt_connects_total',
+      help: 'Successful connections to the MQTT broker (the first one and every reconnection)',
+      registers: [registry],
+    }),
+    messages: new Counter({
+      name: 'vigia_mqtt_messages_total',
+      help: 'MQTT messages handled, by outcome (stored, rejected)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    readingsStored: new Counter({
+      name: 'vigia_mqtt_readings_stored_total',
+      help: 'Readings stored from MQTT messages',
+      registers: [registry],
+    }),
+    rejected: new Counter({
+      name: 'vigia_mqtt_rejected_total',
+      help: 'MQTT messages rejected (acknowledged, nothing stored), by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    batchMessages: new Histogram({
+      name: 'vigia_mqtt_batch_messages',
+      help: 'MQTT messages stored per transaction (a burst is batched)',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+      registers: [registry],
+    }),
+    storeFailures: new Counter({
+      name: 'vigia_mqtt_store_failures_total',
+      help: 'Attempts to store an MQTT message that failed and were retried (message not acknowledged)',
+      registers: [registry],
+    }),
+  }
+}

@@ -1,4 +1,5 @@
 // Schemas shared by every module: the error envelope, id params, pagination and time-range queries.
+import type { SchemaOptions } from '@sinclair/typebox'
 import { t } from 'elysia'
 import { ISO_DATE_TIME } from './time'
 
@@ -39,22 +40,23 @@ export const timeRange = {
   to: t.Optional(Timestamp('Only rows at or before this instant')),
 }
 
+/**
+ * One of fixed values, with no default. Elysia's t.UnionEnum defaults to its first value, which
+ * silently fills in a missing required field, resets fields a PATCH leaves out, and turns an
+ * absent list filter into a filter on that value.
+ */
+export const OneOf = <const T extends readonly [string, ...string[]]>(
+  values: T,
+  options: SchemaOptions = {},
+) => t.UnionEnum(values, { default: undefined, ...options })
+
 export const Order = t.Optional(
   t.UnionEnum(['asc', 'desc'], { default: 'desc', description: 'Sort by time' }),
 )
 
+/** At least one non-blank character and no control characters. */
+export const TEXT_PATTERN = '^[^\\u0000-\\u001f]*[^\\s\\u0000-\\u001f][^\\u0000-\\u001f]*$'
+
 /** Text a person types: trimmed length 1..max, no control characters. */
 export const Text = (max: number, example: string) =>
-  t.String({
-    minLength: 1,
-    maxLength: max,
-    pattern: '^[^\\u0000-\\u001f]*\\S[^\\u0000-\\u001f]*$',
-    examples: [example],
-  })
-
-/**
- * An optional enum (query or body). Elysia 1.4 fills a missing optional UnionEnum with its first
- * value (a PATCH without `status` would reopen); an explicit undefined default keeps it absent.
- */
-export const OptionalEnum = <const T extends readonly [string, ...string[]]>(values: T) =>
-  t.Optional(t.UnionEnum(values, { default: undefined }))
+  t.String({ minLength: 1, maxLength: max, pattern: TEXT_PATTERN, examples: [example] })

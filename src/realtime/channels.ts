@@ -36,7 +36,7 @@ const MAX_ID = Number.MAX_SAFE_INTEGER
 export function isChannel(name: string): boolean {
   if ((CHANNELS as readonly string[]).includes(name)) return true
   const colon = name.indexOf(':')
-  if (colon < 0 || !(name.slice(0, colon) in SUB_CHANNELS)) return false
+  if (colon < 0 || !Object.hasOwn(SUB_CHANNELS, name.slice(0, colon))) return false
   const id = name.slice(colon + 1)
   return /^[1-9]\d{0,15}$/.test(id) && Number(id) <= MAX_ID
 }

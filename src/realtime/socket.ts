@@ -346,7 +346,13 @@ export function createSocketLayer(deps: SocketDeps) {
           'Messages must be JSON, such as {"action":"subscribe","channel":"sensors"}.',
         ),
       )
-    if (typeof data !== 'object' || data === null || Array.isArray(data))
+    // Binary frames arrive as Buffers: objects, but not messages.
+    if (
+      typeof data !== 'object' ||
+      data === null ||
+      Array.isArray(data) ||
+      ArrayBuffer.isView(data)
+    )
       return send(
         conn,
         errorMessage(

@@ -35,6 +35,7 @@ export const anomaliesModule = (services: Services) =>
       detail: { summary: 'Get an anomaly' },
     })
     .post('/', async ({ body, status }) => status(201, await createAnomaly(services, body)), {
+      parse: 'json',
       body: AnomalyCreate,
       response: { 201: Anomaly, ...errors },
       detail: {
@@ -63,12 +64,14 @@ export const anomaliesModule = (services: Services) =>
     })
     .put('/:id', ({ params, body }) => replaceAnomaly(services, params.id, body), {
       params: IdParams,
+      parse: 'json',
       body: AnomalyCreate,
       response: { 200: Anomaly, ...errors },
       detail: { summary: 'Replace an anomaly' },
     })
     .patch('/:id', ({ params, body }) => patchAnomaly(services, params.id, body), {
       params: IdParams,
+      parse: 'json',
       body: AnomalyPatch,
       response: { 200: Anomaly, ...errors },
       detail: { summary: 'Update an anomaly (for example its status)' },

@@ -1,13 +1,13 @@
 // Anomaly schemas: what was seen on which variable, how bad it is and where it stands in its lifecycle.
 import { t } from 'elysia'
-import { OptionalEnum, Id, pagination, timeRange } from '../../lib/schemas'
+import { Id, OneOf, pagination, timeRange } from '../../lib/schemas'
 
 export const VARIABLES = ['temperatura', 'humedad'] as const
-export const Variable = t.UnionEnum(VARIABLES, { examples: ['temperatura'] })
+export const Variable = OneOf(VARIABLES, { examples: ['temperatura'] })
 export const SEVERITIES = ['warning', 'minor', 'major', 'critical'] as const
-export const Severity = t.UnionEnum(SEVERITIES, { examples: ['major'] })
+export const Severity = OneOf(SEVERITIES, { examples: ['major'] })
 export const STATUSES = ['open', 'acknowledged', 'resolved'] as const
-export const Status = t.UnionEnum(STATUSES, { examples: ['open'] })
+export const Status = OneOf(STATUSES, { examples: ['open'] })
 
 export const Anomaly = t.Object({
   id: t.Integer({ examples: [7] }),
@@ -45,8 +45,8 @@ const fields = {
   sensor_id: Id,
   variable: Variable,
   value: t.Number({ minimum: -1e9, maximum: 1e9, examples: [48.2] }),
-  severity: OptionalEnum(SEVERITIES),
-  status: OptionalEnum(STATUSES),
+  severity: t.Optional(Severity),
+  status: t.Optional(Status),
   rule: t.Optional(t.String({ minLength: 1, maxLength: 50, examples: ['manual'] })),
   expected_min: t.Optional(t.Nullable(t.Number({ minimum: -1e9, maximum: 1e9 }))),
   expected_max: t.Optional(t.Nullable(t.Number({ minimum: -1e9, maximum: 1e9 }))),
@@ -56,18 +56,16 @@ const fields = {
 export const AnomalyCreate = t.Object(fields)
 export type AnomalyCreate = typeof AnomalyCreate.static
 
-export const AnomalyPatch = t.Partial(t.Object({ ...fields, variable: OptionalEnum(VARIABLES) }), {
-  minProperties: 1,
-})
+export const AnomalyPatch = t.Partial(t.Object(fields), { minProperties: 1 })
 export type AnomalyPatch = typeof AnomalyPatch.static
 
 export const AnomalyQuery = t.Object({
   ...pagination,
   sensor_id: t.Optional(Id),
-  status: OptionalEnum(STATUSES),
-  severity: OptionalEnum(SEVERITIES),
-  variable: OptionalEnum(VARIABLES),
-  rule: OptionalEnum(['threshold', 'statistical', 'manual']),
+  status: t.Optional(Status),
+  severity: t.Optional(Severity),
+  variable: t.Optional(Variable),
+  rule: t.Optional(OneOf(['threshold', 'statistical', 'manual'])),
   ...timeRange,
 })
 export type AnomalyQuery = typeof AnomalyQuery.static

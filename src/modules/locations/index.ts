@@ -33,6 +33,7 @@ export const locationsModule = (services: Services) =>
       detail: { summary: 'Get a location' },
     })
     .post('/', async ({ body, status }) => status(201, await createLocation(services, body)), {
+      parse: 'json',
       body: LocationCreate,
       response: { 201: Location, ...errors },
       detail: {
@@ -42,12 +43,14 @@ export const locationsModule = (services: Services) =>
     })
     .put('/:id', ({ params, body }) => replaceLocation(services, params.id, body), {
       params: IdParams,
+      parse: 'json',
       body: LocationCreate,
       response: { 200: Location, ...errors },
       detail: { summary: 'Replace a location' },
     })
     .patch('/:id', ({ params, body }) => patchLocation(services, params.id, body), {
       params: IdParams,
+      parse: 'json',
       body: LocationPatch,
       response: { 200: Location, ...errors },
       detail: { summary: 'Update some fields of a location' },

@@ -44,6 +44,7 @@ export const predictionsModule = (services: Services) =>
       detail: { summary: 'Get a prediction' },
     })
     .post('/', async ({ body, status }) => status(201, await requestPrediction(services, body)), {
+      parse: 'json',
       body: PredictionCreate,
       response: { 201: Prediction, ...errors, 503: ErrorBody },
       detail: {

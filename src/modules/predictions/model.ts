@@ -1,7 +1,7 @@
 // Prediction schemas: the original's request {sensor_id, variable, horizon_minutes} and the stored forecast.
 import { t } from 'elysia'
-import { OptionalEnum, Id, pagination } from '../../lib/schemas'
-import { Variable, VARIABLES } from '../anomalies/model'
+import { Id, OneOf, pagination } from '../../lib/schemas'
+import { Variable } from '../anomalies/model'
 
 export const PREDICTION_STATUSES = ['pending', 'completed', 'failed'] as const
 
@@ -18,7 +18,7 @@ export const Prediction = t.Object({
   sensor_id: t.Integer({ examples: [1] }),
   variable: Variable,
   horizon_minutes: t.Integer({ examples: [60] }),
-  status: t.UnionEnum(PREDICTION_STATUSES, { examples: ['completed'] }),
+  status: OneOf(PREDICTION_STATUSES, { examples: ['completed'] }),
   model: t.Nullable(t.String({ examples: ['holt'] })),
   forecast: t.Nullable(t.Array(ForecastPoint)),
   metrics: t.Nullable(t.Record(t.String(), t.Unknown())),
@@ -44,7 +44,7 @@ export type PredictionCreate = typeof PredictionCreate.static
 export const PredictionQuery = t.Object({
   ...pagination,
   sensor_id: t.Optional(Id),
-  variable: OptionalEnum(VARIABLES),
-  status: OptionalEnum(PREDICTION_STATUSES),
+  variable: t.Optional(Variable),
+  status: t.Optional(OneOf(PREDICTION_STATUSES)),
 })
 export type PredictionQuery = typeof PredictionQuery.static

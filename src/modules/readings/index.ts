@@ -44,6 +44,7 @@ export const readingsModule = (services: Services) =>
       detail: { summary: 'Get a reading' },
     })
     .post('/', async ({ body, status }) => status(201, await createReading(services, body)), {
+      parse: 'json',
       body: ReadingCreate,
       response: { 201: Reading, ...errors },
       detail: {
@@ -56,6 +57,7 @@ export const readingsModule = (services: Services) =>
       '/batch',
       async ({ body, status }) => status(201, await createReadings(services, body, true)),
       {
+        parse: 'json',
         body: ReadingBatch,
         response: { 201: t.Array(Reading), ...errors },
         detail: {
@@ -67,12 +69,14 @@ export const readingsModule = (services: Services) =>
     )
     .put('/:id', ({ params, body }) => replaceReading(services, params.id, body), {
       params: IdParams,
+      parse: 'json',
       body: ReadingReplace,
       response: { 200: Reading, ...errors },
       detail: { summary: 'Replace a reading' },
     })
     .patch('/:id', ({ params, body }) => patchReading(services, params.id, body), {
       params: IdParams,
+      parse: 'json',
       body: ReadingPatch,
       response: { 200: Reading, ...errors },
       detail: { summary: 'Correct some fields of a reading' },

@@ -58,7 +58,7 @@ function toRow(input: ReadingCreate, now: number, at = '') {
   if (temperatura === null && humedad === null)
     throw new InvalidFieldError(
       `${at}temperatura`,
-      `${at || 'A reading '}needs temperatura, humedad or both.`,
+      `${at ? `Item ${at.slice(0, -1)}` : 'A reading'} needs temperatura, humedad or both.`,
     )
   return {
     sensor_id: input.sensor_id,

@@ -33,6 +33,7 @@ export const sensorsModule = (services: Services) =>
       detail: { summary: 'Get a sensor' },
     })
     .post('/', async ({ body, status }) => status(201, await createSensor(services, body)), {
+      parse: 'json',
       body: SensorCreate,
       response: { 201: Sensor, ...errors },
       detail: {
@@ -42,12 +43,14 @@ export const sensorsModule = (services: Services) =>
     })
     .put('/:id', ({ params, body }) => replaceSensor(services, params.id, body), {
       params: IdParams,
+      parse: 'json',
       body: SensorCreate,
       response: { 200: Sensor, ...errors },
       detail: { summary: 'Replace a sensor' },
     })
     .patch('/:id', ({ params, body }) => patchSensor(services, params.id, body), {
       params: IdParams,
+      parse: 'json',
       body: SensorPatch,
       response: { 200: Sensor, ...errors },
       detail: { summary: 'Update some fields of a sensor' },

@@ -37,12 +37,15 @@ export const systemModule = (ctx: AppContext) => {
       '/health',
       async ({ status }) => {
         const report = await health(ctx, VERSION)
-        return report.status === 'ok' ? report : status(503, report)
+        // Not ready only without a database; a degraded MQTT link leaves REST and sockets serving.
+        return report.database.status === 'ok' ? report : status(503, report)
       },
       {
         response: { 200: Health, 503: Health },
         detail: {
           summary: 'Readiness: 200 once the database is migrated and sockets are accepted',
+          description:
+            'status is degraded (still 200) while MQTT ingestion is configured but not connected or cannot store; 503 when the database is down.',
         },
       },
     )

@@ -9,8 +9,10 @@ export async function health(ctx: AppContext, version: string) {
     database = 'down'
   }
   const { realtime, config } = ctx
+  const mqtt = ctx.mqtt.status()
   return {
-    status: database === 'ok' ? ('ok' as const) : ('degraded' as const),
+    status:
+      database === 'ok' && mqtt.status !== 'degraded' ? ('ok' as const) : ('degraded' as const),
     version,
     uptime_seconds: Math.round((Date.now() - ctx.startedAt) / 1000),
     database: { status: database, dialect: ctx.db.dialect },
@@ -24,5 +26,6 @@ export async function health(ctx: AppContext, version: string) {
       max_connections: config.ws.maxConnections,
     },
     events: { epoch: realtime.epoch, last_seq: realtime.publisher.lastSeq },
+    mqtt,
   }
 }

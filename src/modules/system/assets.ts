@@ -1,0 +1,54 @@
+// Browser code under /assets: the client library and the pages that use it, bundled by Bun on first request
+// (no build step, no copy), and uPlot's stylesheet from node_modules.
+import { dirname, join, resolve } from 'node:path'
+import { Elysia } from 'elysia'
+
+const SRC = resolve(import.meta.dir, '../..')
+/** Served as /assets/client/index.js, /assets/web/websocket-client.js, /assets/web/dashboard.js. */
+const ENTRIES = ['client/index.ts', 'web/websocket-client.ts', 'web/dashboard.ts']
+const uplotDir = dirname(Bun.resolveSync('uplot/package.json', import.meta.dir))
+const VENDOR: Record<string, string> = {
+  'vendor/uPlot.min.css': join(uplotDir, 'dist/uPlot.min.css'),
+}
+
+let bundle: Promise<Map<string, Blob>> | undefined
+
+/** One build for the process, shared chunks split out; a failed build is retried on the next request. */
+export function browserBundle() {
+  bundle ??= Bun.build({
+    entrypoints: ENTRIES.map((entry) => join(SRC, entry)),
+    root: SRC,
+    target: 'browser',
+    format: 'esm',
+    splitting: true,
+    minify: true,
+    sourcemap: 'linked',
+    naming: { entry: '[dir]/[name].[ext]', chunk: 'chunks/[name]-[hash].[ext]' },
+  })
+    .then((result) => {
+      if (!result.success) throw new AggregateError(result.logs, 'browser bundle failed')
+      return new Map<string, Blob>(
+        result.outputs.map((output) => [output.path.replace(/^\.\//, ''), output]),
+      )
+    })
+    .catch((error) => {
+      bundle = undefined
+      throw error
+    })
+  return bundle
+}
+
+export const webAssets = new Elysia({ name: 'web-assets' }).get(
+  '/assets/*',
+  async ({ params, status }) => {
+    const path = params['*']
+    if (VENDOR[path]) return Bun.file(VENDOR[path])
+    const file = (await browserBundle()).get(path)
+    if (!file)
+      return status(404, { error: 'not_found', message: `No browser asset named ${path}.` })
+    return new Response(file, {
+      headers: { 'content-type': file.type, 'cache-control': 'no-cache' },
+    })
+  },
+  { detail: { hide: true } },
+)

@@ -1,0 +1,366 @@
+// REST /api/v1/anomalies against a real server: every route, its event, and bad input on each.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { anomalies } from '../src/db/schema'
+import {
+  eventState,
+  expectEntityEvent,
+  expectError,
+  expectInvalid,
+  expectNoNewEvents,
+  ISO_Z,
+  rowCount,
+} from './assert'
+import { startTestServer, type TestServer, type WsClient } from './helpers'
+
+setDefaultTimeout(30_000)
+
+let server: TestServer
+let general: WsClient
+let sensorId: number
+
+const newSensor = async () =>
+  (await server.api('POST', '/api/v1/sensors', { tipo: 'temperatura', modelo: 'DHT22' })).body
+    .id as number
+
+beforeAll(async () => {
+  server = await startTestServer()
+  general = await server.ws('/api/v1/ws', { channel: 'general' })
+  await general.connected()
+  sensorId = await newSensor()
+})
+afterAll(() => server.stop())
+
+const create = async (body: Record<string, unknown> = {}) => {
+  const res = await server.api('POST', '/api/v1/anomalies', {
+    sensor_id: sensorId,
+    variable: 'temperatura',
+    value: 48.2,
+    ...body,
+  })
+  expect(res.status).toBe(201)
+  return res.body
+}
+
+async function unchanged(run: () => Promise<void>) {
+  const before = await eventState(server)
+  const stored = await rowCount(server, anomalies)
+  await run()
+  expect(await rowCount(server, anomalies)).toBe(stored)
+  await expectNoNewEvents(server, before)
+}
+
+describe('POST /api/v1/anomalies', () => {
+  test('records an anomaly with its defaults, answers 201, and emits anomaly_detected', async () => {
+    const res = await server.api('POST', '/api/v1/anomalies', {
+      sensor_id: sensorId,
+      variable: 'temperatura',
+      value: 48.2,
+    })
+    expect(res.status).toBe(201)
+    expect(res.body).toEqual({
+      id: expect.any(Number),
+      sensor_id: sensorId,
+      reading_id: null,
+      variable: 'temperatura',
+      value: 48.2,
+      severity: 'warning',
+      status: 'open',
+      rule: 'manual',
+      kind: null,
+      expected_min: null,
+      expected_max: null,
+      message: null,
+      count: 1,
+      first_seen: expect.stringMatching(ISO_Z),
+      last_seen: res.body.first_seen,
+      resolved_at: null,
+      acknowledged_at: null,
+      created_at: res.body.first_seen,
+      updated_at: res.body.first_seen,
+    })
+    expect((await server.api('GET', `/api/v1/anomalies/${res.body.id}`)).body).toEqual(res.body)
+    const event = await expectEntityEvent(
+      general,
+      'anomaly',
+      'anomaly_detected',
+      res.body.id,
+      'create_anomaly',
+    )
+    expect(event.data).toEqual(res.body)
+  })
+
+  test('stores every optional field it is given; resolved ones get resolved_at, acknowledged ones acknowledged_at', async () => {
+    const anomaly = await create({
+      variable: 'humedad',
+      value: 99,
+      severity: 'critical',
+      status: 'resolved',
+      rule: 'threshold',
+      expected_min: 20,
+      expected_max: 80,
+      message: 'Humedad fuera de rango',
+    })
+    expect(anomaly).toMatchObject({
+      variable: 'humedad',
+      severity: 'critical',
+      status: 'resolved',
+      rule: 'threshold',
+      expected_min: 20,
+      expected_max: 80,
+      message: 'Humedad fuera de rango',
+      resolved_at: anomaly.created_at,
+      acknowledged_at: null,
+    })
+    const acknowledged = await create({ status: 'acknowledged' })
+    expect(acknowledged).toMatchObject({
+      status: 'acknowledged',
+      acknowledged_at: acknowledged.created_at,
+      resolved_at: null,
+    })
+  })
+
+  test('an anomaly of a sensor that does not exist is a 422 naming sensor_id; nothing is stored', async () => {
+    await unchanged(async () => {
+      const res = await server.api('POST', '/api/v1/anomalies', {
+        sensor_id: 31337,
+        variable: 'temperatura',
+        value: 1,
+      })
+      expectInvalid(res, 'sensor_id', 'unknown_reference')
+      expect(res.body.message).toContain('Sensor 31337 does not exist')
+    })
+  })
+
+  test('each schema break is a 422 naming the field; nothing is stored', async () => {
+    const ok = { sensor_id: sensorId, variable: 'temperatura', value: 1 }
+    await unchanged(async () => {
+      const cases: [Record<string, unknown>, string][] = [
+        [{ variable: 'temperatura', value: 1 }, 'sensor_id'],
+        [{ ...ok, sensor_id: -1 }, 'sensor_id'],
+        [{ ...ok, sensor_id: 2 ** 60 }, 'sensor_id'],
+        [{ sensor_id: sensorId, value: 1 }, 'variable'],
+        [{ ...ok, variable: 'presion' }, 'variable'],
+        [{ sensor_id: sensorId, variable: 'humedad' }, 'value'],
+        [{ ...ok, value: 'alto' }, 'value'],
+        [{ ...ok, value: 2e9 }, 'value'],
+        [{ ...ok, severity: 'apocalyptic' }, 'severity'],
+        [{ ...ok, status: 'closed' }, 'status'],
+        [{ ...ok, rule: '' }, 'rule'],
+        [{ ...ok, expected_min: -2e9 }, 'expected_min'],
+        [{ ...ok, message: 'x'.repeat(2001) }, 'message'],
+      ]
+      for (const [body, field] of cases)
+        expectInvalid(await server.api('POST', '/api/v1/anomalies', body), field)
+      const enumError = await server.api('POST', '/api/v1/anomalies', { ...ok, severity: 'bad' })
+      expect(enumError.body.message).toContain('warning, minor, major, critical')
+      expectError(await server.api('POST', '/api/v1/anomalies', 'value=1'), 400, 'invalid_body')
+    })
+  })
+})
+
+describe('GET /api/v1/anomalies', () => {
+  let sensor: number
+  let made: { id: number }[]
+  beforeAll(async () => {
+    sensor = await newSensor()
+    made = [
+      await create({ sensor_id: sensor, severity: 'minor' }),
+      await create({ sensor_id: sensor, variable: 'humedad', severity: 'major' }),
+      await create({ sensor_id: sensor, severity: 'major', status: 'acknowledged' }),
+    ]
+  })
+  const ids = (body: { id: number }[]) => body.map((a) => a.id).sort((a, b) => a - b)
+
+  test('filters by sensor_id with X-Total-Count, paged by limit and offset', async () => {
+    const res = await server.api('GET', `/api/v1/anomalies?sensor_id=${sensor}`)
+    expect(res.status).toBe(200)
+    expect(ids(res.body)).toEqual(ids(made))
+    expect(res.headers.get('x-total-count')).toBe('3')
+    const first = await server.api('GET', `/api/v1/anomalies?sensor_id=${sensor}&limit=2`)
+    const rest = await server.api('GET', `/api/v1/anomalies?sensor_id=${sensor}&limit=2&offset=2`)
+    expect(first.body).toHaveLength(2)
+    expect(rest.body).toHaveLength(1)
+    expect(ids([...first.body, ...rest.body])).toEqual(ids(made))
+    expect(rest.headers.get('x-total-count')).toBe('3')
+    const all = await server.api('GET', '/api/v1/anomalies')
+    expect(all.headers.get('x-total-count')).toBe(String(await rowCount(server, anomalies)))
+  })
+
+  test('filters by status, severity and variable', async () => {
+    const q = (query: string) => server.api('GET', `/api/v1/anomalies?sensor_id=${sensor}&${query}`)
+    expect(ids((await q('severity=major')).body)).toEqual(ids(made.slice(1)))
+    expect(ids((await q('status=acknowledged')).body)).toEqual([made[2]!.id])
+    expect(ids((await q('variable=humedad')).body)).toEqual([made[1]!.id])
+    expect(ids((await q('status=open&severity=major')).body)).toEqual([made[1]!.id])
+    expect((await q('severity=critical')).body).toEqual([])
+  })
+
+  test('from and to select anomalies seen within the range', async () => {
+    const q = (query: string) => server.api('GET', `/api/v1/anomalies?sensor_id=${sensor}&${query}`)
+    expect(ids((await q('from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z')).body)).toEqual(
+      ids(made),
+    )
+    expect((await q('from=2100-01-01T00:00:00Z')).body).toEqual([])
+    expect((await q('to=2000-01-01T00:00:00Z')).body).toEqual([])
+  })
+
+  test('a bad query parameter is a 422 naming it', async () => {
+    for (const [query, field] of [
+      ['sensor_id=0', 'sensor_id'],
+      ['status=closed', 'status'],
+      ['severity=huge', 'severity'],
+      ['variable=presion', 'variable'],
+      ['from=2025-02-30T00:00:00Z', 'from'],
+      ['to=mañana', 'to'],
+      ['limit=0', 'limit'],
+    ])
+      expectInvalid(await server.api('GET', `/api/v1/anomalies?${query}`), field!)
+  })
+})
+
+describe('GET /api/v1/anomalies/:id', () => {
+  test('answers the anomaly, 404 for an unknown id, 422 for a bad one', async () => {
+    const anomaly = await create()
+    expect((await server.api('GET', `/api/v1/anomalies/${anomaly.id}`)).body).toEqual(anomaly)
+    expectError(await server.api('GET', '/api/v1/anomalies/7777'), 404, 'not_found')
+    for (const id of ['a', '0', '2.5', '99999999999999999999'])
+      expectInvalid(await server.api('GET', `/api/v1/anomalies/${id}`), 'id')
+  })
+})
+
+describe('PUT /api/v1/anomalies/:id', () => {
+  test('replaces the anomaly, clears optional values left out, and emits updated', async () => {
+    const anomaly = await create({ expected_max: 30, message: 'antes', severity: 'major' })
+    const res = await server.api('PUT', `/api/v1/anomalies/${anomaly.id}`, {
+      sensor_id: sensorId,
+      variable: 'humedad',
+      value: 12,
+    })
+    expect(res.status).toBe(200)
+    expect(res.body).toMatchObject({
+      id: anomaly.id,
+      variable: 'humedad',
+      value: 12,
+      severity: 'warning',
+      status: 'open',
+      expected_max: null,
+      message: null,
+      created_at: anomaly.created_at,
+    })
+    const event = await expectEntityEvent(
+      general,
+      'anomaly',
+      'updated',
+      anomaly.id,
+      'update_anomaly',
+    )
+    expect(event.data).toEqual(res.body)
+  })
+
+  test('bad input changes nothing', async () => {
+    const anomaly = await create()
+    const url = `/api/v1/anomalies/${anomaly.id}`
+    const full = { sensor_id: sensorId, variable: 'temperatura', value: 5 }
+    await unchanged(async () => {
+      expectInvalid(await server.api('PUT', url, { sensor_id: sensorId, value: 5 }), 'variable')
+      expectInvalid(
+        await server.api('PUT', url, { ...full, sensor_id: 8888 }),
+        'sensor_id',
+        'unknown_reference',
+      )
+      expectError(await server.api('PUT', url, '{', {}), 400)
+      expectError(await server.api('PUT', '/api/v1/anomalies/8888', full), 404, 'not_found')
+    })
+    expect((await server.api('GET', url)).body).toEqual(anomaly)
+  })
+})
+
+describe('PATCH /api/v1/anomalies/:id', () => {
+  test('resolving sets resolved_at, reopening clears it, and each emits updated', async () => {
+    const anomaly = await create()
+    const resolved = await server.api('PATCH', `/api/v1/anomalies/${anomaly.id}`, {
+      status: 'resolved',
+    })
+    expect(resolved.status).toBe(200)
+    expect(resolved.body).toMatchObject({
+      ...anomaly,
+      status: 'resolved',
+      resolved_at: expect.stringMatching(ISO_Z),
+      updated_at: expect.any(String),
+    })
+    const event = await expectEntityEvent(
+      general,
+      'anomaly',
+      'updated',
+      anomaly.id,
+      'update_anomaly',
+    )
+    expect(event.data).toEqual(resolved.body)
+    const reopened = await server.api('PATCH', `/api/v1/anomalies/${anomaly.id}`, {
+      status: 'open',
+    })
+    expect(reopened.body.resolved_at).toBeNull()
+    const severity = await server.api('PATCH', `/api/v1/anomalies/${anomaly.id}`, {
+      severity: 'critical',
+    })
+    expect(severity.body).toMatchObject({ status: 'open', severity: 'critical', resolved_at: null })
+  })
+
+  test('leaves the enum fields it does not name as they were', async () => {
+    const anomaly = await create({ variable: 'humedad', severity: 'major', status: 'acknowledged' })
+    const res = await server.api('PATCH', `/api/v1/anomalies/${anomaly.id}`, { value: 50.5 })
+    expect(res.body).toMatchObject({
+      variable: 'humedad',
+      severity: 'major',
+      status: 'acknowledged',
+      value: 50.5,
+    })
+  })
+
+  test('bad input changes nothing', async () => {
+    const anomaly = await create()
+    const url = `/api/v1/anomalies/${anomaly.id}`
+    await unchanged(async () => {
+      expectError(await server.api('PATCH', url, {}), 422, 'validation_error')
+      expectInvalid(await server.api('PATCH', url, { status: 'done' }), 'status')
+      expectInvalid(
+        await server.api('PATCH', url, { sensor_id: 9191 }),
+        'sensor_id',
+        'unknown_reference',
+      )
+      expectError(
+        await server.api('PATCH', url, 'status=resolved', { 'content-type': 'text/plain' }),
+        400,
+      )
+      expectError(await server.api('PATCH', '/api/v1/anomalies/9191', { status: 'open' }), 404)
+    })
+    expect((await server.api('GET', url)).body).toEqual(anomaly)
+  })
+})
+
+describe('DELETE /api/v1/anomalies/:id', () => {
+  test('answers 204, emits deleted, and the anomaly is gone', async () => {
+    const anomaly = await create()
+    const res = await fetch(`${server.base}/api/v1/anomalies/${anomaly.id}`, { method: 'DELETE' })
+    expect(res.status).toBe(204)
+    expect(await res.text()).toBe('')
+    const event = await expectEntityEvent(
+      general,
+      'anomaly',
+      'deleted',
+      anomaly.id,
+      'delete_anomaly',
+    )
+    expect(event.data).toEqual(anomaly)
+    expectError(await server.api('GET', `/api/v1/anomalies/${anomaly.id}`), 404)
+    expectError(await server.api('DELETE', `/api/v1/anomalies/${anomaly.id}`), 404)
+    expectInvalid(await server.api('DELETE', '/api/v1/anomalies/0'), 'id')
+  })
+
+  test('deleting the sensor deletes its anomalies', async () => {
+    const sensor = await newSensor()
+    const anomaly = await create({ sensor_id: sensor })
+    expect((await server.api('DELETE', `/api/v1/sensors/${sensor}`)).status).toBe(204)
+    expectError(await server.api('GET', `/api/v1/anomalies/${anomaly.id}`), 404)
+  })
+})
