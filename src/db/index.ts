@@ -6,6 +6,7 @@ import { dirname, resolve } from 'node:path'
 import { drizzle, type BunSQLiteDatabase } from 'drizzle-orm/bun-sqlite'
 import { migrate } from 'drizzle-orm/bun-sqlite/migrator'
 import type { DatabaseConfig } from '../config'
+import { Mutex } from './mutex'
 import { openPostgres } from './postgres'
 import * as schema from './schema'
 
@@ -43,16 +44,6 @@ function sqliteConnection(path: string): SQLite {
   db.run('PRAGMA synchronous = NORMAL')
   db.run('PRAGMA foreign_keys = ON')
   return db
-}
-
-/** A FIFO lock: one write transaction at a time on the single SQLite writer connection. */
-class Mutex {
-  private tail: Promise<unknown> = Promise.resolve()
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(fn)
-    this.tail = result.catch(() => undefined)
-    return result
-  }
 }
 
 export async function openDatabase(config: DatabaseConfig): Promise<Database> {

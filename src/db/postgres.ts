@@ -6,6 +6,7 @@ import { migrate } from 'drizzle-orm/postgres-js/migrator'
 import postgres from 'postgres'
 import type { Database, Tx } from '.'
 import { dbErrorCode } from './errors'
+import { Mutex } from './mutex'
 import * as schema from './schema'
 
 const MIGRATIONS = resolve(import.meta.dir, '../../drizzle/postgres')
@@ -53,10 +54,13 @@ export async function openPostgres(url: string): Promise<Database> {
   type PgTx = Tx & { execute(query: ReturnType<typeof sql>): Promise<unknown> }
   const pg = db as unknown as { transaction<T>(fn: (tx: PgTx) => Promise<T>): Promise<T> }
   /**
-   * One writer at a time across every instance, as SQLite's single writer: services read, decide and
-   * write in one transaction (detector state, counters), which is only safe when writes are serialized.
+   * One writer at a time, as with SQLite's single writer: in this process a FIFO queue (writes commit
+   * in the order they were asked for, and afterCommit runs before the next one starts), across the
+   * deployment an advisory lock every instance takes in each write. Services read, decide and write in
+   * one transaction (detector state, counters), which is only safe when writes are serialized.
    * Readers never wait. The lock goes with COMMIT or ROLLBACK.
    */
+  const writers = new Mutex()
   const serialized = <T>(fn: (tx: Tx) => Promise<T>) =>
     pg.transaction(async (tx) => {
       await tx.execute(sql`select pg_advisory_xact_lock(${WRITER_LOCK})`)
@@ -65,19 +69,20 @@ export async function openPostgres(url: string): Promise<Database> {
   return {
     dialect: 'postgres',
     read: db,
-    async transaction<T>(fn: (tx: Tx) => Promise<T>, afterCommit?: (result: T) => void) {
-      for (let attempt = 1; ; attempt++) {
-        let result: T
-        try {
-          result = await serialized(fn)
-        } catch (error) {
-          if (attempt < ATTEMPTS && RETRYABLE.has(dbErrorCode(error) ?? '')) continue
-          throw error
+    transaction: <T>(fn: (tx: Tx) => Promise<T>, afterCommit?: (result: T) => void) =>
+      writers.run(async () => {
+        for (let attempt = 1; ; attempt++) {
+          let result: T
+          try {
+            result = await serialized(fn)
+          } catch (error) {
+            if (attempt < ATTEMPTS && RETRYABLE.has(dbErrorCode(error) ?? '')) continue
+            throw error
+          }
+          afterCommit?.(result)
+          return result
         }
-        afterCommit?.(result)
-        return result
-      }
-    },
+      }),
     ping: async () => {
       await client`select 1`
     },
