@@ -28,7 +28,10 @@ let admin: postgres.Sql | undefined
  * `drop()` removes it. Fails loudly when PostgreSQL cannot be reached: these tests never skip.
  */
 export async function createTestDatabase() {
-  admin ??= postgres(TEST_POSTGRES_URL, { max: 2, idle_timeout: 1, onnotice: () => {} })
+  if (!admin) {
+    admin = postgres(TEST_POSTGRES_URL, { max: 2, idle_timeout: 1, onnotice: () => {} })
+    await dropOrphanDatabases(admin).catch(() => undefined)
+  }
   const name = `vigia_test_${process.pid}_${crypto.randomUUID().slice(0, 8)}`
   try {
     await admin.unsafe(`CREATE DATABASE "${name}"`)
@@ -45,6 +48,21 @@ export async function createTestDatabase() {
     drop: async () => {
       await admin!.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
     },
+  }
+}
+
+/** Drops the test databases of test processes that died before dropping them (named after their pid). */
+async function dropOrphanDatabases(sql: postgres.Sql) {
+  const rows = await sql<{ datname: string }[]>`
+    select datname from pg_database where datname like 'vigia\_test\_%'`
+  for (const { datname } of rows) {
+    const pid = Number(datname.split('_')[2])
+    if (!Number.isInteger(pid) || pid === process.pid) continue
+    try {
+      process.kill(pid, 0)
+    } catch {
+      await sql.unsafe(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`)
+    }
   }
 }
 
