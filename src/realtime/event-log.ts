@@ -23,8 +23,6 @@ export interface StoredEvent {
   message: EventMessage
 }
 
-const INSERT_CHUNK = 500
-
 export function encodeChannels(channels: string[]): string {
   return ` ${channels.join(' ')} `
 }
@@ -44,6 +42,31 @@ export async function ensureEventMeta(tx: Tx): Promise<{ epoch: string; lastSeq:
   return { epoch: row!.epoch, lastSeq: row!.last_seq }
 }
 
+function prepareAppend(tx: Tx) {
+  return {
+    bump: tx
+      .update(eventMeta)
+      .set({ last_seq: sql`${eventMeta.last_seq} + ${sql.placeholder('count')}` })
+      .where(eq(eventMeta.id, 1))
+      .returning({ lastSeq: eventMeta.last_seq })
+      .prepare(),
+    insert: tx
+      .insert(events)
+      .values({
+        seq: sql.placeholder('seq'),
+        channels: sql.placeholder('channels'),
+        payload: sql.placeholder('payload'),
+        created_at: sql.placeholder('created_at'),
+      })
+      .prepare(),
+  }
+}
+
+// Every write runs these two statements; building and preparing them each time cost more than running them.
+const prepared = new WeakMap<Tx, ReturnType<typeof prepareAppend>>()
+const appendStatements = (tx: Tx) =>
+  prepared.get(tx) ?? prepared.set(tx, prepareAppend(tx)).get(tx)!
+
 /** Gives the drafts consecutive seqs and writes them, inside the caller's transaction. */
 export async function appendEvents(
   tx: Tx,
@@ -51,11 +74,8 @@ export async function appendEvents(
   now = Date.now(),
 ): Promise<StoredEvent[]> {
   if (drafts.length === 0) return []
-  const [row] = await tx
-    .update(eventMeta)
-    .set({ last_seq: sql`${eventMeta.last_seq} + ${drafts.length}` })
-    .where(eq(eventMeta.id, 1))
-    .returning({ lastSeq: eventMeta.last_seq })
+  const statements = appendStatements(tx)
+  const [row] = await statements.bump.all({ count: drafts.length })
   let seq = row!.lastSeq - drafts.length
   const stored = drafts.map((draft): StoredEvent => {
     seq += 1
@@ -71,16 +91,13 @@ export async function appendEvents(
     )
     return { seq, channels, payload: JSON.stringify(message), message }
   })
-  for (let i = 0; i < stored.length; i += INSERT_CHUNK) {
-    await tx.insert(events).values(
-      stored.slice(i, i + INSERT_CHUNK).map((e) => ({
-        seq: e.seq,
-        channels: e.channels,
-        payload: e.payload,
-        created_at: now,
-      })),
-    )
-  }
+  for (const e of stored)
+    await statements.insert.run({
+      seq: e.seq,
+      channels: e.channels,
+      payload: e.payload,
+      created_at: now,
+    })
   return stored
 }
 

@@ -1,5 +1,5 @@
 // Reading use cases: single and batch ingest (one transaction, all or none), queries by sensor and time.
-import { and, asc, desc, eq, gte, inArray, lte } from 'drizzle-orm'
+import { and, asc, desc, eq, gte, lte, sql } from 'drizzle-orm'
 import type { Services } from '../../context'
 import type { Tx } from '../../db'
 import { readings, sensors } from '../../db/schema'
@@ -68,24 +68,31 @@ function toRow(input: ReadingCreate, now: number, at = '') {
   }
 }
 
+// Prepared once per connection: every reading checks its sensor.
+const sensorLookups = new WeakMap<Tx, ReturnType<typeof prepareSensorLookup>>()
+const prepareSensorLookup = (tx: Tx) =>
+  tx
+    .select({ id: sensors.id })
+    .from(sensors)
+    .where(eq(sensors.id, sql.placeholder('id')))
+    .prepare()
+
 async function checkSensors(tx: Tx, rows: { sensor_id: number }[], at: (i: number) => string) {
-  const ids = [...new Set(rows.map((r) => r.sensor_id))]
-  const found = new Set<number>()
-  for (let i = 0; i < ids.length; i += 500) {
-    const part = await tx
-      .select({ id: sensors.id })
-      .from(sensors)
-      .where(inArray(sensors.id, ids.slice(i, i + 500)))
-    for (const { id } of part) found.add(id)
+  let lookup = sensorLookups.get(tx)
+  if (!lookup) sensorLookups.set(tx, (lookup = prepareSensorLookup(tx)))
+  const found = new Map<number, boolean>()
+  for (let i = 0; i < rows.length; i++) {
+    const id = rows[i]!.sensor_id
+    let exists = found.get(id)
+    if (exists === undefined) found.set(id, (exists = (await lookup.get({ id })) !== undefined))
+    if (!exists)
+      throw new UnknownReferenceError(
+        `${at(i)}sensor_id`,
+        'Sensor',
+        id,
+        'create it with POST /api/v1/sensors before sending its readings.',
+      )
   }
-  const missing = rows.findIndex((r) => !found.has(r.sensor_id))
-  if (missing >= 0)
-    throw new UnknownReferenceError(
-      `${at(missing)}sensor_id`,
-      'Sensor',
-      rows[missing]!.sensor_id,
-      'create it with POST /api/v1/sensors before sending its readings.',
-    )
 }
 
 export const listReadings = ({ db }: Services, q: ReadingQuery) => {
