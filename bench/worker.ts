@@ -2,6 +2,7 @@
 // steered over IPC by bench/run.ts. Every figure it reports is measured here, outside the server.
 import { io } from 'socket.io-client'
 import { encode, newHistogram, type Histogram } from './lib/histogram'
+import { leanConnect, type LeanSocket } from './lib/lean-ws'
 import {
   decode,
   isConnectionMessage,
@@ -125,31 +126,31 @@ function register(sub: Sub) {
 /** A subscriber over the raw WebSocket protocol (Engine.IO v4 / Socket.IO v5 framing for `sio`). */
 function openRaw(url: string, proto: Proto): Promise<boolean> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(url)
-    const sub: Sub = { close: () => ws.close(), open: false, got: 0, lastSeq: 0, bad: false }
     let ready = false
+    const sub: Sub = { close: () => ws.close(), open: false, got: 0, lastSeq: 0, bad: false }
     const timer = setTimeout(() => ws.close(), 30_000)
-    ws.onmessage = (event) => {
-      const text = event.data as string
-      if (proto === 'sio') {
-        if (text === '2') return ws.send('3')
-        if (text.charCodeAt(0) === 48) return ws.send('40')
-        if (text.startsWith('40')) return
-        if (text.startsWith('44')) return ws.close()
-      }
-      if (ready) return onFrame(sub, text)
-      if (!isConnectionMessage(text)) return
-      ready = true
-      clearTimeout(timer)
-      register(sub)
-      resolve(true)
-    }
-    ws.onclose = () => {
-      clearTimeout(timer)
-      if (!ready) return resolve(false)
-      lost(sub)
-      for (const waiter of closeWaiters) waiter()
-    }
+    const ws: LeanSocket = leanConnect(url, {
+      text(text) {
+        if (proto === 'sio') {
+          if (text === '2') return ws.send('3')
+          if (text.charCodeAt(0) === 48) return ws.send('40')
+          if (text.startsWith('40')) return
+          if (text.startsWith('44')) return ws.close()
+        }
+        if (ready) return onFrame(sub, text)
+        if (!isConnectionMessage(text)) return
+        ready = true
+        clearTimeout(timer)
+        register(sub)
+        resolve(true)
+      },
+      closed() {
+        clearTimeout(timer)
+        if (!ready) return resolve(false)
+        lost(sub)
+        for (const waiter of closeWaiters) waiter()
+      },
+    })
   })
 }
 
