@@ -1,7 +1,7 @@
 // `bun run bench [--quick]`: starts each server as its own process, drives it from separate load-generator
 // processes (bench/worker.ts), and writes BENCHMARKS.md, bench/latency.svg and bench/results.json.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join, relative } from 'node:path'
+import { dirname, join, relative } from 'node:path'
 import { parseArgs } from 'node:util'
 import { merge, summarize } from './lib/histogram'
 import { cpuWindow, loadAverage, machine, openFileLimit, rssKb } from './lib/procfs'
@@ -93,6 +93,8 @@ const { values: args } = parseArgs({
     sizes: { type: 'string' },
     /** Vigía runs under Bun's CPU profiler; profiles land in .tmp/bench-profile. */
     profile: { type: 'boolean', default: false },
+    /** Re-renders the report from a results.json without measuring. */
+    render: { type: 'string' },
   },
 })
 const mode = args.tiny ? 'tiny' : args.quick ? 'quick' : 'full'
@@ -101,7 +103,6 @@ if (args.reps) plan.reps = plan.ingestReps = plan.recoveryReps = Number(args.rep
 if (args.sizes) plan.sizes = args.sizes.split(',').map(Number)
 const profile = args.profile ? join(ROOT, '.tmp', 'bench-profile') : undefined
 const only = new Set(args.only ? args.only.split(',') : SCENARIOS)
-const outDir = args.out ?? (mode === 'full' ? ROOT : join(ROOT, '.tmp', `bench-${mode}`))
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`)
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0)
@@ -167,7 +168,7 @@ async function calibrate(worker: Worker): Promise<number> {
   return best.offset
 }
 
-const workers = [new Worker(), new Worker(), new Worker()]
+const workers: Worker[] = []
 const pids = () => workers.map((w) => w.pid)
 
 /** Splits n as evenly as possible over k parts. */
@@ -185,7 +186,6 @@ function onNote(worker: Worker, note: WatermarkNote) {
     relay.sender.tell({ t: 'watermark', done: low })
   }
 }
-for (const w of workers) w.onNote = (note) => onNote(w, note)
 
 interface Fleet {
   server: RunningServer
@@ -489,6 +489,11 @@ async function main() {
     throw new Error(
       `The open-file limit (hard ${files.hard}) is below the ${needed} that ${Math.max(...plan.sizes)} subscribers need; raise it (ulimit -Hn) or pass --sizes.`,
     )
+  for (let i = 0; i < 3; i++) {
+    const worker = new Worker()
+    worker.onNote = (note) => onNote(worker, note)
+    workers.push(worker)
+  }
   await Promise.all(workers.map((w) => w.up))
   const skews = await Promise.all(workers.map(calibrate))
   const results: Results = {
@@ -549,26 +554,38 @@ async function main() {
   results.meta.load.after = loadAverage()
   results.meta.seconds = Math.round((Date.now() - started) / 1000)
 
+  write(results)
+}
+
+/** Writes results.json, the chart and the generated section of BENCHMARKS.md. */
+function write(results: Results, fromFile?: string) {
+  const intoRepo = results.meta.mode === 'full' && !args.out
+  const outDir =
+    args.out ??
+    (intoRepo
+      ? ROOT
+      : fromFile
+        ? dirname(fromFile)
+        : join(ROOT, '.tmp', `bench-${results.meta.mode}`))
   mkdirSync(outDir, { recursive: true })
-  const chartPath =
-    mode === 'full' && !args.out ? join(ROOT, 'bench', 'latency.svg') : join(outDir, 'latency.svg')
-  const resultsPath =
-    mode === 'full' && !args.out
-      ? join(ROOT, 'bench', 'results.json')
-      : join(outDir, 'results.json')
+  const chartPath = join(intoRepo ? join(ROOT, 'bench') : outDir, 'latency.svg')
+  const resultsPath = fromFile ?? join(intoRepo ? join(ROOT, 'bench') : outDir, 'results.json')
   const markdownPath = join(outDir, 'BENCHMARKS.md')
-  writeFileSync(resultsPath, `${JSON.stringify(results, null, 2)}\n`)
+  if (!fromFile) writeFileSync(resultsPath, `${JSON.stringify(results, null, 2)}\n`)
   writeFileSync(chartPath, renderChart(results))
   const section = renderMarkdown(results, relative(outDir, chartPath))
   writeMarkdown(markdownPath, section)
   process.stdout.write(`${section}\n`)
   log(
-    `wrote ${relative(ROOT, markdownPath) || markdownPath}, ${relative(ROOT, chartPath)}, ${relative(ROOT, resultsPath)} in ${results.meta.seconds} s`,
+    `wrote ${relative(ROOT, markdownPath) || markdownPath}, ${relative(ROOT, chartPath)}${fromFile ? '' : `, ${relative(ROOT, resultsPath)}`}${results.meta.seconds ? ` in ${results.meta.seconds} s` : ''}`,
   )
 }
 
 try {
-  await main()
+  if (args.render) {
+    const results = JSON.parse(readFileSync(args.render, 'utf8')) as Results
+    write(results, args.render)
+  } else await main()
 } finally {
   for (const w of workers) w.stop()
 }

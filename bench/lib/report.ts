@@ -364,6 +364,11 @@ export function renderChart(results: Results): string {
       `<text x="${x(size)}" y="${H - B + 33}" text-anchor="middle" fill="#777" font-size="11">${r ?? ''} ev/s</text>`,
     )
   }
+  if (yMin < 25 && yMax > 25)
+    parts.push(
+      `<line x1="${L}" x2="${W - R}" y1="${y(25)}" y2="${y(25)}" stroke="#c92a2a" stroke-dasharray="2 3"/>`,
+      `<text x="${W - R - 4}" y="${y(25) - 4}" text-anchor="end" fill="#c92a2a" font-size="11">target: p99 under 25 ms</text>`,
+    )
   parts.push(
     `<line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#333"/>`,
     `<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="#333"/>`,
