@@ -152,6 +152,7 @@ class Worker {
 
   stop() {
     this.proc.kill()
+    return this.proc.exited
   }
 }
 
@@ -587,5 +588,5 @@ try {
     write(results, args.render)
   } else await main()
 } finally {
-  for (const w of workers) w.stop()
+  await Promise.all(workers.map((w) => w.stop()))
 }
