@@ -68,6 +68,8 @@ const LOAD = {
   /** Latency runs: 200 events/s, or fewer above 1,000 subscribers so deliveries stay at 200k/s. */
   maxRate: 200,
   deliveriesPerSecond: 200_000,
+  /** Light-load latency runs: at most 50k deliveries/s, which leaves the two cores room. */
+  lightDeliveriesPerSecond: 50_000,
   connectConcurrency: 100,
   finishTimeoutMs: 20_000,
 }
@@ -288,8 +290,8 @@ async function createSensors(server: RunningServer, count: number) {
     await post(server.base, '/api/v1/sensors', { tipo: 'temperatura', modelo: 'DHT22' })
 }
 
-const latencyRate = (size: number) =>
-  Math.min(LOAD.maxRate, Math.floor(LOAD.deliveriesPerSecond / size))
+const latencyRate = (size: number, deliveries = LOAD.deliveriesPerSecond) =>
+  Math.max(1, Math.min(LOAD.maxRate, Math.floor(deliveries / size)))
 
 async function fanoutRun(target: Target, size: number, rep: number): Promise<FanoutRun> {
   const server = await startServer(target, size + 2000, profile)
@@ -314,11 +316,19 @@ async function fanoutRun(target: Target, size: number, rep: number): Promise<Fan
       await fanoutPhase(fleet, path, 'window', plan.warmupMs)
       const throughput = await fanoutPhase(fleet, path, 'window', plan.throughputMs)
       const latency = await fanoutPhase(fleet, path, 'rate', plan.latencyMs, latencyRate(size))
-      results.push({ path, throughput, latency })
+      const light = await fanoutPhase(
+        fleet,
+        path,
+        'rate',
+        plan.latencyMs,
+        latencyRate(size, LOAD.lightDeliveriesPerSecond),
+      )
+      results.push({ path, throughput, latency, light })
       log(
         `  ${path}: ${Math.round(throughput.deliveriesPerSecond).toLocaleString()} deliveries/s` +
           ` (${throughput.deliveries}/${throughput.expected}); at ${latency.rate} ev/s p50 ${latency.latency.p50.toFixed(1)} ms` +
-          ` p99 ${latency.latency.p99.toFixed(1)} ms (${latency.deliveries}/${latency.expected})` +
+          ` p99 ${latency.latency.p99.toFixed(1)} ms (${latency.deliveries}/${latency.expected});` +
+          ` at ${light.rate} ev/s p99 ${light.latency.p99.toFixed(1)} ms (${light.deliveries}/${light.expected})` +
           ` · server ${throughput.cpu.server}% gen ${throughput.cpu.generators.join('/')}% others ${throughput.cpu.others}%`,
       )
     }

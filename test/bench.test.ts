@@ -35,8 +35,8 @@ describe('bun run bench --tiny', () => {
       expect(run.paths.map((p) => p.path)).toEqual(
         run.target === 'vigia' ? ['readings', 'test-event'] : ['readings'],
       )
-      for (const { throughput, latency } of run.paths)
-        for (const phase of [throughput, latency]) {
+      for (const { throughput, latency, light } of run.paths)
+        for (const phase of [throughput, latency, light]) {
           expect(phase.events).toBeGreaterThan(0)
           expect(phase.errors).toBe(0)
           expect(phase.deliveries).toBe(phase.expected)

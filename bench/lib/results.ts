@@ -34,7 +34,8 @@ export interface FanoutRun {
   rep: number
   connect: { ms: number; perSecond: number; failed: number }
   memory: { beforeKb: number; afterKb: number; perConnectionKb: number }
-  paths: { path: Path; throughput: PhaseResult; latency: PhaseResult }[]
+  /** `latency` at the target load (200k deliveries/s at most), `light` at 50k deliveries/s at most. */
+  paths: { path: Path; throughput: PhaseResult; latency: PhaseResult; light: PhaseResult }[]
 }
 
 export interface IngestRun {
