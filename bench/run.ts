@@ -529,25 +529,46 @@ async function main() {
     fanout: [],
     ingest: [],
     recovery: [],
+    failures: [],
   }
   log(
     `${mode} run: ${results.meta.machine.cpu}, ${results.meta.machine.cores} cores; clocks agree within ${(results.meta.clockSkewMs * 1000).toFixed(1)} µs`,
   )
 
+  /** A run that fails is logged and listed in the report; the others go on. */
+  const attempt = async <T>(what: string, run: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await run()
+    } catch (error) {
+      log(`  failed: ${what}: ${String(error)}`)
+      results.failures.push({ what, error: String(error).slice(0, 300) })
+      return undefined
+    } finally {
+      relay = undefined
+      // A checkpoint, so that a run cut short still leaves what it measured.
+      mkdirSync(join(ROOT, '.tmp'), { recursive: true })
+      writeFileSync(join(ROOT, '.tmp', `bench-${mode}-partial.json`), JSON.stringify(results))
+    }
+  }
+
   if (only.has('fanout'))
     for (const size of plan.sizes)
       for (let rep = 1; rep <= plan.reps; rep++)
         for (const target of Object.keys(TARGETS) as Target[]) {
-          log(`fan-out: ${TARGETS[target].label}, ${size} subscribers, run ${rep}/${plan.reps}`)
-          results.fanout.push(await fanoutRun(target, size, rep))
+          const what = `fan-out: ${TARGETS[target].label}, ${size} subscribers, run ${rep}/${plan.reps}`
+          log(what)
+          const run = await attempt(what, () => fanoutRun(target, size, rep))
+          if (run) results.fanout.push(run)
         }
 
   if (only.has('ingest'))
     for (let rep = 1; rep <= plan.ingestReps; rep++)
       for (const config of INGEST) {
-        const run = await ingestRun(config, rep)
+        const what = `ingest: ${config.label}, run ${rep}`
+        const run = await attempt(what, () => ingestRun(config, rep))
+        if (!run) continue
         log(
-          `ingest: ${config.label}, run ${rep}: ${Math.round(run.perSecond).toLocaleString()} readings/s` +
+          `${what}: ${Math.round(run.perSecond).toLocaleString()} readings/s` +
             ` (${run.delivered}/${run.readings} at the subscriber${run.error ? `, ${run.errors} errors: ${run.error}` : ''})`,
         )
         results.ingest.push(run)
@@ -555,7 +576,8 @@ async function main() {
 
   if (only.has('recovery'))
     for (let rep = 1; rep <= plan.recoveryReps; rep++) {
-      const run = await recoveryRun(rep)
+      const run = await attempt(`recovery, run ${rep}`, () => recoveryRun(rep))
+      if (!run) continue
       log(
         `recovery, run ${rep}: ${run.count} events in ${run.ms.toFixed(0)} ms, RSS +${run.rssPeakKb - run.rssBeforeKb} kB at peak`,
       )

@@ -305,7 +305,7 @@ function fanout(cmd: Extract<Command, { t: 'fanout' }>): Promise<SendReply> {
       if (i === 0) first = sentAt
       const offset = (sentAt - cmd.phaseBase) / 1000
       inflight += 1
-      const request =
+      const request = async () =>
         cmd.path === 'readings'
           ? fetch(url, {
               method: 'POST',
@@ -313,7 +313,7 @@ function fanout(cmd: Extract<Command, { t: 'fanout' }>): Promise<SendReply> {
               body: JSON.stringify(readingBody(cmd.phase, i, offset)),
             })
           : fetch(`${url}?${testEventQuery(cmd.phase, i, offset)}`, { method: 'POST' })
-      request
+      request()
         .then(async (res) => {
           const text = await res.text()
           if (res.ok) ok += 1

@@ -22,6 +22,7 @@ describe('bun run bench --tiny', () => {
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as Results
     expect(results.meta.mode).toBe('tiny')
     expect(results.meta.clockSkewMs).toBeLessThan(1)
+    expect(results.failures).toEqual([])
     const sizes = [...new Set(results.fanout.map((r) => r.size))]
     expect(sizes).toEqual([10, 40])
     for (const size of sizes)

@@ -99,4 +99,6 @@ export interface Results {
   fanout: FanoutRun[]
   ingest: IngestRun[]
   recovery: RecoveryRun[]
+  /** Runs that threw instead of producing figures (the run goes on without them). */
+  failures: { what: string; error: string }[]
 }

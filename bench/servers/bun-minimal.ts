@@ -14,6 +14,8 @@ interface Body {
 const server = Bun.serve<{ channel: string }, never>({
   hostname: '127.0.0.1',
   port: Number(process.env.PORT ?? 0),
+  // The load generator keeps its HTTP connections between phases.
+  idleTimeout: 60,
   async fetch(req, server) {
     const { pathname, searchParams } = new URL(req.url)
     if (pathname === '/api/v1/ws') {

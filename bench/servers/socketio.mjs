@@ -58,6 +58,8 @@ io.on('connection', (socket) => {
   })
 })
 
+// The load generator keeps its HTTP connections between phases; Node's 5 s default would reset them.
+http.keepAliveTimeout = 60_000
 http.listen(Number(process.env.PORT ?? 0), '127.0.0.1')
 
 process.on('SIGTERM', () => {
