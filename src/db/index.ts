@@ -46,6 +46,14 @@ function sqliteConnection(path: string): SQLite {
   return db
 }
 
+const sqliteHandles = new WeakSet<Tx>()
+
+/**
+ * True for a handle on SQLite. Hot paths there run prepared statements row by row (cheaper than
+ * building statements in process); on PostgreSQL every statement is a round trip, so they send few.
+ */
+export const isSqlite = (tx: Tx) => sqliteHandles.has(tx)
+
 export async function openDatabase(config: DatabaseConfig): Promise<Database> {
   if (config.kind === 'postgres') return openPostgres(config.url)
   return openSqlite(config.path)
@@ -58,6 +66,8 @@ function openSqlite(path: string): Database {
   const memory = path === ':memory:'
   const readerConn = memory ? writerConn : sqliteConnection(path)
   const reader = memory ? writer : drizzle({ client: readerConn, schema })
+  sqliteHandles.add(writer)
+  sqliteHandles.add(reader)
   const lock = new Mutex()
 
   return {

@@ -1,7 +1,7 @@
 // The create / read / update / delete steps every resource shares, each emitting its entity event.
-import { count, eq, type SQL } from 'drizzle-orm'
+import { count, eq, getTableName, sql, type SQL } from 'drizzle-orm'
 import type { SQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core'
-import type { Tx } from '../db'
+import { isSqlite, type Tx } from '../db'
 import type { EntityType } from '../realtime/channels'
 import type { Emit } from '../realtime/emitter'
 import type { EntityEventType } from '../realtime/envelope'
@@ -85,7 +85,24 @@ export async function insertOne<Row, Dto extends { id: number }>(
   return dto
 }
 
-/** Inserts many rows (chunked under SQLite's variable limit) and emits one event per row. */
+// Single-row INSERT … RETURNING, prepared once per connection, table and column set: for batches,
+// running one prepared statement per row is cheaper than building multi-row statements.
+const insertStatements = new WeakMap<Tx, Map<string, Loose>>()
+
+function preparedInsert(tx: Tx, table: Table, columns: string[]) {
+  let byKey = insertStatements.get(tx)
+  if (!byKey) insertStatements.set(tx, (byKey = new Map()))
+  const key = `${getTableName(table)}(${columns.join(',')})`
+  let statement = byKey.get(key)
+  if (!statement) {
+    const placeholders = Object.fromEntries(columns.map((c) => [c, sql.placeholder(c)]))
+    statement = (tx as Loose).insert(table).values(placeholders).returning().prepare()
+    byKey.set(key, statement)
+  }
+  return statement
+}
+
+/** Inserts many rows in the caller's transaction and emits one event per row. */
 export async function insertMany<Row, Dto extends { id: number }>(
   tx: Tx,
   emit: Emit,
@@ -93,19 +110,23 @@ export async function insertMany<Row, Dto extends { id: number }>(
   values: Record<string, unknown>[],
   chunk = 500,
 ): Promise<Dto[]> {
-  const out: Dto[] = []
-  for (let i = 0; i < values.length; i += chunk) {
-    const rows: Row[] = await (tx as Loose)
-      .insert(r.table)
-      .values(values.slice(i, i + chunk))
-      .returning()
-    for (const row of rows) {
-      const dto = r.toDto(row)
-      emitFor(emit, r.entityType, 'created', 'create', dto)
-      out.push(dto)
-    }
-  }
-  return out
+  const rows: Row[] = []
+  if (isSqlite(tx))
+    for (const value of values)
+      rows.push(await preparedInsert(tx, r.table, Object.keys(value)).get(value))
+  else
+    for (let i = 0; i < values.length; i += chunk)
+      rows.push(
+        ...(await (tx as Loose)
+          .insert(r.table)
+          .values(values.slice(i, i + chunk))
+          .returning()),
+      )
+  return rows.map((row) => {
+    const dto = r.toDto(row)
+    emitFor(emit, r.entityType, 'created', 'create', dto)
+    return dto
+  })
 }
 
 export async function updateOne<Row, Dto extends { id: number }>(

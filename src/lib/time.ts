@@ -1,8 +1,16 @@
 // Timestamps: stored as epoch milliseconds, shown as ISO 8601 UTC with Z (no ".000" when whole seconds).
 
+// A batch formats the same instant thousands of times (created_at, the event's timestamp): remember the last.
+let lastMs = NaN
+let lastText = ''
+
 export function iso(ms: number | Date): string {
-  const text = new Date(ms).toISOString()
-  return text.endsWith('.000Z') ? `${text.slice(0, -5)}Z` : text
+  const value = typeof ms === 'number' ? ms : ms.getTime()
+  if (value === lastMs) return lastText
+  const text = new Date(value).toISOString()
+  lastMs = value
+  lastText = text.endsWith('.000Z') ? `${text.slice(0, -5)}Z` : text
+  return lastText
 }
 
 /** ISO 8601 date-time; a zone is optional (taken as UTC when absent). */

@@ -1,6 +1,6 @@
 // The event log: hands out the deployment-wide seq, stores each frame as sent, reads it back for replay.
 import { and, asc, eq, gt, lt, lte, max, min, sql } from 'drizzle-orm'
-import type { Tx } from '../db'
+import { isSqlite, type Tx } from '../db'
 import { events, eventMeta } from '../db/schema'
 import {
   entityEventMessage,
@@ -44,6 +44,31 @@ export async function ensureEventMeta(tx: Tx): Promise<{ epoch: string; lastSeq:
   return { epoch: row!.epoch, lastSeq: row!.last_seq }
 }
 
+function prepareAppend(tx: Tx) {
+  return {
+    bump: tx
+      .update(eventMeta)
+      .set({ last_seq: sql`${eventMeta.last_seq} + ${sql.placeholder('count')}` })
+      .where(eq(eventMeta.id, 1))
+      .returning({ lastSeq: eventMeta.last_seq })
+      .prepare(),
+    insert: tx
+      .insert(events)
+      .values({
+        seq: sql.placeholder('seq'),
+        channels: sql.placeholder('channels'),
+        payload: sql.placeholder('payload'),
+        created_at: sql.placeholder('created_at'),
+      })
+      .prepare(),
+  }
+}
+
+// Every write runs these two statements; building and preparing them each time cost more than running them.
+const prepared = new WeakMap<Tx, ReturnType<typeof prepareAppend>>()
+const appendStatements = (tx: Tx) =>
+  prepared.get(tx) ?? prepared.set(tx, prepareAppend(tx)).get(tx)!
+
 /** Gives the drafts consecutive seqs and writes them, inside the caller's transaction. */
 export async function appendEvents(
   tx: Tx,
@@ -51,11 +76,14 @@ export async function appendEvents(
   now = Date.now(),
 ): Promise<StoredEvent[]> {
   if (drafts.length === 0) return []
-  const [row] = await tx
-    .update(eventMeta)
-    .set({ last_seq: sql`${eventMeta.last_seq} + ${drafts.length}` })
-    .where(eq(eventMeta.id, 1))
-    .returning({ lastSeq: eventMeta.last_seq })
+  const statements = isSqlite(tx) ? appendStatements(tx) : undefined
+  const [row] = statements
+    ? await statements.bump.all({ count: drafts.length })
+    : await tx
+        .update(eventMeta)
+        .set({ last_seq: sql`${eventMeta.last_seq} + ${drafts.length}` })
+        .where(eq(eventMeta.id, 1))
+        .returning({ lastSeq: eventMeta.last_seq })
   let seq = row!.lastSeq - drafts.length
   const stored = drafts.map((draft): StoredEvent => {
     seq += 1
@@ -71,16 +99,16 @@ export async function appendEvents(
     )
     return { seq, channels, payload: JSON.stringify(message), message }
   })
-  for (let i = 0; i < stored.length; i += INSERT_CHUNK) {
-    await tx.insert(events).values(
-      stored.slice(i, i + INSERT_CHUNK).map((e) => ({
-        seq: e.seq,
-        channels: e.channels,
-        payload: e.payload,
-        created_at: now,
-      })),
-    )
-  }
+  const rows = stored.map((e) => ({
+    seq: e.seq,
+    channels: e.channels,
+    payload: e.payload,
+    created_at: now,
+  }))
+  if (statements) for (const row of rows) await statements.insert.run(row)
+  else
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK)
+      await tx.insert(events).values(rows.slice(i, i + INSERT_CHUNK))
   return stored
 }
 

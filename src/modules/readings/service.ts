@@ -1,7 +1,7 @@
 // Reading use cases: single and batch ingest (one transaction, all or none), queries by sensor and time.
-import { and, asc, desc, eq, gte, inArray, lte } from 'drizzle-orm'
+import { and, asc, desc, eq, gte, inArray, lte, sql } from 'drizzle-orm'
 import type { Services } from '../../context'
-import type { Tx } from '../../db'
+import { isSqlite, type Tx } from '../../db'
 import { readings, sensors } from '../../db/schema'
 import {
   defined,
@@ -69,9 +69,24 @@ function toRow(input: ReadingCreate, now: number, at = '') {
   }
 }
 
-async function checkSensors(tx: Tx, rows: { sensor_id: number }[], at: (i: number) => string) {
-  const ids = [...new Set(rows.map((r) => r.sensor_id))]
+// Prepared once per connection: every reading checks its sensor.
+const sensorLookups = new WeakMap<Tx, ReturnType<typeof prepareSensorLookup>>()
+const prepareSensorLookup = (tx: Tx) =>
+  tx
+    .select({ id: sensors.id })
+    .from(sensors)
+    .where(eq(sensors.id, sql.placeholder('id')))
+    .prepare()
+
+/** The ids among `ids` that name a sensor (prepared lookups on SQLite, one query per 500 elsewhere). */
+async function existingSensors(tx: Tx, ids: number[]): Promise<Set<number>> {
   const found = new Set<number>()
+  if (isSqlite(tx)) {
+    let lookup = sensorLookups.get(tx)
+    if (!lookup) sensorLookups.set(tx, (lookup = prepareSensorLookup(tx)))
+    for (const id of ids) if ((await lookup.get({ id })) !== undefined) found.add(id)
+    return found
+  }
   for (let i = 0; i < ids.length; i += 500) {
     const part = await tx
       .select({ id: sensors.id })
@@ -79,6 +94,11 @@ async function checkSensors(tx: Tx, rows: { sensor_id: number }[], at: (i: numbe
       .where(inArray(sensors.id, ids.slice(i, i + 500)))
     for (const { id } of part) found.add(id)
   }
+  return found
+}
+
+async function checkSensors(tx: Tx, rows: { sensor_id: number }[], at: (i: number) => string) {
+  const found = await existingSensors(tx, [...new Set(rows.map((r) => r.sensor_id))])
   const missing = rows.findIndex((r) => !found.has(r.sensor_id))
   if (missing >= 0)
     throw new UnknownReferenceError(

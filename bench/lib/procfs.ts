@@ -1,0 +1,101 @@
+// What the kernel says about processes and the machine: RSS, CPU time, open-file limits, hardware.
+import { readFileSync } from 'node:fs'
+
+const read = (path: string) => readFileSync(path, 'utf8')
+
+/** Resident set size in kB (VmRSS from /proc/<pid>/status). */
+export function rssKb(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(read(`/proc/${pid}/status`))
+  return match ? Number(match[1]) : NaN
+}
+
+const TICKS_PER_SECOND = Number(
+  Bun.spawnSync(['getconf', 'CLK_TCK']).stdout.toString().trim() || '100',
+)
+
+/** User + system CPU seconds a process (all its threads) has used. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = read(`/proc/${pid}/stat`)
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND
+  } catch {
+    return NaN
+  }
+}
+
+/** Busy and total CPU seconds of the whole machine, summed over cores. */
+export function machineCpu(): { busy: number; total: number } {
+  const [, ...values] = read('/proc/stat').split('\n')[0]!.trim().split(/\s+/)
+  const n = values.slice(0, 8).map(Number)
+  const total = n.reduce((a, b) => a + b, 0)
+  const idle = n[3]! + n[4]!
+  return { busy: (total - idle) / TICKS_PER_SECOND, total: total / TICKS_PER_SECOND }
+}
+
+export function openFileLimit(): { soft: number; hard: number } {
+  const line = read('/proc/self/limits')
+    .split('\n')
+    .find((l) => l.startsWith('Max open files'))!
+  const [soft, hard] = line
+    .slice('Max open files'.length)
+    .trim()
+    .split(/\s+/)
+    .map((v) => (v === 'unlimited' ? Infinity : Number(v)))
+  return { soft: soft!, hard: hard! }
+}
+
+export function loadAverage(): number[] {
+  return read('/proc/loadavg').split(' ').slice(0, 3).map(Number)
+}
+
+export function machine() {
+  const cpuinfo = read('/proc/cpuinfo')
+  const model = /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1]?.trim() ?? 'unknown'
+  const cores = cpuinfo.split('\n').filter((l) => l.startsWith('processor')).length
+  const memKb = Number(/MemTotal:\s+(\d+)/.exec(read('/proc/meminfo'))?.[1])
+  const hypervisor = /hypervisor/.test(cpuinfo)
+  return {
+    cpu: model,
+    cores,
+    memoryGiB: Math.round((memKb / 1024 / 1024) * 10) / 10,
+    virtualized: hypervisor,
+    kernel: read('/proc/sys/kernel/osrelease').trim(),
+  }
+}
+
+export interface CpuWindow {
+  seconds: number
+  server: number
+  generators: number[]
+  orchestrator: number
+  machine: number
+  others: number
+}
+
+/** Starts a CPU-accounting window; the result's figures are % of one core over the window. */
+export function cpuWindow(serverPid: number, generatorPids: number[]) {
+  const t0 = performance.now()
+  const m0 = machineCpu()
+  const s0 = cpuSeconds(serverPid)
+  const g0 = generatorPids.map(cpuSeconds)
+  const o0 = cpuSeconds(process.pid)
+  return (): CpuWindow => {
+    const seconds = (performance.now() - t0) / 1000
+    const m1 = machineCpu()
+    const pct = (used: number) => Math.round((used / seconds) * 1000) / 10
+    const server = pct(cpuSeconds(serverPid) - s0)
+    const generators = generatorPids.map((pid, i) => pct(cpuSeconds(pid) - g0[i]!))
+    const orchestrator = pct(cpuSeconds(process.pid) - o0)
+    const machineBusy = pct(m1.busy - m0.busy)
+    const ours = server + generators.reduce((a, b) => a + b, 0) + orchestrator
+    return {
+      seconds,
+      server,
+      generators,
+      orchestrator,
+      machine: machineBusy,
+      others: Math.max(0, Math.round((machineBusy - ours) * 10) / 10),
+    }
+  }
+}
