@@ -147,7 +147,7 @@ describe('POST /api/v1/predictions', () => {
 
 describe('GET /api/v1/predictions', () => {
   let sensor: number
-  let made: { id: number; status: string }[]
+  let made: { id: number; status: string; created_at: string }[]
   beforeAll(async () => {
     sensor = await newSensor()
     // Five hours of minute temperature readings and no humidity: temperatura can be forecast, humedad not.
@@ -193,11 +193,28 @@ describe('GET /api/v1/predictions', () => {
     expect(ids((await q('variable=temperatura&status=failed')).body)).toEqual([])
   })
 
+  test('filters by the time the prediction was requested with from and to', async () => {
+    const q = async (query: string) =>
+      ids((await server.api('GET', `/api/v1/predictions?sensor_id=${sensor}&${query}`)).body)
+    const [first, , last] = made.map((p) => encodeURIComponent(p.created_at))
+    // Each request went out after the previous forecast was announced.
+    expect(Date.parse(made[2]!.created_at)).toBeGreaterThan(Date.parse(made[0]!.created_at))
+    expect(await q(`from=${first}&to=${last}`)).toEqual(ids(made).reverse())
+    expect(await q(`from=${last}`)).not.toContain(made[0]!.id)
+    expect(await q(`from=${last}`)).toContain(made[2]!.id)
+    expect(await q(`to=${first}`)).toContain(made[0]!.id)
+    expect(await q(`to=${first}`)).not.toContain(made[2]!.id)
+    expect(await q('from=2100-01-01T00:00:00Z')).toEqual([])
+    expect(await q('to=2000-01-01T00:00:00Z')).toEqual([])
+  })
+
   test('a bad query parameter is a 422 naming it', async () => {
     for (const [query, field] of [
       ['sensor_id=-1', 'sensor_id'],
       ['variable=viento', 'variable'],
       ['status=done', 'status'],
+      ['from=2025-02-30T00:00:00Z', 'from'],
+      ['to=yesterday', 'to'],
       ['limit=5000', 'limit'],
       ['offset=x', 'offset'],
     ])

@@ -13,8 +13,8 @@ import {
   updateOne,
   type Resource,
 } from '../../lib/crud'
-import { ConflictError, InvalidFieldError, UnknownReferenceError } from '../../lib/errors'
-import { iso, parseIso } from '../../lib/time'
+import { ConflictError, UnknownReferenceError } from '../../lib/errors'
+import { instant, iso } from '../../lib/time'
 import type { Anomaly, AnomalyCreate, AnomalyPatch, AnomalyQuery } from './model'
 
 type Row = typeof anomalies.$inferSelect
@@ -57,16 +57,9 @@ export async function checkSensor(tx: Tx, sensorId: number) {
     )
 }
 
-const bound = (text: string | undefined, field: string) => {
-  if (text === undefined) return undefined
-  const ms = parseIso(text)
-  if (ms === undefined) throw new InvalidFieldError(field, `${field} is not a real date-time.`)
-  return ms
-}
-
 export const listAnomalies = ({ db }: Services, q: AnomalyQuery) => {
-  const from = bound(q.from, 'from')
-  const to = bound(q.to, 'to')
+  const from = q.from === undefined ? undefined : instant(q.from, 'from')
+  const to = q.to === undefined ? undefined : instant(q.to, 'to')
   return findPage(
     db.read,
     anomalyResource,

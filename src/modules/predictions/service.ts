@@ -1,13 +1,13 @@
 // Prediction use cases: a request is stored `pending` and queued; the forecaster completes it (or fails
 // it with a reason) off the request path and announces the outcome as prediction_completed.
-import { and, asc, desc, eq, gte, inArray, isNotNull } from 'drizzle-orm'
+import { and, asc, desc, eq, gte, inArray, isNotNull, lte } from 'drizzle-orm'
 import type { Services } from '../../context'
 import { predictions, readings } from '../../db/schema'
 import { forecastReadings, type Point } from '../../intelligence/forecast'
 import { VARIABLES, type Variable } from '../../intelligence'
 import { deleteOne, findOne, findPage, insertOne, updateOne, type Resource } from '../../lib/crud'
 import { UnavailableError } from '../../lib/errors'
-import { iso } from '../../lib/time'
+import { instant, iso } from '../../lib/time'
 import { checkSensor } from '../anomalies/service'
 import { HUMIDITY, TEMPERATURE } from '../readings/model'
 import type { ForecastPoint, Prediction, PredictionCreate, PredictionQuery } from './model'
@@ -52,6 +52,8 @@ export const listPredictions = ({ db }: Services, q: PredictionQuery) =>
       q.sensor_id ? eq(predictions.sensor_id, q.sensor_id) : undefined,
       q.variable ? eq(predictions.variable, q.variable) : undefined,
       q.status ? eq(predictions.status, q.status) : undefined,
+      q.from ? gte(predictions.created_at, instant(q.from, 'from')) : undefined,
+      q.to ? lte(predictions.created_at, instant(q.to, 'to')) : undefined,
     ),
     [desc(predictions.id)],
     q.limit,

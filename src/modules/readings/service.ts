@@ -14,7 +14,7 @@ import {
   type Resource,
 } from '../../lib/crud'
 import { InvalidFieldError, UnknownReferenceError } from '../../lib/errors'
-import { iso, parseIso } from '../../lib/time'
+import { instant, iso } from '../../lib/time'
 import { detectAnomalies } from '../anomalies/detection'
 import type {
   Reading,
@@ -39,16 +39,6 @@ export const readingResource: Resource<Row, Reading> = {
     timestamp: iso(row.timestamp),
     created_at: iso(row.created_at),
   }),
-}
-
-function instant(text: string, field: string): number {
-  const ms = parseIso(text)
-  if (ms === undefined)
-    throw new InvalidFieldError(
-      field,
-      `${field} "${text}" is not a real date-time; use ISO 8601 such as 2025-07-20T10:30:00Z.`,
-    )
-  return ms
 }
 
 /** Checks one body and turns it into a row; `at` prefixes field names inside a batch. */
