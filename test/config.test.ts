@@ -1,5 +1,5 @@
 // Configuration: the defaults of CONTRACT §1, one clear line for each bad value, and the real entry point.
-import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { afterAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { existsSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConfigError, loadConfig } from '../src/config'
@@ -159,6 +159,32 @@ const spawnEntry = (env: Record<string, string>, cwd = ROOT) =>
     stderr: 'pipe',
   })
 
+/** Folders for one test's files, removed when the file's tests are done. */
+const scratchDirs: string[] = []
+afterAll(() => {
+  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true })
+})
+const scratch = () => {
+  const dir = tempDir()
+  scratchDirs.push(dir)
+  return dir
+}
+
+/** Hands a started entry point's URL and log to `check`, then stops it with SIGTERM: exit code 0. */
+async function whileListening(
+  proc: ReturnType<typeof spawnEntry>,
+  check: (url: string, log: string) => Promise<void>,
+) {
+  try {
+    const { url, log } = await listening(proc.stderr)
+    await check(url, log)
+    proc.kill('SIGTERM')
+    expect(await proc.exited).toBe(0)
+  } finally {
+    proc.kill()
+  }
+}
+
 /** Waits for a process that should stop by itself: its exit code and its non-blank output lines. */
 async function finished(proc: ReturnType<typeof spawnEntry>) {
   const [code, out, err] = await Promise.all([
@@ -185,63 +211,49 @@ describe('the entry point bun src/index.ts', () => {
   }, 30_000)
 
   test('with the defaults and a DATABASE_URL in a new folder, creates the folder, answers /health, warns about the random JWT_SECRET and stops on SIGTERM', async () => {
-    const dir = tempDir()
-    const dbPath = join(dir, 'nested', 'deeper', 'sensors.db')
+    const dbPath = join(scratch(), 'nested', 'deeper', 'sensors.db')
     // PORT=0 instead of the default 8000, which another process on this machine may hold.
-    const proc = spawnEntry({ DATABASE_URL: `sqlite:${dbPath}`, PORT: '0' })
-    try {
-      const { url, log } = await listening(proc.stderr)
-      const health = await fetch(`${url}/health`)
-      expect(health.status).toBe(200)
-      expect(await health.json()).toMatchObject({
-        status: 'ok',
-        database: { status: 'ok', dialect: 'sqlite' },
-        websocket: { connections: 0, max_connections: 100 },
-      })
-      expect(existsSync(dbPath)).toBe(true)
-      expect(log).toMatch(/WARN JWT_SECRET is not set: using a random secret/)
-      proc.kill('SIGTERM')
-      expect(await proc.exited).toBe(0)
-    } finally {
-      proc.kill()
-      rmSync(dir, { recursive: true, force: true })
-    }
+    await whileListening(
+      spawnEntry({ DATABASE_URL: `sqlite:${dbPath}`, PORT: '0' }),
+      async (url, log) => {
+        const health = await fetch(`${url}/health`)
+        expect(health.status).toBe(200)
+        expect(await health.json()).toMatchObject({
+          status: 'ok',
+          database: { status: 'ok', dialect: 'sqlite' },
+          websocket: { connections: 0, max_connections: 100 },
+        })
+        expect(existsSync(dbPath)).toBe(true)
+        expect(log).toMatch(/WARN JWT_SECRET is not set: using a random secret/)
+      },
+    )
   }, 30_000)
 
   test('reads a .env file in its working folder; the environment wins over it', async () => {
-    const dir = tempDir()
+    const dir = scratch()
     const dbPath = join(dir, 'from-dotenv.db')
     writeFileSync(
       join(dir, '.env'),
       `PORT=0\nDATABASE_URL=sqlite:${dbPath}\nWEBSOCKET_MAX_CONNECTIONS=7\nLOG_LEVEL=silent\n`,
     )
     // LOG_LEVEL=silent in the file would hide the line `listening` waits for.
-    const proc = spawnEntry({ LOG_LEVEL: 'info' }, dir)
-    try {
-      const { url } = await listening(proc.stderr)
+    await whileListening(spawnEntry({ LOG_LEVEL: 'info' }, dir), async (url) => {
       const health = await (await fetch(`${url}/health`)).json()
       expect(health.websocket.max_connections).toBe(7)
       expect(existsSync(dbPath)).toBe(true)
-      proc.kill('SIGTERM')
-      expect(await proc.exited).toBe(0)
-    } finally {
-      proc.kill()
-      rmSync(dir, { recursive: true, force: true })
-    }
+    })
   }, 30_000)
 
   test('on a port another server holds exits non-zero naming the port, and the other server keeps it', async () => {
     const holder = await startTestServer()
     try {
-      const dir = tempDir()
       const { code, lines } = await finished(
         spawnEntry({
           PORT: String(holder.port),
           HOST: '127.0.0.1',
-          DATABASE_URL: `sqlite:${join(dir, 'second.db')}`,
+          DATABASE_URL: `sqlite:${join(scratch(), 'second.db')}`,
         }),
       )
-      rmSync(dir, { recursive: true, force: true })
       expect(code).not.toBe(0)
       expect(lines.at(-1)).toContain(`port ${holder.port}`)
       expect((await fetch(`${holder.base}/health`)).status).toBe(200)

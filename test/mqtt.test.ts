@@ -4,11 +4,9 @@ import { afterEach, describe, expect, test } from 'bun:test'
 import { ConfigError, loadConfig } from '../src/config'
 import { ReportThrottle } from '../src/ingest/mqtt/throttle'
 import { iso } from '../src/lib/time'
-import { settle, startTestServer, type TestServer } from './helpers'
+import { createSensor, metric, settle, startTestServer, type TestServer } from './helpers'
 import {
-  createSensor,
   dropSession,
-  metric,
   publish,
   publisher,
   readingCount,

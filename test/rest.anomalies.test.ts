@@ -2,15 +2,16 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { anomalies } from '../src/db/schema'
 import {
-  eventState,
+  expectDeleted,
   expectEntityEvent,
   expectError,
+  expectFoundById,
   expectInvalid,
-  expectNoNewEvents,
+  expectUnchanged,
   ISO_Z,
   rowCount,
 } from './assert'
-import { startTestServer, type TestServer, type WsClient } from './helpers'
+import { createSensor, startWatchedServer, type TestServer, type WsClient } from './helpers'
 
 setDefaultTimeout(30_000)
 
@@ -18,15 +19,9 @@ let server: TestServer
 let general: WsClient
 let sensorId: number
 
-const newSensor = async () =>
-  (await server.api('POST', '/api/v1/sensors', { tipo: 'temperatura', modelo: 'DHT22' })).body
-    .id as number
-
 beforeAll(async () => {
-  server = await startTestServer()
-  general = await server.ws('/api/v1/ws', { channel: 'general' })
-  await general.connected()
-  sensorId = await newSensor()
+  ;({ server, general } = await startWatchedServer())
+  sensorId = await createSensor(server)
 })
 afterAll(() => server.stop())
 
@@ -41,13 +36,8 @@ const create = async (body: Record<string, unknown> = {}) => {
   return res.body
 }
 
-async function unchanged(run: () => Promise<void>) {
-  const before = await eventState(server)
-  const stored = await rowCount(server, anomalies)
-  await run()
-  expect(await rowCount(server, anomalies)).toBe(stored)
-  await expectNoNewEvents(server, before)
-}
+/** Bad input must leave the table and the event log as they were. */
+const unchanged = (run: () => Promise<void>) => expectUnchanged(server, anomalies, run)
 
 describe('POST /api/v1/anomalies', () => {
   test('records an anomaly with its defaults, answers 201, and emits anomaly_detected', async () => {
@@ -162,7 +152,7 @@ describe('GET /api/v1/anomalies', () => {
   let sensor: number
   let made: { id: number }[]
   beforeAll(async () => {
-    sensor = await newSensor()
+    sensor = await createSensor(server)
     made = [
       await create({ sensor_id: sensor, severity: 'minor' }),
       await create({ sensor_id: sensor, variable: 'humedad', severity: 'major' }),
@@ -221,10 +211,7 @@ describe('GET /api/v1/anomalies', () => {
 describe('GET /api/v1/anomalies/:id', () => {
   test('answers the anomaly, 404 for an unknown id, 422 for a bad one', async () => {
     const anomaly = await create()
-    expect((await server.api('GET', `/api/v1/anomalies/${anomaly.id}`)).body).toEqual(anomaly)
-    expectError(await server.api('GET', '/api/v1/anomalies/7777'), 404, 'not_found')
-    for (const id of ['a', '0', '2.5', '99999999999999999999'])
-      expectInvalid(await server.api('GET', `/api/v1/anomalies/${id}`), 'id')
+    await expectFoundById(server, '/api/v1/anomalies', 'Anomaly', anomaly)
   })
 })
 
@@ -341,24 +328,12 @@ describe('PATCH /api/v1/anomalies/:id', () => {
 describe('DELETE /api/v1/anomalies/:id', () => {
   test('answers 204, emits deleted, and the anomaly is gone', async () => {
     const anomaly = await create()
-    const res = await fetch(`${server.base}/api/v1/anomalies/${anomaly.id}`, { method: 'DELETE' })
-    expect(res.status).toBe(204)
-    expect(await res.text()).toBe('')
-    const event = await expectEntityEvent(
-      general,
-      'anomaly',
-      'deleted',
-      anomaly.id,
-      'delete_anomaly',
-    )
-    expect(event.data).toEqual(anomaly)
-    expectError(await server.api('GET', `/api/v1/anomalies/${anomaly.id}`), 404)
-    expectError(await server.api('DELETE', `/api/v1/anomalies/${anomaly.id}`), 404)
+    await expectDeleted(server, general, '/api/v1/anomalies', 'anomaly', anomaly)
     expectInvalid(await server.api('DELETE', '/api/v1/anomalies/0'), 'id')
   })
 
   test('deleting the sensor deletes its anomalies', async () => {
-    const sensor = await newSensor()
+    const sensor = await createSensor(server)
     const anomaly = await create({ sensor_id: sensor })
     expect((await server.api('DELETE', `/api/v1/sensors/${sensor}`)).status).toBe(204)
     expectError(await server.api('GET', `/api/v1/anomalies/${anomaly.id}`), 404)

@@ -1,8 +1,7 @@
 // Anomaly use cases: record, list, change and remove anomalies; a new one is announced as anomaly_detected.
 import { and, desc, eq, gte, lte } from 'drizzle-orm'
 import type { Services } from '../../context'
-import type { Tx } from '../../db'
-import { anomalies, sensors } from '../../db/schema'
+import { anomalies } from '../../db/schema'
 import {
   defined,
   deleteOne,
@@ -13,8 +12,9 @@ import {
   updateOne,
   type Resource,
 } from '../../lib/crud'
-import { ConflictError, UnknownReferenceError } from '../../lib/errors'
+import { ConflictError } from '../../lib/errors'
 import { instant, iso } from '../../lib/time'
+import { checkSensors } from '../sensors/service'
 import type { Anomaly, AnomalyCreate, AnomalyPatch, AnomalyQuery } from './model'
 
 type Row = typeof anomalies.$inferSelect
@@ -46,17 +46,6 @@ export const anomalyResource: Resource<Row, Anomaly> = {
   }),
 }
 
-export async function checkSensor(tx: Tx, sensorId: number) {
-  const [found] = await tx.select({ id: sensors.id }).from(sensors).where(eq(sensors.id, sensorId))
-  if (!found)
-    throw new UnknownReferenceError(
-      'sensor_id',
-      'Sensor',
-      sensorId,
-      'create it with POST /api/v1/sensors first.',
-    )
-}
-
 export const listAnomalies = ({ db }: Services, q: AnomalyQuery) => {
   const from = q.from === undefined ? undefined : instant(q.from, 'from')
   const to = q.to === undefined ? undefined : instant(q.to, 'to')
@@ -83,7 +72,7 @@ export const getAnomaly = ({ db }: Services, id: number) => findOne(db.read, ano
 /** Records an anomaly by hand (detected ones come from the detector); emits anomaly_detected. */
 export const createAnomaly = ({ emitter }: Services, input: AnomalyCreate) =>
   emitter.transact(async (tx, emit) => {
-    await checkSensor(tx, input.sensor_id)
+    await checkSensors(tx, [input.sensor_id])
     const now = Date.now()
     const status = input.status ?? 'open'
     return insertOne(
@@ -116,7 +105,7 @@ const lifecycle = (status: string | undefined, now: number) =>
 
 export const replaceAnomaly = ({ emitter }: Services, id: number, input: AnomalyCreate) =>
   emitter.transact(async (tx, emit) => {
-    await checkSensor(tx, input.sensor_id)
+    await checkSensors(tx, [input.sensor_id])
     const now = Date.now()
     return updateOne(tx, emit, anomalyResource, id, {
       expected_min: null,
@@ -132,7 +121,7 @@ export const replaceAnomaly = ({ emitter }: Services, id: number, input: Anomaly
 
 export const patchAnomaly = ({ emitter }: Services, id: number, patch: AnomalyPatch) =>
   emitter.transact(async (tx, emit) => {
-    if (patch.sensor_id !== undefined) await checkSensor(tx, patch.sensor_id)
+    if (patch.sensor_id !== undefined) await checkSensors(tx, [patch.sensor_id])
     const now = Date.now()
     return updateOne(tx, emit, anomalyResource, id, {
       ...defined(patch),

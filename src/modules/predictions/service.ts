@@ -8,7 +8,7 @@ import { VARIABLES, type Variable } from '../../intelligence'
 import { deleteOne, findOne, findPage, insertOne, updateOne, type Resource } from '../../lib/crud'
 import { UnavailableError } from '../../lib/errors'
 import { instant, iso } from '../../lib/time'
-import { checkSensor } from '../anomalies/service'
+import { checkSensors } from '../sensors/service'
 import { HUMIDITY, TEMPERATURE } from '../readings/model'
 import type { ForecastPoint, Prediction, PredictionCreate, PredictionQuery } from './model'
 
@@ -71,7 +71,7 @@ export async function requestPrediction(services: Services, input: PredictionCre
       'The forecast queue is full; retry in a minute or two when the pending forecasts are done.',
     )
   const pending = await emitter.transact(async (tx, emit) => {
-    await checkSensor(tx, input.sensor_id)
+    await checkSensors(tx, [input.sensor_id])
     const now = Date.now()
     return insertOne(tx, emit, predictionResource, {
       ...input,
