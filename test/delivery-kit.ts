@@ -1,5 +1,5 @@
 // Test kit for the delivery tests: a WebSocket peer on a bare TCP socket that reads only when told to
-// and never answers pings (a stalled or dead client), and readers for what the server reports.
+// and never answers pings (a stalled or dead client), and servers that live for one test.
 import { afterEach } from 'bun:test'
 import { startTestServer, type TestServer } from './helpers'
 

@@ -128,6 +128,18 @@ describe('GET /swagger/json', () => {
     }
   })
 
+  test('gives no enum a default, so a value left out is never filled in silently', () => {
+    const defaulted: string[] = []
+    const walk = (node: unknown, path: string) => {
+      if (!node || typeof node !== 'object') return
+      const schema = node as Record<string, unknown>
+      if (Array.isArray(schema.enum) && 'default' in schema) defaulted.push(path)
+      for (const [key, value] of Object.entries(schema)) walk(value, `${path}/${key}`)
+    }
+    walk(doc.paths, '')
+    expect(defaulted).toEqual([])
+  })
+
   test('declares every tag it uses', () => {
     const declared = doc.tags.map((t) => t.name)
     for (const [, , tag] of ROUTES) expect(declared).toContain(tag)

@@ -196,6 +196,16 @@ describe('anomaly detection on stored readings', () => {
     })
   })
 
+  test('type thresholds sent as anything but JSON are a 400 and set nothing', async () => {
+    const url = '/api/v1/sensor-types/formulario/thresholds'
+    const res = await server.api('PUT', url, 'temperatura[max]=30', {
+      'content-type': 'application/x-www-form-urlencoded',
+    })
+    expect(res.status).toBe(400)
+    expect(res.body.error).toBe('invalid_body')
+    expect((await server.api('GET', url)).status).toBe(404)
+  })
+
   test('a new sensor raises nothing statistical on its first readings (warm-up)', async () => {
     const id = await createSensor(server)
     await feed(server, id, [21, 21.1, 20.9, 21, 95, 21])

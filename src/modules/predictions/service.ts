@@ -6,7 +6,7 @@ import { predictions, readings } from '../../db/schema'
 import { forecastReadings, type Point } from '../../intelligence/forecast'
 import { VARIABLES, type Variable } from '../../intelligence'
 import { deleteOne, findOne, findPage, insertOne, updateOne, type Resource } from '../../lib/crud'
-import { UnavailableError } from '../../lib/errors'
+import { AppError, UnavailableError } from '../../lib/errors'
 import { instant, iso } from '../../lib/time'
 import { checkSensors } from '../sensors/service'
 import { HUMIDITY, TEMPERATURE } from '../readings/model'
@@ -59,6 +59,15 @@ export const listPredictions = ({ db }: Services, q: PredictionQuery) =>
     q.limit,
     q.offset,
   )
+
+/** Predictions are computed: PUT and PATCH are refused with 405, whatever the id. */
+export function refuseEdit(): never {
+  throw new AppError(
+    405,
+    'method_not_allowed',
+    'Predictions are computed by the server and cannot be edited; request a new one with POST /api/v1/predictions.',
+  )
+}
 
 export const getPrediction = ({ db }: Services, id: number) =>
   findOne(db.read, predictionResource, id)
