@@ -267,6 +267,20 @@ describe('the anomaly lifecycle', () => {
     await client!.close()
   })
 
+  test('resolving itself, an acknowledged anomaly keeps acknowledged_at, as POST /resolve does', async () => {
+    const { sensor, anomaly } = await openAnomaly()
+    const [client] = await listeners(server, [`anomalies:${sensor}`])
+    const ack = await server.api('POST', `/api/v1/anomalies/${anomaly.id}/acknowledge`)
+    await feed(server, sensor, [25, 25, 25], START + MIN)
+    const event = await client!.event((m) => m.data.status === 'resolved')
+    expect(event.data).toMatchObject({
+      id: anomaly.id,
+      acknowledged_at: ack.body.acknowledged_at,
+      resolved_at: expect.any(String),
+    })
+    await client!.close()
+  })
+
   test('listing without filters shows anomalies of every status, and PATCH leaves the fields it does not name', async () => {
     const { sensor, anomaly } = await openAnomaly()
     await server.api('POST', `/api/v1/anomalies/${anomaly.id}/resolve`)

@@ -325,6 +325,118 @@ describe('PATCH /api/v1/anomalies/:id', () => {
   })
 })
 
+describe('status changes', () => {
+  type Anomaly = Record<string, any>
+  const url = (a: Anomaly) => `/api/v1/anomalies/${a.id}`
+  const post = (a: Anomaly, action: string) => server.api('POST', `${url(a)}/${action}`)
+
+  /** An anomaly brought to `status` through the dedicated endpoints (a resolved one was acknowledged first). */
+  async function anomalyIn(status: string) {
+    const anomaly = await create()
+    if (status === 'open') return anomaly
+    expect((await post(anomaly, 'acknowledge')).status).toBe(200)
+    if (status === 'acknowledged') return (await server.api('GET', url(anomaly))).body
+    expect((await post(anomaly, 'resolve')).status).toBe(200)
+    return (await server.api('GET', url(anomaly))).body
+  }
+
+  /** What a call did to `before`: its answer, each timestamp kept, stamped or null, and whether it emitted. */
+  async function outcome(
+    before: Anomaly,
+    call: () => ReturnType<typeof server.api>,
+  ): Promise<Record<string, unknown>> {
+    const seq = server.ctx.realtime.publisher.lastSeq
+    const res = await call()
+    const emitted = server.ctx.realtime.publisher.lastSeq !== seq
+    const stored = (await server.api('GET', url(before))).body
+    if (res.status !== 200) {
+      expect(stored).toEqual(before)
+      return { code: res.status, error: res.body.error, emitted }
+    }
+    expect(stored).toEqual(res.body)
+    const stamp = (field: string) =>
+      res.body[field] === null ? 'null' : res.body[field] === before[field] ? 'kept' : 'stamped'
+    return {
+      code: 200,
+      status: res.body.status,
+      acknowledged_at: stamp('acknowledged_at'),
+      resolved_at: stamp('resolved_at'),
+      emitted,
+    }
+  }
+
+  const done = (status: string, acknowledged_at: string, resolved_at: string) => ({
+    code: 200,
+    status,
+    acknowledged_at,
+    resolved_at,
+    emitted: true,
+  })
+  const unchangedAs = (status: string, acknowledged_at: string, resolved_at: string) => ({
+    ...done(status, acknowledged_at, resolved_at),
+    emitted: false,
+  })
+  const RULES: [from: string, to: 'acknowledge' | 'resolve', expected: Record<string, unknown>][] =
+    [
+      ['open', 'acknowledge', done('acknowledged', 'stamped', 'null')],
+      ['open', 'resolve', done('resolved', 'null', 'stamped')],
+      ['acknowledged', 'acknowledge', unchangedAs('acknowledged', 'kept', 'null')],
+      ['acknowledged', 'resolve', done('resolved', 'kept', 'stamped')],
+      ['resolved', 'acknowledge', { code: 409, error: 'conflict', emitted: false }],
+      ['resolved', 'resolve', unchangedAs('resolved', 'kept', 'kept')],
+    ]
+  const STATUS = { acknowledge: 'acknowledged', resolve: 'resolved' } as const
+
+  for (const [from, action, expected] of RULES)
+    test(`from ${from}, POST /${action} and PATCH {"status":"${STATUS[action]}"} have the same effect`, async () => {
+      const viaEndpoint = await anomalyIn(from)
+      const viaPatch = await anomalyIn(from)
+      expect(await outcome(viaEndpoint, () => post(viaEndpoint, action))).toEqual(expected)
+      expect(
+        await outcome(viaPatch, () =>
+          server.api('PATCH', url(viaPatch), { status: STATUS[action] }),
+        ),
+      ).toEqual(expected)
+    })
+
+  test('PATCH {"status":"open"} reopens an anomaly and clears both timestamps; repeating it changes nothing', async () => {
+    const anomaly = await anomalyIn('resolved')
+    const reopen = () => server.api('PATCH', url(anomaly), { status: 'open' })
+    expect(await outcome(anomaly, reopen)).toEqual(done('open', 'null', 'null'))
+    const reopened = (await server.api('GET', url(anomaly))).body
+    expect(await outcome(reopened, reopen)).toEqual(unchangedAs('open', 'null', 'null'))
+  })
+
+  test('a PATCH that repeats the status and changes another field keeps the timestamps', async () => {
+    const anomaly = await anomalyIn('resolved')
+    const res = await server.api('PATCH', url(anomaly), { status: 'resolved', message: 'revisada' })
+    expect(res.body).toEqual({ ...anomaly, message: 'revisada', updated_at: expect.any(String) })
+    await expectEntityEvent(general, 'anomaly', 'updated', anomaly.id, 'update_anomaly')
+  })
+
+  test('PUT changes the status by the same rules', async () => {
+    const body = { sensor_id: sensorId, variable: 'temperatura', value: 1 }
+    const acknowledged = await anomalyIn('acknowledged')
+    const kept = await server.api('PUT', url(acknowledged), { ...body, status: 'acknowledged' })
+    expect(kept.body).toMatchObject({
+      status: 'acknowledged',
+      value: 1,
+      acknowledged_at: acknowledged.acknowledged_at,
+    })
+    const resolved = await anomalyIn('resolved')
+    await unchanged(async () => {
+      const refused = await server.api('PUT', url(resolved), { ...body, status: 'acknowledged' })
+      expectError(refused, 409, 'conflict')
+    })
+    const reopened = await server.api('PUT', url(resolved), body)
+    expect(reopened.body).toMatchObject({
+      status: 'open',
+      acknowledged_at: null,
+      resolved_at: null,
+    })
+  })
+})
+
 describe('DELETE /api/v1/anomalies/:id', () => {
   test('answers 204, emits deleted, and the anomaly is gone', async () => {
     const anomaly = await create()
