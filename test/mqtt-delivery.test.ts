@@ -1,7 +1,7 @@
 // MQTT delivery guarantees against real Mosquitto brokers: bursts, broker and server restarts, storage
 // failures. Tests that stop a broker use a private Mosquitto so the machine's one is never touched.
 import { Database as SQLite } from 'bun:sqlite'
-import { afterEach, describe, expect, test } from 'bun:test'
+import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import {
@@ -27,6 +27,9 @@ import {
   topics,
   uid,
 } from './mqtt-kit'
+
+// bunfig's [test] timeout is not read (oven-sh/bun#7789); real servers, brokers and browsers need more than 5 s.
+setDefaultTimeout(30_000)
 
 const cleanup: (() => Promise<unknown>)[] = []
 afterEach(async () => {
