@@ -30,7 +30,9 @@ export function createApp(ctx: AppContext) {
     name: 'vigia',
     // bodyLimit answers oversized bodies with a JSON 413 from Content-Length, so Bun's own cap
     // (a bare 413 before any hook runs) must not come first.
-    serve: { maxRequestBodySize: Number.MAX_SAFE_INTEGER },
+    // Elysia shares the port by default (SO_REUSEPORT): a second instance started on a taken port
+    // would silently take half the connections instead of failing.
+    serve: { maxRequestBodySize: Number.MAX_SAFE_INTEGER, reusePort: false },
     websocket: websocketOptions(config),
   })
     .use(errorHandler(ctx))

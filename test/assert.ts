@@ -1,4 +1,4 @@
-// Assertions the REST and realtime suites share: the error envelope, "nothing changed", event shapes.
+// Assertions the REST and realtime suites share: the error envelope, "nothing changed", event shapes, deletion.
 import { expect } from 'bun:test'
 import { count } from 'drizzle-orm'
 import type { SQLiteTable } from 'drizzle-orm/sqlite-core'
@@ -68,4 +68,64 @@ export async function expectEntityEvent(
   expect(event.timestamp).toMatch(ISO_Z)
   expect(Number.isInteger(event.seq)).toBe(true)
   return event
+}
+
+/** Runs `run` and checks it left `table`'s row count and the event log as they were. */
+export async function expectUnchanged(
+  server: TestServer,
+  table: SQLiteTable,
+  run: () => Promise<void>,
+) {
+  const before = await eventState(server)
+  const stored = await rowCount(server, table)
+  await run()
+  expect(await rowCount(server, table)).toBe(stored)
+  await expectNoNewEvents(server, before)
+}
+
+/**
+ * DELETE `path`/<id> answers 204 with no body and emits `deleted` carrying the entity as it was;
+ * afterwards the id is a 404 for GET and for a second DELETE.
+ */
+export async function expectDeleted(
+  server: TestServer,
+  client: WsClient,
+  path: string,
+  entityType: string,
+  entity: { id: number },
+) {
+  const res = await fetch(`${server.base}${path}/${entity.id}`, { method: 'DELETE' })
+  expect(res.status).toBe(204)
+  expect(await res.text()).toBe('')
+  const event = await expectEntityEvent(
+    client,
+    entityType,
+    'deleted',
+    entity.id,
+    `delete_${entityType}`,
+  )
+  expect(event.data).toEqual(entity)
+  expectError(await server.api('GET', `${path}/${entity.id}`), 404, 'not_found')
+  expectError(await server.api('DELETE', `${path}/${entity.id}`), 404, 'not_found')
+}
+
+/**
+ * GET `path`/<id> answers the entity; an unknown id is a 404 naming `label` and the id; an id that
+ * is not a positive safe integer is a 422 naming `id` in the path.
+ */
+export async function expectFoundById(
+  server: TestServer,
+  path: string,
+  label: string,
+  entity: { id: number },
+) {
+  expect((await server.api('GET', `${path}/${entity.id}`)).body).toEqual(entity)
+  const missing = await server.api('GET', `${path}/987654321`)
+  expectError(missing, 404, 'not_found')
+  expect(missing.body.message).toContain(`${label} 987654321`)
+  for (const id of ['abc', '0', '-1', '1.5', '99999999999999999999', '9007199254740992']) {
+    const res = await server.api('GET', `${path}/${id}`)
+    expectInvalid(res, 'id')
+    expect(res.body.location).toBe('path')
+  }
 }

@@ -361,6 +361,31 @@ describe('managing users', () => {
     expect(role.body.message).toContain('must be one of: admin, operator, viewer')
   })
 
+  test('a body that is not JSON is a 400 and changes no user', async () => {
+    const asForm = (fields: Record<string, string>) => {
+      const { body, headers } = form(fields)
+      return [body, { ...admin, ...headers }] as const
+    }
+    const created = await server.api(
+      'POST',
+      '/api/v1/users',
+      ...asForm({ username: 'formulario', password: 'form-password' }),
+    )
+    expect(created.status).toBe(400)
+    expect(created.body.error).toBe('invalid_body')
+    const listed = await server.api('GET', '/api/v1/users?limit=1000', undefined, admin)
+    expect(listed.body.map((u: { username: string }) => u.username)).not.toContain('formulario')
+    const me = listed.body.find((u: { username: string }) => u.username === ADMIN.username)
+    const patched = await server.api(
+      'PATCH',
+      `/api/v1/users/${me.id}`,
+      ...asForm({ role: 'viewer' }),
+    )
+    expect(patched.status).toBe(400)
+    expect(patched.body.error).toBe('invalid_body')
+    expect((await server.api('GET', `/api/v1/users/${me.id}`, undefined, admin)).body).toEqual(me)
+  })
+
   test('the last admin can be neither demoted nor deleted', async () => {
     const [me] = (await server.api('GET', '/api/v1/users?role=admin', undefined, admin)).body
     const demote = await server.api('PATCH', `/api/v1/users/${me.id}`, { role: 'viewer' }, admin)

@@ -1,6 +1,6 @@
 // The client library (src/client) against real servers: typed handlers, actions, reconnect with backoff,
 // resume with since, gap reports, Eden Treaty REST calls, and token refresh where the server has login.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import {
   backoffDelay,
   createApi,
@@ -19,6 +19,9 @@ import {
 } from '../src/client'
 import { restartableServer, type RestartableServer } from './clients-kit'
 import { startTestServer, type TestServer } from './helpers'
+
+// bunfig's [test] timeout is not read (oven-sh/bun#7789); real servers, brokers and browsers need more than 5 s.
+setDefaultTimeout(30_000)
 
 const FAST = { initialMs: 20, maxMs: 250 }
 

@@ -1,5 +1,8 @@
-// The repository's own rules: one formatter, strict types, committed migrations that match the schema.
+// The repository's own rules: one formatter, strict types, committed migrations that match the schema,
+// and a README that documents every setting.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { readFileSync } from 'node:fs'
+import { loadConfig } from '../src/config'
 
 setDefaultTimeout(30_000)
 
@@ -28,4 +31,31 @@ describe('the codebase', () => {
     expect(generate.out).toContain('No schema changes')
     expect(out.length).toBeGreaterThan(0)
   }, 60_000)
+
+  test('has one Configuration table in the README with exactly the variables src/config.ts reads', () => {
+    const read = new Set<string>()
+    loadConfig(
+      new Proxy({} as Record<string, string | undefined>, {
+        get: (_, name) => {
+          if (typeof name === 'string') read.add(name)
+          return undefined
+        },
+      }),
+    )
+    const readme = readFileSync(`${import.meta.dir}/../README.md`, 'utf8')
+    expect(readme.match(/^## Configuration$/gm)).toHaveLength(1)
+    const section = readme.split(/^## Configuration$/m)[1]!.split(/^## /m)[0]!
+    const documented = section
+      .split('\n')
+      .filter((line) => line.startsWith('| `'))
+      .flatMap((line) => line.split('|')[1]!.split('/'))
+      .map((cell) => cell.trim().replace(/`/g, ''))
+    expect(documented.sort()).toEqual([...read].sort())
+    // No other table has a row per variable (the AUTH_MODE table's header names one): sections link here.
+    const rows = readme
+      .replace(section, '')
+      .split('\n')
+      .filter((line, i, lines) => /^\| `[A-Z_]+`/.test(line) && !lines[i + 1]?.startsWith('| ---'))
+    expect(rows).toEqual([])
+  })
 })

@@ -1,9 +1,9 @@
 // Configuration: the defaults of CONTRACT §1, one clear line for each bad value, and the real entry point.
-import { describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { existsSync, rmSync } from 'node:fs'
+import { afterAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { existsSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConfigError, loadConfig } from '../src/config'
-import { tempDir } from './helpers'
+import { startTestServer, tempDir } from './helpers'
 
 setDefaultTimeout(30_000)
 
@@ -150,75 +150,141 @@ const childEnv = (env: Record<string, string>) => ({
   ...env,
 })
 
+/** Runs `bun src/index.ts` as a real process, from `cwd`, with only `env` (and what Bun needs). */
+const spawnEntry = (env: Record<string, string>, cwd = ROOT) =>
+  Bun.spawn(['bun', join(ROOT, 'src/index.ts')], {
+    cwd,
+    env: childEnv(env),
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+
+/** Folders for one test's files, removed when the file's tests are done. */
+const scratchDirs: string[] = []
+afterAll(() => {
+  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true })
+})
+const scratch = () => {
+  const dir = tempDir()
+  scratchDirs.push(dir)
+  return dir
+}
+
+/** Hands a started entry point's URL and log to `check`, then stops it with SIGTERM: exit code 0. */
+async function whileListening(
+  proc: ReturnType<typeof spawnEntry>,
+  check: (url: string, log: string) => Promise<void>,
+) {
+  try {
+    const { url, log } = await listening(proc.stderr)
+    await check(url, log)
+    proc.kill('SIGTERM')
+    expect(await proc.exited).toBe(0)
+  } finally {
+    proc.kill()
+  }
+}
+
+/** Waits for a process that should stop by itself: its exit code and its non-blank output lines. */
+async function finished(proc: ReturnType<typeof spawnEntry>) {
+  const [code, out, err] = await Promise.all([
+    proc.exited,
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+  ])
+  return { code, lines: `${out}${err}`.split('\n').filter((line) => line.trim() !== '') }
+}
+
 describe('the entry point bun src/index.ts', () => {
   test('with PORT=abc exits non-zero, printing one line that names PORT', async () => {
-    const proc = Bun.spawn(['bun', 'src/index.ts'], {
-      cwd: ROOT,
-      env: childEnv({ PORT: 'abc' }),
-      stdout: 'pipe',
-      stderr: 'pipe',
-    })
-    const [code, out, err] = await Promise.all([
-      proc.exited,
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-    ])
+    const { code, lines } = await finished(spawnEntry({ PORT: 'abc' }))
     expect(code).not.toBe(0)
-    const lines = `${out}${err}`.split('\n').filter((line) => line.trim() !== '')
     expect(lines).toHaveLength(1)
     expect(lines[0]).toContain('PORT')
     expect(lines[0]).toContain('abc')
   }, 30_000)
 
   test('with DATABASE_URL=mysql://x exits non-zero, printing one line that names DATABASE_URL', async () => {
-    const proc = Bun.spawn(['bun', 'src/index.ts'], {
-      cwd: ROOT,
-      env: childEnv({ DATABASE_URL: 'mysql://x' }),
-      stdout: 'pipe',
-      stderr: 'pipe',
-    })
-    const [code, out, err] = await Promise.all([
-      proc.exited,
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-    ])
+    const { code, lines } = await finished(spawnEntry({ DATABASE_URL: 'mysql://x' }))
     expect(code).not.toBe(0)
-    const lines = `${out}${err}`.split('\n').filter((line) => line.trim() !== '')
     expect(lines).toEqual([expect.stringContaining('DATABASE_URL')])
   }, 30_000)
 
-  test('with the defaults and a DATABASE_URL in a new folder, creates the folder, answers /health and stops on SIGTERM', async () => {
-    const dir = tempDir()
-    const dbPath = join(dir, 'nested', 'deeper', 'sensors.db')
+  test('with the defaults and a DATABASE_URL in a new folder, creates the folder, answers /health, warns about the random JWT_SECRET and stops on SIGTERM', async () => {
+    const dbPath = join(scratch(), 'nested', 'deeper', 'sensors.db')
     // PORT=0 instead of the default 8000, which another process on this machine may hold.
-    const proc = Bun.spawn(['bun', 'src/index.ts'], {
-      cwd: ROOT,
-      env: childEnv({ DATABASE_URL: `sqlite:${dbPath}`, PORT: '0' }),
-      stdout: 'pipe',
-      stderr: 'pipe',
-    })
-    try {
-      const url = await listeningUrl(proc.stderr)
-      const health = await fetch(`${url}/health`)
-      expect(health.status).toBe(200)
-      expect(await health.json()).toMatchObject({
-        status: 'ok',
-        database: { status: 'ok', dialect: 'sqlite' },
-        websocket: { connections: 0, max_connections: 100 },
-      })
+    await whileListening(
+      spawnEntry({ DATABASE_URL: `sqlite:${dbPath}`, PORT: '0' }),
+      async (url, log) => {
+        const health = await fetch(`${url}/health`)
+        expect(health.status).toBe(200)
+        expect(await health.json()).toMatchObject({
+          status: 'ok',
+          database: { status: 'ok', dialect: 'sqlite' },
+          websocket: { connections: 0, max_connections: 100 },
+        })
+        expect(existsSync(dbPath)).toBe(true)
+        expect(log).toMatch(/WARN JWT_SECRET is not set: using a random secret/)
+      },
+    )
+  }, 30_000)
+
+  test('reads a .env file in its working folder; the environment wins over it', async () => {
+    const dir = scratch()
+    const dbPath = join(dir, 'from-dotenv.db')
+    writeFileSync(
+      join(dir, '.env'),
+      `PORT=0\nDATABASE_URL=sqlite:${dbPath}\nWEBSOCKET_MAX_CONNECTIONS=7\nLOG_LEVEL=silent\n`,
+    )
+    // LOG_LEVEL=silent in the file would hide the line `listening` waits for.
+    await whileListening(spawnEntry({ LOG_LEVEL: 'info' }, dir), async (url) => {
+      const health = await (await fetch(`${url}/health`)).json()
+      expect(health.websocket.max_connections).toBe(7)
       expect(existsSync(dbPath)).toBe(true)
-      proc.kill('SIGTERM')
-      expect(await proc.exited).toBe(0)
+    })
+  }, 30_000)
+
+  test('on a port another server holds exits non-zero naming the port, and the other server keeps it', async () => {
+    const holder = await startTestServer()
+    try {
+      const { code, lines } = await finished(
+        spawnEntry({
+          PORT: String(holder.port),
+          HOST: '127.0.0.1',
+          DATABASE_URL: `sqlite:${join(scratch(), 'second.db')}`,
+        }),
+      )
+      expect(code).not.toBe(0)
+      expect(lines.at(-1)).toContain(`port ${holder.port}`)
+      expect((await fetch(`${holder.base}/health`)).status).toBe(200)
     } finally {
-      proc.kill()
-      rmSync(dir, { recursive: true, force: true })
+      await holder.stop()
     }
   }, 30_000)
 })
 
-/** Reads the child's log (to its end, so the pipe stays open) and resolves with the listening URL. */
-function listeningUrl(stream: ReadableStream<Uint8Array>) {
-  return new Promise<string>((resolve, reject) => {
+describe('DATABASE_URL=sqlite::memory:', () => {
+  test('serves REST and replays the events of its one in-memory database', async () => {
+    const server = await startTestServer({ DATABASE_URL: 'sqlite::memory:' })
+    try {
+      const created = await server.api('POST', '/api/v1/sensors', { tipo: 't', modelo: 'm' })
+      expect(created.status).toBe(201)
+      expect((await server.api('GET', `/api/v1/sensors/${created.body.id}`)).body).toEqual(
+        created.body,
+      )
+      const client = await server.ws('/api/v1/ws', { channel: 'sensors', since: 0 })
+      expect(await client.connected()).toMatchObject({ recovered: true })
+      expect(await client.event()).toMatchObject({ entity_id: created.body.id, data: created.body })
+      await client.close()
+    } finally {
+      await server.stop()
+    }
+  })
+})
+
+/** Reads the child's log (to its end, so the pipe stays open); resolves with the listening URL and the log so far. */
+function listening(stream: ReadableStream<Uint8Array>) {
+  return new Promise<{ url: string; log: string }>((resolve, reject) => {
     const decoder = new TextDecoder()
     let log = ''
     const reader = stream.getReader()
@@ -226,7 +292,7 @@ function listeningUrl(stream: ReadableStream<Uint8Array>) {
       for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
         log += decoder.decode(chunk.value, { stream: true })
         const found = /listening on (http:\/\/\S+)/.exec(log)
-        if (found) resolve(found[1]!)
+        if (found) resolve({ url: found[1]!, log })
       }
       reject(new Error(`the server exited before listening:\n${log}`))
     })()

@@ -1,6 +1,7 @@
 // Test kit for the delivery tests: a WebSocket peer on a bare TCP socket that reads only when told to
-// and never answers pings (a stalled or dead client), and readers for what the server reports.
-import type { TestServer } from './helpers'
+// and never answers pings (a stalled or dead client), and servers that live for one test.
+import { afterEach } from 'bun:test'
+import { startTestServer, type TestServer } from './helpers'
 
 export interface Frame {
   opcode: number
@@ -130,20 +131,18 @@ export class RawWs {
   }
 }
 
-/** A sample's value from /metrics (0 when absent); `labels` narrows to one series. */
-export async function metric(server: TestServer, name: string, labels?: string) {
-  const text = await (await fetch(`${server.base}/metrics`)).text()
-  const line = text
-    .split('\n')
-    .find((l) => l.startsWith(labels ? `${name}{` : `${name} `) && (!labels || l.includes(labels)))
-  return line ? Number(line.split(' ').at(-1)) : 0
-}
-
-/** Re-checks a condition the server reports until it holds (gives up after 20 s). */
-export async function waitFor(check: () => Promise<boolean>) {
-  for (let i = 0; i < 400; i++) {
-    if (await check()) return
-    await Bun.sleep(50)
+/**
+ * `start(env)` for a file whose tests each start their own servers: every server a test started is
+ * stopped after it.
+ */
+export function serversPerTest() {
+  const servers: TestServer[] = []
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => s.stop()))
+  })
+  return async (env: Record<string, string> = {}) => {
+    const server = await startTestServer(env)
+    servers.push(server)
+    return server
   }
-  throw new Error('condition never held')
 }

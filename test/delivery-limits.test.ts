@@ -1,21 +1,13 @@
 // Containment: a client that stops reading, floods, sends oversize frames or stops answering pings
 // is closed with the contract's code, counted in /metrics, gone from the stats, and nobody else suffers.
-import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { settle, startTestServer, type TestServer } from './helpers'
-import { metric, RawWs } from './delivery-kit'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { metric, settle, type TestServer } from './helpers'
+import { RawWs, serversPerTest } from './delivery-kit'
 
 // Real servers and processes on a shared 2-core machine: the 5 s default is too tight.
 setDefaultTimeout(30_000)
 
-const servers: TestServer[] = []
-const start = async (env: Record<string, string> = {}) => {
-  const server = await startTestServer(env)
-  servers.push(server)
-  return server
-}
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop()))
-})
+const start = serversPerTest()
 
 const generalConnections = async (server: TestServer) =>
   (await server.api('GET', '/api/v1/ws/stats/general')).body.connections as number

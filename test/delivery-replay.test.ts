@@ -1,6 +1,6 @@
 // Resuming with `since`: every missed event once and in order, the seam with the live stream,
 // retention (`recovered: false`), epochs, and replay that waits for a slow reader instead of dropping.
-import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { Elysia } from 'elysia'
 import { join } from 'node:path'
 import { loadConfig } from '../src/config'
@@ -8,25 +8,13 @@ import { createContext } from '../src/context'
 import { websocketOptions } from '../src/realtime'
 import { realtimeRoutes, type Admit } from '../src/realtime/routes'
 import { CLOSE, parseChannels } from '../src/realtime/socket'
-import { settle, startTestServer, tempDir, WsClient, type TestServer } from './helpers'
-import { metric, RawWs, waitFor } from './delivery-kit'
+import { createSensor, metric, settle, tempDir, until, WsClient, type TestServer } from './helpers'
+import { RawWs, serversPerTest } from './delivery-kit'
 
 // Real servers and processes on a shared 2-core machine: the 5 s default is too tight.
 setDefaultTimeout(30_000)
 
-const servers: TestServer[] = []
-const start = async (env: Record<string, string> = {}) => {
-  const server = await startTestServer(env)
-  servers.push(server)
-  return server
-}
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop()))
-})
-
-const createSensor = async (server: TestServer) =>
-  (await server.api('POST', '/api/v1/sensors', { tipo: 'temperatura', modelo: 'DHT22' })).body
-    .id as number
+const start = serversPerTest()
 
 const reading = (sensorId: number, i: number) => ({
   sensor_id: sensorId,
@@ -122,7 +110,10 @@ describe('resuming with since', () => {
     })
     const client = await RawWs.connect(`${server.base}/api/v1/ws?channel=general&since=${since}`)
     client.pause()
-    await waitFor(async () => (await metric(server, 'vigia_ws_replay_pauses_total')) >= 1)
+    await until(
+      async () => (await metric(server, 'vigia_ws_replay_pauses_total')) >= 1,
+      'a replay pause',
+    )
     const duringReplay = written
     client.resume()
     // Past the backlog and past what was written while the replay was held: the seam is behind us.
@@ -218,7 +209,10 @@ describe('retention and history', () => {
     const raw = await RawWs.connect(`${server.base}/api/v1/ws?channel=general&since=${since}`)
     raw.pause()
     // While the paused reader holds the replay, a retention pass keeps every event after its cursor.
-    await waitFor(async () => (await metric(server, 'vigia_ws_replay_pauses_total')) >= 1)
+    await until(
+      async () => (await metric(server, 'vigia_ws_replay_pauses_total')) >= 1,
+      'a replay pause',
+    )
     await server.ctx.realtime.prune()
     raw.resume()
     await raw.next((f) => f.opcode === 1 && JSON.parse(f.payload.toString()).seq === last)
@@ -241,7 +235,10 @@ describe('retention and history', () => {
     const last = server.ctx.realtime.publisher.lastSeq
     const raw = await RawWs.connect(`${server.base}/api/v1/ws?channel=general&since=${since}`)
     raw.pause()
-    await waitFor(async () => (await metric(server, 'vigia_ws_replay_pauses_total')) >= 1)
+    await until(
+      async () => (await metric(server, 'vigia_ws_replay_pauses_total')) >= 1,
+      'a replay pause',
+    )
     raw.resume()
     await raw.next((f) => f.opcode === 1 && JSON.parse(f.payload.toString()).seq === last)
     expect(seqs(raw.messages().filter((m) => m.type === 'system_event'))).toEqual(

@@ -109,6 +109,37 @@ describe('GET /swagger/json', () => {
     expect(schema.required).toEqual(expect.arrayContaining(['error', 'message']))
   })
 
+  test('documents every HTTP route the server serves, under a declared tag, except the hidden pages and assets', () => {
+    const served = server.app.routes.filter(
+      (route) => route.method !== 'WS' && !(route.hooks.detail as { hide?: boolean })?.hide,
+    )
+    expect(served.length).toBeGreaterThan(ROUTES.length)
+    const declared = doc.tags.map((t) => t.name)
+    for (const route of served) {
+      const path = route.path.replace(/:(\w+)/g, '{$1}')
+      const op = doc.paths[path]?.[route.method.toLowerCase()]
+      expect({ route: `${route.method} ${path}`, documented: op !== undefined }).toEqual({
+        route: `${route.method} ${path}`,
+        documented: true,
+      })
+      expect(typeof op.summary).toBe('string')
+      expect(op.tags.length).toBeGreaterThan(0)
+      for (const tag of op.tags) expect(declared).toContain(tag)
+    }
+  })
+
+  test('gives no enum a default, so a value left out is never filled in silently', () => {
+    const defaulted: string[] = []
+    const walk = (node: unknown, path: string) => {
+      if (!node || typeof node !== 'object') return
+      const schema = node as Record<string, unknown>
+      if (Array.isArray(schema.enum) && 'default' in schema) defaulted.push(path)
+      for (const [key, value] of Object.entries(schema)) walk(value, `${path}/${key}`)
+    }
+    walk(doc.paths, '')
+    expect(defaulted).toEqual([])
+  })
+
   test('declares every tag it uses', () => {
     const declared = doc.tags.map((t) => t.name)
     for (const [, , tag] of ROUTES) expect(declared).toContain(tag)

@@ -290,3 +290,40 @@ export async function settle(server: TestServer, client: WsClient, channel: stri
   if (res.status !== 200) throw new Error(`marker failed: ${JSON.stringify(res.body)}`)
   await client.event((m) => m.type === 'system_event' && m.message === marker)
 }
+
+/** Creates a temperature sensor (fields of `body` on top) and returns its id. */
+export async function createSensor(server: TestServer, body: Record<string, unknown> = {}) {
+  const res = await server.api('POST', '/api/v1/sensors', {
+    tipo: 'temperatura',
+    modelo: 'DHT22',
+    ...body,
+  })
+  if (res.status !== 201) throw new Error(`sensor not created: ${JSON.stringify(res.body)}`)
+  return res.body.id as number
+}
+
+/** The value of one series in /metrics (`labels` such as `reason="slow"`); 0 when absent. */
+export async function metric(server: TestServer, name: string, labels?: string) {
+  const text = await (await fetch(`${server.base}/metrics`)).text()
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith(labels ? `${name}{` : `${name} `) && (!labels || l.includes(labels)))
+  return line ? Number(line.split(' ').at(-1)) : 0
+}
+
+/** Polls a condition that no event announces (a port, a metric, an HTTP answer). */
+export async function until(check: () => Promise<boolean>, what: string, timeout = 20_000) {
+  const deadline = Date.now() + timeout
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await Bun.sleep(20)
+  }
+}
+
+/** A server for a whole file and a client on `general` that has had its greeting. */
+export async function startWatchedServer(env: Record<string, string> = {}) {
+  const server = await startTestServer(env)
+  const general = await server.ws('/api/v1/ws', { channel: 'general' })
+  await general.connected()
+  return { server, general }
+}

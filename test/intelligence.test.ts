@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { rmSync } from 'node:fs'
 import { generate, gaussian, rng, temperatureSpec } from '../scripts/synthetic'
 import { ConfigError, loadConfig } from '../src/config'
-import { settle, startTestServer, tempDir, type TestServer } from './helpers'
+import { createSensor, settle, startTestServer, tempDir, type TestServer } from './helpers'
 
 const START = Date.UTC(2025, 6, 1)
 const MIN = 60_000
@@ -20,16 +20,6 @@ beforeAll(async () => {
   server = await startTestServer({ ANOMALY_AUTO_RESOLVE_READINGS: '3' })
 })
 afterAll(() => server.stop())
-
-async function newSensor(s: TestServer, body: Record<string, unknown> = {}) {
-  const res = await s.api('POST', '/api/v1/sensors', {
-    tipo: 'temperatura',
-    modelo: 'DHT22',
-    ...body,
-  })
-  expect(res.status).toBe(201)
-  return res.body.id as number
-}
 
 /** Stores readings of one variable at one per minute from `from`, in batches of 1000. */
 async function feed(s: TestServer, sensorId: number, values: number[], from = START) {
@@ -58,7 +48,7 @@ const quiet = (n: number, seed = 1) => generate(temperatureSpec(START, n), [], s
 
 describe('anomaly detection on stored readings', () => {
   test('a 10-sigma spike is recorded as an open statistical anomaly and announced as anomaly_detected on anomalies, anomalies:<id>, sensors:<id> and general', async () => {
-    const id = await newSensor(server)
+    const id = await createSensor(server)
     const history = quiet(200)
     await feed(server, id, history)
     expect(await anomaliesOf(server, id)).toEqual([])
@@ -101,13 +91,13 @@ describe('anomaly detection on stored readings', () => {
   })
 
   test('a clean day of readings raises nothing', async () => {
-    const id = await newSensor(server)
+    const id = await createSensor(server)
     await feed(server, id, quiet(1440, 4))
     expect(await anomaliesOf(server, id)).toEqual([])
   })
 
   test('while an anomaly is open a new hit updates it (count, last value, severity rises) and emits updated instead of opening another', async () => {
-    const id = await newSensor(server, { thresholds: { temperatura: { max: 30 } } })
+    const id = await createSensor(server, { thresholds: { temperatura: { max: 30 } } })
     const [client] = await listeners(server, [`anomalies:${id}`])
     const post = (temperatura: number, minute: number) =>
       server.api('POST', '/api/v1/readings', {
@@ -142,7 +132,7 @@ describe('anomaly detection on stored readings', () => {
   })
 
   test('a threshold rule held for 3 readings raises on the third, and a batch folds its hits into one anomaly', async () => {
-    const id = await newSensor(server, {
+    const id = await createSensor(server, {
       thresholds: { temperatura: { max: 30, for_readings: 3 } },
     })
     await feed(server, id, [31, 31])
@@ -169,8 +159,8 @@ describe('anomaly detection on stored readings', () => {
       tipo: 'camara-fria',
       thresholds: { temperatura: { min: -25, max: -15 } },
     })
-    const plain = await newSensor(server, { tipo: 'camara-fria' })
-    const own = await newSensor(server, {
+    const plain = await createSensor(server, { tipo: 'camara-fria' })
+    const own = await createSensor(server, {
       tipo: 'camara-fria',
       thresholds: { temperatura: { min: -30, max: 0 } },
     })
@@ -206,8 +196,18 @@ describe('anomaly detection on stored readings', () => {
     })
   })
 
+  test('type thresholds sent as anything but JSON are a 400 and set nothing', async () => {
+    const url = '/api/v1/sensor-types/formulario/thresholds'
+    const res = await server.api('PUT', url, 'temperatura[max]=30', {
+      'content-type': 'application/x-www-form-urlencoded',
+    })
+    expect(res.status).toBe(400)
+    expect(res.body.error).toBe('invalid_body')
+    expect((await server.api('GET', url)).status).toBe(404)
+  })
+
   test('a new sensor raises nothing statistical on its first readings (warm-up)', async () => {
-    const id = await newSensor(server)
+    const id = await createSensor(server)
     await feed(server, id, [21, 21.1, 20.9, 21, 95, 21])
     expect(await anomaliesOf(server, id)).toEqual([])
   })
@@ -215,7 +215,7 @@ describe('anomaly detection on stored readings', () => {
 
 describe('the anomaly lifecycle', () => {
   async function openAnomaly() {
-    const id = await newSensor(server, { thresholds: { temperatura: { max: 30 } } })
+    const id = await createSensor(server, { thresholds: { temperatura: { max: 30 } } })
     await feed(server, id, [35])
     const [anomaly] = await anomaliesOf(server, id)
     return { sensor: id, anomaly }
@@ -267,6 +267,20 @@ describe('the anomaly lifecycle', () => {
     await client!.close()
   })
 
+  test('resolving itself, an acknowledged anomaly keeps acknowledged_at, as POST /resolve does', async () => {
+    const { sensor, anomaly } = await openAnomaly()
+    const [client] = await listeners(server, [`anomalies:${sensor}`])
+    const ack = await server.api('POST', `/api/v1/anomalies/${anomaly.id}/acknowledge`)
+    await feed(server, sensor, [25, 25, 25], START + MIN)
+    const event = await client!.event((m) => m.data.status === 'resolved')
+    expect(event.data).toMatchObject({
+      id: anomaly.id,
+      acknowledged_at: ack.body.acknowledged_at,
+      resolved_at: expect.any(String),
+    })
+    await client!.close()
+  })
+
   test('listing without filters shows anomalies of every status, and PATCH leaves the fields it does not name', async () => {
     const { sensor, anomaly } = await openAnomaly()
     await server.api('POST', `/api/v1/anomalies/${anomaly.id}/resolve`)
@@ -293,7 +307,7 @@ describe('detector state', () => {
     const dir = tempDir()
     const env = { DATABASE_URL: `sqlite:${join(dir, 'state.db')}` }
     const first = await startTestServer(env)
-    const id = await newSensor(first)
+    const id = await createSensor(first)
     const history = quiet(300, 7)
     await feed(first, id, history)
     await first.stop()
@@ -318,7 +332,7 @@ describe('detector state', () => {
 
 describe('detector state cache', () => {
   test('a transaction rolled back after writing states leaves the detector as the database has it', async () => {
-    const id = await newSensor(server)
+    const id = await createSensor(server)
     await feed(server, id, quiet(50))
     const { db, intelligence } = server.ctx
     const key = `${id}:temperatura`
@@ -341,7 +355,7 @@ describe('detector state cache', () => {
 
 describe('predictions', () => {
   test('a request answers 201 pending, then prediction_completed reaches predictions, predictions:<id>, sensors:<id> and general, with a model that beats naive on a trended series', async () => {
-    const id = await newSensor(server)
+    const id = await createSensor(server)
     const rand = rng(11)
     await feed(
       server,
@@ -381,7 +395,7 @@ describe('predictions', () => {
   })
 
   test('too little history fails with a reason, announced like any outcome, and no forecast', async () => {
-    const id = await newSensor(server)
+    const id = await createSensor(server)
     await feed(server, id, [20, 20.5, 21])
     const [client] = await listeners(server, [`predictions:${id}`])
     const res = await server.api('POST', '/api/v1/predictions', {
@@ -422,7 +436,7 @@ describe('predictions', () => {
       PREDICTION_HORIZON_MINUTES: '15',
     })
     try {
-      const id = await newSensor(scheduled)
+      const id = await createSensor(scheduled)
       const [client] = await listeners(scheduled, [`predictions:${id}`])
       await feed(scheduled, id, quiet(120, 3))
       const done = await client!.event((m) => m.event_type === 'prediction_completed', 10_000)

@@ -1,15 +1,21 @@
 // MQTT delivery guarantees against real Mosquitto brokers: bursts, broker and server restarts, storage
 // failures. Tests that stop a broker use a private Mosquitto so the machine's one is never touched.
 import { Database as SQLite } from 'bun:sqlite'
-import { afterEach, describe, expect, test } from 'bun:test'
+import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { settle, startTestServer, tempDir, type TestServer } from './helpers'
+import {
+  createSensor,
+  metric,
+  settle,
+  startTestServer,
+  tempDir,
+  until,
+  type TestServer,
+} from './helpers'
 import {
   allReadings,
-  createSensor,
   dropSession,
-  metric,
   mqttReady,
   PrivateBroker,
   publish,
@@ -20,8 +26,10 @@ import {
   SYSTEM_BROKER,
   topics,
   uid,
-  until,
 } from './mqtt-kit'
+
+// bunfig's [test] timeout is not read (oven-sh/bun#7789); real servers, brokers and browsers need more than 5 s.
+setDefaultTimeout(30_000)
 
 const cleanup: (() => Promise<unknown>)[] = []
 afterEach(async () => {
@@ -56,6 +64,18 @@ async function restart(env: Record<string, string>, previous: TestServer) {
 }
 
 const health = async (server: TestServer) => (await server.api('GET', '/health')).body
+
+/** A server that made a sensor and stopped (its MQTT session stays with the broker), and a publisher. */
+async function serverGone() {
+  const { env, topic } = restartable(SYSTEM_BROKER)
+  const first = await startMqttServer(env)
+  cleanup.push(() => first.stop())
+  const sensor = await createSensor(first)
+  await first.stop()
+  const pub = await publisher()
+  cleanup.push(() => pub.endAsync())
+  return { env, topic, first, sensor, pub }
+}
 
 describe('MQTT delivery', () => {
   test('10,000 readings published in a burst are all stored, in order, and each emitted once', async () => {
@@ -138,14 +158,7 @@ describe('MQTT delivery', () => {
   }, 120_000)
 
   test('readings published while the server is down are delivered, in order, when it comes back', async () => {
-    const { env, topic } = restartable(SYSTEM_BROKER)
-    const first = await startMqttServer(env)
-    cleanup.push(() => first.stop())
-    const sensor = await createSensor(first)
-    await first.stop()
-
-    const pub = await publisher()
-    cleanup.push(() => pub.endAsync())
+    const { env, topic, first, sensor, pub } = await serverGone()
     const base = Date.parse('2025-07-20T10:00:00Z')
     for (const i of range(0, 50))
       await publish(pub, topic.of(sensor), { ts: base + i * 60_000, values: { temperatura: i } })
@@ -161,14 +174,7 @@ describe('MQTT delivery', () => {
   }, 60_000)
 
   test('a backlog is stored in batches where a message the service refuses spoils only itself', async () => {
-    const { env, topic } = restartable(SYSTEM_BROKER)
-    const first = await startMqttServer(env)
-    cleanup.push(() => first.stop())
-    const sensor = await createSensor(first)
-    await first.stop()
-
-    const pub = await publisher()
-    cleanup.push(() => pub.endAsync())
+    const { env, topic, first, sensor, pub } = await serverGone()
     const backlog = [
       [sensor, { temperatura: 1 }],
       [sensor, {}],

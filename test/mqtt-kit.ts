@@ -3,7 +3,7 @@
 import { chmodSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
-import { startTestServer, tempDir, type TestServer, type WsClient } from './helpers'
+import { startTestServer, tempDir, until, type TestServer, type WsClient } from './helpers'
 
 export const SYSTEM_BROKER = 'mqtt://127.0.0.1:1883'
 
@@ -51,15 +51,6 @@ async function portOpen(port: number) {
     return true
   } catch {
     return false
-  }
-}
-
-/** Polls a condition (a port, an HTTP answer) that no event announces. */
-export async function until(check: () => Promise<boolean>, what: string, timeout = 10_000) {
-  const deadline = Date.now() + timeout
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await Bun.sleep(20)
   }
 }
 
@@ -145,19 +136,6 @@ export async function startMqttServer(env: Record<string, string> & { MQTT_TOPIC
   })
   await mqttReady(server)
   return server
-}
-
-export async function createSensor(server: TestServer) {
-  const res = await server.api('POST', '/api/v1/sensors', { tipo: 'temperatura', modelo: 'DHT22' })
-  if (res.status !== 201) throw new Error(`sensor: ${JSON.stringify(res.body)}`)
-  return res.body.id as number
-}
-
-export async function metric(server: TestServer, name: string, labels = '') {
-  const res = await fetch(`${server.base}/metrics`)
-  const text = await res.text()
-  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `))
-  return line === undefined ? 0 : Number(line.split(' ')[1])
 }
 
 export async function readingCount(server: TestServer, sensorId: number) {

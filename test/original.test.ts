@@ -1,5 +1,6 @@
 // The original specification's examples, exactly as written there, against a real server.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { ISO_Z } from './assert'
 import { startTestServer, type TestServer } from './helpers'
 
 setDefaultTimeout(30_000)
@@ -9,8 +10,6 @@ beforeAll(async () => {
   server = await startTestServer()
 })
 afterAll(() => server.stop())
-
-const ISO_Z = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$/
 
 describe('the original examples', () => {
   test('creating a sensor with the original curl body answers 201 and sends the original event to sensors and general', async () => {

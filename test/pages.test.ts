@@ -1,10 +1,13 @@
 // The pages in real headless Chromium: the WebSocket test client, the live dashboard, the index and Swagger UI.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { insertOne } from '../src/lib/crud'
 import { predictionResource } from '../src/modules/predictions/service'
 import { launchChromium, restartableServer, type RestartableServer } from './clients-kit'
 import { startTestServer, type TestServer } from './helpers'
+
+// bunfig's [test] timeout is not read (oven-sh/bun#7789); real servers, brokers and browsers need more than 5 s.
+setDefaultTimeout(30_000)
 
 const PAGE_TEST_MS = 60_000
 

@@ -1,7 +1,7 @@
 // The WebSocket protocol: greeting, actions and their acknowledgements, errors, close codes, limits, stats.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { expectError, ISO_Z } from './assert'
-import { settle, startTestServer, type TestServer, type WsClient } from './helpers'
+import { settle, startTestServer, type TestServer } from './helpers'
 
 setDefaultTimeout(30_000)
 

@@ -2,15 +2,16 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { anomalies } from '../src/db/schema'
 import {
-  eventState,
+  expectDeleted,
   expectEntityEvent,
   expectError,
+  expectFoundById,
   expectInvalid,
-  expectNoNewEvents,
+  expectUnchanged,
   ISO_Z,
   rowCount,
 } from './assert'
-import { startTestServer, type TestServer, type WsClient } from './helpers'
+import { createSensor, startWatchedServer, type TestServer, type WsClient } from './helpers'
 
 setDefaultTimeout(30_000)
 
@@ -18,15 +19,9 @@ let server: TestServer
 let general: WsClient
 let sensorId: number
 
-const newSensor = async () =>
-  (await server.api('POST', '/api/v1/sensors', { tipo: 'temperatura', modelo: 'DHT22' })).body
-    .id as number
-
 beforeAll(async () => {
-  server = await startTestServer()
-  general = await server.ws('/api/v1/ws', { channel: 'general' })
-  await general.connected()
-  sensorId = await newSensor()
+  ;({ server, general } = await startWatchedServer())
+  sensorId = await createSensor(server)
 })
 afterAll(() => server.stop())
 
@@ -41,13 +36,8 @@ const create = async (body: Record<string, unknown> = {}) => {
   return res.body
 }
 
-async function unchanged(run: () => Promise<void>) {
-  const before = await eventState(server)
-  const stored = await rowCount(server, anomalies)
-  await run()
-  expect(await rowCount(server, anomalies)).toBe(stored)
-  await expectNoNewEvents(server, before)
-}
+/** Bad input must leave the table and the event log as they were. */
+const unchanged = (run: () => Promise<void>) => expectUnchanged(server, anomalies, run)
 
 describe('POST /api/v1/anomalies', () => {
   test('records an anomaly with its defaults, answers 201, and emits anomaly_detected', async () => {
@@ -162,7 +152,7 @@ describe('GET /api/v1/anomalies', () => {
   let sensor: number
   let made: { id: number }[]
   beforeAll(async () => {
-    sensor = await newSensor()
+    sensor = await createSensor(server)
     made = [
       await create({ sensor_id: sensor, severity: 'minor' }),
       await create({ sensor_id: sensor, variable: 'humedad', severity: 'major' }),
@@ -221,10 +211,7 @@ describe('GET /api/v1/anomalies', () => {
 describe('GET /api/v1/anomalies/:id', () => {
   test('answers the anomaly, 404 for an unknown id, 422 for a bad one', async () => {
     const anomaly = await create()
-    expect((await server.api('GET', `/api/v1/anomalies/${anomaly.id}`)).body).toEqual(anomaly)
-    expectError(await server.api('GET', '/api/v1/anomalies/7777'), 404, 'not_found')
-    for (const id of ['a', '0', '2.5', '99999999999999999999'])
-      expectInvalid(await server.api('GET', `/api/v1/anomalies/${id}`), 'id')
+    await expectFoundById(server, '/api/v1/anomalies', 'Anomaly', anomaly)
   })
 })
 
@@ -338,27 +325,127 @@ describe('PATCH /api/v1/anomalies/:id', () => {
   })
 })
 
+describe('status changes', () => {
+  type Anomaly = Record<string, any>
+  const url = (a: Anomaly) => `/api/v1/anomalies/${a.id}`
+  const post = (a: Anomaly, action: string) => server.api('POST', `${url(a)}/${action}`)
+
+  /** An anomaly brought to `status` through the dedicated endpoints (a resolved one was acknowledged first). */
+  async function anomalyIn(status: string) {
+    const anomaly = await create()
+    if (status === 'open') return anomaly
+    expect((await post(anomaly, 'acknowledge')).status).toBe(200)
+    if (status === 'acknowledged') return (await server.api('GET', url(anomaly))).body
+    expect((await post(anomaly, 'resolve')).status).toBe(200)
+    return (await server.api('GET', url(anomaly))).body
+  }
+
+  /** What a call did to `before`: its answer, each timestamp kept, stamped or null, and whether it emitted. */
+  async function outcome(
+    before: Anomaly,
+    call: () => ReturnType<typeof server.api>,
+  ): Promise<Record<string, unknown>> {
+    const seq = server.ctx.realtime.publisher.lastSeq
+    const res = await call()
+    const emitted = server.ctx.realtime.publisher.lastSeq !== seq
+    const stored = (await server.api('GET', url(before))).body
+    if (res.status !== 200) {
+      expect(stored).toEqual(before)
+      return { code: res.status, error: res.body.error, emitted }
+    }
+    expect(stored).toEqual(res.body)
+    const stamp = (field: string) =>
+      res.body[field] === null ? 'null' : res.body[field] === before[field] ? 'kept' : 'stamped'
+    return {
+      code: 200,
+      status: res.body.status,
+      acknowledged_at: stamp('acknowledged_at'),
+      resolved_at: stamp('resolved_at'),
+      emitted,
+    }
+  }
+
+  const done = (status: string, acknowledged_at: string, resolved_at: string) => ({
+    code: 200,
+    status,
+    acknowledged_at,
+    resolved_at,
+    emitted: true,
+  })
+  const unchangedAs = (status: string, acknowledged_at: string, resolved_at: string) => ({
+    ...done(status, acknowledged_at, resolved_at),
+    emitted: false,
+  })
+  const RULES: [from: string, to: 'acknowledge' | 'resolve', expected: Record<string, unknown>][] =
+    [
+      ['open', 'acknowledge', done('acknowledged', 'stamped', 'null')],
+      ['open', 'resolve', done('resolved', 'null', 'stamped')],
+      ['acknowledged', 'acknowledge', unchangedAs('acknowledged', 'kept', 'null')],
+      ['acknowledged', 'resolve', done('resolved', 'kept', 'stamped')],
+      ['resolved', 'acknowledge', { code: 409, error: 'conflict', emitted: false }],
+      ['resolved', 'resolve', unchangedAs('resolved', 'kept', 'kept')],
+    ]
+  const STATUS = { acknowledge: 'acknowledged', resolve: 'resolved' } as const
+
+  for (const [from, action, expected] of RULES)
+    test(`from ${from}, POST /${action} and PATCH {"status":"${STATUS[action]}"} have the same effect`, async () => {
+      const viaEndpoint = await anomalyIn(from)
+      const viaPatch = await anomalyIn(from)
+      expect(await outcome(viaEndpoint, () => post(viaEndpoint, action))).toEqual(expected)
+      expect(
+        await outcome(viaPatch, () =>
+          server.api('PATCH', url(viaPatch), { status: STATUS[action] }),
+        ),
+      ).toEqual(expected)
+    })
+
+  test('PATCH {"status":"open"} reopens an anomaly and clears both timestamps; repeating it changes nothing', async () => {
+    const anomaly = await anomalyIn('resolved')
+    const reopen = () => server.api('PATCH', url(anomaly), { status: 'open' })
+    expect(await outcome(anomaly, reopen)).toEqual(done('open', 'null', 'null'))
+    const reopened = (await server.api('GET', url(anomaly))).body
+    expect(await outcome(reopened, reopen)).toEqual(unchangedAs('open', 'null', 'null'))
+  })
+
+  test('a PATCH that repeats the status and changes another field keeps the timestamps', async () => {
+    const anomaly = await anomalyIn('resolved')
+    const res = await server.api('PATCH', url(anomaly), { status: 'resolved', message: 'revisada' })
+    expect(res.body).toEqual({ ...anomaly, message: 'revisada', updated_at: expect.any(String) })
+    await expectEntityEvent(general, 'anomaly', 'updated', anomaly.id, 'update_anomaly')
+  })
+
+  test('PUT changes the status by the same rules', async () => {
+    const body = { sensor_id: sensorId, variable: 'temperatura', value: 1 }
+    const acknowledged = await anomalyIn('acknowledged')
+    const kept = await server.api('PUT', url(acknowledged), { ...body, status: 'acknowledged' })
+    expect(kept.body).toMatchObject({
+      status: 'acknowledged',
+      value: 1,
+      acknowledged_at: acknowledged.acknowledged_at,
+    })
+    const resolved = await anomalyIn('resolved')
+    await unchanged(async () => {
+      const refused = await server.api('PUT', url(resolved), { ...body, status: 'acknowledged' })
+      expectError(refused, 409, 'conflict')
+    })
+    const reopened = await server.api('PUT', url(resolved), body)
+    expect(reopened.body).toMatchObject({
+      status: 'open',
+      acknowledged_at: null,
+      resolved_at: null,
+    })
+  })
+})
+
 describe('DELETE /api/v1/anomalies/:id', () => {
   test('answers 204, emits deleted, and the anomaly is gone', async () => {
     const anomaly = await create()
-    const res = await fetch(`${server.base}/api/v1/anomalies/${anomaly.id}`, { method: 'DELETE' })
-    expect(res.status).toBe(204)
-    expect(await res.text()).toBe('')
-    const event = await expectEntityEvent(
-      general,
-      'anomaly',
-      'deleted',
-      anomaly.id,
-      'delete_anomaly',
-    )
-    expect(event.data).toEqual(anomaly)
-    expectError(await server.api('GET', `/api/v1/anomalies/${anomaly.id}`), 404)
-    expectError(await server.api('DELETE', `/api/v1/anomalies/${anomaly.id}`), 404)
+    await expectDeleted(server, general, '/api/v1/anomalies', 'anomaly', anomaly)
     expectInvalid(await server.api('DELETE', '/api/v1/anomalies/0'), 'id')
   })
 
   test('deleting the sensor deletes its anomalies', async () => {
-    const sensor = await newSensor()
+    const sensor = await createSensor(server)
     const anomaly = await create({ sensor_id: sensor })
     expect((await server.api('DELETE', `/api/v1/sensors/${sensor}`)).status).toBe(204)
     expectError(await server.api('GET', `/api/v1/anomalies/${anomaly.id}`), 404)

@@ -2,15 +2,16 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { locations } from '../src/db/schema'
 import {
-  eventState,
+  expectDeleted,
   expectEntityEvent,
   expectError,
+  expectFoundById,
   expectInvalid,
-  expectNoNewEvents,
+  expectUnchanged,
   ISO_Z,
   rowCount,
 } from './assert'
-import { settle, startTestServer, type TestServer, type WsClient } from './helpers'
+import { settle, startWatchedServer, type TestServer, type WsClient } from './helpers'
 
 setDefaultTimeout(30_000)
 
@@ -18,11 +19,12 @@ let server: TestServer
 let general: WsClient
 
 beforeAll(async () => {
-  server = await startTestServer()
-  general = await server.ws('/api/v1/ws', { channel: 'general' })
-  await general.connected()
+  ;({ server, general } = await startWatchedServer())
 })
 afterAll(() => server.stop())
+
+/** Bad input must leave the table and the event log as they were. */
+const unchanged = (run: () => Promise<void>) => expectUnchanged(server, locations, run)
 
 const create = async (body: Record<string, unknown> = {}) => {
   const res = await server.api('POST', '/api/v1/locations', { nombre: 'Invernadero', ...body })
@@ -68,28 +70,26 @@ describe('POST /api/v1/locations', () => {
   })
 
   test('each schema break is a 422 naming the field, and nothing is stored', async () => {
-    const before = await eventState(server)
-    const stored = await rowCount(server, locations)
-    const cases: [Record<string, unknown>, string][] = [
-      [{}, 'nombre'],
-      [{ nombre: '' }, 'nombre'],
-      [{ nombre: '  ' }, 'nombre'],
-      [{ nombre: 7 }, 'nombre'],
-      [{ nombre: 'x'.repeat(201) }, 'nombre'],
-      [{ nombre: 'A', descripcion: 'x'.repeat(2001) }, 'descripcion'],
-      [{ nombre: 'A', latitud: 90.5 }, 'latitud'],
-      [{ nombre: 'A', latitud: -91 }, 'latitud'],
-      [{ nombre: 'A', longitud: 180.01 }, 'longitud'],
-      [{ nombre: 'A', longitud: -181 }, 'longitud'],
-      [{ nombre: 'A', latitud: 'norte' }, 'latitud'],
-    ]
-    for (const [body, field] of cases)
-      expectInvalid(await server.api('POST', '/api/v1/locations', body), field)
-    const range = await server.api('POST', '/api/v1/locations', { nombre: 'A', latitud: 91 })
-    expect(range.body.message).toContain('less or equal to 90')
-    expectError(await server.api('POST', '/api/v1/locations', '{"nombre":'), 400, 'invalid_body')
-    expect(await rowCount(server, locations)).toBe(stored)
-    await expectNoNewEvents(server, before)
+    await unchanged(async () => {
+      const cases: [Record<string, unknown>, string][] = [
+        [{}, 'nombre'],
+        [{ nombre: '' }, 'nombre'],
+        [{ nombre: '  ' }, 'nombre'],
+        [{ nombre: 7 }, 'nombre'],
+        [{ nombre: 'x'.repeat(201) }, 'nombre'],
+        [{ nombre: 'A', descripcion: 'x'.repeat(2001) }, 'descripcion'],
+        [{ nombre: 'A', latitud: 90.5 }, 'latitud'],
+        [{ nombre: 'A', latitud: -91 }, 'latitud'],
+        [{ nombre: 'A', longitud: 180.01 }, 'longitud'],
+        [{ nombre: 'A', longitud: -181 }, 'longitud'],
+        [{ nombre: 'A', latitud: 'norte' }, 'latitud'],
+      ]
+      for (const [body, field] of cases)
+        expectInvalid(await server.api('POST', '/api/v1/locations', body), field)
+      const range = await server.api('POST', '/api/v1/locations', { nombre: 'A', latitud: 91 })
+      expect(range.body.message).toContain('less or equal to 90')
+      expectError(await server.api('POST', '/api/v1/locations', '{"nombre":'), 400, 'invalid_body')
+    })
   })
 })
 
@@ -139,12 +139,7 @@ describe('GET /api/v1/locations', () => {
 describe('GET /api/v1/locations/:id', () => {
   test('answers the location, 404 for an unknown id, 422 for a bad one', async () => {
     const location = await create()
-    expect((await server.api('GET', `/api/v1/locations/${location.id}`)).body).toEqual(location)
-    const missing = await server.api('GET', '/api/v1/locations/8080')
-    expectError(missing, 404, 'not_found')
-    expect(missing.body.message).toContain('Location 8080')
-    for (const id of ['abc', '0', '-2', '3.5', '123456789012345678901'])
-      expectInvalid(await server.api('GET', `/api/v1/locations/${id}`), 'id')
+    await expectFoundById(server, '/api/v1/locations', 'Location', location)
   })
 })
 
@@ -173,14 +168,14 @@ describe('PUT /api/v1/locations/:id', () => {
 
   test('bad input changes nothing', async () => {
     const location = await create()
-    const before = await eventState(server)
-    const url = `/api/v1/locations/${location.id}`
-    expectInvalid(await server.api('PUT', url, { descripcion: 'sin nombre' }), 'nombre')
-    expectInvalid(await server.api('PUT', url, { nombre: 'A', longitud: 200 }), 'longitud')
-    expectError(await server.api('PUT', url, 'nombre', { 'content-type': 'text/plain' }), 400)
-    expectError(await server.api('PUT', '/api/v1/locations/6060', { nombre: 'A' }), 404)
-    expect((await server.api('GET', url)).body).toEqual(location)
-    await expectNoNewEvents(server, before)
+    await unchanged(async () => {
+      const url = `/api/v1/locations/${location.id}`
+      expectInvalid(await server.api('PUT', url, { descripcion: 'sin nombre' }), 'nombre')
+      expectInvalid(await server.api('PUT', url, { nombre: 'A', longitud: 200 }), 'longitud')
+      expectError(await server.api('PUT', url, 'nombre', { 'content-type': 'text/plain' }), 400)
+      expectError(await server.api('PUT', '/api/v1/locations/6060', { nombre: 'A' }), 404)
+      expect((await server.api('GET', url)).body).toEqual(location)
+    })
   })
 })
 
@@ -202,34 +197,22 @@ describe('PATCH /api/v1/locations/:id', () => {
 
   test('bad input changes nothing', async () => {
     const location = await create()
-    const before = await eventState(server)
-    const url = `/api/v1/locations/${location.id}`
-    expectError(await server.api('PATCH', url, {}), 422, 'validation_error')
-    expectInvalid(await server.api('PATCH', url, { latitud: -90.1 }), 'latitud')
-    expectInvalid(await server.api('PATCH', url, { nombre: null }), 'nombre')
-    expectError(await server.api('PATCH', url, '['), 400, 'invalid_body')
-    expectError(await server.api('PATCH', '/api/v1/locations/6061', { nombre: 'A' }), 404)
-    expect((await server.api('GET', url)).body).toEqual(location)
-    await expectNoNewEvents(server, before)
+    await unchanged(async () => {
+      const url = `/api/v1/locations/${location.id}`
+      expectError(await server.api('PATCH', url, {}), 422, 'validation_error')
+      expectInvalid(await server.api('PATCH', url, { latitud: -90.1 }), 'latitud')
+      expectInvalid(await server.api('PATCH', url, { nombre: null }), 'nombre')
+      expectError(await server.api('PATCH', url, '['), 400, 'invalid_body')
+      expectError(await server.api('PATCH', '/api/v1/locations/6061', { nombre: 'A' }), 404)
+      expect((await server.api('GET', url)).body).toEqual(location)
+    })
   })
 })
 
 describe('DELETE /api/v1/locations/:id', () => {
   test('answers 204, emits deleted, and the location is gone', async () => {
     const location = await create()
-    const res = await fetch(`${server.base}/api/v1/locations/${location.id}`, { method: 'DELETE' })
-    expect(res.status).toBe(204)
-    expect(await res.text()).toBe('')
-    const event = await expectEntityEvent(
-      general,
-      'location',
-      'deleted',
-      location.id,
-      'delete_location',
-    )
-    expect(event.data).toEqual(location)
-    expectError(await server.api('GET', `/api/v1/locations/${location.id}`), 404)
-    expectError(await server.api('DELETE', `/api/v1/locations/${location.id}`), 404)
+    await expectDeleted(server, general, '/api/v1/locations', 'location', location)
     expectInvalid(await server.api('DELETE', '/api/v1/locations/zero'), 'id')
   })
 

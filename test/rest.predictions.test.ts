@@ -2,15 +2,16 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { predictions } from '../src/db/schema'
 import {
-  eventState,
+  expectDeleted,
   expectEntityEvent,
   expectError,
+  expectFoundById,
   expectInvalid,
-  expectNoNewEvents,
+  expectUnchanged,
   ISO_Z,
   rowCount,
 } from './assert'
-import { startTestServer, type TestServer, type WsClient } from './helpers'
+import { createSensor, startWatchedServer, type TestServer, type WsClient } from './helpers'
 
 setDefaultTimeout(30_000)
 
@@ -18,15 +19,9 @@ let server: TestServer
 let general: WsClient
 let sensorId: number
 
-const newSensor = async () =>
-  (await server.api('POST', '/api/v1/sensors', { tipo: 'temperatura', modelo: 'DHT22' })).body
-    .id as number
-
 beforeAll(async () => {
-  server = await startTestServer()
-  general = await server.ws('/api/v1/ws', { channel: 'general' })
-  await general.connected()
-  sensorId = await newSensor()
+  ;({ server, general } = await startWatchedServer())
+  sensorId = await createSensor(server)
 })
 afterAll(() => server.stop())
 
@@ -52,13 +47,8 @@ const outcome = async (id: number) =>
 /** A request whose computation is over, so nothing about it changes any more. */
 const settled = async (body: Record<string, unknown> = {}) => outcome((await create(body)).id)
 
-async function unchanged(run: () => Promise<void>) {
-  const before = await eventState(server)
-  const stored = await rowCount(server, predictions)
-  await run()
-  expect(await rowCount(server, predictions)).toBe(stored)
-  await expectNoNewEvents(server, before)
-}
+/** Bad input must leave the table and the event log as they were. */
+const unchanged = (run: () => Promise<void>) => expectUnchanged(server, predictions, run)
 
 describe('POST /api/v1/predictions', () => {
   test('answers 201 with the request stored pending and emits created, then prediction_completed with the outcome', async () => {
@@ -147,9 +137,9 @@ describe('POST /api/v1/predictions', () => {
 
 describe('GET /api/v1/predictions', () => {
   let sensor: number
-  let made: { id: number; status: string }[]
+  let made: { id: number; status: string; created_at: string }[]
   beforeAll(async () => {
-    sensor = await newSensor()
+    sensor = await createSensor(server)
     // Five hours of minute temperature readings and no humidity: temperatura can be forecast, humedad not.
     const start = Date.UTC(2025, 0, 1)
     const history = Array.from({ length: 300 }, (_, i) => ({
@@ -193,11 +183,28 @@ describe('GET /api/v1/predictions', () => {
     expect(ids((await q('variable=temperatura&status=failed')).body)).toEqual([])
   })
 
+  test('filters by the time the prediction was requested with from and to', async () => {
+    const q = async (query: string) =>
+      ids((await server.api('GET', `/api/v1/predictions?sensor_id=${sensor}&${query}`)).body)
+    const [first, , last] = made.map((p) => encodeURIComponent(p.created_at))
+    // Each request went out after the previous forecast was announced.
+    expect(Date.parse(made[2]!.created_at)).toBeGreaterThan(Date.parse(made[0]!.created_at))
+    expect(await q(`from=${first}&to=${last}`)).toEqual(ids(made).reverse())
+    expect(await q(`from=${last}`)).not.toContain(made[0]!.id)
+    expect(await q(`from=${last}`)).toContain(made[2]!.id)
+    expect(await q(`to=${first}`)).toContain(made[0]!.id)
+    expect(await q(`to=${first}`)).not.toContain(made[2]!.id)
+    expect(await q('from=2100-01-01T00:00:00Z')).toEqual([])
+    expect(await q('to=2000-01-01T00:00:00Z')).toEqual([])
+  })
+
   test('a bad query parameter is a 422 naming it', async () => {
     for (const [query, field] of [
       ['sensor_id=-1', 'sensor_id'],
       ['variable=viento', 'variable'],
       ['status=done', 'status'],
+      ['from=2025-02-30T00:00:00Z', 'from'],
+      ['to=yesterday', 'to'],
       ['limit=5000', 'limit'],
       ['offset=x', 'offset'],
     ])
@@ -208,12 +215,7 @@ describe('GET /api/v1/predictions', () => {
 describe('GET /api/v1/predictions/:id', () => {
   test('answers the prediction, 404 for an unknown id, 422 for a bad one', async () => {
     const prediction = await settled()
-    expect((await server.api('GET', `/api/v1/predictions/${prediction.id}`)).body).toEqual(
-      prediction,
-    )
-    expectError(await server.api('GET', '/api/v1/predictions/6543'), 404, 'not_found')
-    for (const id of ['p', '0', '-7', '99999999999999999999'])
-      expectInvalid(await server.api('GET', `/api/v1/predictions/${id}`), 'id')
+    await expectFoundById(server, '/api/v1/predictions', 'Prediction', prediction)
   })
 })
 
@@ -239,26 +241,12 @@ describe('PUT and PATCH /api/v1/predictions/:id', () => {
 describe('DELETE /api/v1/predictions/:id', () => {
   test('answers 204, emits deleted, and the prediction is gone', async () => {
     const prediction = await settled()
-    const res = await fetch(`${server.base}/api/v1/predictions/${prediction.id}`, {
-      method: 'DELETE',
-    })
-    expect(res.status).toBe(204)
-    expect(await res.text()).toBe('')
-    const event = await expectEntityEvent(
-      general,
-      'prediction',
-      'deleted',
-      prediction.id,
-      'delete_prediction',
-    )
-    expect(event.data).toEqual(prediction)
-    expectError(await server.api('GET', `/api/v1/predictions/${prediction.id}`), 404)
-    expectError(await server.api('DELETE', `/api/v1/predictions/${prediction.id}`), 404)
+    await expectDeleted(server, general, '/api/v1/predictions', 'prediction', prediction)
     expectInvalid(await server.api('DELETE', '/api/v1/predictions/nope'), 'id')
   })
 
   test('deleting the sensor deletes its predictions', async () => {
-    const sensor = await newSensor()
+    const sensor = await createSensor(server)
     const prediction = await settled({ sensor_id: sensor })
     expect((await server.api('DELETE', `/api/v1/sensors/${sensor}`)).status).toBe(204)
     expectError(await server.api('GET', `/api/v1/predictions/${prediction.id}`), 404)

@@ -2,15 +2,16 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { readings } from '../src/db/schema'
 import {
-  eventState,
+  expectDeleted,
   expectEntityEvent,
   expectError,
+  expectFoundById,
   expectInvalid,
-  expectNoNewEvents,
+  expectUnchanged,
   ISO_Z,
   rowCount,
 } from './assert'
-import { settle, startTestServer, type TestServer, type WsClient } from './helpers'
+import { createSensor, settle, startWatchedServer, type TestServer, type WsClient } from './helpers'
 
 setDefaultTimeout(30_000)
 
@@ -19,16 +20,10 @@ let general: WsClient
 let sensorId: number
 let otherSensorId: number
 
-const newSensor = async () =>
-  (await server.api('POST', '/api/v1/sensors', { tipo: 'temperatura', modelo: 'DHT22' })).body
-    .id as number
-
 beforeAll(async () => {
-  server = await startTestServer()
-  general = await server.ws('/api/v1/ws', { channel: 'general' })
-  await general.connected()
-  sensorId = await newSensor()
-  otherSensorId = await newSensor()
+  ;({ server, general } = await startWatchedServer())
+  sensorId = await createSensor(server)
+  otherSensorId = await createSensor(server)
 })
 afterAll(() => server.stop())
 
@@ -43,14 +38,8 @@ const create = async (body: Record<string, unknown> = {}) => {
   return res.body
 }
 
-/** Every reading-related change must leave the table and the event log as they were. */
-async function unchanged(run: () => Promise<void>) {
-  const before = await eventState(server)
-  const stored = await rowCount(server, readings)
-  await run()
-  expect(await rowCount(server, readings)).toBe(stored)
-  await expectNoNewEvents(server, before)
-}
+/** Bad input must leave the table and the event log as they were. */
+const unchanged = (run: () => Promise<void>) => expectUnchanged(server, readings, run)
 
 describe('POST /api/v1/readings', () => {
   test('stores the original body and answers 201 with the stored reading', async () => {
@@ -254,7 +243,7 @@ describe('GET /api/v1/readings', () => {
   let sensor: number
   let made: { id: number; timestamp: string }[]
   beforeAll(async () => {
-    sensor = await newSensor()
+    sensor = await createSensor(server)
     made = []
     for (const minute of [0, 10, 20, 30, 40])
       made.push(
@@ -327,10 +316,7 @@ describe('GET /api/v1/readings', () => {
 describe('GET /api/v1/readings/:id', () => {
   test('answers the reading, 404 for an unknown id, 422 for a bad one', async () => {
     const reading = await create()
-    expect((await server.api('GET', `/api/v1/readings/${reading.id}`)).body).toEqual(reading)
-    expectError(await server.api('GET', '/api/v1/readings/123456'), 404, 'not_found')
-    for (const id of ['x', '0', '-1', '99999999999999999999'])
-      expectInvalid(await server.api('GET', `/api/v1/readings/${id}`), 'id')
+    await expectFoundById(server, '/api/v1/readings', 'Reading', reading)
   })
 })
 
@@ -431,19 +417,7 @@ describe('PATCH /api/v1/readings/:id', () => {
 describe('DELETE /api/v1/readings/:id', () => {
   test('answers 204, emits deleted, and the reading is gone', async () => {
     const reading = await create()
-    const res = await fetch(`${server.base}/api/v1/readings/${reading.id}`, { method: 'DELETE' })
-    expect(res.status).toBe(204)
-    expect(await res.text()).toBe('')
-    const event = await expectEntityEvent(
-      general,
-      'reading',
-      'deleted',
-      reading.id,
-      'delete_reading',
-    )
-    expect(event.data).toEqual(reading)
-    expectError(await server.api('GET', `/api/v1/readings/${reading.id}`), 404)
-    expectError(await server.api('DELETE', `/api/v1/readings/${reading.id}`), 404)
+    await expectDeleted(server, general, '/api/v1/readings', 'reading', reading)
     expectInvalid(await server.api('DELETE', '/api/v1/readings/-4'), 'id')
   })
 })

@@ -2,15 +2,15 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { readings, sensors } from '../src/db/schema'
 import {
-  eventState,
+  expectDeleted,
   expectEntityEvent,
   expectError,
   expectInvalid,
-  expectNoNewEvents,
+  expectUnchanged,
   ISO_Z,
   rowCount,
 } from './assert'
-import { settle, startTestServer, type TestServer, type WsClient } from './helpers'
+import { settle, startWatchedServer, type TestServer, type WsClient } from './helpers'
 
 setDefaultTimeout(30_000)
 
@@ -19,12 +19,13 @@ let general: WsClient
 let locationId: number
 
 beforeAll(async () => {
-  server = await startTestServer()
-  general = await server.ws('/api/v1/ws', { channel: 'general' })
-  await general.connected()
+  ;({ server, general } = await startWatchedServer())
   locationId = (await server.api('POST', '/api/v1/locations', { nombre: 'Invernadero' })).body.id
 })
 afterAll(() => server.stop())
+
+/** Bad input must leave the table and the event log as they were. */
+const unchanged = (run: () => Promise<void>) => expectUnchanged(server, sensors, run)
 
 const create = async (body: Record<string, unknown> = {}) => {
   const res = await server.api('POST', '/api/v1/sensors', {
@@ -71,31 +72,29 @@ describe('POST /api/v1/sensors', () => {
   })
 
   test('a location_id that does not exist is a 422 naming it, and nothing is stored', async () => {
-    const before = await eventState(server)
-    const stored = await rowCount(server, sensors)
-    const res = await server.api('POST', '/api/v1/sensors', {
-      tipo: 'humedad',
-      modelo: 'DHT11',
-      location_id: 987654,
+    await unchanged(async () => {
+      const res = await server.api('POST', '/api/v1/sensors', {
+        tipo: 'humedad',
+        modelo: 'DHT11',
+        location_id: 987654,
+      })
+      expectInvalid(res, 'location_id', 'unknown_reference')
+      expect(res.body.message).toContain('Location 987654 does not exist')
     })
-    expectInvalid(res, 'location_id', 'unknown_reference')
-    expect(res.body.message).toContain('Location 987654 does not exist')
-    expect(await rowCount(server, sensors)).toBe(stored)
-    await expectNoNewEvents(server, before)
   })
 
   test('a body that is not JSON is a 400, whatever its content type', async () => {
-    const before = await eventState(server)
-    for (const [type, body] of [
-      ['application/json', '{"tipo": "temperatura", '],
-      ['application/json', ''],
-      ['text/plain', 'tipo=temperatura'],
-      ['application/x-www-form-urlencoded', 'tipo=temperatura&modelo=DHT22'],
-    ] as const) {
-      const res = await server.api('POST', '/api/v1/sensors', body, { 'content-type': type })
-      expectError(res, 400, 'invalid_body')
-    }
-    await expectNoNewEvents(server, before)
+    await unchanged(async () => {
+      for (const [type, body] of [
+        ['application/json', '{"tipo": "temperatura", '],
+        ['application/json', ''],
+        ['text/plain', 'tipo=temperatura'],
+        ['application/x-www-form-urlencoded', 'tipo=temperatura&modelo=DHT22'],
+      ] as const) {
+        const res = await server.api('POST', '/api/v1/sensors', body, { 'content-type': type })
+        expectError(res, 400, 'invalid_body')
+      }
+    })
   })
 
   test('JSON sent without a JSON content type is still read as JSON', async () => {
@@ -107,29 +106,29 @@ describe('POST /api/v1/sensors', () => {
   })
 
   test('each schema break is a 422 naming the field, and nothing is stored', async () => {
-    const before = await eventState(server)
-    const cases: [Record<string, unknown>, string][] = [
-      [{ modelo: 'DHT22' }, 'tipo'],
-      [{ tipo: 'temperatura' }, 'modelo'],
-      [{ tipo: 5, modelo: 'DHT22' }, 'tipo'],
-      [{ tipo: 'temperatura', modelo: ['DHT22'] }, 'modelo'],
-      [{ tipo: '', modelo: 'DHT22' }, 'tipo'],
-      [{ tipo: '   ', modelo: 'DHT22' }, 'tipo'],
-      [{ tipo: 'a\u0000b', modelo: 'DHT22' }, 'tipo'],
-      [{ tipo: 'x'.repeat(101), modelo: 'DHT22' }, 'tipo'],
-      [{ tipo: 'temperatura', modelo: 'DHT22', nombre: 'x'.repeat(201) }, 'nombre'],
-      [{ tipo: 'temperatura', modelo: 'DHT22', location_id: 0 }, 'location_id'],
-      [{ tipo: 'temperatura', modelo: 'DHT22', location_id: -3 }, 'location_id'],
-      [{ tipo: 'temperatura', modelo: 'DHT22', location_id: 1.5 }, 'location_id'],
-      [{ tipo: 'temperatura', modelo: 'DHT22', location_id: 'tres' }, 'location_id'],
-      [{ tipo: 'temperatura', modelo: 'DHT22', location_id: 2 ** 53 }, 'location_id'],
-      [{ tipo: 'temperatura', modelo: 'DHT22', location_id: 1e300 }, 'location_id'],
-    ]
-    for (const [body, field] of cases) {
-      const res = await server.api('POST', '/api/v1/sensors', body)
-      expectInvalid(res, field)
-    }
-    await expectNoNewEvents(server, before)
+    await unchanged(async () => {
+      const cases: [Record<string, unknown>, string][] = [
+        [{ modelo: 'DHT22' }, 'tipo'],
+        [{ tipo: 'temperatura' }, 'modelo'],
+        [{ tipo: 5, modelo: 'DHT22' }, 'tipo'],
+        [{ tipo: 'temperatura', modelo: ['DHT22'] }, 'modelo'],
+        [{ tipo: '', modelo: 'DHT22' }, 'tipo'],
+        [{ tipo: '   ', modelo: 'DHT22' }, 'tipo'],
+        [{ tipo: 'a\u0000b', modelo: 'DHT22' }, 'tipo'],
+        [{ tipo: 'x'.repeat(101), modelo: 'DHT22' }, 'tipo'],
+        [{ tipo: 'temperatura', modelo: 'DHT22', nombre: 'x'.repeat(201) }, 'nombre'],
+        [{ tipo: 'temperatura', modelo: 'DHT22', location_id: 0 }, 'location_id'],
+        [{ tipo: 'temperatura', modelo: 'DHT22', location_id: -3 }, 'location_id'],
+        [{ tipo: 'temperatura', modelo: 'DHT22', location_id: 1.5 }, 'location_id'],
+        [{ tipo: 'temperatura', modelo: 'DHT22', location_id: 'tres' }, 'location_id'],
+        [{ tipo: 'temperatura', modelo: 'DHT22', location_id: 2 ** 53 }, 'location_id'],
+        [{ tipo: 'temperatura', modelo: 'DHT22', location_id: 1e300 }, 'location_id'],
+      ]
+      for (const [body, field] of cases) {
+        const res = await server.api('POST', '/api/v1/sensors', body)
+        expectInvalid(res, field)
+      }
+    })
   })
 
   test('an out-of-range number says what range it must be in', async () => {
@@ -270,24 +269,24 @@ describe('PUT /api/v1/sensors/:id', () => {
 
   test('bad input changes nothing: missing field, wrong type, unknown location, unknown id', async () => {
     const sensor = await create({ nombre: 'fijo' })
-    const before = await eventState(server)
-    const url = `/api/v1/sensors/${sensor.id}`
-    expectInvalid(await server.api('PUT', url, { tipo: 'humedad' }), 'modelo')
-    expectInvalid(await server.api('PUT', url, { tipo: 1, modelo: 'x' }), 'tipo')
-    expectError(await server.api('PUT', url, '{oops', {}), 400, 'invalid_body')
-    expectInvalid(
-      await server.api('PUT', url, { tipo: 'a', modelo: 'b', location_id: 31337 }),
-      'location_id',
-      'unknown_reference',
-    )
-    expectError(
-      await server.api('PUT', '/api/v1/sensors/31337', { tipo: 'a', modelo: 'b' }),
-      404,
-      'not_found',
-    )
-    expectInvalid(await server.api('PUT', '/api/v1/sensors/0', { tipo: 'a', modelo: 'b' }), 'id')
-    expect((await server.api('GET', url)).body).toEqual(sensor)
-    await expectNoNewEvents(server, before)
+    await unchanged(async () => {
+      const url = `/api/v1/sensors/${sensor.id}`
+      expectInvalid(await server.api('PUT', url, { tipo: 'humedad' }), 'modelo')
+      expectInvalid(await server.api('PUT', url, { tipo: 1, modelo: 'x' }), 'tipo')
+      expectError(await server.api('PUT', url, '{oops', {}), 400, 'invalid_body')
+      expectInvalid(
+        await server.api('PUT', url, { tipo: 'a', modelo: 'b', location_id: 31337 }),
+        'location_id',
+        'unknown_reference',
+      )
+      expectError(
+        await server.api('PUT', '/api/v1/sensors/31337', { tipo: 'a', modelo: 'b' }),
+        404,
+        'not_found',
+      )
+      expectInvalid(await server.api('PUT', '/api/v1/sensors/0', { tipo: 'a', modelo: 'b' }), 'id')
+      expect((await server.api('GET', url)).body).toEqual(sensor)
+    })
   })
 })
 
@@ -314,32 +313,26 @@ describe('PATCH /api/v1/sensors/:id', () => {
 
   test('bad input changes nothing: empty patch, wrong type, unknown location, unknown id', async () => {
     const sensor = await create()
-    const before = await eventState(server)
-    const url = `/api/v1/sensors/${sensor.id}`
-    expectError(await server.api('PATCH', url, {}), 422, 'validation_error')
-    expectInvalid(await server.api('PATCH', url, { modelo: false }), 'modelo')
-    expectError(await server.api('PATCH', url, 'nombre=x', { 'content-type': 'text/plain' }), 400)
-    expectInvalid(
-      await server.api('PATCH', url, { location_id: 5555 }),
-      'location_id',
-      'unknown_reference',
-    )
-    expectError(await server.api('PATCH', '/api/v1/sensors/5555', { nombre: 'x' }), 404)
-    expect((await server.api('GET', url)).body).toEqual(sensor)
-    await expectNoNewEvents(server, before)
+    await unchanged(async () => {
+      const url = `/api/v1/sensors/${sensor.id}`
+      expectError(await server.api('PATCH', url, {}), 422, 'validation_error')
+      expectInvalid(await server.api('PATCH', url, { modelo: false }), 'modelo')
+      expectError(await server.api('PATCH', url, 'nombre=x', { 'content-type': 'text/plain' }), 400)
+      expectInvalid(
+        await server.api('PATCH', url, { location_id: 5555 }),
+        'location_id',
+        'unknown_reference',
+      )
+      expectError(await server.api('PATCH', '/api/v1/sensors/5555', { nombre: 'x' }), 404)
+      expect((await server.api('GET', url)).body).toEqual(sensor)
+    })
   })
 })
 
 describe('DELETE /api/v1/sensors/:id', () => {
   test('answers 204 with no body, emits deleted, and the sensor is gone', async () => {
     const sensor = await create()
-    const res = await fetch(`${server.base}/api/v1/sensors/${sensor.id}`, { method: 'DELETE' })
-    expect(res.status).toBe(204)
-    expect(await res.text()).toBe('')
-    const event = await expectEntityEvent(general, 'sensor', 'deleted', sensor.id, 'delete_sensor')
-    expect(event.data).toEqual(sensor)
-    expectError(await server.api('GET', `/api/v1/sensors/${sensor.id}`), 404, 'not_found')
-    expectError(await server.api('DELETE', `/api/v1/sensors/${sensor.id}`), 404, 'not_found')
+    await expectDeleted(server, general, '/api/v1/sensors', 'sensor', sensor)
   })
 
   test('cascades to its readings, with one deleted event and none for the readings', async () => {

@@ -1,11 +1,11 @@
 // The create / read / update / delete steps every resource shares, each emitting its entity event.
-import { count, eq, getTableName, sql, type SQL } from 'drizzle-orm'
+import { count, eq, getTableName, inArray, sql, type SQL } from 'drizzle-orm'
 import type { SQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core'
 import { isSqlite, type Tx } from '../db'
 import type { EntityType } from '../realtime/channels'
 import type { Emit } from '../realtime/emitter'
 import type { EntityEventType } from '../realtime/envelope'
-import { NotFoundError } from './errors'
+import { NotFoundError, UnknownReferenceError } from './errors'
 
 type Table = SQLiteTable & { id: SQLiteColumn }
 
@@ -27,26 +27,77 @@ type Loose = any
 
 const action = (verb: string, entityType: EntityType) => `${verb}_${entityType}`
 
-function emitFor<Dto extends { id: number }>(
+/** The row as the API shows it, emitted as `eventType` with the action `<verb>_<entity>`. */
+function announce<Row, Dto extends { id: number }>(
   emit: Emit,
-  entityType: EntityType,
+  r: Resource<Row, Dto>,
+  row: Row,
   eventType: EntityEventType,
   verb: string,
-  dto: Dto,
-) {
+): Dto {
+  const dto = r.toDto(row)
   emit({
-    entity_type: entityType,
+    entity_type: r.entityType,
     event_type: eventType,
     entity_id: dto.id,
     data: dto as Dto & Record<string, unknown>,
-    action: action(verb, entityType),
+    action: action(verb, r.entityType),
   })
+  return dto
 }
 
 export async function findRow<Row>(db: Tx, r: Resource<Row, unknown>, id: number): Promise<Row> {
   const [row] = await (db as Loose).select().from(r.table).where(eq(r.table.id, id)).limit(1)
   if (!row) throw new NotFoundError(r.label, id)
   return row as Row
+}
+
+/**
+ * A 422 naming the field unless every id is a row of `r` (a reading of an unknown sensor): `field(i)`
+ * names the i-th id's field (`[3].sensor_id` in a batch), `hint` says what to do about it.
+ */
+// An id lookup per table, prepared once per SQLite connection: every reading checks its sensor.
+const lookups = new WeakMap<Tx, Map<Table, Loose>>()
+
+function preparedLookup(tx: Tx, table: Table) {
+  let byTable = lookups.get(tx)
+  if (!byTable) lookups.set(tx, (byTable = new Map()))
+  let statement = byTable.get(table)
+  if (!statement) {
+    statement = (tx as Loose)
+      .select({ id: table.id })
+      .from(table)
+      .where(eq(table.id, sql.placeholder('id')))
+      .prepare()
+    byTable.set(table, statement)
+  }
+  return statement
+}
+
+export async function requireRows(
+  tx: Tx,
+  r: Pick<Resource<unknown, unknown>, 'table' | 'label'>,
+  ids: number[],
+  field: (index: number) => string,
+  hint: string,
+) {
+  const unique = [...new Set(ids)]
+  const found = new Set<number>()
+  if (isSqlite(tx)) {
+    const lookup = preparedLookup(tx, r.table)
+    for (const id of unique) if ((await lookup.get({ id })) !== undefined) found.add(id)
+  } else {
+    // A round trip per statement: one query per 500 ids.
+    for (let i = 0; i < unique.length; i += 500) {
+      const rows: { id: number }[] = await (tx as Loose)
+        .select({ id: r.table.id })
+        .from(r.table)
+        .where(inArray(r.table.id, unique.slice(i, i + 500)))
+      for (const { id } of rows) found.add(id)
+    }
+  }
+  const missing = ids.findIndex((id) => !found.has(id))
+  if (missing >= 0) throw new UnknownReferenceError(field(missing), r.label, ids[missing]!, hint)
 }
 
 export async function findOne<Row, Dto>(db: Tx, r: Resource<Row, Dto>, id: number): Promise<Dto> {
@@ -80,9 +131,7 @@ export async function insertOne<Row, Dto extends { id: number }>(
   eventType: EntityEventType = 'created',
 ): Promise<Dto> {
   const [row] = await (tx as Loose).insert(r.table).values(values).returning()
-  const dto = r.toDto(row)
-  emitFor(emit, r.entityType, eventType, 'create', dto)
-  return dto
+  return announce(emit, r, row, eventType, 'create')
 }
 
 // Single-row INSERT … RETURNING, prepared once per connection, table and column set: for batches,
@@ -122,11 +171,7 @@ export async function insertMany<Row, Dto extends { id: number }>(
           .values(values.slice(i, i + chunk))
           .returning()),
       )
-  return rows.map((row) => {
-    const dto = r.toDto(row)
-    emitFor(emit, r.entityType, 'created', 'create', dto)
-    return dto
-  })
+  return rows.map((row) => announce(emit, r, row, 'created', 'create'))
 }
 
 export async function updateOne<Row, Dto extends { id: number }>(
@@ -143,9 +188,7 @@ export async function updateOne<Row, Dto extends { id: number }>(
     .where(eq(r.table.id, id))
     .returning()
   if (!row) throw new NotFoundError(r.label, id)
-  const dto = r.toDto(row)
-  emitFor(emit, r.entityType, eventType, 'update', dto)
-  return dto
+  return announce(emit, r, row, eventType, 'update')
 }
 
 export async function deleteOne<Row, Dto extends { id: number }>(
@@ -156,9 +199,7 @@ export async function deleteOne<Row, Dto extends { id: number }>(
 ): Promise<Dto> {
   const [row] = await (tx as Loose).delete(r.table).where(eq(r.table.id, id)).returning()
   if (!row) throw new NotFoundError(r.label, id)
-  const dto = r.toDto(row)
-  emitFor(emit, r.entityType, 'deleted', 'delete', dto)
-  return dto
+  return announce(emit, r, row, 'deleted', 'delete')
 }
 
 /** Drops keys whose value is undefined, so a PATCH only touches the fields it names. */

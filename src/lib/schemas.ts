@@ -51,7 +51,7 @@ export const OneOf = <const T extends readonly [string, ...string[]]>(
 ) => t.UnionEnum(values, { default: undefined, ...options })
 
 export const Order = t.Optional(
-  t.UnionEnum(['asc', 'desc'], { default: 'desc', description: 'Sort by time' }),
+  OneOf(['asc', 'desc'], { description: 'Sort by time; desc (newest first) when omitted' }),
 )
 
 /** At least one non-blank character and no control characters. */

@@ -1,4 +1,5 @@
 // Timestamps: stored as epoch milliseconds, shown as ISO 8601 UTC with Z (no ".000" when whole seconds).
+import { InvalidFieldError } from './errors'
 
 // A batch formats the same instant thousands of times (created_at, the event's timestamp): remember the last.
 let lastMs = NaN
@@ -31,5 +32,16 @@ export function parseIso(text: string): number | undefined {
   const [, y, mo, d] = /^(\d{4})-(\d{2})-(\d{2})/.exec(normalized) ?? []
   const day = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)))
   if (day.getUTCMonth() !== Number(mo) - 1 || day.getUTCDate() !== Number(d)) return undefined
+  return ms
+}
+
+/** Epoch ms of a client's ISO 8601 text; a 422 naming `field` when it is not a real instant. */
+export function instant(text: string, field: string): number {
+  const ms = parseIso(text)
+  if (ms === undefined)
+    throw new InvalidFieldError(
+      field,
+      `${field} "${text}" is not a real date-time; use ISO 8601 such as 2025-07-20T10:30:00Z.`,
+    )
   return ms
 }

@@ -3,7 +3,7 @@ import { Elysia, t } from 'elysia'
 import type { AppContext } from '../context'
 import { clientAddress } from '../lib/client-address'
 import { InvalidFieldError, NotFoundError } from '../lib/errors'
-import { errors } from '../lib/schemas'
+import { errors, OneOf } from '../lib/schemas'
 import { CHANNEL_HELP, isChannel } from './channels'
 import type { Socket } from './hub'
 import { CLOSE, parseChannels, type Admission, type HandshakeQuery } from './socket'
@@ -50,7 +50,7 @@ const DeploymentStats = t.Object(
 
 const SystemEvent = t.Object({
   type: t.Literal('system_event'),
-  level: t.UnionEnum(['info', 'warning', 'error']),
+  level: OneOf(['info', 'warning', 'error']),
   message: t.String(),
   data: t.Record(t.String(), t.Unknown()),
   timestamp: t.String({ format: 'date-time' }),
@@ -147,7 +147,9 @@ export const realtimeRoutes = (ctx: AppContext, admit: Admit = openAdmit) => {
         query: t.Object({
           channel: t.Optional(t.String({ maxLength: 100, examples: ['general'] })),
           message: t.Optional(t.String({ maxLength: 2000, examples: ['Prueba'] })),
-          level: t.Optional(t.UnionEnum(['info', 'warning', 'error'])),
+          level: t.Optional(
+            OneOf(['info', 'warning', 'error'], { description: 'info when omitted' }),
+          ),
         }),
         response: {
           200: t.Object({ status: t.Literal('sent'), channel: t.String(), event: SystemEvent }),

@@ -19,7 +19,7 @@ import { stateKey, VARIABLES } from '../../intelligence'
 import { insertOne, updateOne } from '../../lib/crud'
 import type { Emit } from '../../realtime/emitter'
 import type { Thresholds } from '../thresholds/model'
-import { anomalyResource } from './service'
+import { anomalyResource, transition } from './service'
 
 type AnomalyRow = typeof anomalies.$inferSelect
 
@@ -139,8 +139,7 @@ export async function detectAnomalies(
         if (!row || state.normal[ruleName] < autoResolveReadings) continue
         await updateOne(tx, emit, anomalyResource, row.id, {
           ...changes(row),
-          status: 'resolved',
-          resolved_at: now,
+          ...transition(row.id, row, 'resolved', now),
           updated_at: now,
         })
         open.delete(slot)

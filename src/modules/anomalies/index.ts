@@ -67,14 +67,22 @@ export const anomaliesModule = (services: Services) =>
       parse: 'json',
       body: AnomalyCreate,
       response: { 200: Anomaly, ...errors },
-      detail: { summary: 'Replace an anomaly' },
+      detail: {
+        summary: 'Replace an anomaly',
+        description:
+          'Optional fields left out are cleared and a status left out is open; the status changes by the same rules as PATCH.',
+      },
     })
     .patch('/:id', ({ params, body }) => patchAnomaly(services, params.id, body), {
       params: IdParams,
       parse: 'json',
       body: AnomalyPatch,
       response: { 200: Anomaly, ...errors },
-      detail: { summary: 'Update an anomaly (for example its status)' },
+      detail: {
+        summary: 'Update an anomaly (for example its status)',
+        description:
+          'A `status` follows the rules of /acknowledge and /resolve: the status it already has changes nothing (no event, no timestamp moves); acknowledged stamps acknowledged_at and is 409 once resolved; resolved stamps resolved_at and keeps acknowledged_at; open reopens it and clears both.',
+      },
     })
     .delete(
       '/:id',

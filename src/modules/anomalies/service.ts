@@ -2,7 +2,7 @@
 import { and, desc, eq, gte, lte } from 'drizzle-orm'
 import type { Services } from '../../context'
 import type { Tx } from '../../db'
-import { anomalies, sensors } from '../../db/schema'
+import { anomalies } from '../../db/schema'
 import {
   defined,
   deleteOne,
@@ -13,8 +13,10 @@ import {
   updateOne,
   type Resource,
 } from '../../lib/crud'
-import { ConflictError, InvalidFieldError, UnknownReferenceError } from '../../lib/errors'
-import { iso, parseIso } from '../../lib/time'
+import { ConflictError } from '../../lib/errors'
+import { instant, iso } from '../../lib/time'
+import type { Emit } from '../../realtime/emitter'
+import { checkSensors } from '../sensors/service'
 import type { Anomaly, AnomalyCreate, AnomalyPatch, AnomalyQuery } from './model'
 
 type Row = typeof anomalies.$inferSelect
@@ -46,27 +48,9 @@ export const anomalyResource: Resource<Row, Anomaly> = {
   }),
 }
 
-export async function checkSensor(tx: Tx, sensorId: number) {
-  const [found] = await tx.select({ id: sensors.id }).from(sensors).where(eq(sensors.id, sensorId))
-  if (!found)
-    throw new UnknownReferenceError(
-      'sensor_id',
-      'Sensor',
-      sensorId,
-      'create it with POST /api/v1/sensors first.',
-    )
-}
-
-const bound = (text: string | undefined, field: string) => {
-  if (text === undefined) return undefined
-  const ms = parseIso(text)
-  if (ms === undefined) throw new InvalidFieldError(field, `${field} is not a real date-time.`)
-  return ms
-}
-
 export const listAnomalies = ({ db }: Services, q: AnomalyQuery) => {
-  const from = bound(q.from, 'from')
-  const to = bound(q.to, 'to')
+  const from = q.from === undefined ? undefined : instant(q.from, 'from')
+  const to = q.to === undefined ? undefined : instant(q.to, 'to')
   return findPage(
     db.read,
     anomalyResource,
@@ -87,12 +71,37 @@ export const listAnomalies = ({ db }: Services, q: AnomalyQuery) => {
 
 export const getAnomaly = ({ db }: Services, id: number) => findOne(db.read, anomalyResource, id)
 
+type Status = Anomaly['status']
+type Lifecycle = Pick<Row, 'status' | 'acknowledged_at' | 'resolved_at'>
+
+/**
+ * The lifecycle rules, one place for every way a status changes (POST /acknowledge and /resolve, the
+ * `status` of PATCH and PUT, a new anomaly, the detector's auto-resolve): acknowledging stamps
+ * acknowledged_at and is refused (409) once resolved; resolving stamps resolved_at and keeps
+ * acknowledged_at; opening again clears both; the status it already has changes nothing, so no
+ * timestamp moves. Returns the columns to set, or undefined when nothing changes.
+ */
+export function transition(id: number, row: Lifecycle, to: Status, now: number) {
+  if (row.status === to) return undefined
+  if (to === 'acknowledged') {
+    if (row.status === 'resolved')
+      throw new ConflictError(
+        `Anomaly ${id} is already resolved; if the problem is back, the detector opens a new one.`,
+        { status: row.status },
+      )
+    return { status: to, acknowledged_at: now }
+  }
+  if (to === 'resolved') return { status: to, resolved_at: now }
+  return { status: to, acknowledged_at: null, resolved_at: null }
+}
+
+const FRESH: Lifecycle = { status: 'open', acknowledged_at: null, resolved_at: null }
+
 /** Records an anomaly by hand (detected ones come from the detector); emits anomaly_detected. */
 export const createAnomaly = ({ emitter }: Services, input: AnomalyCreate) =>
   emitter.transact(async (tx, emit) => {
-    await checkSensor(tx, input.sensor_id)
+    await checkSensors(tx, [input.sensor_id])
     const now = Date.now()
-    const status = input.status ?? 'open'
     return insertOne(
       tx,
       emit,
@@ -100,12 +109,12 @@ export const createAnomaly = ({ emitter }: Services, input: AnomalyCreate) =>
       {
         ...input,
         severity: input.severity ?? 'warning',
-        status,
+        // A new anomaly starts open, so no status can conflict (the id is never shown).
+        ...FRESH,
+        ...transition(0, FRESH, input.status ?? 'open', now),
         rule: input.rule ?? 'manual',
         first_seen: now,
         last_seen: now,
-        resolved_at: status === 'resolved' ? now : null,
-        acknowledged_at: status === 'acknowledged' ? now : null,
         created_at: now,
         updated_at: now,
       },
@@ -113,39 +122,44 @@ export const createAnomaly = ({ emitter }: Services, input: AnomalyCreate) =>
     )
   })
 
-const lifecycle = (status: string | undefined, now: number) =>
-  status === undefined
-    ? {}
-    : {
-        resolved_at: status === 'resolved' ? now : null,
-        acknowledged_at: status === 'acknowledged' ? now : null,
-      }
+/**
+ * Writes `fields` and moves the status to `to` by the lifecycle rules; when neither changes anything
+ * (a status it already has, nothing else) the anomaly is answered as it is and no event goes out.
+ */
+async function change(
+  tx: Tx,
+  emit: Emit,
+  id: number,
+  fields: Record<string, unknown>,
+  to: Status | undefined,
+) {
+  const row = await findRow(tx, anomalyResource, id)
+  const now = Date.now()
+  const status = to === undefined ? undefined : transition(id, row, to, now)
+  if (status === undefined && Object.keys(fields).length === 0) return anomalyResource.toDto(row)
+  return updateOne(tx, emit, anomalyResource, id, { ...fields, ...status, updated_at: now })
+}
 
+/** PUT: the body is the whole anomaly; optional fields left out are cleared, a status left out is open. */
 export const replaceAnomaly = ({ emitter }: Services, id: number, input: AnomalyCreate) =>
   emitter.transact(async (tx, emit) => {
-    await checkSensor(tx, input.sensor_id)
-    const now = Date.now()
-    return updateOne(tx, emit, anomalyResource, id, {
-      expected_min: null,
-      expected_max: null,
-      message: null,
-      ...input,
-      severity: input.severity ?? 'warning',
-      status: input.status ?? 'open',
-      ...lifecycle(input.status ?? 'open', now),
-      updated_at: now,
-    })
+    await checkSensors(tx, [input.sensor_id])
+    const { status, ...fields } = input
+    const whole = { expected_min: null, expected_max: null, message: null, ...fields }
+    return change(
+      tx,
+      emit,
+      id,
+      { ...whole, severity: input.severity ?? 'warning' },
+      status ?? 'open',
+    )
   })
 
 export const patchAnomaly = ({ emitter }: Services, id: number, patch: AnomalyPatch) =>
   emitter.transact(async (tx, emit) => {
-    if (patch.sensor_id !== undefined) await checkSensor(tx, patch.sensor_id)
-    const now = Date.now()
-    return updateOne(tx, emit, anomalyResource, id, {
-      ...defined(patch),
-      ...lifecycle(patch.status, now),
-      updated_at: now,
-    })
+    if (patch.sensor_id !== undefined) await checkSensors(tx, [patch.sensor_id])
+    const { status, ...fields } = defined(patch)
+    return change(tx, emit, id, fields, status)
   })
 
 export const deleteAnomaly = ({ emitter }: Services, id: number) =>
@@ -153,31 +167,8 @@ export const deleteAnomaly = ({ emitter }: Services, id: number) =>
 
 /** open → acknowledged (someone is on it); a resolved anomaly cannot be acknowledged. */
 export const acknowledgeAnomaly = ({ emitter }: Services, id: number) =>
-  emitter.transact(async (tx, emit) => {
-    const row = await findRow(tx, anomalyResource, id)
-    if (row.status === 'resolved')
-      throw new ConflictError(
-        `Anomaly ${id} is already resolved; if the problem is back, the detector opens a new one.`,
-        { status: row.status },
-      )
-    if (row.status === 'acknowledged') return anomalyResource.toDto(row)
-    const now = Date.now()
-    return updateOne(tx, emit, anomalyResource, id, {
-      status: 'acknowledged',
-      acknowledged_at: now,
-      updated_at: now,
-    })
-  })
+  emitter.transact((tx, emit) => change(tx, emit, id, {}, 'acknowledged'))
 
 /** open or acknowledged → resolved; resolving a resolved anomaly changes nothing. */
 export const resolveAnomaly = ({ emitter }: Services, id: number) =>
-  emitter.transact(async (tx, emit) => {
-    const row = await findRow(tx, anomalyResource, id)
-    if (row.status === 'resolved') return anomalyResource.toDto(row)
-    const now = Date.now()
-    return updateOne(tx, emit, anomalyResource, id, {
-      status: 'resolved',
-      resolved_at: now,
-      updated_at: now,
-    })
-  })
+  emitter.transact((tx, emit) => change(tx, emit, id, {}, 'resolved'))

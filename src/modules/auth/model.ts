@@ -1,5 +1,6 @@
 // Login schemas: the JSON body and the OAuth2 password-flow form, and the token answer.
 import { t } from 'elysia'
+import { OneOf } from '../../lib/schemas'
 import { ROLES } from './permissions'
 
 export const LoginBody = t.Object(
@@ -32,7 +33,7 @@ export type TokenResponse = typeof TokenResponse.static
 
 export const Me = t.Object({
   username: t.String(),
-  role: t.UnionEnum(ROLES),
+  role: OneOf(ROLES),
   channels: t.Array(t.String()),
   expires_at: t.String({ format: 'date-time' }),
 })

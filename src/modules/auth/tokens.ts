@@ -2,11 +2,12 @@
 import { jwt } from '@elysiajs/jwt'
 import { t } from 'elysia'
 import type { Config } from '../../config'
+import { OneOf } from '../../lib/schemas'
 import { ROLES, type Role } from './permissions'
 
 const Claims = t.Object({
   sub: t.String({ minLength: 1, maxLength: 64 }),
-  role: t.UnionEnum(ROLES),
+  role: OneOf(ROLES),
   channels: t.Array(t.String({ maxLength: 120 }), { maxItems: 1000 }),
   exp: t.Integer(),
 })

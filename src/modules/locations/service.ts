@@ -48,14 +48,19 @@ export const listLocations = ({ db }: Services, q: LocationQuery) =>
 
 export const getLocation = ({ db }: Services, id: number) => findOne(db.read, locationResource, id)
 
+/** A whole location as stored: optional fields it leaves out cleared. */
+const wholeLocation = (input: LocationCreate) => ({
+  descripcion: null,
+  latitud: null,
+  longitud: null,
+  ...input,
+})
+
 export const createLocation = ({ emitter }: Services, input: LocationCreate) =>
   emitter.transact((tx, emit) => {
     const now = Date.now()
     return insertOne(tx, emit, locationResource, {
-      descripcion: null,
-      latitud: null,
-      longitud: null,
-      ...input,
+      ...wholeLocation(input),
       created_at: now,
       updated_at: now,
     })
@@ -64,13 +69,7 @@ export const createLocation = ({ emitter }: Services, input: LocationCreate) =>
 /** PUT: the body is the whole location; optional fields left out are cleared. */
 export const replaceLocation = ({ emitter }: Services, id: number, input: LocationCreate) =>
   emitter.transact((tx, emit) =>
-    updateOne(tx, emit, locationResource, id, {
-      descripcion: null,
-      latitud: null,
-      longitud: null,
-      ...input,
-      updated_at: Date.now(),
-    }),
+    updateOne(tx, emit, locationResource, id, { ...wholeLocation(input), updated_at: Date.now() }),
   )
 
 export const patchLocation = ({ emitter }: Services, id: number, patch: LocationPatch) =>

@@ -1,18 +1,16 @@
 // REST routes for predictions under /api/v1/predictions; forecasts are computed, so PUT/PATCH answer 405.
 import { Elysia, t } from 'elysia'
 import type { Services } from '../../context'
-import { AppError } from '../../lib/errors'
 import { errors, ErrorBody, IdParams } from '../../lib/schemas'
 import { Prediction, PredictionCreate, PredictionQuery } from './model'
-import { deletePrediction, getPrediction, listPredictions, requestPrediction } from './service'
+import {
+  deletePrediction,
+  getPrediction,
+  listPredictions,
+  refuseEdit,
+  requestPrediction,
+} from './service'
 
-const notEditable = () => {
-  throw new AppError(
-    405,
-    'method_not_allowed',
-    'Predictions are computed by the server and cannot be edited; request a new one with POST /api/v1/predictions.',
-  )
-}
 const notEditableDoc = {
   params: IdParams,
   response: { 405: ErrorBody },
@@ -53,8 +51,8 @@ export const predictionsModule = (services: Services) =>
           'Answers 201 with the stored `pending` prediction (event `created`) and computes it in the background: the model with the lowest holdout error among naive last value, Holt linear trend and Holt-Winters (daily season) forecasts up to the horizon with 95% intervals. The outcome (`completed` with forecast and metrics, or `failed` with a reason when the history is too short) is stored and announced as `prediction_completed` on predictions, predictions:<sensor_id>, sensors:<sensor_id> and general. 503 when the forecast queue is full.',
       },
     })
-    .put('/:id', notEditable, notEditableDoc)
-    .patch('/:id', notEditable, notEditableDoc)
+    .put('/:id', () => refuseEdit(), notEditableDoc)
+    .patch('/:id', () => refuseEdit(), notEditableDoc)
     .delete(
       '/:id',
       async ({ params, status }) => {

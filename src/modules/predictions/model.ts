@@ -1,6 +1,6 @@
 // Prediction schemas: the original's request {sensor_id, variable, horizon_minutes} and the stored forecast.
 import { t } from 'elysia'
-import { Id, OneOf, pagination } from '../../lib/schemas'
+import { Id, OneOf, pagination, timeRange } from '../../lib/schemas'
 import { Variable } from '../anomalies/model'
 
 export const PREDICTION_STATUSES = ['pending', 'completed', 'failed'] as const
@@ -46,5 +46,6 @@ export const PredictionQuery = t.Object({
   sensor_id: t.Optional(Id),
   variable: t.Optional(Variable),
   status: t.Optional(OneOf(PREDICTION_STATUSES)),
+  ...timeRange,
 })
 export type PredictionQuery = typeof PredictionQuery.static

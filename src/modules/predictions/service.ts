@@ -1,14 +1,14 @@
 // Prediction use cases: a request is stored `pending` and queued; the forecaster completes it (or fails
 // it with a reason) off the request path and announces the outcome as prediction_completed.
-import { and, asc, desc, eq, gte, inArray, isNotNull } from 'drizzle-orm'
+import { and, asc, desc, eq, gte, inArray, isNotNull, lte } from 'drizzle-orm'
 import type { Services } from '../../context'
 import { predictions, readings } from '../../db/schema'
 import { forecastReadings, type Point } from '../../intelligence/forecast'
 import { VARIABLES, type Variable } from '../../intelligence'
 import { deleteOne, findOne, findPage, insertOne, updateOne, type Resource } from '../../lib/crud'
-import { UnavailableError } from '../../lib/errors'
-import { iso } from '../../lib/time'
-import { checkSensor } from '../anomalies/service'
+import { AppError, UnavailableError } from '../../lib/errors'
+import { instant, iso } from '../../lib/time'
+import { checkSensors } from '../sensors/service'
 import { HUMIDITY, TEMPERATURE } from '../readings/model'
 import type { ForecastPoint, Prediction, PredictionCreate, PredictionQuery } from './model'
 
@@ -52,11 +52,22 @@ export const listPredictions = ({ db }: Services, q: PredictionQuery) =>
       q.sensor_id ? eq(predictions.sensor_id, q.sensor_id) : undefined,
       q.variable ? eq(predictions.variable, q.variable) : undefined,
       q.status ? eq(predictions.status, q.status) : undefined,
+      q.from ? gte(predictions.created_at, instant(q.from, 'from')) : undefined,
+      q.to ? lte(predictions.created_at, instant(q.to, 'to')) : undefined,
     ),
     [desc(predictions.id)],
     q.limit,
     q.offset,
   )
+
+/** Predictions are computed: PUT and PATCH are refused with 405, whatever the id. */
+export function refuseEdit(): never {
+  throw new AppError(
+    405,
+    'method_not_allowed',
+    'Predictions are computed by the server and cannot be edited; request a new one with POST /api/v1/predictions.',
+  )
+}
 
 export const getPrediction = ({ db }: Services, id: number) =>
   findOne(db.read, predictionResource, id)
@@ -69,7 +80,7 @@ export async function requestPrediction(services: Services, input: PredictionCre
       'The forecast queue is full; retry in a minute or two when the pending forecasts are done.',
     )
   const pending = await emitter.transact(async (tx, emit) => {
-    await checkSensor(tx, input.sensor_id)
+    await checkSensors(tx, [input.sensor_id])
     const now = Date.now()
     return insertOne(tx, emit, predictionResource, {
       ...input,

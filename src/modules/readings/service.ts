@@ -1,8 +1,8 @@
 // Reading use cases: single and batch ingest (one transaction, all or none), queries by sensor and time.
-import { and, asc, desc, eq, gte, inArray, lte, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, gte, lte } from 'drizzle-orm'
 import type { Services } from '../../context'
-import { isSqlite, type Tx } from '../../db'
-import { readings, sensors } from '../../db/schema'
+import type { Tx } from '../../db'
+import { readings } from '../../db/schema'
 import {
   defined,
   deleteOne,
@@ -13,9 +13,10 @@ import {
   updateOne,
   type Resource,
 } from '../../lib/crud'
-import { InvalidFieldError, UnknownReferenceError } from '../../lib/errors'
-import { iso, parseIso } from '../../lib/time'
+import { InvalidFieldError } from '../../lib/errors'
+import { instant, iso } from '../../lib/time'
 import { detectAnomalies } from '../anomalies/detection'
+import { checkSensors } from '../sensors/service'
 import type {
   Reading,
   ReadingBatch,
@@ -41,16 +42,6 @@ export const readingResource: Resource<Row, Reading> = {
   }),
 }
 
-function instant(text: string, field: string): number {
-  const ms = parseIso(text)
-  if (ms === undefined)
-    throw new InvalidFieldError(
-      field,
-      `${field} "${text}" is not a real date-time; use ISO 8601 such as 2025-07-20T10:30:00Z.`,
-    )
-  return ms
-}
-
 /** Checks one body and turns it into a row; `at` prefixes field names inside a batch. */
 function toRow(input: ReadingCreate, now: number, at = '') {
   const temperatura = input.temperatura ?? null
@@ -69,45 +60,13 @@ function toRow(input: ReadingCreate, now: number, at = '') {
   }
 }
 
-// Prepared once per connection: every reading checks its sensor.
-const sensorLookups = new WeakMap<Tx, ReturnType<typeof prepareSensorLookup>>()
-const prepareSensorLookup = (tx: Tx) =>
-  tx
-    .select({ id: sensors.id })
-    .from(sensors)
-    .where(eq(sensors.id, sql.placeholder('id')))
-    .prepare()
-
-/** The ids among `ids` that name a sensor (prepared lookups on SQLite, one query per 500 elsewhere). */
-async function existingSensors(tx: Tx, ids: number[]): Promise<Set<number>> {
-  const found = new Set<number>()
-  if (isSqlite(tx)) {
-    let lookup = sensorLookups.get(tx)
-    if (!lookup) sensorLookups.set(tx, (lookup = prepareSensorLookup(tx)))
-    for (const id of ids) if ((await lookup.get({ id })) !== undefined) found.add(id)
-    return found
-  }
-  for (let i = 0; i < ids.length; i += 500) {
-    const part = await tx
-      .select({ id: sensors.id })
-      .from(sensors)
-      .where(inArray(sensors.id, ids.slice(i, i + 500)))
-    for (const { id } of part) found.add(id)
-  }
-  return found
-}
-
-async function checkSensors(tx: Tx, rows: { sensor_id: number }[], at: (i: number) => string) {
-  const found = await existingSensors(tx, [...new Set(rows.map((r) => r.sensor_id))])
-  const missing = rows.findIndex((r) => !found.has(r.sensor_id))
-  if (missing >= 0)
-    throw new UnknownReferenceError(
-      `${at(missing)}sensor_id`,
-      'Sensor',
-      rows[missing]!.sensor_id,
-      'create it with POST /api/v1/sensors before sending its readings.',
-    )
-}
+const checkReadingSensors = (tx: Tx, rows: { sensor_id: number }[], at: (i: number) => string) =>
+  checkSensors(
+    tx,
+    rows.map((r) => r.sensor_id),
+    (i) => `${at(i)}sensor_id`,
+    'create it with POST /api/v1/sensors before sending its readings.',
+  )
 
 export const listReadings = ({ db }: Services, q: ReadingQuery) => {
   const order = q.order === 'asc' ? asc : desc
@@ -136,7 +95,7 @@ export async function createReadings(services: Services, inputs: ReadingBatch, b
   const at = (i: number) => (batch ? `[${i}].` : '')
   const rows = inputs.map((input, i) => toRow(input, now, at(i)))
   return services.emitter.transact(async (tx, emit) => {
-    await checkSensors(tx, rows, at)
+    await checkReadingSensors(tx, rows, at)
     const stored = await insertMany(tx, emit, readingResource, rows)
     await detectAnomalies(services, tx, emit, stored)
     return stored
@@ -162,7 +121,7 @@ export const patchReading = ({ emitter }: Services, id: number, patch: ReadingPa
       },
       current.timestamp,
     )
-    if (patch.sensor_id !== undefined) await checkSensors(tx, [row], () => '')
+    if (patch.sensor_id !== undefined) await checkReadingSensors(tx, [row], () => '')
     const { created_at: _, ...changes } = row
     return updateOne(tx, emit, readingResource, id, changes)
   })

@@ -9,10 +9,10 @@ import {
   findOne,
   findPage,
   insertOne,
+  requireRows,
   updateOne,
   type Resource,
 } from '../../lib/crud'
-import { UnknownReferenceError } from '../../lib/errors'
 import { iso } from '../../lib/time'
 import { checkThresholds } from '../thresholds/service'
 import type { Thresholds } from '../thresholds/model'
@@ -36,19 +36,30 @@ export const sensorResource: Resource<Row, Sensor> = {
   }),
 }
 
-async function checkLocation(tx: Tx, locationId: number | null | undefined) {
-  if (locationId == null) return
-  const [found] = await tx
-    .select({ id: locations.id })
-    .from(locations)
-    .where(eq(locations.id, locationId))
-  if (!found)
-    throw new UnknownReferenceError(
-      'location_id',
-      'Location',
-      locationId,
-      'create it with POST /api/v1/locations, or leave location_id out.',
-    )
+const checkLocation = (tx: Tx, locationId: number | null | undefined) =>
+  locationId == null
+    ? undefined
+    : requireRows(
+        tx,
+        { table: locations, label: 'Location' },
+        [locationId],
+        () => 'location_id',
+        'create it with POST /api/v1/locations, or leave location_id out.',
+      )
+
+/** 422 naming the field unless every sensor exists; `field(i)` names the i-th id's field. */
+export const checkSensors = (
+  tx: Tx,
+  ids: number[],
+  field: (index: number) => string = () => 'sensor_id',
+  hint = 'create it with POST /api/v1/sensors first.',
+) => requireRows(tx, sensorResource, ids, field, hint)
+
+/** A whole sensor as stored: checked, optional fields it leaves out cleared. */
+async function wholeSensor(tx: Tx, input: SensorCreate) {
+  await checkLocation(tx, input.location_id)
+  checkThresholds(input.thresholds)
+  return { nombre: null, location_id: null, thresholds: null, ...input }
 }
 
 export const listSensors = ({ db }: Services, q: SensorQuery) =>
@@ -68,31 +79,16 @@ export const getSensor = ({ db }: Services, id: number) => findOne(db.read, sens
 
 export const createSensor = ({ emitter }: Services, input: SensorCreate) =>
   emitter.transact(async (tx, emit) => {
-    await checkLocation(tx, input.location_id)
-    checkThresholds(input.thresholds)
+    const values = await wholeSensor(tx, input)
     const now = Date.now()
-    return insertOne(tx, emit, sensorResource, {
-      nombre: null,
-      location_id: null,
-      thresholds: null,
-      ...input,
-      created_at: now,
-      updated_at: now,
-    })
+    return insertOne(tx, emit, sensorResource, { ...values, created_at: now, updated_at: now })
   })
 
 /** PUT: the body is the whole sensor; optional fields left out are cleared. */
 export const replaceSensor = ({ emitter }: Services, id: number, input: SensorCreate) =>
   emitter.transact(async (tx, emit) => {
-    await checkLocation(tx, input.location_id)
-    checkThresholds(input.thresholds)
-    return updateOne(tx, emit, sensorResource, id, {
-      nombre: null,
-      location_id: null,
-      thresholds: null,
-      ...input,
-      updated_at: Date.now(),
-    })
+    const values = await wholeSensor(tx, input)
+    return updateOne(tx, emit, sensorResource, id, { ...values, updated_at: Date.now() })
   })
 
 export const patchSensor = ({ emitter }: Services, id: number, patch: SensorPatch) =>

@@ -30,6 +30,7 @@ export const thresholdsModule = (services: Services) =>
       ({ params, body }) => putTypeThresholds(services, params.tipo, body),
       {
         params: TipoParams,
+        parse: 'json',
         body: Thresholds,
         response: { 200: TypeThresholds, ...errors },
         detail: {

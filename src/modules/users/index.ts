@@ -31,6 +31,7 @@ export const usersModule = (services: Services, guard: Guard) =>
     })
     .post('/', async ({ body, status }) => status(201, await createUser(services, body)), {
       auth: 'admin',
+      parse: 'json',
       body: UserCreate,
       response: { 201: User, ...errors },
       detail: {
@@ -41,6 +42,7 @@ export const usersModule = (services: Services, guard: Guard) =>
     .patch('/:id', ({ params, body }) => patchUser(services, params.id, body), {
       auth: 'admin',
       params: IdParams,
+      parse: 'json',
       body: UserPatch,
       response: { 200: User, ...errors },
       detail: {

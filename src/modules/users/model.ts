@@ -1,6 +1,6 @@
 // User schemas: name, role, the channels the user may join, and a password that is never shown.
 import { t } from 'elysia'
-import { Id, pagination } from '../../lib/schemas'
+import { Id, OneOf, pagination } from '../../lib/schemas'
 import { CHANNEL_PATTERN, ROLES } from '../auth/permissions'
 
 export const Username = t.String({
@@ -18,8 +18,7 @@ const roleDoc = {
   description: 'admin: everything; operator: read and write data; viewer: read only',
   examples: ['operator'],
 }
-// Elysia's UnionEnum defaults to its first value; an omitted role must stay omitted (PATCH, filters).
-export const Role = t.UnionEnum(ROLES, { ...roleDoc, default: undefined })
+export const Role = OneOf(ROLES, roleDoc)
 export const Channels = t.Array(t.String({ pattern: CHANNEL_PATTERN, examples: ['sensors:*'] }), {
   maxItems: 100,
   description:
@@ -40,7 +39,9 @@ export type User = typeof User.static
 export const UserCreate = t.Object({
   username: Username,
   password: Password,
-  role: t.Optional(t.UnionEnum(ROLES, { ...roleDoc, default: 'viewer' })),
+  role: t.Optional(
+    OneOf(ROLES, { ...roleDoc, description: `${roleDoc.description}; viewer when omitted` }),
+  ),
   channels: t.Optional(Channels),
 })
 export type UserCreate = typeof UserCreate.static
