@@ -25,7 +25,7 @@ const InstanceStats = t.Object({
   last_seq: t.Integer(),
   events_emitted: t.Integer(),
   messages_sent: t.Integer(),
-  pubsub: t.UnionEnum(['ok', 'down']),
+  pubsub: OneOf(['ok', 'down']),
 })
 const DeploymentStats = t.Object(
   {
