@@ -114,6 +114,8 @@ describe('resuming with since', () => {
       async () => (await metric(server, 'vigia_ws_replay_pauses_total')) >= 1,
       'a replay pause',
     )
+    // A write committed while the replay is held (PostgreSQL writes are slower: wait for one).
+    await until(async () => written > 0, 'a write during the replay')
     const duringReplay = written
     client.resume()
     // Past the backlog and past what was written while the replay was held: the seam is behind us.
