@@ -10,6 +10,8 @@ export type DatabaseConfig =
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
 export type AuthMode = 'open' | 'required'
+/** Under AUTH_MODE=required: REST reads open to anyone, or needing a valid token too. */
+export type AuthReads = 'open' | 'token'
 
 export interface MqttConfig {
   /** Unset: no MQTT ingestion. */
@@ -37,6 +39,7 @@ export interface Config {
   jwt: { secret: string; secretGenerated: boolean; expiresIn: number }
   admin: { username: string; password: string | undefined }
   authMode: AuthMode
+  authReads: AuthReads
   ws: {
     maxConnections: number
     maxConnectionsPerIp: number
@@ -199,6 +202,19 @@ function adminUser(env: Env): Config['admin'] {
   return { username, password }
 }
 
+/** AUTH_READS=token only means something under AUTH_MODE=required; asked for without it, the start stops. */
+function auth(env: Env): Pick<Config, 'authMode' | 'authReads'> {
+  const authMode = oneOf(env, 'AUTH_MODE', 'open', ['open', 'required'] as const)
+  const authReads = oneOf(env, 'AUTH_READS', 'open', ['open', 'token'] as const)
+  if (authReads === 'token' && authMode !== 'required')
+    bad(
+      'AUTH_READS',
+      authReads,
+      'open unless AUTH_MODE=required (under AUTH_MODE=open REST reads never need a token)',
+    )
+  return { authMode, authReads }
+}
+
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const nodeEnv = str(env, 'NODE_ENV', 'development')
   const jwtSecret = env.JWT_SECRET?.trim()
@@ -237,7 +253,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       expiresIn: int(env, 'JWT_EXPIRES_IN', 3600, 1, 60 * 60 * 24 * 365),
     },
     admin: adminUser(env),
-    authMode: oneOf(env, 'AUTH_MODE', 'open', ['open', 'required'] as const),
+    ...auth(env),
     ws: {
       maxConnections: int(env, 'WEBSOCKET_MAX_CONNECTIONS', 100, 1, 1_000_000),
       maxConnectionsPerIp: int(env, 'WEBSOCKET_MAX_CONNECTIONS_PER_IP', 0, 0, 1_000_000),

@@ -34,7 +34,7 @@ export async function startServer(config: Readonly<Config>, log?: Logger) {
     database: config.database.kind,
     pubsub: ctx.realtime.cluster.mode,
     instance: config.instanceId,
-    auth: config.authMode,
+    auth: config.authMode === 'required' ? `required, reads ${config.authReads}` : 'open',
   })
 
   let stopping: Promise<void> | undefined

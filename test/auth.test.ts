@@ -456,6 +456,74 @@ describe('managing users', () => {
   })
 })
 
+/** Every documented /api/ operation but login, called without a token (ids filled with 1). */
+async function withoutToken(server: TestServer) {
+  const doc = await server.api('GET', '/swagger/json')
+  expect(doc.status).toBe(200)
+  const answers: { method: string; path: string; status: number }[] = []
+  for (const [path, ops] of Object.entries(doc.body.paths as Record<string, object>)) {
+    if (!path.startsWith('/api/') || path === '/api/v1/auth/login') continue
+    for (const method of Object.keys(ops)) {
+      if (method === 'ws') continue
+      const verb = method.toUpperCase()
+      const body = verb === 'GET' || verb === 'HEAD' ? undefined : {}
+      const res = await server.api(verb, path.replace(/\{[^}]+\}/g, '1'), body)
+      answers.push({ method, path, status: res.status })
+    }
+  }
+  return answers
+}
+
+/** Reads that need a token under AUTH_MODE=required whatever AUTH_READS says (/users: in every mode). */
+const NEED_TOKEN_ANYWAY = /^\/api\/v1\/(ws\/stats|users|auth\/me)(\/|$)/
+
+/** Request lines the guard refuses without a token under AUTH_MODE=required, whatever AUTH_READS says. */
+const GUARDED_LINES = [
+  'GET /api/v1/ws/stats',
+  'GET /api/v1/ws/stats/general',
+  'POST /api/v1/ws/test-event',
+  'DELETE /api/v1/sensors/1',
+  'GET /xx/api/v1/users/',
+  'GET /api/v1/users/',
+]
+
+/**
+ * Sends each request line raw with odd Host headers: Elysia and Bun read the path of http://x/api/...
+ * differently, and neither reading may skip the guard. Answers how many were refused with 401.
+ */
+async function oddHostRefusals(server: TestServer, lines: string[]) {
+  const raw = (line: string, host: string) =>
+    new Promise<string>((resolve) => {
+      let text = ''
+      Bun.connect({
+        hostname: '127.0.0.1',
+        port: server.port,
+        socket: {
+          data(socket, data) {
+            text += data.toString()
+            if (text.includes('\r\n\r\n')) {
+              resolve(text)
+              socket.end()
+            }
+          },
+        },
+      }).then((socket) =>
+        socket.write(`${line} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 0\r\n\r\n`),
+      )
+    })
+  let refused = 0
+  for (const host of ['x', 'ab', '', 'abcdefgh'])
+    for (const line of lines) {
+      const answer = await raw(line, host)
+      const status = Number(answer.split(' ')[1])
+      // Either refused, or (Elysia reading the path as "/") the public home page.
+      const ok = status === 401 || status === 404 || /content-type: text\/html/i.test(answer)
+      expect({ host, line, status, ok }).toEqual({ host, line, status, ok: true })
+      if (status === 401) refused += 1
+    }
+  return refused
+}
+
 describe('AUTH_MODE=required', () => {
   let server: TestServer
   let tokens: Record<'admin' | 'operator' | 'viewer', Record<string, string>>
@@ -469,13 +537,13 @@ describe('AUTH_MODE=required', () => {
   })
   afterAll(() => server.stop())
 
-  test('reads and the stats need a token of any role', async () => {
-    for (const path of [
-      '/api/v1/sensors',
-      '/api/v1/readings',
-      '/api/v1/ws/stats',
-      '/api/v1/ws/stats/general',
-    ]) {
+  test('reads are open, the stats need a token of any role', async () => {
+    for (const path of ['/api/v1/sensors', '/api/v1/readings', '/api/v1/sensor-types/thresholds'])
+      expect({ path, status: (await server.api('GET', path)).status }).toEqual({
+        path,
+        status: 200,
+      })
+    for (const path of ['/api/v1/ws/stats', '/api/v1/ws/stats/general']) {
       const none = await server.api('GET', path)
       expect(none.status).toBe(401)
       expect(none.body).toMatchObject({
@@ -547,72 +615,30 @@ describe('AUTH_MODE=required', () => {
       good,
       'Bearer',
     ]) {
-      const res = await server.api('GET', '/api/v1/sensors', undefined, { authorization })
+      const res = await server.api('GET', '/api/v1/ws/stats', undefined, { authorization })
       expect(res.status).toBe(401)
       expect(res.body.error).toBe('unauthorized')
     }
-    const bad = await server.api('GET', '/api/v1/sensors', undefined, {
+    const bad = await server.api('GET', '/api/v1/ws/stats', undefined, {
       authorization: `Bearer ${expired}`,
     })
     expect(bad.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"')
   })
 
-  test('every documented /api/ route but login answers 401 without a token', async () => {
-    const doc = await server.api('GET', '/swagger/json')
-    expect(doc.status).toBe(200)
-    let checked = 0
-    for (const [path, ops] of Object.entries(doc.body.paths as Record<string, object>)) {
-      if (!path.startsWith('/api/') || path === '/api/v1/auth/login') continue
-      for (const method of Object.keys(ops)) {
-        if (method === 'ws') continue
-        const verb = method.toUpperCase()
-        const body = verb === 'GET' || verb === 'HEAD' ? undefined : {}
-        const res = await server.api(verb, path.replace(/\{[^}]+\}/g, '1'), body)
-        expect({ method, path, status: res.status }).toEqual({ method, path, status: 401 })
-        checked += 1
-      }
-    }
-    expect(checked).toBeGreaterThan(30)
+  test('without a token every documented /api/ write, the stats, /users and /auth/me answer 401; the other reads answer', async () => {
+    const answers = await withoutToken(server)
+    expect(answers.length).toBeGreaterThan(30)
+    const reads = answers.filter((a) => a.method === 'get' && !NEED_TOKEN_ANYWAY.test(a.path))
+    expect(reads.length).toBeGreaterThan(10)
+    for (const answer of answers)
+      expect(answer).toEqual({
+        ...answer,
+        status: reads.includes(answer) ? (answer.path.includes('{') ? 404 : 200) : 401,
+      })
   })
 
   test('an odd Host header cannot route around the guard', async () => {
-    // Elysia and Bun read the path of http://x/api/... differently; neither reading may skip the guard.
-    const raw = (line: string, host: string) =>
-      new Promise<string>((resolve) => {
-        let text = ''
-        Bun.connect({
-          hostname: '127.0.0.1',
-          port: server.port,
-          socket: {
-            data(socket, data) {
-              text += data.toString()
-              if (text.includes('\r\n\r\n')) {
-                resolve(text)
-                socket.end()
-              }
-            },
-          },
-        }).then((socket) =>
-          socket.write(`${line} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 0\r\n\r\n`),
-        )
-      })
-    let refused = 0
-    for (const host of ['x', 'ab', '', 'abcdefgh'])
-      for (const line of [
-        'GET /api/v1/sensors',
-        'GET /api/v1/ws/stats',
-        'POST /api/v1/ws/test-event',
-        'GET /xx/api/v1/users/',
-        'GET /api/v1/users/',
-      ]) {
-        const answer = await raw(line, host)
-        const status = Number(answer.split(' ')[1])
-        // Either refused, or (Elysia reading the path as "/") the public home page.
-        const ok = status === 401 || status === 404 || /content-type: text\/html/i.test(answer)
-        expect({ host, line, status, ok }).toEqual({ host, line, status, ok: true })
-        if (status === 401) refused += 1
-      }
-    expect(refused).toBeGreaterThan(10)
+    expect(await oddHostRefusals(server, GUARDED_LINES)).toBeGreaterThan(10)
     expect((await server.api('GET', '/api/v1/sensors', undefined, tokens.admin)).body).toEqual([])
   })
 
@@ -620,6 +646,39 @@ describe('AUTH_MODE=required', () => {
     for (const path of ['/health', '/metrics', '/swagger', '/swagger/json', '/'])
       expect((await server.api('GET', path)).status).toBe(200)
     expect((await server.api('POST', '/auth/login', ADMIN)).status).toBe(200)
+  })
+})
+
+describe('AUTH_MODE=required with AUTH_READS=token', () => {
+  let server: TestServer
+  let viewer: Record<string, string>
+  beforeAll(async () => {
+    server = await startAuthServer({ AUTH_MODE: 'required', AUTH_READS: 'token' })
+    viewer = bearer(await userToken(server, { username: 'vera', role: 'viewer' }))
+  })
+  afterAll(() => server.stop())
+
+  test('reads need a token of any role, writes an operator or admin', async () => {
+    for (const path of ['/api/v1/sensors', '/api/v1/readings', '/api/v1/ws/stats']) {
+      const none = await server.api('GET', path)
+      expect(none.status).toBe(401)
+      expect(none.headers.get('www-authenticate')).toBe('Bearer')
+      expect((await server.api('GET', path, undefined, viewer)).status).toBe(200)
+    }
+    const body = { tipo: 'temperatura', modelo: 'DHT22' }
+    expect((await server.api('POST', '/api/v1/sensors', body, viewer)).status).toBe(403)
+    expect((await server.api('GET', '/api/v1/sensors', undefined, viewer)).body).toEqual([])
+  })
+
+  test('every documented /api/ route but login answers 401 without a token', async () => {
+    const answers = await withoutToken(server)
+    expect(answers.length).toBeGreaterThan(30)
+    for (const answer of answers) expect(answer).toEqual({ ...answer, status: 401 })
+  })
+
+  test('an odd Host header cannot route around the guard', async () => {
+    const lines = [...GUARDED_LINES, 'GET /api/v1/sensors', 'GET /api/v1/readings/1']
+    expect(await oddHostRefusals(server, lines)).toBeGreaterThan(15)
   })
 })
 

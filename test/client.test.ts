@@ -453,3 +453,38 @@ describe('token refresh', () => {
     }
   }, 30_000)
 })
+
+describe('a server with AUTH_MODE=required', () => {
+  test('REST reads need no token; the stats and writes go with the client token, and a socket without one is refused with 4401', async () => {
+    const password = 'client-test-password-1'
+    const server = await startTestServer({ AUTH_MODE: 'required', ADMIN_PASSWORD: password })
+    try {
+      const anonymous = createApi(server.base)
+      expect((await anonymous.api.v1.sensors.get()).status).toBe(200)
+      expect((await anonymous.api.v1.ws.stats.get()).status).toBe(401)
+      const refusedWrite = await anonymous.api.v1.sensors.post({ tipo: 't', modelo: 'm' })
+      expect(refusedWrite.status).toBe(401)
+      const refused = track(new RealtimeClient({ url: server.base, channels: ['sensors'] }))
+      await expect(refused.connect()).rejects.toMatchObject({ code: 4401 })
+
+      const { api, realtime } = createClient({
+        url: server.base,
+        channels: ['sensors'],
+        getToken: loginTokens(server.base, 'admin', password),
+      })
+      track(realtime)
+      await realtime.connect()
+      const created = when(realtime, 'event', (e) => e.type === 'entity_event')
+      const sensor = await api.api.v1.sensors.post({ tipo: 'temperatura', modelo: 'DHT22' })
+      expect(sensor.status).toBe(201)
+      expect(await created).toMatchObject({ entity_id: sensor.data!.id })
+      const stats = await api.api.v1.ws.stats.get()
+      expect(stats.status).toBe(200)
+      expect(stats.data!.channels.sensors!.users.map((u) => u.user_id)).toEqual(['admin'])
+      const list = await anonymous.api.v1.sensors.get()
+      expect(list.data!.map((s) => s.id)).toEqual([sensor.data!.id])
+    } finally {
+      await server.stop()
+    }
+  })
+})

@@ -24,6 +24,7 @@ describe('loadConfig defaults', () => {
     expect(config.jwt.secretGenerated).toBe(true)
     expect(config.admin).toEqual({ username: 'admin', password: undefined })
     expect(config.authMode).toBe('open')
+    expect(config.authReads).toBe('open')
     expect(config.ws.maxConnections).toBe(100)
     expect(config.ws.maxConnectionsPerIp).toBe(0)
     expect(config.ws.pingInterval).toBe(30)
@@ -94,10 +95,27 @@ describe('loadConfig reads', () => {
     )
   })
 
-  test('AUTH_MODE and LOG_LEVEL ignore case', () => {
-    const config = loadConfig({ AUTH_MODE: 'Required', LOG_LEVEL: 'DEBUG' })
+  test('AUTH_MODE, AUTH_READS and LOG_LEVEL ignore case', () => {
+    const config = loadConfig({ AUTH_MODE: 'Required', AUTH_READS: 'Token', LOG_LEVEL: 'DEBUG' })
     expect(config.authMode).toBe('required')
+    expect(config.authReads).toBe('token')
     expect(config.logLevel).toBe('debug')
+  })
+
+  test('AUTH_READS=token without AUTH_MODE=required stops the start with one line naming both', () => {
+    for (const env of [{ AUTH_READS: 'token' }, { AUTH_READS: 'token', AUTH_MODE: 'open' }]) {
+      let error: unknown
+      try {
+        loadConfig(env)
+      } catch (e) {
+        error = e
+      }
+      expect(error).toBeInstanceOf(ConfigError)
+      expect((error as ConfigError).message).toContain('AUTH_READS')
+      expect((error as ConfigError).message).toContain('AUTH_MODE=required')
+      expect((error as ConfigError).message).not.toContain('\n')
+    }
+    expect(loadConfig({ AUTH_READS: 'open' }).authReads).toBe('open')
   })
 })
 
@@ -113,6 +131,7 @@ describe('a bad value', () => {
     ['REDIS_URL', 'http://127.0.0.1:6379'],
     ['JWT_EXPIRES_IN', 'forever'],
     ['AUTH_MODE', 'maybe'],
+    ['AUTH_READS', 'viewer'],
     ['WEBSOCKET_MAX_CONNECTIONS', '-5'],
     ['WEBSOCKET_MAX_CONNECTIONS', '0'],
     ['WEBSOCKET_MAX_CONNECTIONS', 'many'],

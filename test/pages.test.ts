@@ -271,6 +271,49 @@ describe('the live dashboard', () => {
     },
     PAGE_TEST_MS,
   )
+
+  test(
+    'under AUTH_MODE=required it asks for a token without one; opened with ?token= it lists, goes live and acknowledges',
+    async () => {
+      const password = 'pages-admin-password'
+      server = await startTestServer({ AUTH_MODE: 'required', ADMIN_PASSWORD: password })
+      const srv = server
+      const login = await srv.api('POST', '/auth/login', { username: 'admin', password })
+      const token = login.body.access_token as string
+      const auth = { authorization: `Bearer ${token}` }
+      const place = await srv.api('POST', '/api/v1/locations', { nombre: 'Nave 2' }, auth)
+      const sensor = await srv.api(
+        'POST',
+        '/api/v1/sensors',
+        { tipo: 'temperatura', modelo: 'DHT22', location_id: place.body.id },
+        auth,
+      )
+
+      const anonymous = await openPage(`${srv.base}/dashboard.html`)
+      await anonymous.locator('#status', { hasText: 'Se necesita un token válido' }).waitFor()
+      await context?.close()
+
+      const page = await openPage(`${srv.base}/dashboard.html?token=${token}`)
+      await page.waitForSelector('#status[data-state="open"]')
+      await page.locator(`.sensor[data-sensor-id="${sensor.body.id}"]`).waitFor()
+      const anomaly = await srv.api(
+        'POST',
+        '/api/v1/anomalies',
+        { sensor_id: sensor.body.id, variable: 'temperatura', value: 48.2, severity: 'critical' },
+        auth,
+      )
+      const item = page.locator(`.anomaly[data-anomaly-id="${anomaly.body.id}"]`)
+      await item.waitFor()
+      await item.locator('button.ack').click()
+      await page.waitForSelector(
+        `.anomaly[data-anomaly-id="${anomaly.body.id}"][data-status="acknowledged"]`,
+      )
+      expect((await srv.api('GET', `/api/v1/anomalies/${anomaly.body.id}`)).body.status).toBe(
+        'acknowledged',
+      )
+    },
+    PAGE_TEST_MS,
+  )
 })
 
 describe('the browser bundle', () => {

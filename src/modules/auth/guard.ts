@@ -1,6 +1,6 @@
 // Who may call what over REST: the AUTH_MODE=required policy on every request, and the `auth` macro.
 import { Elysia } from 'elysia'
-import type { Config } from '../../config'
+import type { AuthReads, Config } from '../../config'
 import { ForbiddenError, UnauthorizedError } from '../../lib/errors'
 import { allows, type Need } from './permissions'
 import type { TokenClaims, Tokens } from './tokens'
@@ -8,17 +8,20 @@ import type { TokenClaims, Tokens } from './tokens'
 const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
 const OPEN_API_PATHS = new Set(['/api/v1/auth/login'])
 const WS_PATHS = new Set(['/api/v1/ws', '/api/v1/ws/secure'])
+const STATS_PATHS = new Set(['/api/v1/ws/stats', '/api/v1/ws/stats/:channel'])
 
 /**
- * Under AUTH_MODE=required every route below /api/ needs a token, except login and the WebSocket
- * upgrades (their admission closes with 4401/4403 instead); reads take any role, writes operator or
- * admin. `route` is the route that matched, not the URL: the URL's path can be read in more than one
- * way (Bun's router and Elysia's disagree on odd Host headers), the matched route cannot.
+ * Under AUTH_MODE=required: writes below /api/ need operator or admin, the stats any valid token, and
+ * REST reads nothing unless AUTH_READS=token. Login and the WebSocket upgrades are left alone (their
+ * admission closes with 4401/4403 instead). `route` is the route that matched, not the URL: the URL's
+ * path can be read in more than one way (Bun's router and Elysia's disagree on odd Host headers), the
+ * matched route cannot.
  */
-function needFor(route: string, method: string): Need | undefined {
+function needFor(route: string, method: string, reads: AuthReads): Need | undefined {
   if (!route.startsWith('/api/') || OPEN_API_PATHS.has(route) || WS_PATHS.has(route))
     return undefined
-  return READS.has(method) ? 'token' : 'write'
+  if (!READS.has(method)) return 'write'
+  return reads === 'token' || STATS_PATHS.has(route) ? 'token' : undefined
 }
 
 const NEEDS: Record<Need, string> = {
@@ -72,7 +75,7 @@ export function createGuard(config: Readonly<Config>, tokens: Tokens) {
       { as: 'global' },
       async ({ request, route }) => {
         if (config.authMode !== 'required') return
-        const need = needFor(route, request.method)
+        const need = needFor(route, request.method, config.authReads)
         if (need) await authorize(request, need)
       },
     ),
