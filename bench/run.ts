@@ -479,7 +479,19 @@ function gitState() {
   const run = (cmd: string[]) => Bun.spawnSync(cmd, { cwd: ROOT }).stdout.toString().trim()
   return {
     commit: run(['git', 'rev-parse', '--short', 'HEAD']) || 'unknown',
-    dirty: run(['git', 'status', '--porcelain', '--', 'src', 'bench', 'package.json']) !== '',
+    // The code measured, not the files a run writes (bench/results.json, bench/latency.svg).
+    dirty:
+      run([
+        'git',
+        'status',
+        '--porcelain',
+        '--',
+        'src',
+        'bench',
+        'package.json',
+        ':!bench/results.json',
+        ':!bench/latency.svg',
+      ]) !== '',
   }
 }
 
