@@ -217,6 +217,17 @@ describe('a bad handshake query', () => {
   })
 })
 
+describe('a plain HTTP request on a WebSocket endpoint', () => {
+  for (const path of ['/api/v1/ws', '/api/v1/ws/secure'])
+    test(`GET ${path} without an upgrade answers 426 with the error envelope and Upgrade: websocket`, async () => {
+      const res = await server.api('GET', `${path}?channel=general`)
+      expect(res.status).toBe(426)
+      expect(res.headers.get('upgrade')).toBe('websocket')
+      expectError(res, 426, 'upgrade_required')
+      expect(res.body.message).toContain('WebSocket')
+    })
+})
+
 describe('stats', () => {
   test('count connections and users per channel as sockets come and go', async () => {
     // The original's fields; the instance and deployment figures beside them are checked in scale.test.ts.

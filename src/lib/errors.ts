@@ -19,6 +19,18 @@ export class NotFoundError extends AppError {
   }
 }
 
+/** A plain HTTP request on a WebSocket endpoint. */
+export class UpgradeRequiredError extends AppError {
+  constructor(path: string) {
+    super(
+      426,
+      'upgrade_required',
+      `${path} is a WebSocket endpoint: connect with a WebSocket client (ws://host${path}?channel=general).`,
+    )
+    this.headers = { upgrade: 'websocket' }
+  }
+}
+
 /** Input that passed the schema but breaks a rule of ours; names the field. */
 export class InvalidFieldError extends AppError {
   constructor(field: string, message: string) {

@@ -2,8 +2,8 @@
 import { Elysia, t } from 'elysia'
 import type { AppContext } from '../context'
 import { clientAddress } from '../lib/client-address'
-import { InvalidFieldError, NotFoundError } from '../lib/errors'
-import { errors, OneOf } from '../lib/schemas'
+import { InvalidFieldError, NotFoundError, UpgradeRequiredError } from '../lib/errors'
+import { ErrorBody, errors, OneOf } from '../lib/schemas'
 import { CHANNEL_HELP, isChannel } from './channels'
 import type { Socket } from './hub'
 import { CLOSE, parseChannels, type Admission, type HandshakeQuery } from './socket'
@@ -129,6 +129,32 @@ export const realtimeRoutes = (ctx: AppContext, admit: Admit = openAdmit) => {
   return new Elysia({ name: 'realtime', prefix: '/api/v1/ws', detail: { tags: ['websocket'] } })
     .ws('', socketHandlers(false))
     .ws('/secure', socketHandlers(true))
+    .get(
+      '',
+      () => {
+        throw new UpgradeRequiredError('/api/v1/ws')
+      },
+      {
+        response: { 426: ErrorBody },
+        detail: {
+          summary: 'The WebSocket endpoint (query: channel, user_id, since, epoch)',
+          description: 'Open it with a WebSocket client; a plain HTTP request answers 426.',
+        },
+      },
+    )
+    .get(
+      '/secure',
+      () => {
+        throw new UpgradeRequiredError('/api/v1/ws/secure')
+      },
+      {
+        response: { 426: ErrorBody },
+        detail: {
+          summary: 'The authenticated WebSocket endpoint (query: channel, token, since, epoch)',
+          description: 'Open it with a WebSocket client; a plain HTTP request answers 426.',
+        },
+      },
+    )
     .post(
       '/test-event',
       async ({ query }) => {
