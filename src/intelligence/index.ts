@@ -1,14 +1,26 @@
 // The intelligence runtime of an instance: detector states cached in memory (checked against the
 // database by revision), the forecast job queue, and the re-forecast schedule.
-import { inArray, sql } from 'drizzle-orm'
+import { sql, type Placeholder } from 'drizzle-orm'
 import type { Config } from '../config'
-import type { Tx } from '../db'
+import { isSqlite, type Tx } from '../db'
+import { prepared, selectByIds } from '../db/prepared'
 import { detectorState } from '../db/schema'
 import type { Logger } from '../lib/logger'
 import { JobQueue } from './queue'
 import { reviveState, type VariableState } from './detector'
 
 const excluded = (column: string) => sql.raw(`excluded.${column}`)
+
+type StateRow = typeof detectorState.$inferInsert
+/** Inserts or replaces states: rows, or one row of placeholders to prepare. */
+const upsertStates = (tx: Tx, values: StateRow[] | { [K in keyof StateRow]: Placeholder }) =>
+  tx
+    .insert(detectorState)
+    .values(values as StateRow[])
+    .onConflictDoUpdate({
+      target: [detectorState.sensor_id, detectorState.variable],
+      set: { rev: excluded('rev'), state: excluded('state'), updated_at: excluded('updated_at') },
+    })
 
 export const VARIABLES = ['temperatura', 'humedad'] as const
 export type Variable = (typeof VARIABLES)[number]
@@ -26,35 +38,31 @@ export class DetectorStates {
   /** The stored states of these sensors' variables, from the cache when its revision is current. */
   async take(tx: Tx, sensorIds: number[]): Promise<Map<string, VariableState>> {
     const out = new Map<string, VariableState>()
-    const stale: number[] = []
     const stored = new Set<string>()
-    for (let i = 0; i < sensorIds.length; i += 500) {
-      const rows = await tx
+    const revisions = await selectByIds(tx, 'detector-revisions', sensorIds, (match) =>
+      tx
         .select({
           sensor_id: detectorState.sensor_id,
           variable: detectorState.variable,
           rev: detectorState.rev,
         })
         .from(detectorState)
-        .where(inArray(detectorState.sensor_id, sensorIds.slice(i, i + 500)))
-      for (const row of rows) {
-        const key = stateKey(row.sensor_id, row.variable)
-        stored.add(key)
-        const cached = this.cache.get(key)
-        if (cached && cached.rev === row.rev) out.set(key, cached.state)
-        else stale.push(row.sensor_id)
-      }
+        .where(match(detectorState.sensor_id)),
+    )
+    const stale = new Set<number>()
+    for (const row of revisions) {
+      const key = stateKey(row.sensor_id, row.variable)
+      stored.add(key)
+      const cached = this.cache.get(key)
+      if (cached && cached.rev === row.rev) out.set(key, cached.state)
+      else stale.add(row.sensor_id)
     }
-    const reload = [...new Set(stale)]
-    for (let i = 0; i < reload.length; i += 500) {
-      const rows = await tx
-        .select()
-        .from(detectorState)
-        .where(inArray(detectorState.sensor_id, reload.slice(i, i + 500)))
-      for (const row of rows) {
-        const key = stateKey(row.sensor_id, row.variable)
-        if (!out.has(key)) out.set(key, reviveState(row.state))
-      }
+    const reloaded = await selectByIds(tx, 'detector-states', [...stale], (match) =>
+      tx.select().from(detectorState).where(match(detectorState.sensor_id)),
+    )
+    for (const row of reloaded) {
+      const key = stateKey(row.sensor_id, row.variable)
+      if (!out.has(key)) out.set(key, reviveState(row.state))
     }
     for (const id of sensorIds)
       for (const variable of VARIABLES)
@@ -79,20 +87,18 @@ export class DetectorStates {
         updated_at: now,
       }
     })
-    for (let i = 0; i < rows.length; i += 200) {
-      const chunk = rows.slice(i, i + 200)
-      await tx
-        .insert(detectorState)
-        .values(chunk)
-        .onConflictDoUpdate({
-          target: [detectorState.sensor_id, detectorState.variable],
-          set: {
-            rev: excluded('rev'),
-            state: excluded('state'),
-            updated_at: excluded('updated_at'),
-          },
-        })
-    }
+    if (isSqlite(tx)) {
+      const upsert = prepared(tx, 'detector-put', () =>
+        upsertStates(tx, {
+          sensor_id: sql.placeholder('sensor_id'),
+          variable: sql.placeholder('variable'),
+          rev: sql.placeholder('rev'),
+          state: sql.placeholder('state'),
+          updated_at: sql.placeholder('updated_at'),
+        }).prepare(),
+      )
+      for (const row of rows) await upsert.run(row)
+    } else for (let i = 0; i < rows.length; i += 200) await upsertStates(tx, rows.slice(i, i + 200))
     for (const row of rows)
       this.cache.set(stateKey(row.sensor_id, row.variable), { rev: row.rev, state: row.state })
   }

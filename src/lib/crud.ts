@@ -1,7 +1,8 @@
 // The create / read / update / delete steps every resource shares, each emitting its entity event.
-import { count, eq, getTableName, inArray, sql, type SQL } from 'drizzle-orm'
+import { count, eq, getTableName, sql, type SQL } from 'drizzle-orm'
 import type { SQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core'
 import { isSqlite, type Tx } from '../db'
+import { prepared, selectByIds } from '../db/prepared'
 import type { EntityType } from '../realtime/channels'
 import type { Emit } from '../realtime/emitter'
 import type { EntityEventType } from '../realtime/envelope'
@@ -56,24 +57,6 @@ export async function findRow<Row>(db: Tx, r: Resource<Row, unknown>, id: number
  * A 422 naming the field unless every id is a row of `r` (a reading of an unknown sensor): `field(i)`
  * names the i-th id's field (`[3].sensor_id` in a batch), `hint` says what to do about it.
  */
-// An id lookup per table, prepared once per SQLite connection: every reading checks its sensor.
-const lookups = new WeakMap<Tx, Map<Table, Loose>>()
-
-function preparedLookup(tx: Tx, table: Table) {
-  let byTable = lookups.get(tx)
-  if (!byTable) lookups.set(tx, (byTable = new Map()))
-  let statement = byTable.get(table)
-  if (!statement) {
-    statement = (tx as Loose)
-      .select({ id: table.id })
-      .from(table)
-      .where(eq(table.id, sql.placeholder('id')))
-      .prepare()
-    byTable.set(table, statement)
-  }
-  return statement
-}
-
 export async function requireRows(
   tx: Tx,
   r: Pick<Resource<unknown, unknown>, 'table' | 'label'>,
@@ -82,20 +65,13 @@ export async function requireRows(
   hint: string,
 ) {
   const unique = [...new Set(ids)]
-  const found = new Set<number>()
-  if (isSqlite(tx)) {
-    const lookup = preparedLookup(tx, r.table)
-    for (const id of unique) if ((await lookup.get({ id })) !== undefined) found.add(id)
-  } else {
-    // A round trip per statement: one query per 500 ids.
-    for (let i = 0; i < unique.length; i += 500) {
-      const rows: { id: number }[] = await (tx as Loose)
-        .select({ id: r.table.id })
-        .from(r.table)
-        .where(inArray(r.table.id, unique.slice(i, i + 500)))
-      for (const { id } of rows) found.add(id)
-    }
-  }
+  const rows: { id: number }[] = await selectByIds(
+    tx,
+    `exists:${getTableName(r.table)}`,
+    unique,
+    (match) => (tx as Loose).select({ id: r.table.id }).from(r.table).where(match(r.table.id)),
+  )
+  const found = new Set(rows.map((row) => row.id))
   const missing = ids.findIndex((id) => !found.has(id))
   if (missing >= 0) throw new UnknownReferenceError(field(missing), r.label, ids[missing]!, hint)
 }
@@ -136,20 +112,14 @@ export async function insertOne<Row, Dto extends { id: number }>(
 
 // Single-row INSERT … RETURNING, prepared once per connection, table and column set: for batches,
 // running one prepared statement per row is cheaper than building multi-row statements.
-const insertStatements = new WeakMap<Tx, Map<string, Loose>>()
-
-function preparedInsert(tx: Tx, table: Table, columns: string[]) {
-  let byKey = insertStatements.get(tx)
-  if (!byKey) insertStatements.set(tx, (byKey = new Map()))
-  const key = `${getTableName(table)}(${columns.join(',')})`
-  let statement = byKey.get(key)
-  if (!statement) {
-    const placeholders = Object.fromEntries(columns.map((c) => [c, sql.placeholder(c)]))
-    statement = (tx as Loose).insert(table).values(placeholders).returning().prepare()
-    byKey.set(key, statement)
-  }
-  return statement
-}
+const preparedInsert = (tx: Tx, table: Table, columns: string[]): Loose =>
+  prepared(tx, `insert:${getTableName(table)}(${columns.join(',')})`, () =>
+    (tx as Loose)
+      .insert(table)
+      .values(Object.fromEntries(columns.map((c) => [c, sql.placeholder(c)])))
+      .returning()
+      .prepare(),
+  )
 
 /** Inserts many rows in the caller's transaction and emits one event per row. */
 export async function insertMany<Row, Dto extends { id: number }>(

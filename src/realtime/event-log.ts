@@ -1,6 +1,7 @@
 // The event log: hands out the deployment-wide seq, stores each frame as sent, reads it back for replay.
 import { and, asc, eq, gt, lt, lte, max, min, sql } from 'drizzle-orm'
 import { isSqlite, type Tx } from '../db'
+import { prepared } from '../db/prepared'
 import { events, eventMeta } from '../db/schema'
 import {
   entityEventMessage,
@@ -65,9 +66,7 @@ function prepareAppend(tx: Tx) {
 }
 
 // Every write runs these two statements; building and preparing them each time cost more than running them.
-const prepared = new WeakMap<Tx, ReturnType<typeof prepareAppend>>()
-const appendStatements = (tx: Tx) =>
-  prepared.get(tx) ?? prepared.set(tx, prepareAppend(tx)).get(tx)!
+const appendStatements = (tx: Tx) => prepared(tx, 'append-events', () => prepareAppend(tx))
 
 /** Gives the drafts consecutive seqs and writes them, inside the caller's transaction. */
 export async function appendEvents(

@@ -4,6 +4,7 @@
 import { and, asc, eq, inArray } from 'drizzle-orm'
 import type { Services } from '../../context'
 import type { Tx } from '../../db'
+import { selectByIds } from '../../db/prepared'
 import { anomalies, sensors, sensorTypeThresholds } from '../../db/schema'
 import {
   detectorOptions,
@@ -36,16 +37,16 @@ const RULES: readonly Rule[] = ['threshold', 'statistical']
 /** Each sensor's rules: its type's defaults, with the sensor's own rule winning per variable. */
 async function loadRules(tx: Tx, ids: number[]) {
   const out = new Map<number, Thresholds>()
-  for (let i = 0; i < ids.length; i += 500) {
-    const rows = await tx
+  const rows = await selectByIds(tx, 'detector-rules', ids, (match) =>
+    tx
       .select({ id: sensors.id, own: sensors.thresholds, type: sensorTypeThresholds.thresholds })
       .from(sensors)
       .leftJoin(sensorTypeThresholds, eq(sensors.tipo, sensorTypeThresholds.tipo))
-      .where(inArray(sensors.id, ids.slice(i, i + 500)))
-    for (const row of rows) {
-      const merged = { ...(row.type as Thresholds | null), ...(row.own as Thresholds | null) }
-      if (Object.keys(merged).length > 0) out.set(row.id, merged)
-    }
+      .where(match(sensors.id)),
+  )
+  for (const row of rows) {
+    const merged = { ...(row.type as Thresholds | null), ...(row.own as Thresholds | null) }
+    if (Object.keys(merged).length > 0) out.set(row.id, merged)
   }
   return out
 }
@@ -53,20 +54,20 @@ async function loadRules(tx: Tx, ids: number[]) {
 /** Open or acknowledged detector anomalies, by sensor:variable:rule (the newest when several). */
 async function loadOpen(tx: Tx, ids: number[]) {
   const out = new Map<string, AnomalyRow>()
-  for (let i = 0; i < ids.length; i += 500) {
-    const rows = await tx
+  const rows = await selectByIds(tx, 'detector-open', ids, (match) =>
+    tx
       .select()
       .from(anomalies)
       .where(
         and(
-          inArray(anomalies.sensor_id, ids.slice(i, i + 500)),
+          match(anomalies.sensor_id),
           inArray(anomalies.status, ['open', 'acknowledged']),
           inArray(anomalies.rule, RULES as Rule[]),
         ),
       )
-      .orderBy(asc(anomalies.last_seen), asc(anomalies.id))
-    for (const row of rows) out.set(`${stateKey(row.sensor_id, row.variable)}:${row.rule}`, row)
-  }
+      .orderBy(asc(anomalies.last_seen), asc(anomalies.id)),
+  )
+  for (const row of rows) out.set(`${stateKey(row.sensor_id, row.variable)}:${row.rule}`, row)
   return out
 }
 
