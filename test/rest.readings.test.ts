@@ -105,6 +105,26 @@ describe('POST /api/v1/readings', () => {
     })
   })
 
+  test('concurrent POSTs are each answered as if sent alone: the bad one is refused, the rest stored once', async () => {
+    const before = await rowCount(server, readings)
+    const bodies = Array.from({ length: 30 }, (_, i) =>
+      i === 7
+        ? { sensor_id: 999_999, temperatura: 1 }
+        : { sensor_id: i % 2 ? sensorId : otherSensorId, temperatura: 100 + i, humedad: i },
+    )
+    const answers = await Promise.all(bodies.map((b) => server.api('POST', '/api/v1/readings', b)))
+    expectInvalid(answers[7]!, 'sensor_id', 'unknown_reference')
+    const stored = answers.filter((_, i) => i !== 7)
+    for (const [i, res] of answers.entries()) {
+      if (i === 7) continue
+      expect(res.status).toBe(201)
+      expect(res.body).toMatchObject(bodies[i]!)
+      expect((await server.api('GET', `/api/v1/readings/${res.body.id}`)).body).toEqual(res.body)
+    }
+    expect(new Set(stored.map((r) => r.body.id)).size).toBe(29)
+    expect(await rowCount(server, readings)).toBe(before + 29)
+  })
+
   test('each schema break is a 422 naming the field; nothing is stored', async () => {
     await unchanged(async () => {
       const cases: [Record<string, unknown>, string][] = [

@@ -14,6 +14,7 @@ import {
   type Resource,
 } from '../../lib/crud'
 import { InvalidFieldError } from '../../lib/errors'
+import { GroupCommit } from '../../lib/group-commit'
 import { instant, iso } from '../../lib/time'
 import { detectAnomalies } from '../anomalies/detection'
 import { checkSensors } from '../sensors/service'
@@ -102,8 +103,19 @@ export async function createReadings(services: Services, inputs: ReadingBatch, b
   })
 }
 
-export const createReading = async (services: Services, input: ReadingCreate) =>
-  (await createReadings(services, [input], false))[0]!
+// Single POSTs that arrive together share one transaction (one commit, one detector pass per sensor).
+const groups = new WeakMap<Services, GroupCommit<ReadingCreate, Reading>>()
+
+/** Stores one reading; resolves once it is committed, refuses it alone if it is invalid. */
+export function createReading(services: Services, input: ReadingCreate) {
+  let group = groups.get(services)
+  if (!group)
+    groups.set(
+      services,
+      (group = new GroupCommit((inputs) => createReadings(services, inputs, false))),
+    )
+  return group.add(input)
+}
 
 export const replaceReading = (services: Services, id: number, input: ReadingReplace) =>
   patchReading(services, id, { temperatura: null, humedad: null, ...input })
