@@ -33,6 +33,9 @@ export function createApp(ctx: AppContext) {
     // Elysia shares the port by default (SO_REUSEPORT): a second instance started on a taken port
     // would silently take half the connections instead of failing.
     serve: { maxRequestBodySize: Number.MAX_SAFE_INTEGER, reusePort: false },
+    // Responses are plain JSON built by the services; Elysia's t.Integer is a Transform whose Encode is
+    // the identity, and running it over a 10,000-item batch answer cost a tenth of the ingest time.
+    encodeSchema: false,
     websocket: websocketOptions(config),
   })
     .use(errorHandler(ctx))
