@@ -45,8 +45,10 @@ describe('bun run bench --tiny', () => {
           expect(phase.short).toBe(0)
           expect(phase.latency.count).toBe(phase.deliveries)
           expect(phase.latency.p99).toBeGreaterThanOrEqual(phase.latency.p50)
-          expect(phase.cpu.server).toBeGreaterThan(0)
         }
+      // /proc counts CPU in 10 ms ticks: only the saturating phase is sure to register the server's share.
+      for (const { throughput } of results.fanout.flatMap((run) => run.paths))
+        expect(throughput.cpu.server).toBeGreaterThan(0)
     }
     expect(results.ingest.map((r) => [r.batch, r.concurrency])).toEqual([
       [1, 1],
