@@ -47,8 +47,7 @@ describe('bun run bench --tiny', () => {
           expect(phase.latency.p99).toBeGreaterThanOrEqual(phase.latency.p50)
         }
       // /proc counts CPU in 10 ms ticks: only the saturating phase is sure to register the server's share.
-      for (const { throughput } of results.fanout.flatMap((run) => run.paths))
-        expect(throughput.cpu.server).toBeGreaterThan(0)
+      for (const { throughput } of run.paths) expect(throughput.cpu.server).toBeGreaterThan(0)
     }
     expect(results.ingest.map((r) => [r.batch, r.concurrency])).toEqual([
       [1, 1],
