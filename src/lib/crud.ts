@@ -53,6 +53,17 @@ export async function findRow<Row>(db: Tx, r: Resource<Row, unknown>, id: number
   return row as Row
 }
 
+/** The ids among these that are rows of `table`. */
+export async function existingIds(tx: Tx, table: Table, ids: readonly number[]) {
+  const rows: { id: number }[] = await selectByIds(
+    tx,
+    `exists:${getTableName(table)}`,
+    [...new Set(ids)],
+    (match) => (tx as Loose).select({ id: table.id }).from(table).where(match(table.id)),
+  )
+  return new Set(rows.map((row) => row.id))
+}
+
 /**
  * A 422 naming the field unless every id is a row of `r` (a reading of an unknown sensor): `field(i)`
  * names the i-th id's field (`[3].sensor_id` in a batch), `hint` says what to do about it.
@@ -64,14 +75,7 @@ export async function requireRows(
   field: (index: number) => string,
   hint: string,
 ) {
-  const unique = [...new Set(ids)]
-  const rows: { id: number }[] = await selectByIds(
-    tx,
-    `exists:${getTableName(r.table)}`,
-    unique,
-    (match) => (tx as Loose).select({ id: r.table.id }).from(r.table).where(match(r.table.id)),
-  )
-  const found = new Set(rows.map((row) => row.id))
+  const found = await existingIds(tx, r.table, ids)
   const missing = ids.findIndex((id) => !found.has(id))
   if (missing >= 0) throw new UnknownReferenceError(field(missing), r.label, ids[missing]!, hint)
 }
@@ -134,15 +138,18 @@ export async function insertMany<Row, Dto extends { id: number }>(
   chunk = 500,
 ): Promise<Dto[]> {
   const rows: Row[] = []
-  if (isSqlite(tx))
+  if (isSqlite(tx)) {
+    const allButId = Object.keys(getTableColumns(r.table)).length - 1
     for (const value of values) {
       const columns = Object.keys(value)
-      if (columns.length === Object.keys(getTableColumns(r.table)).length - 1 && !('id' in value)) {
-        const { lastInsertRowid } = await preparedInsert(tx, r.table, columns, false).run(value)
+      const complete = columns.length === allButId && !('id' in value)
+      const statement = preparedInsert(tx, r.table, columns, !complete)
+      if (complete) {
+        const { lastInsertRowid } = await statement.run(value)
         rows.push({ ...value, id: Number(lastInsertRowid) } as Row)
-      } else rows.push(await preparedInsert(tx, r.table, columns, true).get(value))
+      } else rows.push(await statement.get(value))
     }
-  else
+  } else
     for (let i = 0; i < values.length; i += chunk)
       rows.push(
         ...(await (tx as Loose)

@@ -1,11 +1,10 @@
 // MQTT ingestion: a persistent QoS 1 subscription whose messages are stored, in arrival order and in
 // batches, through the readings service; each is acknowledged to the broker only once committed.
-import { eq, inArray } from 'drizzle-orm'
 import mqtt, { type IPublishPacket, type IStream, type MqttClient } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
 import type { AppContext } from '../../context'
 import { sensors } from '../../db/schema'
-import { insertOne } from '../../lib/crud'
+import { existingIds, insertOne } from '../../lib/crud'
 import { AppError, UnknownReferenceError } from '../../lib/errors'
 import { createReadings } from '../../modules/readings/service'
 import type { ReadingCreate } from '../../modules/readings/model'
@@ -81,8 +80,7 @@ async function registerSensor(
         ? 'humedad'
         : 'temperatura'
   await ctx.emitter.transact(async (tx, emit) => {
-    const [found] = await tx.select({ id: sensors.id }).from(sensors).where(eq(sensors.id, id))
-    if (found) return
+    if ((await existingIds(tx, sensors, [id])).has(id)) return
     const now = Date.now()
     await insertOne(tx, emit, sensorResource, {
       id,
@@ -243,11 +241,7 @@ export function createMqttIngest(ctx: IngestContext): MqttIngest {
   async function checkSensors(items: Item[]) {
     const ids = [...new Set(items.flatMap((i) => (i.readings ? [i.sensorId!] : [])))]
     if (ids.length === 0) return
-    const rows = await ctx.db.read
-      .select({ id: sensors.id })
-      .from(sensors)
-      .where(inArray(sensors.id, ids))
-    const known = new Set(rows.map((r) => r.id))
+    const known = await existingIds(ctx.db.read, sensors, ids)
     for (const item of items) {
       const id = item.sensorId!
       if (!item.readings || known.has(id)) continue

@@ -34,18 +34,18 @@ export interface CheckedReading {
 
 const RULES: readonly Rule[] = ['threshold', 'statistical']
 
+// A correlated subquery, not a LEFT JOIN: SQLite runs it in a tenth of the time for one sensor.
+const typeRule =
+  sql`(select ${sensorTypeThresholds.thresholds} from ${sensorTypeThresholds} where ${sensorTypeThresholds.tipo} = ${sensors.tipo})`.mapWith(
+    sensorTypeThresholds.thresholds,
+  )
+
 /** Each sensor's rules: its type's defaults, with the sensor's own rule winning per variable. */
 async function loadRules(tx: Tx, ids: number[]) {
   const out = new Map<number, Thresholds>()
-  // A correlated subquery, not a LEFT JOIN: SQLite runs it in a tenth of the time for one sensor.
-  const typeRule = sql`(select ${sensorTypeThresholds.thresholds} from ${sensorTypeThresholds} where ${sensorTypeThresholds.tipo} = ${sensors.tipo})`
   const rows = await selectByIds(tx, 'detector-rules', ids, (match) =>
     tx
-      .select({
-        id: sensors.id,
-        own: sensors.thresholds,
-        type: typeRule.mapWith(sensorTypeThresholds.thresholds),
-      })
+      .select({ id: sensors.id, own: sensors.thresholds, type: typeRule })
       .from(sensors)
       .where(match(sensors.id)),
   )
