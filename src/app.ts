@@ -1,11 +1,10 @@
 // Builds the Elysia app (errors, docs, metrics, CORS, limits and auth first, then the modules) without listening.
-import { openapi } from '@elysiajs/openapi'
 import { Elysia } from 'elysia'
 import type { AppContext } from './context'
 import { errorHandler } from './lib/http-errors'
+import { allowedMethods, compression } from './lib/http-standards'
 import { bodyLimit, corsPolicy } from './lib/http-policy'
-import { VERSION } from './lib/version'
-import { docsAssets } from './modules/system/docs'
+import { apiDocs } from './modules/system/docs'
 import { webAssets } from './modules/system/assets'
 import { systemModule } from './modules/system'
 import { sensorsModule } from './modules/sensors'
@@ -26,7 +25,7 @@ export function createApp(ctx: AppContext) {
   const { config } = ctx
   const tokens = createTokens(config)
   const guard = createGuard(config, tokens)
-  return new Elysia({
+  const app = new Elysia({
     name: 'vigia',
     // bodyLimit answers oversized bodies with a JSON 413 from Content-Length, so Bun's own cap
     // (a bare 413 before any hook runs) must not come first.
@@ -38,40 +37,10 @@ export function createApp(ctx: AppContext) {
     encodeSchema: false,
     websocket: websocketOptions(config),
   })
-    .use(errorHandler(ctx))
-    .use(
-      openapi({
-        path: '/swagger',
-        specPath: '/swagger/json',
-        provider: 'swagger-ui',
-        swagger: {
-          cdn: '/swagger/assets/swagger-ui-bundle.js',
-          theme: '/swagger/assets/swagger-ui.css',
-          autoDarkMode: false,
-        },
-        exclude: { paths: [/^\/swagger/, '/', '/websocket_client.html', '/metrics'] },
-        documentation: {
-          info: {
-            title: 'Vigía',
-            version: VERSION,
-            description:
-              'Realtime server for sensor networks: REST for sensors, locations, readings, anomalies and predictions; every change pushed live on WebSocket channels (/api/v1/ws).',
-          },
-          tags: [
-            { name: 'sensors', description: 'Sensors (tipo, modelo, optional location)' },
-            { name: 'locations', description: 'Places where sensors are installed' },
-            { name: 'readings', description: 'Temperature and humidity readings' },
-            { name: 'anomalies', description: 'Anomalies detected on readings' },
-            { name: 'predictions', description: 'Forecasts of a sensor variable' },
-            { name: 'websocket', description: 'Test events and WebSocket statistics' },
-            { name: 'auth', description: 'Log in for a bearer token' },
-            { name: 'users', description: 'Users, roles and channel rights (admin only)' },
-            { name: 'system', description: 'Health and metrics' },
-          ],
-        },
-      }),
-    )
-    .use(docsAssets)
+  return app
+    .use(errorHandler(ctx, (path) => allowedMethods(app.routes, path)))
+    .use(compression)
+    .use(apiDocs(config, guard))
     .use(webAssets)
     .use(systemModule(ctx))
     .use(corsPolicy(config))

@@ -123,7 +123,14 @@ function describeValidation(error: ValidationError, params: Raw, url: string): E
   }
 }
 
-export function errorHandler({ log }: Pick<AppContext, 'log'>) {
+/**
+ * `allow(path)`: the methods the app serves on a path (src/lib/http-standards.ts), so a known path asked
+ * with another method answers 405 with Allow rather than 404.
+ */
+export function errorHandler(
+  { log }: Pick<AppContext, 'log'>,
+  allow: (path: string) => string[] = () => [],
+) {
   return new Elysia({ name: 'error-handler' }).onError(
     { as: 'global' },
     ({ code, error, set, request, path, ...ctx }) => {
@@ -143,6 +150,19 @@ export function errorHandler({ log }: Pick<AppContext, 'log'>) {
           error: 'invalid_body',
           message:
             'The request body could not be parsed: send JSON with Content-Type: application/json.',
+        }
+      } else if (code === 'NOT_FOUND' && allow(path).length) {
+        const methods = allow(path).join(', ')
+        if (request.method === 'OPTIONS')
+          return new Response(null, {
+            status: 204,
+            headers: { ...(set.headers as Record<string, string>), allow: methods },
+          })
+        status = 405
+        set.headers.allow = methods
+        body = {
+          error: 'method_not_allowed',
+          message: `${request.method} is not served on ${path}; it answers ${methods}.`,
         }
       } else if (code === 'NOT_FOUND') {
         status = 404

@@ -3,23 +3,120 @@ import type { SchemaOptions } from '@sinclair/typebox'
 import { t } from 'elysia'
 import { ISO_DATE_TIME } from './time'
 
-export const ErrorBody = t.Object(
-  {
-    error: t.String({ description: 'Short machine-readable code', examples: ['not_found'] }),
-    message: t.String({ description: 'What went wrong and what to do about it' }),
-    field: t.Optional(t.String({ description: 'The offending field, for validation errors' })),
+const errorProperties = {
+  error: t.String({ description: 'Short machine-readable code' }),
+  message: t.String({ description: 'What went wrong and what to do about it' }),
+  field: t.Optional(t.String({ description: 'The offending field, for validation errors' })),
+}
+
+/** The error envelope, for a status with no entry in ERROR_STATUSES. */
+export const ErrorBody = t.Object(errorProperties, { additionalProperties: true })
+
+/**
+ * What each error status means on this server, with an example body of that status: the one source for
+ * the error responses routes declare and for those the OpenAPI document adds (src/lib/openapi.ts).
+ */
+export const ERROR_STATUSES = {
+  400: {
+    description: 'The request body could not be parsed as JSON',
+    error: 'invalid_body',
+    message: 'The request body could not be parsed: send JSON with Content-Type: application/json.',
   },
-  { additionalProperties: true },
-)
+  401: {
+    description:
+      'No bearer token, or one that is malformed, badly signed, expired or revoked (WWW-Authenticate says which)',
+    error: 'unauthorized',
+    message: 'A valid bearer token is required: log in at POST /auth/login.',
+  },
+  403: {
+    description: "The token is valid but its user's role may not do this",
+    error: 'forbidden',
+    message:
+      'User "ana" has the viewer role; this needs the operator or admin role (viewers can only read).',
+  },
+  404: {
+    description: 'Nothing exists with the id or name given in the path',
+    error: 'not_found',
+    message: 'Sensor 42 does not exist.',
+  },
+  405: {
+    description: 'The resource does not support this method (Allow lists those it does)',
+    error: 'method_not_allowed',
+    message:
+      'Predictions are computed and cannot be edited: request a new one with POST /api/v1/predictions.',
+  },
+  409: {
+    description:
+      'The change conflicts with stored data: a taken unique value, or a state that forbids it',
+    error: 'conflict',
+    message: 'The change conflicts with existing data (a reference or a unique value).',
+  },
+  411: {
+    description: 'A request body was sent without Content-Length (chunked)',
+    error: 'length_required',
+    message: 'Send the request body with a Content-Length header; chunked bodies are not accepted.',
+  },
+  413: {
+    description: 'The request body is larger than BODY_LIMIT_BYTES',
+    error: 'payload_too_large',
+    message:
+      'The request body is 20971520 bytes; at most 10485760 (BODY_LIMIT_BYTES) are accepted.',
+  },
+  415: {
+    description: 'The request body is not of a media type this operation accepts',
+    error: 'unsupported_media_type',
+    message: 'Send the body as JSON with Content-Type: application/json.',
+  },
+  422: {
+    description:
+      'A path, query or body field breaks the schema or names a row that does not exist; `field` names it',
+    error: 'validation_error',
+    message: 'Invalid body field "temperatura": expected number (got "caliente").',
+    field: 'temperatura',
+  },
+  426: {
+    description: 'A plain HTTP request on a WebSocket endpoint: connect with a WebSocket client',
+    error: 'upgrade_required',
+    message:
+      '/api/v1/ws is a WebSocket endpoint: connect with a WebSocket client (ws://host/api/v1/ws?channel=general).',
+  },
+  429: {
+    description: 'Too many attempts; retry after the seconds in Retry-After',
+    error: 'too_many_attempts',
+    message: 'Too many login attempts; retry in 42 s.',
+  },
+  503: {
+    description:
+      'The database cannot be reached right now (or a queue is full); retry after the seconds in Retry-After',
+    error: 'database_unavailable',
+    message:
+      'The database cannot be reached right now (it may be restarting or busy); retry in a few seconds.',
+  },
+} as const satisfies Record<
+  number,
+  { description: string; error: string; message: string; field?: string }
+>
+
+export type ErrorStatus = keyof typeof ERROR_STATUSES
+
+/** The error envelope as the response of one status: its meaning, and an example of that status. */
+export function errorResponse(status: ErrorStatus, description?: string) {
+  const { description: meaning, ...example } = ERROR_STATUSES[status]
+  return t.Object(errorProperties, {
+    additionalProperties: true,
+    description: description ?? meaning,
+    examples: [example],
+  })
+}
 
 /** The error responses most routes can give; spread into a route's `response`. */
 export const errors = {
-  400: ErrorBody,
-  401: ErrorBody,
-  403: ErrorBody,
-  404: ErrorBody,
-  409: ErrorBody,
-  422: ErrorBody,
+  400: errorResponse(400),
+  401: errorResponse(401),
+  403: errorResponse(403),
+  404: errorResponse(404),
+  409: errorResponse(409),
+  422: errorResponse(422),
 } as const
 
 export const Id = t.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, examples: [1] })

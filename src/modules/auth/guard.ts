@@ -2,7 +2,7 @@
 import { Elysia } from 'elysia'
 import type { AuthReads, Config } from '../../config'
 import { ForbiddenError, UnauthorizedError } from '../../lib/errors'
-import { allows, type Need } from './permissions'
+import { allows, ROLES, type Need } from './permissions'
 import type { TokenClaims, Tokens } from './tokens'
 
 const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
@@ -29,6 +29,9 @@ const NEEDS: Record<Need, string> = {
   write: 'the operator or admin role (viewers can only read)',
   admin: 'the admin role',
 }
+
+/** The roles that may do what `need` asks, as the OpenAPI document lists them (`x-roles`). */
+const rolesFor = (need: Need) => ROLES.filter((role) => allows(role, need))
 
 export type Guard = ReturnType<typeof createGuard>
 
@@ -79,9 +82,17 @@ export function createGuard(config: Readonly<Config>, tokens: Tokens) {
         if (need) await authorize(request, need)
       },
     ),
+    /** The roles AUTH_MODE lets call a route (Elysia path), for the OpenAPI document; undefined: anyone. */
+    rolesFor(method: string, route: string) {
+      if (config.authMode !== 'required') return undefined
+      const need = needFor(route, method, config.authReads)
+      return need && rolesFor(need)
+    },
     /** `auth: 'admin'` on a route: checked in any AUTH_MODE, before the body is validated; gives `user`. */
     macro: new Elysia({ name: 'auth-macro' }).macro({
       auth: (need: Need) => ({
+        // The OpenAPI document's lock and role note (src/lib/openapi.ts).
+        detail: { security: [{ bearerAuth: [] }], ...{ 'x-roles': rolesFor(need) } },
         async transform({ request }) {
           await authorize(request, need)
         },

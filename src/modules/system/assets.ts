@@ -1,7 +1,8 @@
 // Browser code under /assets: the client library and the pages that use it, bundled by Bun on first request
-// (no build step, no copy), and uPlot's stylesheet from node_modules.
+// (no build step, no copy), and uPlot's stylesheet from node_modules; ETag and compression on each.
 import { dirname, join, resolve } from 'node:path'
 import { Elysia } from 'elysia'
+import { StaticContent, staticFile } from '../../lib/http-standards'
 
 const SRC = resolve(import.meta.dir, '../..')
 /** Served as /assets/client/index.js, /assets/web/websocket-client.js, /assets/web/dashboard.js. */
@@ -38,17 +39,23 @@ export function browserBundle() {
   return bundle
 }
 
+const vendorFiles = new Map(
+  Object.entries(VENDOR).map(([path, file]) => [path, staticFile(file, 'public, max-age=3600')]),
+)
+const bundled = new Map<Blob, Promise<StaticContent>>()
+
 export const webAssets = new Elysia({ name: 'web-assets' }).get(
   '/assets/*',
-  async ({ params, status }) => {
+  async ({ params, request, status }) => {
     const path = params['*']
-    if (VENDOR[path]) return Bun.file(VENDOR[path])
+    const vendor = vendorFiles.get(path)
+    if (vendor) return vendor(request)
     const file = (await browserBundle()).get(path)
     if (!file)
       return status(404, { error: 'not_found', message: `No browser asset named ${path}.` })
-    return new Response(file, {
-      headers: { 'content-type': file.type, 'cache-control': 'no-cache' },
-    })
+    let content = bundled.get(file)
+    if (!content) bundled.set(file, (content = StaticContent.of(file)))
+    return (await content).respond(request)
   },
   { detail: { hide: true } },
 )

@@ -1,7 +1,8 @@
-// System routes: /health, /metrics, the static pages in public/, and HTTP request metrics.
+// System routes: /health, /metrics, the static pages in public/ (ETag, 304), and HTTP request metrics.
 import { readdirSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { Elysia, StatusMap } from 'elysia'
+import { staticFile } from '../../lib/http-standards'
 import { VERSION } from '../../lib/version'
 import type { AppContext } from '../../context'
 import { Health } from './model'
@@ -57,10 +58,13 @@ export const systemModule = (ctx: AppContext) => {
       },
       { detail: { summary: 'Prometheus metrics', hide: true } },
     )
-    .get('/', () => Bun.file(join(PUBLIC_DIR, 'index.html')), { detail: { hide: true } })
     .use((app) => {
-      for (const file of publicFiles)
-        app.get(`/${file}`, () => Bun.file(join(PUBLIC_DIR, file)), { detail: { hide: true } })
+      for (const file of publicFiles) {
+        const serve = staticFile(join(PUBLIC_DIR, file))
+        app.get(`/${file}`, ({ request }) => serve(request), { detail: { hide: true } })
+        if (file === 'index.html')
+          app.get('/', ({ request }) => serve(request), { detail: { hide: true } })
+      }
       return app
     })
 }

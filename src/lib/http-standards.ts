@@ -1,0 +1,217 @@
+// HTTP conventions of every answer: gzip/brotli for larger compressible bodies, ETag/304 and Cache-Control
+// on static content, and the methods a known path serves (for 405 with Allow).
+import { promisify } from 'node:util'
+import { brotliCompress, constants, gzip } from 'node:zlib'
+import compressible from 'compressible'
+import { Elysia, ElysiaCustomStatusResponse, StatusMap } from 'elysia'
+import Negotiator from 'negotiator'
+
+/** Smaller bodies go out as they are: compressing them saves less than it costs. */
+export const COMPRESS_MIN_BYTES = 1024
+const ENCODINGS = ['br', 'gzip'] as const
+type Encoding = (typeof ENCODINGS)[number]
+
+const brotli = promisify(brotliCompress)
+const gzipAsync = promisify(gzip)
+/** Brotli 5 is faster than gzip 9 and smaller than it; both run off the event loop. */
+type Bytes = Uint8Array<ArrayBuffer>
+const compress = (data: Bytes, encoding: Encoding): Promise<Bytes> =>
+  encoding === 'br'
+    ? brotli(data, {
+        params: {
+          [constants.BROTLI_PARAM_QUALITY]: 5,
+          [constants.BROTLI_PARAM_SIZE_HINT]: data.byteLength,
+        },
+      })
+    : gzipAsync(data, { level: 6 })
+
+/** The encoding to answer with, by the request's Accept-Encoding (q-values included); brotli first. */
+export function chooseEncoding(request: Request): Encoding | undefined {
+  const header = request.headers.get('accept-encoding')
+  if (!header) return undefined
+  const negotiator = new Negotiator({ headers: { 'accept-encoding': header } })
+  // negotiator 1.x takes the server's preference for ties; @types/negotiator still describes 0.6.
+  const encodings = negotiator.encodings as (available: string[], options: object) => string[]
+  return encodings.call(negotiator, [...ENCODINGS], { preferred: [...ENCODINGS] })[0] as
+    Encoding | undefined
+}
+
+const worthCompressing = (type: string | null | undefined, bytes: number) =>
+  bytes >= COMPRESS_MIN_BYTES && !!type && compressible(type) === true
+
+function addVary(headers: Record<string, unknown>, value: string) {
+  const vary = typeof headers.vary === 'string' ? headers.vary : ''
+  if (!vary.toLowerCase().includes(value.toLowerCase()))
+    headers.vary = vary ? `${vary}, ${value}` : value
+}
+
+/**
+ * Global: compresses JSON, text and other compressible bodies of at least COMPRESS_MIN_BYTES for clients
+ * that accept it. Responses a route built itself (static content, streams) are left as they are: the
+ * static ones compress themselves once (StaticContent), and a stream must not be read whole.
+ */
+export const compression = new Elysia({ name: 'compression' }).mapResponse(
+  { as: 'global' },
+  // A hook that returns nothing empties an error's body (Elysia 1.4's error path takes its result as
+  // is), so what is not compressed is handed back unchanged.
+  async (context) => (await compressed(context)) ?? (context.response as Response),
+)
+
+async function compressed({
+  request,
+  response,
+  set,
+}: {
+  request: Request
+  response: unknown
+  set: { status?: number | keyof typeof StatusMap; headers: Record<string, unknown> }
+}): Promise<Response | undefined> {
+  let value: unknown = response
+  let status = typeof set.status === 'number' ? set.status : StatusMap[set.status ?? 'OK']
+  if (value instanceof ElysiaCustomStatusResponse) {
+    status = value.code
+    value = value.response
+  }
+  if (value === null || value === undefined || value instanceof Response) return
+  const headers = set.headers as Record<string, string>
+  if (headers['content-encoding']) return
+  let body: string | Bytes
+  let type = headers['content-type']
+  if (typeof value === 'string') {
+    if (value.length < COMPRESS_MIN_BYTES) return
+    body = value
+    type ??= 'text/plain;charset=utf-8'
+  } else if (value instanceof Blob) {
+    if (value.size < COMPRESS_MIN_BYTES) return
+    type ??= value.type
+    if (!worthCompressing(type, value.size)) return
+    body = await value.bytes()
+  } else if (typeof value === 'object') {
+    body = JSON.stringify(value)
+    if (body.length < COMPRESS_MIN_BYTES) return
+    type ??= 'application/json;charset=utf-8'
+  } else return
+  const bytes: Bytes = typeof body === 'string' ? new TextEncoder().encode(body) : body
+  if (!worthCompressing(type, bytes.byteLength)) return
+  addVary(headers, 'Accept-Encoding')
+  const encoding = chooseEncoding(request)
+  if (!encoding) return new Response(bytes, { status, headers: { 'content-type': type } })
+  headers['content-encoding'] = encoding
+  return new Response(await compress(bytes, encoding), {
+    status,
+    headers: { 'content-type': type },
+  })
+}
+
+const etagOf = (bytes: Bytes) =>
+  `W/"${Bun.hash(bytes).toString(36)}-${bytes.byteLength.toString(36)}"`
+
+/** Does If-None-Match name this ETag (weak comparison, as RFC 9110 asks for GET and HEAD)? */
+function notModified(request: Request, etag: string) {
+  const header = request.headers.get('if-none-match')
+  if (!header) return false
+  if (header.trim() === '*') return true
+  const bare = etag.replace(/^W\//, '')
+  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === bare)
+}
+
+/**
+ * Content that does not change while it is served (a file, a bundle, a generated document): its ETag,
+ * Cache-Control, and each encoding compressed once and kept.
+ */
+export class StaticContent {
+  readonly etag: string
+  private readonly encoded = new Map<Encoding, Promise<Bytes>>()
+  constructor(
+    readonly bytes: Bytes,
+    readonly type: string,
+    readonly cacheControl = 'no-cache',
+  ) {
+    this.etag = etagOf(bytes)
+  }
+
+  static async of(blob: Blob, cacheControl?: string) {
+    return new StaticContent(
+      new Uint8Array(await blob.arrayBuffer()),
+      blob.type || 'application/octet-stream',
+      cacheControl,
+    )
+  }
+
+  /** 304 when the client holds this version, else the content, compressed when that helps. */
+  async respond(request: Request): Promise<Response> {
+    const compressible = worthCompressing(this.type, this.bytes.byteLength)
+    const headers: Record<string, string> = {
+      etag: this.etag,
+      'cache-control': this.cacheControl,
+    }
+    if (compressible) headers.vary = 'Accept-Encoding'
+    if (notModified(request, this.etag)) return new Response(null, { status: 304, headers })
+    headers['content-type'] = this.type
+    const encoding = compressible ? chooseEncoding(request) : undefined
+    if (!encoding) return new Response(this.bytes, { headers })
+    let encoded = this.encoded.get(encoding)
+    if (!encoded) {
+      encoded = compress(this.bytes, encoding)
+      this.encoded.set(encoding, encoded)
+    }
+    headers['content-encoding'] = encoding
+    return new Response(await encoded, { headers })
+  }
+}
+
+/** A file served as StaticContent, read again when it changes on disk. */
+export function staticFile(path: string, cacheControl?: string) {
+  let held: { modified: number; content: Promise<StaticContent> } | undefined
+  return async (request: Request) => {
+    const file = Bun.file(path)
+    const modified = file.lastModified
+    if (held?.modified !== modified)
+      held = { modified, content: StaticContent.of(file, cacheControl) }
+    return (await held.content).respond(request)
+  }
+}
+
+interface RouteLike {
+  method: string
+  path: string
+}
+
+/**
+ * The methods a path is served with, from the app's routes (`:param` and `*` patterns): what a 405
+ * lists in Allow. GET brings HEAD; WebSocket routes count as GET. Empty when no route has the path.
+ */
+export function allowedMethods(routes: readonly RouteLike[], path: string): string[] {
+  const methods = new Set<string>()
+  for (const route of routes) {
+    if (!patternOf(route.path).test(path)) continue
+    const method = route.method === 'WS' ? 'GET' : route.method
+    if (method === 'ALL') return []
+    methods.add(method)
+    if (method === 'GET') methods.add('HEAD')
+  }
+  if (methods.size) methods.add('OPTIONS')
+  const order = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
+  return [...methods].sort((a, b) => order.indexOf(a) - order.indexOf(b))
+}
+
+const patterns = new Map<string, RegExp>()
+function patternOf(path: string) {
+  let pattern = patterns.get(path)
+  if (!pattern) {
+    const source = path
+      .replace(/\/+$/, '')
+      .split('/')
+      .map((part) =>
+        part === '*'
+          ? '.*'
+          : part.startsWith(':')
+            ? '[^/]+'
+            : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+      )
+      .join('/')
+    pattern = new RegExp(`^${source}/?$`)
+    patterns.set(path, pattern)
+  }
+  return pattern
+}
