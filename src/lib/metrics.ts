@@ -6,6 +6,10 @@ type HttpLabel = 'method' | 'route' | 'status'
 export function createMetrics() {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'vigia_' })
+  // prom-client names these gauges `_total`, which Prometheus keeps for counters (`promtool check
+  // metrics` refuses them); each is the sum of its unsuffixed, labelled gauge, which stays.
+  for (const name of ['active_handles', 'active_requests', 'active_resources'])
+    registry.removeSingleMetric(`vigia_nodejs_${name}_total`)
   const metrics = {
     registry,
     mqtt: mqttMetrics(registry),

@@ -118,6 +118,12 @@ const isErrorEnvelope = (schema: unknown) =>
 
 const GENERATED_DESCRIPTION = /^Response for status \d+$/
 
+/** A response as `errors` (src/lib/schemas.ts) declares it, or with no description of its own. */
+const isGeneric = (status: string, response: Json | undefined) =>
+  !response?.description ||
+  GENERATED_DESCRIPTION.test(response.description) ||
+  response.description === ERROR_STATUSES[Number(status) as ErrorStatus]?.description
+
 /** A success response's description when the route gave none. */
 function successDescription(status: string, method: string, op: Json, paginated: boolean) {
   const schema = op.responses[status]?.content?.['application/json']?.schema
@@ -140,22 +146,27 @@ export interface DocumentOptions {
   rolesFor(method: string, path: string): readonly string[] | undefined
 }
 
-/** The error statuses an operation can give, from what it takes and who may call it. */
+/**
+ * Which error statuses an operation can give, from what it takes and who may call it: true adds the
+ * generic response when the route declared none, false drops a generic one it cannot give (a route's own
+ * description keeps it), undefined leaves the route's declaration alone.
+ */
 function errorStatuses(method: string, path: string, op: Json, roles?: readonly string[]) {
   const body = !!op.requestBody
-  const inputs = body || (op.parameters?.length ?? 0) > 0
   const upgrade = !!op.responses?.['426']
-  return {
+  const statuses: Record<string, boolean | undefined> = {
     '400': body,
     '401': !!roles,
     '403': !!roles && roles.length < ALL_ROLES.length,
     '404': path.includes('{'),
+    '409': ['get', 'head', 'options'].includes(method) ? false : undefined,
     '411': body,
     '413': body,
     '415': body,
-    '422': inputs,
+    '422': body || (op.parameters?.length ?? 0) > 0,
     '503': /^\/(api|auth)\//.test(path) && !upgrade,
-  } as Record<string, boolean>
+  }
+  return statuses
 }
 
 function finishOperation(method: string, path: string, op: Json, options: DocumentOptions) {
@@ -175,8 +186,8 @@ function finishOperation(method: string, path: string, op: Json, options: Docume
   const responses: Json = (op.responses ??= {})
   const applies = errorStatuses(method, path, op, roles)
   for (const [status, wanted] of Object.entries(applies)) {
-    if (!wanted) delete responses[status]
-    else
+    if (wanted === false && isGeneric(status, responses[status])) delete responses[status]
+    else if (wanted)
       responses[status] ??= {
         content: { 'application/json': { schema: errorResponse(Number(status) as ErrorStatus) } },
       }

@@ -99,14 +99,16 @@ export const ERROR_STATUSES = {
 
 export type ErrorStatus = keyof typeof ERROR_STATUSES
 
-/** The error envelope as the response of one status: its meaning, and an example of that status. */
-export function errorResponse(status: ErrorStatus, description?: string) {
-  const { description: meaning, ...example } = ERROR_STATUSES[status]
-  return t.Object(errorProperties, {
-    additionalProperties: true,
-    description: description ?? meaning,
-    examples: [example],
-  })
+/**
+ * The error envelope as the response of one status: its meaning, and an example of that status. A route
+ * whose answer of that status means something narrower says so, with its own example.
+ */
+export function errorResponse(
+  status: ErrorStatus,
+  own: { description?: string; error?: string; message?: string } = {},
+) {
+  const { description, ...example } = { ...ERROR_STATUSES[status], ...own }
+  return t.Object(errorProperties, { additionalProperties: true, description, examples: [example] })
 }
 
 /** The error responses most routes can give; spread into a route's `response`. */

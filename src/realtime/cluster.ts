@@ -2,7 +2,7 @@
 // (ioredis), each instance's stats in Redis with a TTL, and the log polling that covers Redis outages.
 // Without REDIS_URL the deployment is this instance alone.
 import Redis from 'ioredis'
-import { Gauge } from 'prom-client'
+import { Counter, Gauge } from 'prom-client'
 import type { Config } from '../config'
 import type { Logger } from '../lib/logger'
 import type { Metrics } from '../lib/metrics'
@@ -301,7 +301,7 @@ export function createCluster(deps: ClusterDeps): Cluster {
   }
 }
 
-/** Gauges read at scrape time: who this instance is, whether Redis is up, the deployment's totals. */
+/** Series read at scrape time: who this instance is, whether Redis is up, the deployment's totals. */
 function registerMetrics(
   metrics: Metrics,
   instanceId: string,
@@ -348,13 +348,24 @@ function registerMetrics(
     'Open WebSocket connections across the deployment',
     (d) => d.total_connections,
   )
-  deploymentGauge(
-    'vigia_deployment_events_emitted',
+  // Running totals are counters: each instance's count only grows (a restart resets it, as counters may).
+  const deploymentCounter = (name: string, help: string, pick: (d: DeploymentStats) => number) =>
+    new Counter({
+      name,
+      help,
+      registers,
+      async collect() {
+        this.reset()
+        this.inc(pick(await read()))
+      },
+    })
+  deploymentCounter(
+    'vigia_deployment_events_emitted_total',
     'Events emitted by all instances since they started',
     (d) => d.events_emitted,
   )
-  deploymentGauge(
-    'vigia_deployment_ws_messages_sent',
+  deploymentCounter(
+    'vigia_deployment_ws_messages_sent_total',
     'Event frames delivered to WebSocket clients by all instances since they started',
     (d) => d.messages_sent,
   )

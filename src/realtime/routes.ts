@@ -3,7 +3,7 @@ import { Elysia, t } from 'elysia'
 import type { AppContext } from '../context'
 import { clientAddress } from '../lib/client-address'
 import { InvalidFieldError, NotFoundError, UpgradeRequiredError } from '../lib/errors'
-import { ErrorBody, errors, OneOf } from '../lib/schemas'
+import { errorResponse, errors, OneOf } from '../lib/schemas'
 import { CHANNEL_HELP, isChannel } from './channels'
 import type { Socket } from './hub'
 import { CLOSE, parseChannels, type Admission, type HandshakeQuery } from './socket'
@@ -135,10 +135,11 @@ export const realtimeRoutes = (ctx: AppContext, admit: Admit = openAdmit) => {
         throw new UpgradeRequiredError('/api/v1/ws')
       },
       {
-        response: { 426: ErrorBody },
+        response: { 426: errorResponse(426) },
         detail: {
           summary: 'The WebSocket endpoint (query: channel, user_id, since, epoch)',
-          description: 'Open it with a WebSocket client; a plain HTTP request answers 426.',
+          description:
+            'Open it with a WebSocket client; a plain HTTP request answers 426. Its channels, messages and close codes are described by the AsyncAPI document at /asyncapi.',
         },
       },
     )
@@ -148,10 +149,11 @@ export const realtimeRoutes = (ctx: AppContext, admit: Admit = openAdmit) => {
         throw new UpgradeRequiredError('/api/v1/ws/secure')
       },
       {
-        response: { 426: ErrorBody },
+        response: { 426: errorResponse(426) },
         detail: {
           summary: 'The authenticated WebSocket endpoint (query: channel, token, since, epoch)',
-          description: 'Open it with a WebSocket client; a plain HTTP request answers 426.',
+          description:
+            'Open it with a WebSocket client; a plain HTTP request answers 426. Its channels, messages and close codes are described by the AsyncAPI document at /asyncapi.',
         },
       },
     )
@@ -232,7 +234,11 @@ export const realtimeRoutes = (ctx: AppContext, admit: Admit = openAdmit) => {
           }),
           ...errors,
         },
-        detail: { summary: 'Connections and users of one channel' },
+        detail: {
+          summary: 'Connections and users of one channel',
+          description:
+            'The original shape for one channel on this instance, with `deployment` adding up every instance; 404 for a name that is not a channel.',
+        },
       },
     )
 }

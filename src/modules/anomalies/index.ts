@@ -32,7 +32,10 @@ export const anomaliesModule = (services: Services) =>
     .get('/:id', ({ params }) => getAnomaly(services, params.id), {
       params: IdParams,
       response: { 200: Anomaly, ...errors },
-      detail: { summary: 'Get an anomaly' },
+      detail: {
+        summary: 'Get an anomaly',
+        description: 'The anomaly with this id; 404 when there is none.',
+      },
     })
     .post('/', async ({ body, status }) => status(201, await createAnomaly(services, body)), {
       parse: 'json',
@@ -93,6 +96,10 @@ export const anomaliesModule = (services: Services) =>
       {
         params: IdParams,
         response: { 204: t.Void(), ...errors },
-        detail: { summary: 'Delete an anomaly' },
+        detail: {
+          summary: 'Delete an anomaly',
+          description:
+            'Emits `deleted` on anomalies, anomalies:<sensor_id>, sensors:<sensor_id>, general.',
+        },
       },
     )

@@ -3,7 +3,7 @@ import { Elysia } from 'elysia'
 import type { AppContext } from '../../context'
 import { clientAddress } from '../../lib/client-address'
 import { iso } from '../../lib/time'
-import { errors, ErrorBody } from '../../lib/schemas'
+import { errorResponse, errors } from '../../lib/schemas'
 import type { Guard } from './guard'
 import { LoginBody, Me, TokenResponse } from './model'
 import { createLoginLimiter, login } from './service'
@@ -13,7 +13,16 @@ export const authModule = (ctx: AppContext, tokens: Tokens, guard: Guard) => {
   const deps = { db: ctx.db, tokens, limiter: createLoginLimiter(ctx.config) }
   const loginRoute = {
     body: LoginBody,
-    response: { 200: TokenResponse, 429: ErrorBody, ...errors },
+    response: {
+      200: TokenResponse,
+      ...errors,
+      401: errorResponse(401, {
+        description: 'Wrong username or password',
+        error: 'invalid_credentials',
+        message: 'Wrong username or password.',
+      }),
+      429: errorResponse(429),
+    },
     detail: {
       summary: 'Log in: a bearer token for REST and /api/v1/ws/secure',
       description:
@@ -52,7 +61,11 @@ export const authModule = (ctx: AppContext, tokens: Tokens, guard: Guard) => {
       {
         auth: 'token',
         response: { 200: Me, ...errors },
-        detail: { summary: 'The user and rights of the bearer token' },
+        detail: {
+          summary: 'The user and rights of the bearer token',
+          description:
+            'Who the token belongs to, its role, the WebSocket channels it may join and when it expires.',
+        },
       },
     )
 }

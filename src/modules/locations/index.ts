@@ -30,7 +30,10 @@ export const locationsModule = (services: Services) =>
     .get('/:id', ({ params }) => getLocation(services, params.id), {
       params: IdParams,
       response: { 200: Location, ...errors },
-      detail: { summary: 'Get a location' },
+      detail: {
+        summary: 'Get a location',
+        description: 'The location with this id; 404 when there is none.',
+      },
     })
     .post('/', async ({ body, status }) => status(201, await createLocation(services, body)), {
       parse: 'json',
@@ -46,14 +49,22 @@ export const locationsModule = (services: Services) =>
       parse: 'json',
       body: LocationCreate,
       response: { 200: Location, ...errors },
-      detail: { summary: 'Replace a location' },
+      detail: {
+        summary: 'Replace a location',
+        description:
+          'Every field is set from the body (a field left out becomes null). Emits `updated` on locations, locations:<id>, general.',
+      },
     })
     .patch('/:id', ({ params, body }) => patchLocation(services, params.id, body), {
       params: IdParams,
       parse: 'json',
       body: LocationPatch,
       response: { 200: Location, ...errors },
-      detail: { summary: 'Update some fields of a location' },
+      detail: {
+        summary: 'Update some fields of a location',
+        description:
+          'Only the fields in the body change. Emits `updated` on locations, locations:<id>, general.',
+      },
     })
     .delete(
       '/:id',

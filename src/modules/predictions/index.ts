@@ -1,7 +1,7 @@
 // REST routes for predictions under /api/v1/predictions; forecasts are computed, so PUT/PATCH answer 405.
 import { Elysia, t } from 'elysia'
 import type { Services } from '../../context'
-import { errors, ErrorBody, IdParams } from '../../lib/schemas'
+import { errorResponse, errors, IdParams } from '../../lib/schemas'
 import { Prediction, PredictionCreate, PredictionQuery } from './model'
 import {
   deletePrediction,
@@ -13,8 +13,12 @@ import {
 
 const notEditableDoc = {
   params: IdParams,
-  response: { 405: ErrorBody },
-  detail: { summary: 'Not supported: predictions are computed, request a new one instead' },
+  response: { 405: errorResponse(405) },
+  detail: {
+    summary: 'Not supported: predictions are computed, request a new one instead',
+    description:
+      'Always 405 (Allow lists GET, HEAD, DELETE): a forecast is not edited, a new one is requested with POST /api/v1/predictions.',
+  },
 }
 
 export const predictionsModule = (services: Services) =>
@@ -39,12 +43,23 @@ export const predictionsModule = (services: Services) =>
     .get('/:id', ({ params }) => getPrediction(services, params.id), {
       params: IdParams,
       response: { 200: Prediction, ...errors },
-      detail: { summary: 'Get a prediction' },
+      detail: {
+        summary: 'Get a prediction',
+        description:
+          'The prediction with this id: `pending` until computed, then `completed` (forecast, metrics) or `failed` (reason).',
+      },
     })
     .post('/', async ({ body, status }) => status(201, await requestPrediction(services, body)), {
       parse: 'json',
       body: PredictionCreate,
-      response: { 201: Prediction, ...errors, 503: ErrorBody },
+      response: {
+        201: Prediction,
+        ...errors,
+        503: errorResponse(503, {
+          description:
+            'The forecast queue is full (or the database is unreachable); retry after Retry-After seconds',
+        }),
+      },
       detail: {
         summary: 'Request a forecast',
         description:
@@ -62,6 +77,10 @@ export const predictionsModule = (services: Services) =>
       {
         params: IdParams,
         response: { 204: t.Void(), ...errors },
-        detail: { summary: 'Delete a prediction' },
+        detail: {
+          summary: 'Delete a prediction',
+          description:
+            'Emits `deleted` on predictions, predictions:<sensor_id>, sensors:<sensor_id>, general.',
+        },
       },
     )

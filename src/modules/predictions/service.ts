@@ -62,11 +62,13 @@ export const listPredictions = ({ db }: Services, q: PredictionQuery) =>
 
 /** Predictions are computed: PUT and PATCH are refused with 405, whatever the id. */
 export function refuseEdit(): never {
-  throw new AppError(
+  const error = new AppError(
     405,
     'method_not_allowed',
     'Predictions are computed by the server and cannot be edited; request a new one with POST /api/v1/predictions.',
   )
+  error.headers = { allow: 'GET, HEAD, DELETE, OPTIONS' }
+  throw error
 }
 
 export const getPrediction = ({ db }: Services, id: number) =>

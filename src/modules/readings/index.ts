@@ -41,7 +41,10 @@ export const readingsModule = (services: Services) =>
     .get('/:id', ({ params }) => getReading(services, params.id), {
       params: IdParams,
       response: { 200: Reading, ...errors },
-      detail: { summary: 'Get a reading' },
+      detail: {
+        summary: 'Get a reading',
+        description: 'The reading with this id; 404 when there is none.',
+      },
     })
     .post('/', async ({ body, status }) => status(201, await createReading(services, body)), {
       parse: 'json',
@@ -72,14 +75,22 @@ export const readingsModule = (services: Services) =>
       parse: 'json',
       body: ReadingReplace,
       response: { 200: Reading, ...errors },
-      detail: { summary: 'Replace a reading' },
+      detail: {
+        summary: 'Replace a reading',
+        description:
+          'A correction: stored as sent but not checked for anomalies. Emits `updated` on readings, readings:<sensor_id>, sensors:<sensor_id>, general.',
+      },
     })
     .patch('/:id', ({ params, body }) => patchReading(services, params.id, body), {
       params: IdParams,
       parse: 'json',
       body: ReadingPatch,
       response: { 200: Reading, ...errors },
-      detail: { summary: 'Correct some fields of a reading' },
+      detail: {
+        summary: 'Correct some fields of a reading',
+        description:
+          'Only the fields in the body change; not checked for anomalies. Emits `updated` on readings, readings:<sensor_id>, sensors:<sensor_id>, general.',
+      },
     })
     .delete(
       '/:id',
@@ -90,6 +101,10 @@ export const readingsModule = (services: Services) =>
       {
         params: IdParams,
         response: { 204: t.Void(), ...errors },
-        detail: { summary: 'Delete a reading' },
+        detail: {
+          summary: 'Delete a reading',
+          description:
+            'Emits `deleted` on readings, readings:<sensor_id>, sensors:<sensor_id>, general.',
+        },
       },
     )

@@ -30,7 +30,10 @@ export const sensorsModule = (services: Services) =>
     .get('/:id', ({ params }) => getSensor(services, params.id), {
       params: IdParams,
       response: { 200: Sensor, ...errors },
-      detail: { summary: 'Get a sensor' },
+      detail: {
+        summary: 'Get a sensor',
+        description: 'The sensor with this id; 404 when there is none.',
+      },
     })
     .post('/', async ({ body, status }) => status(201, await createSensor(services, body)), {
       parse: 'json',
@@ -46,14 +49,22 @@ export const sensorsModule = (services: Services) =>
       parse: 'json',
       body: SensorCreate,
       response: { 200: Sensor, ...errors },
-      detail: { summary: 'Replace a sensor' },
+      detail: {
+        summary: 'Replace a sensor',
+        description:
+          'Every field is set from the body (a field left out becomes null). Emits `updated` on sensors, sensors:<id>, general.',
+      },
     })
     .patch('/:id', ({ params, body }) => patchSensor(services, params.id, body), {
       params: IdParams,
       parse: 'json',
       body: SensorPatch,
       response: { 200: Sensor, ...errors },
-      detail: { summary: 'Update some fields of a sensor' },
+      detail: {
+        summary: 'Update some fields of a sensor',
+        description:
+          'Only the fields in the body change. Emits `updated` on sensors, sensors:<id>, general.',
+      },
     })
     .delete(
       '/:id',

@@ -22,7 +22,6 @@ const TAGS = [
   { name: 'readings', description: 'Readings of a sensor' },
   { name: 'anomalies', description: 'Anomalies detected on readings' },
   { name: 'predictions', description: 'Forecasts of a sensor variable' },
-  { name: 'thresholds', description: 'Threshold rules per sensor type' },
   {
     name: 'websocket',
     description: 'The WebSocket endpoints, test events and connection statistics',

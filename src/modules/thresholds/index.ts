@@ -18,12 +18,18 @@ export const thresholdsModule = (services: Services) =>
   })
     .get('/thresholds', () => listTypeThresholds(services), {
       response: { 200: t.Array(TypeThresholds), ...errors },
-      detail: { summary: 'List the threshold defaults of every sensor type' },
+      detail: {
+        summary: 'List the threshold defaults of every sensor type',
+        description: 'One entry per sensor type (tipo) that has default rules.',
+      },
     })
     .get('/:tipo/thresholds', ({ params }) => getTypeThresholds(services, params.tipo), {
       params: TipoParams,
       response: { 200: TypeThresholds, ...errors },
-      detail: { summary: 'Get the threshold defaults of a sensor type' },
+      detail: {
+        summary: 'Get the threshold defaults of a sensor type',
+        description: 'The default rules of this tipo; 404 when it has none.',
+      },
     })
     .put(
       '/:tipo/thresholds',
@@ -49,6 +55,10 @@ export const thresholdsModule = (services: Services) =>
       {
         params: TipoParams,
         response: { 204: t.Void(), ...errors },
-        detail: { summary: 'Remove the threshold defaults of a sensor type' },
+        detail: {
+          summary: 'Remove the threshold defaults of a sensor type',
+          description:
+            'Its sensors keep only their own rules (sensor field `thresholds`); 404 when the tipo has none.',
+        },
       },
     )

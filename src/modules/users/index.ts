@@ -27,7 +27,10 @@ export const usersModule = (services: Services, guard: Guard) =>
       auth: 'admin',
       params: IdParams,
       response: { 200: User, ...errors },
-      detail: { summary: 'Get a user' },
+      detail: {
+        summary: 'Get a user',
+        description: 'The user with this id (never its password); 404 when there is none.',
+      },
     })
     .post('/', async ({ body, status }) => status(201, await createUser(services, body)), {
       auth: 'admin',
