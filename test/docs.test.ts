@@ -1,13 +1,16 @@
-// /swagger works offline (assets served locally), /swagger/json documents every REST route, / links the client.
+// /swagger works offline (assets served locally, with or without a trailing slash, Authorize included),
+// /swagger/json documents every REST route, / links the client.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { startTestServer, type TestServer } from './helpers'
+import { ADMIN, adminToken, startAuthServer } from './auth-kit'
+import { launchChromium } from './clients-kit'
+import type { TestServer } from './helpers'
 
 setDefaultTimeout(30_000)
 
 let server: TestServer
 
 beforeAll(async () => {
-  server = await startTestServer()
+  server = await startAuthServer()
 })
 afterAll(() => server.stop())
 
@@ -67,6 +70,45 @@ describe('GET /swagger', () => {
     expect(spec.status).toBe(200)
     expect((await spec.json()).openapi).toMatch(/^3\./)
   })
+
+  test('/swagger/ (trailing slash) is the same page, and its document URL resolves to the same document', async () => {
+    const slash = await fetch(`${server.base}/swagger/`)
+    expect(slash.status).toBe(200)
+    const page = await slash.text()
+    expect(page).toBe(html)
+    const specUrl = /"url":"([^"]+)"/.exec(page)![1]!
+    expect(new URL(specUrl, `${server.base}/swagger/`).pathname).toBe('/swagger/json')
+  })
+
+  test('in Chromium, /swagger/ loads the document, and Authorize with a token lets "Try it out" call a route that needs one', async () => {
+    const token = await adminToken(server)
+    const browser = await launchChromium()
+    try {
+      const page = await browser.newPage()
+      const elsewhere: string[] = []
+      page.on('request', (request) => {
+        if (!request.url().startsWith(server.base)) elsewhere.push(request.url())
+      })
+      await page.goto(`${server.base}/swagger/`)
+      await page.locator('.opblock-tag-section').first().waitFor()
+      expect(await page.textContent('body')).not.toContain('Failed to load API definition')
+      await page.locator('button.authorize').first().click()
+      await page.locator('.auth-container input').first().fill(token)
+      await page.locator('.auth-btn-wrapper button.authorize').first().click()
+      await page.locator('.auth-btn-wrapper button.btn-done').first().click()
+      const me = page.locator('#operations-auth-getApiV1AuthMe')
+      await me.locator('.opblock-summary').click()
+      await me.locator('.try-out__btn').click()
+      await me.locator('button.execute').click()
+      const status = me.locator('.live-responses-table tbody .response-col_status').first()
+      await status.waitFor()
+      expect((await status.textContent())?.trim()).toBe('200')
+      expect(await me.locator('.live-responses-table').textContent()).toContain(ADMIN.username)
+      expect(elsewhere).toEqual([])
+    } finally {
+      await browser.close()
+    }
+  }, 60_000)
 
   test('an unknown asset is a 404 with the error envelope', async () => {
     const res = await server.api('GET', '/swagger/assets/evil.js')
