@@ -48,6 +48,8 @@ export interface Config {
     maxMessageBytes: number
     backpressureLimit: number
     messagesPerSecond: number
+    /** permessage-deflate on every frame sent, for clients that negotiate it. */
+    compression: boolean
   }
   events: { retentionCount: number; retentionSeconds: number }
   corsOrigins: string[] | '*'
@@ -268,6 +270,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
         256 * 1024 * 1024,
       ),
       messagesPerSecond: int(env, 'WEBSOCKET_MESSAGES_PER_SECOND', 50, 1, 100_000),
+      compression: bool(env, 'WEBSOCKET_COMPRESSION', false),
     },
     events: {
       retentionCount: int(env, 'EVENT_RETENTION_COUNT', 100_000, 1, 1_000_000_000),

@@ -39,7 +39,8 @@ export function websocketOptions(config: Readonly<Config>) {
     // Liveness is ours (WEBSOCKET_PING_INTERVAL / _TIMEOUT), so Bun's own idle timer is off.
     idleTimeout: 0,
     sendPings: false,
-    perMessageDeflate: false,
+    // Negotiated only when enabled; each send then asks for compression (publisher, socket).
+    perMessageDeflate: config.ws.compression,
   }
 }
 
@@ -53,8 +54,13 @@ export async function createRealtime(
 ): Promise<Realtime> {
   const meta = await db.transaction((tx) => ensureEventMeta(tx))
   const hub = new Hub()
-  const publisher = new Publisher(hub, meta.lastSeq, log, metrics, (after, limit) =>
-    readAfter(db.read, after, limit),
+  const publisher = new Publisher(
+    hub,
+    meta.lastSeq,
+    log,
+    metrics,
+    (after, limit) => readAfter(db.read, after, limit),
+    config.ws.compression,
   )
   const cluster = createCluster({
     config,

@@ -42,6 +42,8 @@ export class Publisher {
     private readonly log: Logger,
     metrics: Metrics,
     private readonly readLog?: ReadLog,
+    /** WEBSOCKET_COMPRESSION: compress each frame for the clients that negotiated permessage-deflate. */
+    private readonly compress = false,
   ) {
     this.lastSeq = initialSeq
     this.liveSent = metrics.wsMessagesSent.labels('live')
@@ -140,7 +142,7 @@ export class Publisher {
     const reached = this.hub.topicsFor(frame.channels, this.topics)
     for (const topic of this.topics) {
       try {
-        if (server.publish(topic, frame.payload) <= 0) this.onBackpressure?.(topic)
+        if (server.publish(topic, frame.payload, this.compress) <= 0) this.onBackpressure?.(topic)
       } catch (error) {
         this.log.error('publish failed', { topic, seq: frame.seq, error: String(error) })
       }

@@ -85,6 +85,8 @@ export function createSocketLayer(deps: SocketDeps) {
   const byWs = new WeakMap<Socket, Conn>()
 
   const limit = config.ws.backpressureLimit
+  /** WEBSOCKET_COMPRESSION: permessage-deflate for the clients that negotiated it. */
+  const compress = config.ws.compression
   let stopping = false
   const sent = {
     control: metrics.wsMessagesSent.labels('control'),
@@ -106,7 +108,7 @@ export function createSocketLayer(deps: SocketDeps) {
 
   const send = (conn: Conn, frame: string) => {
     if (conn.closed) return
-    if (conn.ws.send(frame) <= 0) checkBuffer(conn)
+    if (conn.ws.send(frame, compress) <= 0) checkBuffer(conn)
     sent.control.inc()
   }
   const reply = (conn: Conn, message: ConnectionMessage | { type: 'pong'; timestamp: string }) =>
@@ -134,7 +136,7 @@ export function createSocketLayer(deps: SocketDeps) {
    * replay never grows the buffer past it and Bun never has a reason to drop a frame.
    */
   const sendPaced = async (conn: Conn, frame: string) => {
-    conn.ws.send(frame)
+    conn.ws.send(frame, compress)
     let paused = false
     while (!conn.closed && conn.ws.getBufferedAmount() > limit / 2) {
       if (!paused) metrics.wsReplayPauses.inc()
@@ -452,7 +454,8 @@ export function createSocketLayer(deps: SocketDeps) {
   const closeAll = (reason: string, notice?: string) => {
     stopping = true
     for (const conn of [...hub.conns.values()]) {
-      if (notice && (conn.catchingUp || !conn.channels.has('general'))) conn.ws.send(notice)
+      if (notice && (conn.catchingUp || !conn.channels.has('general')))
+        conn.ws.send(notice, compress)
       hub.remove(conn)
       conn.ws.close(CLOSE.shutdown, reason)
     }
