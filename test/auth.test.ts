@@ -386,8 +386,10 @@ describe('managing users', () => {
     expect((await server.api('GET', `/api/v1/users/${me.id}`, undefined, admin)).body).toEqual(me)
   })
 
-  test('the last admin can be neither demoted nor deleted', async () => {
+  test('the last admin can be neither demoted nor deleted, but may change its password', async () => {
     const [me] = (await server.api('GET', '/api/v1/users?role=admin', undefined, admin)).body
+    const password = { password: ADMIN.password }
+    expect((await server.api('PATCH', `/api/v1/users/${me.id}`, password, admin)).status).toBe(200)
     const demote = await server.api('PATCH', `/api/v1/users/${me.id}`, { role: 'viewer' }, admin)
     expect(demote.status).toBe(409)
     expect((await server.api('DELETE', `/api/v1/users/${me.id}`, undefined, admin)).status).toBe(

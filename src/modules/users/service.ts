@@ -24,6 +24,9 @@ const toDto = (row: Row): User => ({
 export const hashPassword = (password: string) =>
   Bun.password.hash(password, { algorithm: 'argon2id' })
 
+/** 24 random characters (18 bytes, base64): the first admin's password and a reset's when none is given. */
+export const generatePassword = () => crypto.getRandomValues(new Uint8Array(18)).toBase64()
+
 async function findRow(tx: Tx, id: number): Promise<Row> {
   const [row] = await tx.select().from(users).where(eq(users.id, id)).limit(1)
   if (!row) throw new NotFoundError('User', id)
@@ -95,12 +98,13 @@ export async function createUser({ db }: Services, input: UserCreate) {
   })
 }
 
-export async function patchUser({ db }: Services, id: number, patch: UserPatch) {
+export async function patchUser({ db }: Pick<Services, 'db'>, id: number, patch: UserPatch) {
   const passwordHash = patch.password === undefined ? undefined : await hashPassword(patch.password)
   return db.transaction(async (tx) => {
     const row = await findRow(tx, id)
     if (patch.username !== undefined) await checkUsernameFree(tx, patch.username, id)
-    await keepAnAdmin(tx, row, patch.role)
+    // A role left out stays as it is: only a new role can take the last admin's rights away.
+    if (patch.role !== undefined) await keepAnAdmin(tx, row, patch.role)
     const [updated] = await tx
       .update(users)
       .set({
@@ -114,6 +118,20 @@ export async function patchUser({ db }: Services, id: number, patch: UserPatch) 
       .returning()
     return toDto(updated!)
   })
+}
+
+/**
+ * A new password for the user of that name (`bun run user:password`), through patchUser: the same
+ * hashing, and whatever else a password change does through the API.
+ */
+export async function setPassword(
+  services: Pick<Services, 'db'>,
+  username: string,
+  password: string,
+) {
+  const row = await findCredentials(services, username)
+  if (!row) throw new NotFoundError('User', username)
+  return patchUser(services, row.id, { password })
 }
 
 export const deleteUser = ({ db }: Services, id: number) =>
@@ -133,7 +151,7 @@ export async function ensureFirstUser(
 ) {
   const [existing] = await db.read.select({ id: users.id }).from(users).limit(1)
   if (existing) return
-  const password = admin.password ?? crypto.getRandomValues(new Uint8Array(18)).toBase64()
+  const password = admin.password ?? generatePassword()
   const passwordHash = await hashPassword(password)
   const created = await db.transaction(async (tx) => {
     const [raced] = await tx.select({ id: users.id }).from(users).limit(1)
