@@ -281,6 +281,9 @@ function handshake(port: number): Promise<{ head: string; firstByte: number }> {
 
 describe('WEBSOCKET_COMPRESSION', () => {
   test('off by default: permessage-deflate is not negotiated', async () => {
+    const client = await server.ws('/api/v1/ws', { channel: 'sensors' })
+    expect(client.socket.extensions).toBe('')
+    client.close()
     const { head, firstByte } = await handshake(server.port)
     expect(head).toStartWith('HTTP/1.1 101')
     expect(head.toLowerCase()).not.toContain('permessage-deflate')
@@ -294,6 +297,7 @@ describe('WEBSOCKET_COMPRESSION', () => {
       expect(head.toLowerCase()).toContain('sec-websocket-extensions: permessage-deflate')
       expect(firstByte & 0x40).toBe(0x40)
       const client = await compressed.ws('/api/v1/ws', { channel: 'sensors' })
+      expect(client.socket.extensions).toContain('permessage-deflate')
       await client.next((m) => m.type === 'connection')
       const nombre = 'ñ'.repeat(150)
       await compressed.api('POST', '/api/v1/sensors', {

@@ -62,6 +62,10 @@ export async function startServer(
       WEBSOCKET_MAX_CONNECTIONS: '100000',
       LOG_LEVEL: 'warn',
       JWT_SECRET: 'benchmark-secret-benchmark-secret-0123',
+      // `WEBSOCKET_COMPRESSION=true bun run bench` measures Vigía with permessage-deflate on.
+      ...(process.env.WEBSOCKET_COMPRESSION
+        ? { WEBSOCKET_COMPRESSION: process.env.WEBSOCKET_COMPRESSION }
+        : {}),
     })
   } else if (target === 'bun') cmd = ['bun', 'bench/servers/bun-minimal.ts']
   else cmd = ['node', 'bench/servers/socketio.mjs']
