@@ -276,11 +276,17 @@ export function finishDocument(
       plainSchema(schema),
     ]),
   )
+  // A tag a route uses but the list does not declare is declared (by name), so no operation is orphaned.
+  const tags = [...options.tags]
+  for (const item of Object.values<Json>(paths))
+    for (const op of Object.values<Json>(item))
+      for (const name of op?.tags ?? [])
+        if (!tags.some((tag) => tag.name === name)) tags.push({ name })
   return {
     openapi: '3.1.1',
     info: options.info,
     servers: [{ url: '/', description: 'This server' }],
-    tags: options.tags,
+    tags,
     paths,
     components: {
       schemas,

@@ -54,7 +54,8 @@ const ASYNCAPI_PAGE = `<!doctype html>
 const TAGS = [
   { name: 'sensors', description: 'Sensors (tipo, modelo, optional location)' },
   { name: 'locations', description: 'Places where sensors are installed' },
-  { name: 'readings', description: 'Readings of a sensor' },
+  { name: 'readings', description: 'Readings: any named measurements of a sensor' },
+  { name: 'variables', description: 'The measurement names in use, with units' },
   { name: 'anomalies', description: 'Anomalies detected on readings' },
   { name: 'predictions', description: 'Forecasts of a sensor variable' },
   {
