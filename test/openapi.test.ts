@@ -1,7 +1,7 @@
 // The OpenAPI document of a real server passes the tools people point at it (redocly, spectral,
 // swagger-parser, ajv), and every status and header the server answers with is documented on its operation.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { adminToken, bearer, startAuthServer, userToken } from './auth-kit'
+import { ADMIN, bearer, mintToken, startAuthServer } from './auth-kit'
 import type { TestServer } from './helpers'
 import {
   errorsOf,
@@ -194,8 +194,18 @@ describe('every answer the server gives is documented', () => {
     const server = required
     const doc = docs.required
     const ajv = openApiAjv()
-    const admin = bearer(await adminToken(server))
-    const viewer = bearer(await userToken(server, { username: 'probe-viewer', role: 'viewer' }))
+    // Fresh tokens for each operation: a probe of POST /auth/logout revokes the token it sends.
+    let admin: Record<string, string> = {}
+    let viewer: Record<string, string> = {}
+    const freshTokens = async () => {
+      admin = bearer(
+        await mintToken(server, { username: ADMIN.username, role: 'admin', channels: ['*'] }),
+      )
+      viewer = bearer(
+        await mintToken(server, { username: 'probe-viewer', role: 'viewer', channels: ['*'] }),
+      )
+    }
+    await freshTokens()
     const post = async (path: string, body: unknown) => {
       const res = await server.api('POST', path, body, admin)
       if (res.status !== 201) throw new Error(`${path}: ${JSON.stringify(res.body)}`)
@@ -281,6 +291,7 @@ describe('every answer the server gives is documented', () => {
       (a, b) => Number(a.method === 'delete') - Number(b.method === 'delete'),
     )
     for (const { path, method, op } of all) {
+      await freshTokens()
       const mediaTypes = Object.keys(op.requestBody?.content ?? {})
       const json = JSON.stringify(
         withRefs(sample(op.requestBody?.content?.[mediaTypes[0] ?? '']?.schema)),
