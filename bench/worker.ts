@@ -1,10 +1,14 @@
 // A load-generator process: holds subscribers, sends events, ingests readings and resumes from `since`,
 // steered over IPC by bench/run.ts. Every figure it reports is measured here, outside the server.
+import { createHmac } from 'node:crypto'
+import type { Server } from 'bun'
 import { io } from 'socket.io-client'
+import { fleetBody, Lane, SAMPLED, sampleKey, type FleetReading } from './lib/fleet'
 import { encode, newHistogram, type Histogram } from './lib/histogram'
 import { leanConnect, type LeanSocket } from './lib/lean-ws'
 import {
   decode,
+  decodeReading,
   isConnectionMessage,
   MAX_INDEX,
   now as localNow,
@@ -15,6 +19,7 @@ import {
   type Envelope,
   type FinishReply,
   type Proto,
+  type ReceiverStats,
   type ReplayReply,
   type SendReply,
   type WatermarkNote,
@@ -31,12 +36,17 @@ interface Sub {
   got: number
   lastSeq: number
   bad: boolean
+  /** Fleet phases: the last reading time seen per sensor (epoch ms). */
+  lastTs?: Map<number, number>
 }
 
 interface Phase {
   id: number
   base: number
-  kind: 'indexed' | 'count'
+  kind: 'indexed' | 'fleet'
+  startMs: number
+  /** Fleet phases: [key, received at] of sampled readings. */
+  samples: number[]
   counts: Uint32Array
   /** Every index below this one reached every open socket. */
   done: number
@@ -78,7 +88,31 @@ function checkComplete(p: Phase) {
   if (p.finished && p.complete >= openSubs) p.finished()
 }
 
+/** A reading frame of the fleet load: counted, its seq after the last, its sensor's time not going back. */
+function onReading(p: Phase, sub: Sub, text: string) {
+  const r = decodeReading(text)
+  if (!r) return
+  const t = now()
+  if (p.received === 0) p.first = t
+  p.last = t
+  p.received += 1
+  sub.got += 1
+  if (!(r.seq > sub.lastSeq)) sub.bad = true
+  sub.lastSeq = r.seq
+  const lastTs = (sub.lastTs ??= new Map())
+  const ms = Date.parse(r.timestamp)
+  const before = lastTs.get(r.sensor)
+  if (!(ms >= (before ?? -Infinity))) sub.bad = true
+  lastTs.set(r.sensor, ms)
+  if (SAMPLED(r.sensor) && p.startMs > 0) p.samples.push(sampleKey(r.sensor, ms, p.startMs), t)
+  if (sub.got === p.total) {
+    p.complete += 1
+    checkComplete(p)
+  }
+}
+
 function onFrame(sub: Sub, text: string) {
+  if (phase?.kind === 'fleet') return onReading(phase, sub, text)
   const stamp = decode(text)
   if (!stamp) return
   const p = phase
@@ -93,10 +127,7 @@ function onFrame(sub: Sub, text: string) {
   p.last = t
   p.received += 1
   sub.got += 1
-  if (p.kind === 'count') {
-    if (!(stamp.seq > sub.lastSeq)) sub.bad = true
-    sub.lastSeq = stamp.seq
-  } else if (stamp.index >= 0 && stamp.index <= MAX_INDEX) {
+  if (stamp.index >= 0 && stamp.index <= MAX_INDEX) {
     p.counts[stamp.index]! += 1
     if (stamp.index === p.done) advance(p)
   } else sub.bad = true
@@ -232,11 +263,14 @@ function expect(cmd: Extract<Command, { t: 'expect' }>) {
     sub.got = 0
     sub.lastSeq = 0
     sub.bad = false
+    sub.lastTs = undefined
   }
   phase = {
     id: cmd.phase,
     base: cmd.base,
     kind: cmd.kind,
+    startMs: cmd.startMs ?? 0,
+    samples: [],
     counts: new Uint32Array(cmd.kind === 'indexed' ? MAX_INDEX + 1 : 0),
     done: 0,
     received: 0,
@@ -276,6 +310,7 @@ async function finish(cmd: Extract<Command, { t: 'finish' }>): Promise<FinishRep
     last: p.last,
     hist: encode(p.hist),
     count: p.hist.totalCount,
+    samples: p.kind === 'fleet' ? p.samples : undefined,
   }
 }
 
@@ -335,12 +370,13 @@ function fanout(cmd: Extract<Command, { t: 'fanout' }>): Promise<SendReply> {
     }
     const step = () => {
       const t = now()
-      if (t < deadline && index <= MAX_INDEX) {
+      const limit = Math.min(MAX_INDEX, (cmd.limit ?? Infinity) - 1)
+      if (t < deadline && index <= limit) {
         if (cmd.mode === 'window') {
-          while (inflight < cmd.concurrency && index < watermark + cmd.window && index <= MAX_INDEX)
+          while (inflight < cmd.concurrency && index < watermark + cmd.window && index <= limit)
             fire()
         } else {
-          const due = Math.min(MAX_INDEX + 1, Math.floor(((t - start) * cmd.rate) / 1000) + 1)
+          const due = Math.min(limit + 1, Math.floor(((t - start) * cmd.rate) / 1000) + 1)
           while (index < due && inflight < cmd.concurrency) fire()
           behind = Math.max(behind, due - index)
         }
@@ -358,33 +394,62 @@ function fanout(cmd: Extract<Command, { t: 'fanout' }>): Promise<SendReply> {
   })
 }
 
-/** Closed-loop ingest: `concurrency` senders, each waiting for its answer before the next request. */
+let fleet: { lanes: Lane[]; identical: boolean; vars: 2 | 5; startMs: number } | undefined
+
+/** This worker's lanes of the fleet; their simulated clocks carry on from phase to phase. */
+function setFleet(cmd: Extract<Command, { t: 'fleet' }>) {
+  fleet = {
+    lanes: cmd.lanes.map((sensors) => new Lane(sensors, cmd.seed, cmd.startMs, cmd.vars)),
+    identical: cmd.identical,
+    vars: cmd.vars,
+    startMs: cmd.startMs,
+  }
+  return {}
+}
+
+/** The upper-bound load: one sensor, the same values, no timestamp. */
+const IDENTICAL = { sensor_id: 1, temperatura: 21.5, humedad: 50 }
+
+/** Closed-loop ingest of the fleet: each lane sends its own sensors' readings and waits for each answer. */
 async function ingest(cmd: Extract<Command, { t: 'ingest' }>): Promise<SendReply> {
+  const f = fleet
+  if (!f) throw new Error('ingest before fleet')
   const url = `${cmd.base}/api/v1/readings${cmd.batch > 1 ? '/batch' : ''}`
   const hist = newHistogram()
+  const samples: number[] = []
   let created = 0
   let errors = 0
   let error: string | undefined
   let first = 0
   let last = 0
   const deadline = now() + cmd.durationMs
-  const lane = async () => {
+  const body = (lane: Lane): { text: string; sampled: FleetReading[] } => {
+    if (f.identical)
+      return {
+        text: JSON.stringify(cmd.batch > 1 ? new Array(cmd.batch).fill(IDENTICAL) : IDENTICAL),
+        sampled: [],
+      }
+    const readings = lane.take(cmd.batch)
+    const bodies = readings.map((r) => fleetBody(r, f.vars))
+    return {
+      text: JSON.stringify(cmd.batch > 1 ? bodies : bodies[0]),
+      sampled: readings.filter((r) => SAMPLED(r.sensor_id)),
+    }
+  }
+  const run = async (lane: Lane) => {
     while (now() < deadline) {
+      const { text, sampled } = body(lane)
       const sentAt = now()
       if (first === 0) first = sentAt
-      const one = {
-        sensor_id: cmd.sensorId,
-        temperatura: 21.5,
-        humedad: (sentAt - cmd.phaseBase) / 1000,
-      }
-      const body = JSON.stringify(cmd.batch > 1 ? new Array(cmd.batch).fill(one) : one)
       try {
-        const res = await fetch(url, { method: 'POST', headers: JSON_HEADERS, body })
-        const text = await res.text()
-        if (res.status === 201) created += cmd.batch
-        else {
+        const res = await fetch(url, { method: 'POST', headers: JSON_HEADERS, body: text })
+        const answer = await res.text()
+        if (res.status === 201) {
+          created += cmd.batch
+          for (const r of sampled) samples.push(sampleKey(r.sensor_id, r.ms, f.startMs), sentAt)
+        } else {
           errors += 1
-          error ??= `${res.status} ${text.slice(0, 200)}`
+          error ??= `${res.status} ${answer.slice(0, 200)}`
         }
       } catch (e) {
         errors += 1
@@ -394,10 +459,10 @@ async function ingest(cmd: Extract<Command, { t: 'ingest' }>): Promise<SendReply
       hist.recordValue(Math.max(1, Math.round((last - sentAt) * 1000)))
     }
   }
-  await Promise.all(Array.from({ length: cmd.concurrency }, lane))
+  await Promise.all(f.lanes.map(run))
   const encoded = encode(hist)
   hist.destroy()
-  return { ok: created, errors, error, first, last, hist: encoded, behind: 0 }
+  return { ok: created, errors, error, first, last, hist: encoded, behind: 0, samples }
 }
 
 /** Reconnects with `since` and times the replay of every missed event. */
@@ -437,6 +502,87 @@ function replay(cmd: Extract<Command, { t: 'replay' }>): Promise<ReplayReply> {
   })
 }
 
+let receiver:
+  | {
+      server: Server<undefined>
+      secrets: Buffer[]
+      seen: Set<string>[]
+      stats: Omit<ReceiverStats, 'hist'>
+      hist: Histogram
+    }
+  | undefined
+
+/** Standard Webhooks: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>"> keyed with the secret's bytes. */
+function signed(key: Buffer | undefined, id: string, ts: string, body: string, header: string) {
+  if (!key) return true
+  const want = createHmac('sha256', key).update(`${id}.${ts}.${body}`).digest('base64')
+  return header.split(' ').some((s) => s === `v1,${want}`)
+}
+
+function startReceiver(cmd: Extract<Command, { t: 'receiver' }>) {
+  const blank = (): Omit<ReceiverStats, 'hist'> => ({
+    counts: new Array(cmd.endpoints).fill(0),
+    duplicates: 0,
+    badSignature: 0,
+    first: 0,
+    last: 0,
+  })
+  const server = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    async fetch(req) {
+      const r = receiver!
+      const n = Number(new URL(req.url).pathname.split('/')[2])
+      const body = await req.text()
+      const t = now()
+      const id = req.headers.get('webhook-id') ?? ''
+      if (!(n >= 0 && n < r.stats.counts.length)) return new Response(null, { status: 404 })
+      if (r.seen[n]!.has(id)) r.stats.duplicates += 1
+      else {
+        r.seen[n]!.add(id)
+        r.stats.counts[n]! += 1
+        if (r.stats.first === 0) r.stats.first = t
+        r.stats.last = t
+        const ts = req.headers.get('webhook-timestamp') ?? ''
+        const sig = req.headers.get('webhook-signature') ?? ''
+        if (!id || !ts || !signed(r.secrets[n], id, ts, body, sig)) r.stats.badSignature += 1
+        let at = NaN
+        try {
+          at = Date.parse((JSON.parse(body) as { timestamp: string }).timestamp)
+        } catch {}
+        if (Number.isFinite(at))
+          r.hist.recordValue(Math.max(1, Math.round((Date.now() - at) * 1000)))
+      }
+      return new Response(null, { status: 204 })
+    },
+  })
+  receiver = {
+    server,
+    secrets: [],
+    seen: Array.from({ length: cmd.endpoints }, () => new Set()),
+    stats: blank(),
+    hist: newHistogram(),
+  }
+  return { url: `http://127.0.0.1:${server.port}` }
+}
+
+function receiverStats(reset: boolean): ReceiverStats {
+  const r = receiver!
+  const out = { ...r.stats, counts: [...r.stats.counts], hist: encode(r.hist) }
+  if (reset) {
+    r.stats = {
+      counts: r.stats.counts.map(() => 0),
+      duplicates: 0,
+      badSignature: 0,
+      first: 0,
+      last: 0,
+    }
+    r.seen = r.seen.map(() => new Set())
+    r.hist.reset()
+  }
+  return out
+}
+
 async function handle(cmd: Command): Promise<unknown> {
   switch (cmd.t) {
     case 'clock':
@@ -458,10 +604,24 @@ async function handle(cmd: Command): Promise<unknown> {
       watermark = Math.max(watermark, cmd.done)
       pump?.()
       return undefined
+    case 'fleet':
+      return setFleet(cmd)
     case 'ingest':
       return ingest(cmd)
     case 'replay':
       return replay(cmd)
+    case 'receiver':
+      return startReceiver(cmd)
+    case 'receiver-secrets':
+      receiver!.secrets = cmd.secrets.map((s) => Buffer.from(s.replace(/^whsec_/, ''), 'base64'))
+      return {}
+    case 'receiver-stats':
+      return receiverStats(cmd.reset)
+    case 'receiver-stop':
+      receiver?.server.stop(true)
+      receiver?.hist.destroy()
+      receiver = undefined
+      return {}
   }
 }
 
