@@ -12,6 +12,8 @@ export const PLANS = {
     ingestMs: 3000,
     /** Vigía and its reference alternate, A/B/A/B, this many times each. */
     ingestReps: 3,
+    /** Every sender count and batch size, or one of each (the harness check). */
+    ingestSet: 'all' as 'all' | 'few',
     recoveryEvents: 10_000,
     recoveryReps: 5,
     settleMs: 1000,
@@ -36,6 +38,7 @@ export const PLANS = {
     latencyMs: 1000,
     ingestMs: 1500,
     ingestReps: 1,
+    ingestSet: 'all' as 'all' | 'few',
     recoveryEvents: 10_000,
     recoveryReps: 1,
     settleMs: 500,
@@ -59,6 +62,7 @@ export const PLANS = {
     latencyMs: 300,
     ingestMs: 300,
     ingestReps: 1,
+    ingestSet: 'few' as 'all' | 'few',
     recoveryEvents: 300,
     recoveryReps: 1,
     settleMs: 100,
