@@ -68,9 +68,11 @@ export async function startServer(
   }
   let cmd: string[]
   if (target === 'vigia') {
+    // BENCH_VIGIA_ENTRY: another entry point to measure (a checkout of another branch), for development.
+    const entry = process.env.BENCH_VIGIA_ENTRY ?? 'src/index.ts'
     cmd = profileDir
-      ? ['bun', '--cpu-prof', '--cpu-prof-md', `--cpu-prof-dir=${profileDir}`, 'src/index.ts']
-      : ['bun', 'src/index.ts']
+      ? ['bun', '--cpu-prof', '--cpu-prof-md', `--cpu-prof-dir=${profileDir}`, entry]
+      : ['bun', entry]
     Object.assign(env, {
       HOST: '127.0.0.1',
       DATABASE_URL: options.postgresUrl ?? `sqlite:${options.sqliteFile ?? join(dir, 'bench.db')}`,

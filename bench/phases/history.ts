@@ -240,7 +240,7 @@ async function measureImport(
   ctx.log(`  ${run.engine} import: ${rows} rows in ${seconds.toFixed(2)} s (status ${res.status})`)
 }
 
-async function historyRun(ctx: Ctx, engine: 'sqlite' | 'postgres', routes: Set<string>) {
+export async function historyRun(ctx: Ctx, engine: 'sqlite' | 'postgres', routes: Set<string>) {
   const s = shape(ctx)
   const dir = mkdtempSync(join(tmpdir(), 'vigia-bench-history-'))
   const db = engine === 'postgres' ? await freshDatabase() : undefined
