@@ -2,7 +2,7 @@
 // processes (bench/worker.ts), measures the references in the same run, and writes BENCHMARKS.md,
 // bench/latency.svg and bench/results.json. The phases live in bench/phases/.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { dirname, join, relative } from 'node:path'
+import { dirname, join, relative, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { LOAD, PLANS, type Ctx, type Mode } from './lib/context'
 import { startWorkers, stopWorkers } from './lib/pool'
@@ -42,6 +42,8 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     /** Re-renders the report from a results.json without measuring. */
     render: { type: 'string' },
+    /** Writes a quick run's results into BENCHMARKS.md and bench/ as a full run does. */
+    publish: { type: 'boolean', default: false },
   },
 })
 const mode: Mode = args.tiny ? 'tiny' : args.quick ? 'quick' : 'full'
@@ -210,7 +212,7 @@ async function main() {
 
 /** Writes results.json, the chart and the generated section of BENCHMARKS.md. */
 function write(results: Results, fromFile?: string) {
-  const intoRepo = results.meta.mode === 'full' && !args.out
+  const intoRepo = (results.meta.mode === 'full' || args.publish) && !args.out
   const outDir =
     args.out ??
     (intoRepo
@@ -220,21 +222,27 @@ function write(results: Results, fromFile?: string) {
         : join(ROOT, '.tmp', `bench-${results.meta.mode}`))
   mkdirSync(outDir, { recursive: true })
   const chartPath = join(intoRepo ? join(ROOT, 'bench') : outDir, 'latency.svg')
-  const resultsPath = fromFile ?? join(intoRepo ? join(ROOT, 'bench') : outDir, 'results.json')
+  const resultsPath = intoRepo
+    ? join(ROOT, 'bench', 'results.json')
+    : (fromFile ?? join(outDir, 'results.json'))
   const markdownPath = join(outDir, 'BENCHMARKS.md')
-  if (!fromFile) writeFileSync(resultsPath, `${JSON.stringify(results, null, 2)}\n`)
+  const copy = resolve(resultsPath) !== resolve(fromFile ?? '')
+  if (copy) writeFileSync(resultsPath, `${JSON.stringify(results, null, 2)}\n`)
   writeFileSync(chartPath, renderChart(results))
   const section = renderMarkdown(results, relative(outDir, chartPath))
   writeMarkdown(markdownPath, section)
   process.stdout.write(`${section}\n`)
   log(
-    `wrote ${relative(ROOT, markdownPath) || markdownPath}, ${relative(ROOT, chartPath)}${fromFile ? '' : `, ${relative(ROOT, resultsPath)}`}${results.meta.seconds ? ` in ${results.meta.seconds} s` : ''}`,
+    `wrote ${relative(ROOT, markdownPath) || markdownPath}, ${relative(ROOT, chartPath)}${copy ? `, ${relative(ROOT, resultsPath)}` : ''}${results.meta.seconds ? ` in ${results.meta.seconds} s` : ''}`,
   )
 }
 
 try {
   if (args.render) {
     const results = JSON.parse(readFileSync(args.render, 'utf8')) as Results
+    // Results from before a phase existed render without it.
+    for (const key of ['realtime', 'latest', 'history', 'webhooks', 'skipped'] as const)
+      results[key] ??= []
     write(results, args.render)
   } else await main()
 } finally {

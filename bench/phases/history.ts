@@ -284,9 +284,11 @@ export async function historyPhases(ctx: Ctx, routes: Set<string>) {
   for (const [part, route] of Object.entries(ROUTES))
     if (!routes.has(route)) ctx.skip(`history: ${part}`, NOT_AVAILABLE(route))
   if (!Object.values(ROUTES).some((r) => routes.has(r))) return
-  const pgDown = await postgresReachable()
+  const pgDown = ctx.plan.historyEngines.includes('postgres')
+    ? await postgresReachable()
+    : undefined
   if (pgDown) ctx.skip('history on PostgreSQL', pgDown)
-  for (const engine of pgDown ? (['sqlite'] as const) : (['sqlite', 'postgres'] as const)) {
+  for (const engine of ctx.plan.historyEngines.filter((e) => !(e === 'postgres' && pgDown))) {
     const run = await ctx.attempt(`history on ${engine}`, () => historyRun(ctx, engine, routes))
     if (run) ctx.results.history.push(run)
   }
