@@ -145,37 +145,39 @@ const JSONISH = /^(values|data|measurements|readings|payload_values)$/
 const isText = (type: string) => /char|text|clob|json/.test(type)
 const isTimestamp = (type: string) => type.startsWith('timestamp')
 
-function time(ms: number, c: Column): number | string {
-  return isText(c.type) || isTimestamp(c.type) ? new Date(ms).toISOString() : ms
-}
-
-/** A filler for one column, or `skip` (the database fills it) — throws for a column it cannot fill. */
-export type Filler = ((x: RowContext) => unknown) | 'skip'
+/**
+ * How one column is filled: a JavaScript expression over the row context `x` (compiled with the other
+ * columns into one function per table, as a hand-written writer would spell the row), or `skip` (the
+ * database fills it). Throws for a required column it does not know.
+ */
+export type Filler = string | 'skip'
 
 export function fillerFor(table: Table, c: Column): Filler {
   const ref = table.references.get(c.name)
+  const time = (ms: string) => (isText(c.type) || isTimestamp(c.type) ? `isoFull(${ms})` : ms)
+  const name = JSON.stringify(c.name)
   if (c.generated) return 'skip'
   if (table.name === 'events' || table.name.endsWith('_events')) {
-    if (c.name === 'seq') return (x) => x.event!.seq
-    if (c.name === 'channels') return (x) => x.event!.channels
-    if (c.name === 'payload') return (x) => x.event!.payload
+    if (c.name === 'seq') return 'x.event.seq'
+    if (c.name === 'channels') return 'x.event.channels'
+    if (c.name === 'payload') return 'x.event.payload'
   }
-  if (c.name === 'sensor_id') return (x) => x.reading!.sensor_id
-  if (ref === 'readings' || c.name === 'reading_id') return (x) => x.readingId
-  if (TIME.test(c.name)) return (x) => time(x.reading!.ms, c)
-  if (CREATED.test(c.name)) return (x) => time(x.now, c)
+  if (c.name === 'sensor_id') return 'x.reading.sensor_id'
+  if (ref === 'readings' || c.name === 'reading_id') return 'x.readingId'
+  if (TIME.test(c.name)) return time('x.reading.ms')
+  if (CREATED.test(c.name)) return time('x.now')
   if ((VARIABLES as readonly string[]).includes(c.name))
-    return (x) => x.reading!.values[c.name as keyof FleetReading['values']] ?? null
+    return `(x.reading.values[${name}] ?? null)`
   // A reference to a variables table: by id, or by the name itself (the row must exist either way).
   if (ref && /^(variable|variable_id|name_id)$/.test(c.name))
     return isText(c.type)
-      ? (x) => (x.lookup!(ref, x.variable!), x.variable)
-      : (x) => x.lookup!(ref, x.variable!)
-  if (/^(variable|name|key)$/.test(c.name) && isText(c.type)) return (x) => x.variable
-  if (/^(value|val)$/.test(c.name)) return (x) => x.value
-  if (JSONISH.test(c.name) && isText(c.type)) return (x) => JSON.stringify(x.reading!.values)
+      ? `(x.lookup(${JSON.stringify(ref)}, x.variable), x.variable)`
+      : `x.lookup(${JSON.stringify(ref)}, x.variable)`
+  if (/^(variable|name|key)$/.test(c.name) && isText(c.type)) return 'x.variable'
+  if (/^(value|val)$/.test(c.name)) return 'x.value'
+  if (JSONISH.test(c.name) && isText(c.type)) return 'JSON.stringify(x.reading.values)'
   if (c.hasDefault) return 'skip'
-  if (!c.notNull) return () => null
+  if (!c.notNull) return 'null'
   throw new Error(
     `the bench does not know how to fill ${table.name}.${c.name} (${c.type}, required); teach bench/lib/layout.ts`,
   )
@@ -184,23 +186,29 @@ export function fillerFor(table: Table, c: Column): Filler {
 export interface TablePlan {
   table: string
   columns: string[]
-  fill: ((x: RowContext) => unknown)[]
+  /** The row's values in column order. */
+  row: (x: RowContext) => unknown[]
   /** SQL type per column, for PostgreSQL's unnest casts. */
   types: string[]
 }
 
+const isoFull = (ms: number) => new Date(ms).toISOString()
+
 export function planTable(layout: Layout, name: string): TablePlan {
   const table = layout.get(name)
   if (!table) throw new Error(`the build under test has no table "${name}"`)
-  const plan: TablePlan = { table: name, columns: [], fill: [], types: [] }
+  const columns: string[] = []
+  const exprs: string[] = []
+  const types: string[] = []
   for (const c of table.columns) {
     const f = fillerFor(table, c)
     if (f === 'skip') continue
-    plan.columns.push(c.name)
-    plan.fill.push(f)
-    plan.types.push(c.type)
+    columns.push(c.name)
+    exprs.push(f)
+    types.push(c.type)
   }
-  return plan
+  const row = new Function('isoFull', `return (x) => [${exprs.join(', ')}]`)(isoFull)
+  return { table: name, columns, row, types }
 }
 
 /**
@@ -229,7 +237,7 @@ export function readingPlan(layout: Layout) {
 export type ReadingPlan = ReturnType<typeof readingPlan>
 
 /** Values of one row, in the plan's column order. */
-export const rowOf = (plan: TablePlan, x: RowContext) => plan.fill.map((f) => f(x))
+export const rowOf = (plan: TablePlan, x: RowContext): unknown[] => plan.row(x)
 
 /** Rows of a sensors table (or any simple table) with the required columns given plain values. */
 export function simpleRow(table: Table, given: Record<string, unknown>, now: number) {
@@ -237,7 +245,8 @@ export function simpleRow(table: Table, given: Record<string, unknown>, now: num
   for (const c of table.columns) {
     if (c.name in given) row[c.name] = given[c.name]
     else if (c.generated || c.hasDefault || !c.notNull) continue
-    else if (CREATED.test(c.name)) row[c.name] = time(now, c)
+    else if (CREATED.test(c.name))
+      row[c.name] = isText(c.type) || isTimestamp(c.type) ? isoFull(now) : now
     else if (isText(c.type)) row[c.name] = /json/.test(c.type) ? '{}' : ''
     else row[c.name] = 0
   }
@@ -255,40 +264,50 @@ export interface FrameTemplate {
   dataKeys: string[]
 }
 
-export function frameOf(
-  t: FrameTemplate,
-  r: FleetReading,
-  id: number,
-  seq: number,
-  nowIso: string,
-): string {
-  const data: Record<string, unknown> = {}
+export type FrameBuilder = (r: FleetReading, id: number, seq: number, nowIso: string) => string
+
+/**
+ * Compiles the template into one function that builds the frame as a hand-written writer would (one
+ * object literal, one JSON.stringify), so the reference pays no per-key bookkeeping.
+ */
+export function frameBuilder(t: FrameTemplate): FrameBuilder {
   const sample = t.frame.data as Record<string, unknown>
-  for (const k of t.dataKeys) {
-    if (k === 'id') data.id = id
-    else if (k === 'sensor_id') data.sensor_id = r.sensor_id
-    else if (k === 'timestamp') data.timestamp = isoShort(r.ms)
-    else if (k === 'created_at' || k === 'updated_at') data[k] = nowIso
-    else if (k === 'values') data.values = r.values
-    else if (k in r.values) data[k] = r.values[k as keyof FleetReading['values']]
-    else if ((VARIABLES as readonly string[]).includes(k)) data[k] = null
-    else data[k] = sample[k]
-  }
-  const frame: Record<string, unknown> = {}
-  for (const k of Object.keys(t.frame)) {
-    if (k === 'entity_id') frame.entity_id = id
-    else if (k === 'data') frame.data = data
-    else if (k === 'timestamp') frame.timestamp = nowIso
-    else if (k === 'seq') frame.seq = seq
-    else frame[k] = t.frame[k]
-  }
-  return JSON.stringify(frame)
+  const lit = (v: unknown) => JSON.stringify(v ?? null)
+  const data = t.dataKeys.map((k) => {
+    const key = JSON.stringify(k)
+    if (k === 'id') return `${key}: id`
+    if (k === 'sensor_id') return `${key}: r.sensor_id`
+    if (k === 'timestamp') return `${key}: iso(r.ms)`
+    if (k === 'created_at' || k === 'updated_at') return `${key}: nowIso`
+    if (k === 'values') return `${key}: r.values`
+    if ((VARIABLES as readonly string[]).includes(k)) return `${key}: r.values[${key}] ?? null`
+    return `${key}: ${lit(sample[k])}`
+  })
+  const frame = Object.keys(t.frame).map((k) => {
+    const key = JSON.stringify(k)
+    if (k === 'entity_id') return `${key}: id`
+    if (k === 'data') return `${key}: {${data.join(', ')}}`
+    if (k === 'timestamp') return `${key}: nowIso`
+    if (k === 'seq') return `${key}: seq`
+    return `${key}: ${lit(t.frame[k])}`
+  })
+  const build = new Function(
+    'iso',
+    `return (r, id, seq, nowIso) => JSON.stringify({${frame.join(', ')}})`,
+  )
+  return build(isoShort) as FrameBuilder
 }
 
-/** ISO 8601 as Vigía writes it (src/lib/time.ts: no `.000` on a whole second). */
+let lastMs = NaN
+let lastIso = ''
+
+/** ISO 8601 as Vigía writes it (src/lib/time.ts: no `.000` on a whole second, the last one remembered). */
 export function isoShort(ms: number) {
+  if (ms === lastMs) return lastIso
   const text = new Date(ms).toISOString()
-  return text.endsWith('.000Z') ? `${text.slice(0, -5)}Z` : text
+  lastMs = ms
+  lastIso = text.endsWith('.000Z') ? `${text.slice(0, -5)}Z` : text
+  return lastIso
 }
 
 /** Channels of a reading event as Vigía stores them (see src/realtime/channels.ts and event-log.ts). */

@@ -7,11 +7,12 @@ import type { Database, Statement } from 'bun:sqlite'
 import type { Sql } from 'postgres'
 import type { FleetReading } from './fleet'
 import {
-  frameOf,
+  frameBuilder,
   readingChannels,
   readingPlan,
   rowOf,
   simpleRow,
+  type FrameBuilder,
   type FrameTemplate,
   type Layout,
   type ReadingPlan,
@@ -47,14 +48,16 @@ export class SqliteWriter {
   private readonly plan: ReadingPlan
   private readonly insert: Map<string, Statement>
   private readonly ids = new Map<string, number | string>()
+  private readonly frame: FrameBuilder | undefined
   private seq = 0
 
   constructor(
     private readonly db: Database,
     private readonly layout: Layout,
-    private readonly options: WriterOptions = {},
+    options: WriterOptions = {},
   ) {
     this.plan = readingPlan(layout)
+    this.frame = options.events && frameBuilder(options.events)
     const prepare = (p: TablePlan) =>
       db.prepare(
         `insert into ${quote(p.table)} (${p.columns.map(quote).join(', ')}) values (${p.columns.map(() => '?').join(', ')})`,
@@ -120,29 +123,28 @@ export class SqliteWriter {
     const nowIso = new Date(now).toISOString()
     const { plan, insert } = this
     const readings = insert.get(plan.readings.table)!
-    const events = this.options.events
+    const children = plan.children.map((p) => [p, insert.get(p.table)!] as const)
+    const events = insert.get(plan.events.table)!
+    const frame = this.frame
     this.db.transaction(() => {
-      const x: RowContext = { now, lookup: this.lookup }
+      const event = { seq: 0, channels: '', payload: '' }
+      const x: RowContext = { now, lookup: this.lookup, event }
       for (const r of batch) {
         x.reading = r
-        const id = Number(readings.run(...(rowOf(plan.readings, x) as never[])).lastInsertRowid)
+        const id = Number(readings.run(rowOf(plan.readings, x) as never).lastInsertRowid)
         x.readingId = id
-        for (const child of plan.children) {
-          const stmt = insert.get(child.table)!
-          for (const [variable, value] of Object.entries(r.values)) {
+        for (const [child, stmt] of children)
+          for (const variable in r.values) {
             x.variable = variable
-            x.value = value
-            stmt.run(...(rowOf(child, x) as never[]))
+            x.value = r.values[variable as keyof FleetReading['values']]
+            stmt.run(rowOf(child, x) as never)
           }
-        }
-        if (events) {
+        if (frame) {
           const seq = ++this.seq
-          x.event = {
-            seq,
-            channels: readingChannels(r.sensor_id),
-            payload: frameOf(events, r, id, seq, nowIso),
-          }
-          insert.get(plan.events.table)!.run(...(rowOf(plan.events, x) as never[]))
+          event.seq = seq
+          event.channels = readingChannels(r.sensor_id)
+          event.payload = frame(r, id, seq, nowIso)
+          events.run(rowOf(plan.events, x) as never)
         }
       }
     })()
@@ -158,15 +160,17 @@ function unnestParam(type: string, n: number) {
 export class PgWriter {
   private readonly plan: ReadingPlan
   private readonly ids = new Map<string, number | string>()
+  private readonly frame: FrameBuilder | undefined
   /** Seqs handed out in this process, as a single writer process would; no database round trip. */
   private seq = 0
 
   constructor(
     private readonly sql: Sql,
     private readonly layout: Layout,
-    private readonly options: WriterOptions = {},
+    options: WriterOptions = {},
   ) {
     this.plan = readingPlan(layout)
+    this.frame = options.events && frameBuilder(options.events)
   }
 
   async createSensors(count: number) {
@@ -216,9 +220,9 @@ export class PgWriter {
     const { plan } = this
     const x: RowContext = { now, lookup: this.lookup }
     const readingRows = batch.map((r) => ((x.reading = r), rowOf(plan.readings, x)))
-    const events = this.options.events
-    const first = events ? this.seq + 1 : 0
-    if (events) this.seq += batch.length
+    const frame = this.frame
+    const first = frame ? this.seq + 1 : 0
+    if (frame) this.seq += batch.length
     await this.sql.begin(async (tx) => {
       const ids = await tx.unsafe(
         this.statement(plan.readings, ' returning id'),
@@ -229,15 +233,15 @@ export class PgWriter {
         batch.forEach((r, i) => {
           x.reading = r
           x.readingId = Number(ids[i]!.id)
-          for (const [variable, value] of Object.entries(r.values)) {
+          for (const variable in r.values) {
             x.variable = variable
-            x.value = value
+            x.value = r.values[variable as keyof FleetReading['values']]
             rows.push(rowOf(child, x))
           }
         })
         await tx.unsafe(this.statement(child), this.columns(child, rows) as never[])
       }
-      if (events) {
+      if (frame) {
         const rows = batch.map((r, i) => {
           const id = Number(ids[i]!.id)
           const seq = first + i
@@ -245,7 +249,7 @@ export class PgWriter {
           x.event = {
             seq,
             channels: readingChannels(r.sensor_id),
-            payload: frameOf(events, r, id, seq, nowIso),
+            payload: frame(r, id, seq, nowIso),
           }
           return rowOf(plan.events, x)
         })

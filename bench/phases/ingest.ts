@@ -119,7 +119,9 @@ export async function detectFleet(ctx: Ctx) {
       values: sample.values,
       timestamp: iso,
     })
-    const acceptsValues = five.status === 201 && five.body?.values?.co2 === sample.values.co2
+    // A stored value may come back as a number or as {value, …}.
+    const co2 = five.body?.values?.co2
+    const acceptsValues = five.status === 201 && Number(co2?.value ?? co2) === sample.values.co2
     if (ctx.vars === 5 && !acceptsValues)
       throw new Error(
         `--vars 5: this build does not store \`values\` (POST answered ${five.status}: ${JSON.stringify(five.body).slice(0, 200)})`,
