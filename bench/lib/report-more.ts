@@ -29,6 +29,18 @@ export function paired(a: IngestRun[], b: IngestRun[]): Spread {
 
 const perSecond = (runs: IngestRun[]) => spread(runs.map((r) => r.perSecond))
 
+/** CPU time of the server process(es) (or the reference's process) per reading stored, µs. */
+export const cpuPerReading = (r: IngestRun) =>
+  ((r.cpu.server / 100) * r.cpu.seconds * 1e6) / Math.max(r.readings, 1)
+
+/** a's CPU per reading over b's, run by run. */
+function pairedCpu(a: IngestRun[], b: IngestRun[]): Spread {
+  const of = new Map(b.map((r) => [r.rep, cpuPerReading(r)]))
+  return spread(a.map((r) => cpuPerReading(r) / (of.get(r.rep) ?? NaN)))
+}
+
+const us = (n: number) => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : '–')
+
 function delivered(runs: IngestRun[]) {
   if (runs.length === 0) return '–'
   return runs.every((r) => r.verified)
@@ -63,10 +75,10 @@ export function ingestTables(results: Results): string[] {
       '',
       two
         ? '| how | readings/s to a live subscriber | vs one instance (run by run) | request p50 / p99 (ms) | delivery p99 (ms) | every reading delivered | CPU: both servers / busiest generator / others |'
-        : `| how | Vigía: readings/s to a live subscriber | ${ref}: readings/s | Vigía / ${ref} (run by run) | request p50 / p99 (ms) | delivery p99 (ms) | every reading delivered | CPU: server / busiest generator / others |`,
+        : `| how | Vigía: readings/s to a live subscriber | ${ref}: readings/s | Vigía / ${ref} (run by run) | server CPU per reading (µs): Vigía / ${ref} | CPU per reading: Vigía / ${ref} | request p50 / p99 (ms) | delivery p99 (ms) | every reading delivered | CPU: server / busiest generator / others |`,
       two
         ? '| --- | --- | --- | --- | --- | --- | --- |'
-        : '| --- | --- | --- | --- | --- | --- | --- | --- |',
+        : '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     )
     for (const label of labelsOf(vigia)) {
       const v = runsOf(results, backend, 'vigia', label)
@@ -79,7 +91,7 @@ export function ingestTables(results: Results): string[] {
       }
       const r = runsOf(results, backend, 'reference', label)
       out.push(
-        `| ${label} | ${show(perSecond(v), rate)} | ${r.length ? show(perSecond(r), rate) : '–'} | ${r.length ? show(paired(v, r), times) : '–'} | ${vigiaCells(v)} |`,
+        `| ${label} | ${show(perSecond(v), rate)} | ${r.length ? show(perSecond(r), rate) : '–'} | ${r.length ? show(paired(v, r), times) : '–'} | ${us(spread(v.map(cpuPerReading)).median)} / ${r.length ? us(spread(r.map(cpuPerReading)).median) : '–'} | ${r.length ? show(pairedCpu(v, r), times) : '–'} | ${vigiaCells(v)} |`,
       )
     }
     out.push('')
@@ -250,7 +262,7 @@ export function moreGoals(results: Results): Goal[] {
     add(
       `batch ingest on ${name} ≥ ${goal} × ${ref} writing the same rows (${load})`,
       ratio,
-      `${show(ratio, times)} run by run (medians: ${rate(perSecond(v).median)} vs ${rate(perSecond(r).median)} readings/s)`,
+      `${show(ratio, times)} run by run (medians: ${rate(perSecond(v).median)} vs ${rate(perSecond(r).median)} readings/s); server CPU per reading ${show(pairedCpu(v, r), times)} the reference's`,
       ratio.median >= goal && v.every((x) => x.verified),
     )
   }
