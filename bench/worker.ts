@@ -1,10 +1,10 @@
 // A load-generator process: holds subscribers, sends events, ingests readings and resumes from `since`,
 // steered over IPC by bench/run.ts. Every figure it reports is measured here, outside the server.
-import { createHmac } from 'node:crypto'
-import type { Server } from 'bun'
 import { io } from 'socket.io-client'
-import { fleetBody, Lane, SAMPLED, sampleKey, type FleetReading } from './lib/fleet'
+import { SAMPLED, sampleKey } from './lib/fleet'
 import { encode, newHistogram, type Histogram } from './lib/histogram'
+import { ingest, setFleet } from './lib/ingest-sender'
+import { receiverSecrets, receiverStats, startReceiver, stopReceiver } from './lib/receiver'
 import { leanConnect, type LeanSocket } from './lib/lean-ws'
 import {
   decode,
@@ -19,7 +19,6 @@ import {
   type Envelope,
   type FinishReply,
   type Proto,
-  type ReceiverStats,
   type ReplayReply,
   type SendReply,
   type WatermarkNote,
@@ -394,77 +393,6 @@ function fanout(cmd: Extract<Command, { t: 'fanout' }>): Promise<SendReply> {
   })
 }
 
-let fleet: { lanes: Lane[]; identical: boolean; vars: 2 | 5; startMs: number } | undefined
-
-/** This worker's lanes of the fleet; their simulated clocks carry on from phase to phase. */
-function setFleet(cmd: Extract<Command, { t: 'fleet' }>) {
-  fleet = {
-    lanes: cmd.lanes.map((sensors) => new Lane(sensors, cmd.seed, cmd.startMs, cmd.vars)),
-    identical: cmd.identical,
-    vars: cmd.vars,
-    startMs: cmd.startMs,
-  }
-  return {}
-}
-
-/** The upper-bound load: one sensor, the same values, no timestamp. */
-const IDENTICAL = { sensor_id: 1, temperatura: 21.5, humedad: 50 }
-
-/** Closed-loop ingest of the fleet: each lane sends its own sensors' readings and waits for each answer. */
-async function ingest(cmd: Extract<Command, { t: 'ingest' }>): Promise<SendReply> {
-  const f = fleet
-  if (!f) throw new Error('ingest before fleet')
-  const url = `${cmd.base}/api/v1/readings${cmd.batch > 1 ? '/batch' : ''}`
-  const hist = newHistogram()
-  const samples: number[] = []
-  let created = 0
-  let errors = 0
-  let error: string | undefined
-  let first = 0
-  let last = 0
-  const deadline = now() + cmd.durationMs
-  const body = (lane: Lane): { text: string; sampled: FleetReading[] } => {
-    if (f.identical)
-      return {
-        text: JSON.stringify(cmd.batch > 1 ? new Array(cmd.batch).fill(IDENTICAL) : IDENTICAL),
-        sampled: [],
-      }
-    const readings = lane.take(cmd.batch)
-    const bodies = readings.map((r) => fleetBody(r, f.vars))
-    return {
-      text: JSON.stringify(cmd.batch > 1 ? bodies : bodies[0]),
-      sampled: readings.filter((r) => SAMPLED(r.sensor_id)),
-    }
-  }
-  const run = async (lane: Lane) => {
-    while (now() < deadline) {
-      const { text, sampled } = body(lane)
-      const sentAt = now()
-      if (first === 0) first = sentAt
-      try {
-        const res = await fetch(url, { method: 'POST', headers: JSON_HEADERS, body: text })
-        const answer = await res.text()
-        if (res.status === 201) {
-          created += cmd.batch
-          for (const r of sampled) samples.push(sampleKey(r.sensor_id, r.ms, f.startMs), sentAt)
-        } else {
-          errors += 1
-          error ??= `${res.status} ${answer.slice(0, 200)}`
-        }
-      } catch (e) {
-        errors += 1
-        error ??= String(e)
-      }
-      last = now()
-      hist.recordValue(Math.max(1, Math.round((last - sentAt) * 1000)))
-    }
-  }
-  await Promise.all(f.lanes.map(run))
-  const encoded = encode(hist)
-  hist.destroy()
-  return { ok: created, errors, error, first, last, hist: encoded, behind: 0, samples }
-}
-
 /** Reconnects with `since` and times the replay of every missed event. */
 function replay(cmd: Extract<Command, { t: 'replay' }>): Promise<ReplayReply> {
   return new Promise((resolve) => {
@@ -502,87 +430,6 @@ function replay(cmd: Extract<Command, { t: 'replay' }>): Promise<ReplayReply> {
   })
 }
 
-let receiver:
-  | {
-      server: Server<undefined>
-      secrets: Buffer[]
-      seen: Set<string>[]
-      stats: Omit<ReceiverStats, 'hist'>
-      hist: Histogram
-    }
-  | undefined
-
-/** Standard Webhooks: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>"> keyed with the secret's bytes. */
-function signed(key: Buffer | undefined, id: string, ts: string, body: string, header: string) {
-  if (!key) return true
-  const want = createHmac('sha256', key).update(`${id}.${ts}.${body}`).digest('base64')
-  return header.split(' ').some((s) => s === `v1,${want}`)
-}
-
-function startReceiver(cmd: Extract<Command, { t: 'receiver' }>) {
-  const blank = (): Omit<ReceiverStats, 'hist'> => ({
-    counts: new Array(cmd.endpoints).fill(0),
-    duplicates: 0,
-    badSignature: 0,
-    first: 0,
-    last: 0,
-  })
-  const server = Bun.serve({
-    hostname: '127.0.0.1',
-    port: 0,
-    async fetch(req) {
-      const r = receiver!
-      const n = Number(new URL(req.url).pathname.split('/')[2])
-      const body = await req.text()
-      const t = now()
-      const id = req.headers.get('webhook-id') ?? ''
-      if (!(n >= 0 && n < r.stats.counts.length)) return new Response(null, { status: 404 })
-      if (r.seen[n]!.has(id)) r.stats.duplicates += 1
-      else {
-        r.seen[n]!.add(id)
-        r.stats.counts[n]! += 1
-        if (r.stats.first === 0) r.stats.first = t
-        r.stats.last = t
-        const ts = req.headers.get('webhook-timestamp') ?? ''
-        const sig = req.headers.get('webhook-signature') ?? ''
-        if (!id || !ts || !signed(r.secrets[n], id, ts, body, sig)) r.stats.badSignature += 1
-        let at = NaN
-        try {
-          at = Date.parse((JSON.parse(body) as { timestamp: string }).timestamp)
-        } catch {}
-        if (Number.isFinite(at))
-          r.hist.recordValue(Math.max(1, Math.round((Date.now() - at) * 1000)))
-      }
-      return new Response(null, { status: 204 })
-    },
-  })
-  receiver = {
-    server,
-    secrets: [],
-    seen: Array.from({ length: cmd.endpoints }, () => new Set()),
-    stats: blank(),
-    hist: newHistogram(),
-  }
-  return { url: `http://127.0.0.1:${server.port}` }
-}
-
-function receiverStats(reset: boolean): ReceiverStats {
-  const r = receiver!
-  const out = { ...r.stats, counts: [...r.stats.counts], hist: encode(r.hist) }
-  if (reset) {
-    r.stats = {
-      counts: r.stats.counts.map(() => 0),
-      duplicates: 0,
-      badSignature: 0,
-      first: 0,
-      last: 0,
-    }
-    r.seen = r.seen.map(() => new Set())
-    r.hist.reset()
-  }
-  return out
-}
-
 async function handle(cmd: Command): Promise<unknown> {
   switch (cmd.t) {
     case 'clock':
@@ -607,21 +454,17 @@ async function handle(cmd: Command): Promise<unknown> {
     case 'fleet':
       return setFleet(cmd)
     case 'ingest':
-      return ingest(cmd)
+      return ingest(cmd, now)
     case 'replay':
       return replay(cmd)
     case 'receiver':
-      return startReceiver(cmd)
+      return startReceiver(cmd.endpoints, now)
     case 'receiver-secrets':
-      receiver!.secrets = cmd.secrets.map((s) => Buffer.from(s.replace(/^whsec_/, ''), 'base64'))
-      return {}
+      return receiverSecrets(cmd.secrets)
     case 'receiver-stats':
       return receiverStats(cmd.reset)
     case 'receiver-stop':
-      receiver?.server.stop(true)
-      receiver?.hist.destroy()
-      receiver = undefined
-      return {}
+      return stopReceiver()
   }
 }
 
