@@ -132,13 +132,14 @@ describe('the OpenAPI document says what the server does', () => {
       '403': ['forbidden'],
       '404': ['not_found'],
       '405': ['method_not_allowed'],
+      '408': ['body_timeout'],
       '409': ['conflict'],
       '411': ['length_required'],
       '413': ['payload_too_large'],
       '415': ['unsupported_media_type'],
       '422': ['validation_error'],
       '426': ['upgrade_required'],
-      '429': ['too_many_attempts'],
+      '429': ['too_many_requests', 'too_many_attempts'],
       '503': ['database_unavailable', 'unavailable'],
     }
     const wrong: string[] = []

@@ -373,12 +373,17 @@ describe('unknown routes', () => {
     for (const [method, path] of [
       ['GET', '/api/v1/sensor'],
       ['GET', '/api/v1/sensors/1/readings'],
-      ['DELETE', '/api/v1/sensors'],
       ['POST', '/api/v2/sensors'],
     ] as const) {
       const res = await server.api(method, path)
       expectError(res, 404, 'route_not_found')
       expect(res.body.message).toContain(path)
     }
+  })
+
+  test('a known path asked with a method it does not serve answers 405 with Allow', async () => {
+    const res = await server.api('DELETE', '/api/v1/sensors')
+    expectError(res, 405, 'method_not_allowed')
+    expect(res.headers.get('allow')).toBe('GET, HEAD, POST, OPTIONS')
   })
 })

@@ -159,11 +159,14 @@ function errorStatuses(method: string, path: string, op: Json, roles?: readonly 
     '401': !!roles,
     '403': !!roles && roles.length < ALL_ROLES.length,
     '404': path.includes('{'),
+    '408': body,
     '409': ['get', 'head', 'options'].includes(method) ? false : undefined,
     '411': body,
     '413': body,
     '415': body,
     '422': body || (op.parameters?.length ?? 0) > 0,
+    // Requests in progress per address (HTTP_MAX_REQUESTS_PER_IP) are counted on every route.
+    '429': true,
     '503': /^\/(api|auth)\//.test(path) && !upgrade,
   }
   return statuses

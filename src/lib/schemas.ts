@@ -45,6 +45,13 @@ export const ERROR_STATUSES = {
     message:
       'Predictions are computed and cannot be edited: request a new one with POST /api/v1/predictions.',
   },
+  408: {
+    description:
+      'The request body did not arrive whole within HTTP_BODY_TIMEOUT; the connection is closed',
+    error: 'body_timeout',
+    message:
+      'The request body did not arrive within 10 s (HTTP_BODY_TIMEOUT); send it faster or in smaller parts.',
+  },
   409: {
     description:
       'The change conflicts with stored data: a taken unique value, or a state that forbids it',
@@ -81,9 +88,11 @@ export const ERROR_STATUSES = {
       '/api/v1/ws is a WebSocket endpoint: connect with a WebSocket client (ws://host/api/v1/ws?channel=general).',
   },
   429: {
-    description: 'Too many attempts; retry after the seconds in Retry-After',
-    error: 'too_many_attempts',
-    message: 'Too many login attempts; retry in 42 s.',
+    description:
+      'Too many requests in progress from this address (HTTP_MAX_REQUESTS_PER_IP); retry after Retry-After seconds',
+    error: 'too_many_requests',
+    message:
+      'Your address has 256 requests in progress, the most allowed (HTTP_MAX_REQUESTS_PER_IP); wait for them to finish.',
   },
   503: {
     description:

@@ -21,7 +21,12 @@ export const authModule = (ctx: AppContext, tokens: Tokens, guard: Guard) => {
         error: 'invalid_credentials',
         message: 'Wrong username or password.',
       }),
-      429: errorResponse(429),
+      429: errorResponse(429, {
+        description:
+          'Too many login attempts from this address, or for this user from it; retry after Retry-After seconds',
+        error: 'too_many_attempts',
+        message: 'Too many login attempts; retry in 42 s.',
+      }),
     },
     detail: {
       summary: 'Log in: a bearer token for REST and /api/v1/ws/secure',
