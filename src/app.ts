@@ -21,6 +21,7 @@ import { tokenAdmit } from './modules/auth/admit'
 import { createGuard } from './modules/auth/guard'
 import { createTokens } from './modules/auth/tokens'
 import { usersModule } from './modules/users'
+import { variablesModule } from './modules/variables'
 
 export function createApp(ctx: AppContext) {
   const { config } = ctx
@@ -60,7 +61,8 @@ export function createApp(ctx: AppContext) {
           tags: [
             { name: 'sensors', description: 'Sensors (tipo, modelo, optional location)' },
             { name: 'locations', description: 'Places where sensors are installed' },
-            { name: 'readings', description: 'Temperature and humidity readings' },
+            { name: 'readings', description: 'Readings: any named measurements of a sensor' },
+            { name: 'variables', description: 'The measurement names in use, with units' },
             { name: 'anomalies', description: 'Anomalies detected on readings' },
             { name: 'predictions', description: 'Forecasts of a sensor variable' },
             { name: 'websocket', description: 'Test events and WebSocket statistics' },
@@ -86,6 +88,7 @@ export function createApp(ctx: AppContext) {
     .use(anomaliesModule(ctx))
     .use(predictionsModule(ctx))
     .use(thresholdsModule(ctx))
+    .use(variablesModule(ctx))
 }
 
 export type App = ReturnType<typeof createApp>

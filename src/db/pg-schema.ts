@@ -9,6 +9,7 @@ import {
   index,
   integer,
   json,
+  jsonb,
   pgTable,
   primaryKey,
   text,
@@ -58,13 +59,37 @@ export const readings = pgTable(
     sensor_id: ms('sensor_id')
       .notNull()
       .references(() => sensors.id, { onDelete: 'cascade' }),
-    temperatura: doublePrecision('temperatura'),
-    humedad: doublePrecision('humedad'),
+    // jsonb: aggregates extract one variable from millions of rows, which json would parse again each time.
+    values: jsonb('values')
+      .$type<Record<string, number>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     timestamp: ms('timestamp').notNull(),
     created_at: ms('created_at').notNull(),
   },
   (table) => [index('readings_sensor_time_idx').on(table.sensor_id, table.timestamp)],
 )
+
+export const latestValues = pgTable(
+  'latest_values',
+  {
+    sensor_id: ms('sensor_id')
+      .notNull()
+      .references(() => sensors.id, { onDelete: 'cascade' }),
+    variable: text('variable').notNull(),
+    value: doublePrecision('value').notNull(),
+    timestamp: ms('timestamp').notNull(),
+    reading_id: ms('reading_id').notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.sensor_id, table.variable] })],
+)
+
+export const variables = pgTable('variables', {
+  name: text('name').primaryKey(),
+  unit: text('unit'),
+  description: text('description'),
+  ...timestamps,
+})
 
 export const anomalies = pgTable(
   'anomalies',

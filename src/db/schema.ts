@@ -38,6 +38,11 @@ export const sensorTypeThresholds = sqliteTable('sensor_type_thresholds', {
   ...timestamps,
 })
 
+/**
+ * One row per reading; `values` holds every measurement as JSON ({"temperatura":23.5,"co2":415}), so a
+ * reading is one insert whatever it measures (docs/storage.md). The column name is an SQL keyword:
+ * quote it in hand-written SQL ("values"); drizzle does.
+ */
 export const readings = sqliteTable(
   'readings',
   {
@@ -45,13 +50,41 @@ export const readings = sqliteTable(
     sensor_id: integer('sensor_id')
       .notNull()
       .references(() => sensors.id, { onDelete: 'cascade' }),
-    temperatura: real('temperatura'),
-    humedad: real('humedad'),
+    values: text('values', { mode: 'json' })
+      .$type<Record<string, number>>()
+      .notNull()
+      .default(sql`'{}'`),
     timestamp: integer('timestamp').notNull(),
     created_at: integer('created_at').notNull(),
   },
   (table) => [index('readings_sensor_time_idx').on(table.sensor_id, table.timestamp)],
 )
+
+/**
+ * The newest value of each sensor variable (greatest timestamp, then greatest reading id), kept in the
+ * ingest transaction: "what does every sensor read right now" is one small table, never a scan of readings.
+ */
+export const latestValues = sqliteTable(
+  'latest_values',
+  {
+    sensor_id: integer('sensor_id')
+      .notNull()
+      .references(() => sensors.id, { onDelete: 'cascade' }),
+    variable: text('variable').notNull(),
+    value: real('value').notNull(),
+    timestamp: integer('timestamp').notNull(),
+    reading_id: integer('reading_id').notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.sensor_id, table.variable] })],
+)
+
+/** Every measurement name seen in a reading (registered on first appearance), with its unit. */
+export const variables = sqliteTable('variables', {
+  name: text('name').primaryKey(),
+  unit: text('unit'),
+  description: text('description'),
+  ...timestamps,
+})
 
 export const anomalies = sqliteTable(
   'anomalies',

@@ -22,9 +22,6 @@ const upsertStates = (tx: Tx, values: StateRow[] | { [K in keyof StateRow]: Plac
       set: { rev: excluded('rev'), state: excluded('state'), updated_at: excluded('updated_at') },
     })
 
-export const VARIABLES = ['temperatura', 'humedad'] as const
-export type Variable = (typeof VARIABLES)[number]
-
 export const stateKey = (sensorId: number, variable: string) => `${sensorId}:${variable}`
 
 /**
@@ -34,6 +31,8 @@ export const stateKey = (sensorId: number, variable: string) => `${sensorId}:${v
  */
 export class DetectorStates {
   private readonly cache = new Map<string, { rev: string; state: VariableState }>()
+  /** The variables cached per sensor, so a sensor's entries can be checked without a scan of the cache. */
+  private readonly cachedOf = new Map<number, Set<string>>()
 
   /** The stored states of these sensors' variables, from the cache when its revision is current. */
   async take(tx: Tx, sensorIds: number[]): Promise<Map<string, VariableState>> {
@@ -64,9 +63,18 @@ export class DetectorStates {
       const key = stateKey(row.sensor_id, row.variable)
       if (!out.has(key)) out.set(key, reviveState(row.state))
     }
-    for (const id of sensorIds)
-      for (const variable of VARIABLES)
-        if (!stored.has(stateKey(id, variable))) this.cache.delete(stateKey(id, variable))
+    // A cached state the table no longer has (its sensor deleted, its first write rolled back) is stale.
+    for (const id of sensorIds) {
+      const cached = this.cachedOf.get(id)
+      if (!cached) continue
+      for (const variable of cached) {
+        const key = stateKey(id, variable)
+        if (stored.has(key)) continue
+        this.cache.delete(key)
+        cached.delete(variable)
+      }
+      if (cached.size === 0) this.cachedOf.delete(id)
+    }
     return out
   }
 
@@ -99,8 +107,12 @@ export class DetectorStates {
       )
       for (const row of rows) await upsert.run(row)
     } else for (let i = 0; i < rows.length; i += 200) await upsertStates(tx, rows.slice(i, i + 200))
-    for (const row of rows)
+    for (const row of rows) {
       this.cache.set(stateKey(row.sensor_id, row.variable), { rev: row.rev, state: row.state })
+      let cached = this.cachedOf.get(row.sensor_id)
+      if (!cached) this.cachedOf.set(row.sensor_id, (cached = new Set()))
+      cached.add(row.variable)
+    }
   }
 }
 
