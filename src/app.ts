@@ -22,6 +22,8 @@ import { createGuard } from './modules/auth/guard'
 import { createTokens } from './modules/auth/tokens'
 import { usersModule } from './modules/users'
 import { variablesModule } from './modules/variables'
+import { latestModule } from './modules/latest'
+import { livenessModule } from './modules/liveness'
 
 export function createApp(ctx: AppContext) {
   const { config } = ctx
@@ -63,6 +65,10 @@ export function createApp(ctx: AppContext) {
             { name: 'locations', description: 'Places where sensors are installed' },
             { name: 'readings', description: 'Readings: any named measurements of a sensor' },
             { name: 'variables', description: 'The measurement names in use, with units' },
+            {
+              name: 'latest',
+              description: 'Each sensor’s status and newest value of every variable',
+            },
             { name: 'anomalies', description: 'Anomalies detected on readings' },
             { name: 'predictions', description: 'Forecasts of a sensor variable' },
             { name: 'websocket', description: 'Test events and WebSocket statistics' },
@@ -89,6 +95,8 @@ export function createApp(ctx: AppContext) {
     .use(predictionsModule(ctx))
     .use(thresholdsModule(ctx))
     .use(variablesModule(ctx))
+    .use(latestModule(ctx))
+    .use(livenessModule(ctx))
 }
 
 export type App = ReturnType<typeof createApp>

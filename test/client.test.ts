@@ -122,6 +122,12 @@ describe('the realtime client on a running server', () => {
       'event',
       (e) => e.type === 'entity_event' && e.entity_type === 'reading',
     )
+    // Its first reading makes the sensor online: one sensor updated event, after the reading's.
+    const online = when(
+      client,
+      'event',
+      (e) => e.type === 'entity_event' && e.entity_type === 'sensor' && e.event_type === 'updated',
+    )
     const sensor = await server.api('POST', '/api/v1/sensors', {
       tipo: 'temperatura',
       modelo: 'DHT22',
@@ -133,14 +139,17 @@ describe('the realtime client on a running server', () => {
       timestamp: '2025-07-20T10:30:00Z',
     })
     await reading
+    await online
 
     expect(createdSensors).toHaveLength(1)
     expect(createdSensors[0]!.data.modelo).toBe('DHT22')
     expect(createdSensors[0]!.entity_id).toBe(sensor.body.id)
     expect(readings).toHaveLength(1)
     expect(readings[0]!.data).toMatchObject({ sensor_id: sensor.body.id, temperatura: 23.5 })
-    expect(updates).toHaveLength(0)
-    expect(client.lastSeq).toBe(readings[0]!.seq)
+    expect(updates).toHaveLength(1)
+    expect(updates[0]!.data).toMatchObject({ id: sensor.body.id, status: 'online' })
+    expect(updates[0]!.seq).toBe(readings[0]!.seq + 1)
+    expect(client.lastSeq).toBe(updates[0]!.seq)
   })
 
   test('subscribe and unsubscribe are acknowledged, a bad channel is refused and the connection stays open', async () => {
@@ -296,6 +305,70 @@ describe('reconnect and resume', () => {
     expect(drops.length).toBeGreaterThanOrEqual(1)
     for (const d of drops) expect(d.delayMs).toBeLessThanOrEqual(FAST.maxMs)
     expect(connects.map((c) => c.resumed)).toEqual([false, true])
+  }, 30_000)
+
+  test('with snapshot: true every connection starts from the latest values, then the events after them, across a restart', async () => {
+    server = await restartableServer()
+    const sensor = (await server.api('POST', '/api/v1/sensors', { tipo: 'aire', modelo: 'm' })).body
+      .id as number
+    await server.api('POST', '/api/v1/readings', {
+      sensor_id: sensor,
+      values: { co2: 400 },
+      timestamp: '2025-07-20T10:00:00Z',
+    })
+    const client = track(
+      new RealtimeClient({
+        url: server.base,
+        channels: [`sensors:${sensor}`],
+        snapshot: true,
+        reconnect: FAST,
+      }),
+    )
+    const events = record(client)
+    const first = when(client, 'snapshot')
+    await client.connect()
+    const snapshot = await first
+    expect(snapshot.data).toEqual([
+      {
+        sensor_id: sensor,
+        status: 'online',
+        last_seen: expect.any(String),
+        values: { co2: { value: 400, timestamp: '2025-07-20T10:00:00Z' } },
+      },
+    ])
+    expect(client.lastSeq).toBe(snapshot.seq)
+    const live = when(client, 'event', (e) => e.type === 'entity_event')
+    await server.api('POST', '/api/v1/readings', { sensor_id: sensor, values: { co2: 410 } })
+    expect((await live).seq).toBeGreaterThan(snapshot.seq)
+
+    const dropped = when(client, 'disconnected')
+    await server.stop()
+    await dropped
+    const aside = await server.startAside()
+    const away = await aside.api('POST', '/api/v1/readings', {
+      sensor_id: sensor,
+      values: { co2: 999, lux: 5 },
+    })
+    await aside.stop()
+    const second = when(client, 'snapshot')
+    await server.start()
+    const again = await second
+    // The reading made while the client was away is in the snapshot, not replayed as an event.
+    expect(again.data[0]!.values).toEqual({
+      co2: { value: 999, timestamp: away.body.timestamp },
+      lux: { value: 5, timestamp: away.body.timestamp },
+    })
+    const marker = when(client, 'event', (e) => e.type === 'system_event' && e.message === 'fin')
+    await server.api('POST', `/api/v1/ws/test-event?channel=sensors:${sensor}&message=fin`)
+    await marker
+    expect(
+      events.filter(
+        (e) =>
+          e.type === 'entity_event' && e.entity_type === 'reading' && e.data.values.co2 === 999,
+      ),
+    ).toEqual([])
+    expect(events.at(-1)).toMatchObject({ type: 'system_event', message: 'fin' })
+    expect(events.at(-1)!.seq).toBeGreaterThan(again.seq)
   }, 30_000)
 
   test('a gap that cannot be recovered is reported: history pruned past since, then another history', async () => {

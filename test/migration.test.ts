@@ -203,6 +203,22 @@ describe('the measurements migration, on a database of the previous layout with 
     })
   })
 
+  test('sensors with readings start online, last seen when their newest reading was stored; the others unknown', async () => {
+    for (const [i, id] of sensors.entries()) {
+      const mine = stored.filter((r) => r.sensor_id === id)
+      const sensor = (await server.api('GET', `/api/v1/sensors/${id}`)).body
+      if (i === 3) expect(sensor).toMatchObject({ status: 'unknown', last_seen: null })
+      else
+        expect(sensor).toMatchObject({
+          status: 'online',
+          last_seen: new Date(Math.max(...mine.map((r) => r.timestamp)))
+            .toISOString()
+            .replace('.000Z', 'Z'),
+          offline_after: null,
+        })
+    }
+  })
+
   test('the original two variables are registered with their units', async () => {
     const res = await server.api('GET', '/api/v1/variables')
     expect(res.body).toMatchObject([

@@ -41,10 +41,24 @@ export const sensors = pgTable(
     nombre: text('nombre'),
     location_id: ms('location_id').references(() => locations.id, { onDelete: 'set null' }),
     thresholds: json('thresholds'),
+    status: text('status', { enum: ['unknown', 'online', 'offline'] })
+      .notNull()
+      .default('unknown'),
+    last_seen: ms('last_seen'),
+    offline_after: integer('offline_after'),
     ...timestamps,
   },
-  (table) => [index('sensors_location_idx').on(table.location_id)],
+  (table) => [
+    index('sensors_location_idx').on(table.location_id),
+    index('sensors_status_idx').on(table.status),
+  ],
 )
+
+export const sensorTypes = pgTable('sensor_types', {
+  tipo: text('tipo').primaryKey(),
+  offline_after: integer('offline_after').notNull(),
+  ...timestamps,
+})
 
 export const sensorTypeThresholds = pgTable('sensor_type_thresholds', {
   tipo: text('tipo').primaryKey(),

@@ -26,10 +26,28 @@ export const sensors = sqliteTable(
     location_id: integer('location_id').references(() => locations.id, { onDelete: 'set null' }),
     /** Threshold rules per variable; they replace the sensor type's defaults variable by variable. */
     thresholds: text('thresholds', { mode: 'json' }),
+    /** Liveness: unknown until the first reading, then online, or offline once silent past its limit. */
+    status: text('status', { enum: ['unknown', 'online', 'offline'] })
+      .notNull()
+      .default('unknown'),
+    /** When the server last stored a reading of it (ms), set once per batch. */
+    last_seen: integer('last_seen'),
+    /** Seconds of silence before it goes offline; null = its type's, then SENSOR_OFFLINE_AFTER; 0 = never. */
+    offline_after: integer('offline_after'),
     ...timestamps,
   },
-  (table) => [index('sensors_location_idx').on(table.location_id)],
+  (table) => [
+    index('sensors_location_idx').on(table.location_id),
+    index('sensors_status_idx').on(table.status),
+  ],
 )
+
+/** Settings shared by every sensor of one `tipo`: how long one may stay silent before it is offline. */
+export const sensorTypes = sqliteTable('sensor_types', {
+  tipo: text('tipo').primaryKey(),
+  offline_after: integer('offline_after').notNull(),
+  ...timestamps,
+})
 
 /** Default threshold rules for every sensor of one `tipo`. */
 export const sensorTypeThresholds = sqliteTable('sensor_type_thresholds', {

@@ -120,8 +120,8 @@ export interface Intelligence {
   readonly options: Readonly<Config['intelligence']>
   readonly states: DetectorStates
   readonly jobs: JobQueue
-  /** Runs fn every `seconds` until stop(). */
-  every(seconds: number, fn: () => Promise<unknown>): void
+  /** Runs fn every `seconds` until stop(); `what` names it in the log when a pass fails. */
+  every(seconds: number, fn: () => Promise<unknown>, what?: string): void
   stop(): Promise<void>
 }
 
@@ -136,13 +136,13 @@ export function createIntelligence(config: Readonly<Config>, log: Logger): Intel
     options: config.intelligence,
     states: new DetectorStates(),
     jobs,
-    every(seconds, fn) {
+    every(seconds, fn, what = 'scheduled forecast pass') {
       let busy = false
       const timer = setInterval(() => {
         if (busy) return
         busy = true
         fn()
-          .catch((error) => log.warn('scheduled forecast pass failed', { error: String(error) }))
+          .catch((error) => log.warn(`${what} failed`, { error: String(error) }))
           .finally(() => (busy = false))
       }, seconds * 1000)
       timer.unref()

@@ -1,10 +1,16 @@
 // The last-value store: the newest value of every sensor variable, kept in the transaction that stores
-// readings (one upsert per sensor variable per batch, only when newer), and repaired after an edit.
-import { and, desc, eq, isNotNull, sql } from 'drizzle-orm'
-import { isSqlite, type Tx } from '../../db'
+// readings (one upsert per sensor variable per batch, only when newer), repaired after an edit, and read
+// for GET /latest and the WebSocket snapshot (never a scan of readings).
+import { and, asc, desc, eq, inArray, isNotNull, sql, type SQL } from 'drizzle-orm'
+import type { Services } from '../../context'
+import { isSqlite, type Database, type Tx } from '../../db'
 import { measurement } from '../../db/measurements'
 import { prepared } from '../../db/prepared'
-import { latestValues, readings } from '../../db/schema'
+import { eventMeta, latestValues, readings, sensors } from '../../db/schema'
+import { NotFoundError } from '../../lib/errors'
+import { iso } from '../../lib/time'
+import type { SnapshotCoverage } from '../../realtime/channels'
+import type { LatestQuery, SensorLatest } from './model'
 
 type LatestRow = typeof latestValues.$inferSelect
 
@@ -114,4 +120,89 @@ export async function refreshLatest(tx: Tx, pairs: Iterable<[sensorId: number, v
         .where(and(eq(latestValues.sensor_id, sensorId), eq(latestValues.variable, variable)))
   }
   await write(tx, rows, false)
+}
+
+interface Filter {
+  sensorIds?: readonly number[]
+  location_id?: number
+  tipo?: string
+}
+
+/**
+ * Every sensor the filter selects, by id, with its liveness and the newest value of each variable
+ * (by name): two queries, one over sensors and one over the store.
+ */
+export async function latestOf(db: Tx, filter: Filter): Promise<SensorLatest[]> {
+  const conditions: (SQL | undefined)[] = [
+    filter.location_id !== undefined ? eq(sensors.location_id, filter.location_id) : undefined,
+    filter.tipo !== undefined ? eq(sensors.tipo, filter.tipo) : undefined,
+    filter.sensorIds ? inArray(sensors.id, [...filter.sensorIds]) : undefined,
+  ]
+  const where = and(...conditions)
+  const list = await db
+    .select({ id: sensors.id, status: sensors.status, last_seen: sensors.last_seen })
+    .from(sensors)
+    .where(where)
+    .orderBy(asc(sensors.id))
+  if (list.length === 0) return []
+  const columns = {
+    sensor_id: latestValues.sensor_id,
+    variable: latestValues.variable,
+    value: latestValues.value,
+    timestamp: latestValues.timestamp,
+  }
+  const order = [asc(latestValues.sensor_id), asc(latestValues.variable)]
+  const rows = where
+    ? await db
+        .select(columns)
+        .from(latestValues)
+        .innerJoin(sensors, eq(sensors.id, latestValues.sensor_id))
+        .where(where)
+        .orderBy(...order)
+    : await db
+        .select(columns)
+        .from(latestValues)
+        .orderBy(...order)
+  const out: SensorLatest[] = []
+  const bySensor = new Map<number, SensorLatest['values']>()
+  for (const sensor of list) {
+    const values: SensorLatest['values'] = {}
+    bySensor.set(sensor.id, values)
+    out.push({
+      sensor_id: sensor.id,
+      status: sensor.status,
+      last_seen: sensor.last_seen === null ? null : iso(sensor.last_seen),
+      values,
+    })
+  }
+  for (const row of rows) {
+    const values = bySensor.get(row.sensor_id)
+    if (values) values[row.variable] = { value: row.value, timestamp: iso(row.timestamp) }
+  }
+  return out
+}
+
+export const listLatest = ({ db }: Services, query: LatestQuery) => latestOf(db.read, query)
+
+export async function sensorLatest({ db }: Services, id: number) {
+  const [found] = await latestOf(db.read, { sensorIds: [id] })
+  if (!found) throw new NotFoundError('Sensor', id)
+  return found
+}
+
+/**
+ * The latest values of the sensors a WebSocket's channels cover, and the seq of the last event they
+ * include: read in one consistent view of the database, so the stream can go on from exactly that seq.
+ */
+export async function readSnapshot(db: Database, coverage: SnapshotCoverage) {
+  return db.snapshot(async (tx) => {
+    const [meta] = await tx
+      .select({ seq: eventMeta.last_seq })
+      .from(eventMeta)
+      .where(eq(eventMeta.id, 1))
+    const seq = meta?.seq ?? 0
+    if (coverage === 'all') return { seq, data: await latestOf(tx, {}) }
+    if (coverage.length === 0) return { seq, data: [] }
+    return { seq, data: await latestOf(tx, { sensorIds: coverage }) }
+  })
 }

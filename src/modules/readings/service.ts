@@ -13,10 +13,12 @@ import {
   updateOne,
   type Resource,
 } from '../../lib/crud'
+import { UnknownReferenceError } from '../../lib/errors'
 import { GroupCommit } from '../../lib/group-commit'
 import { instant, iso } from '../../lib/time'
 import { detectAnomalies } from '../anomalies/detection'
 import { refreshLatest, updateLatest, type StoredValues } from '../latest/service'
+import { markSeen, sensorStatuses } from '../liveness/service'
 import { checkSensors } from '../sensors/service'
 import { registerVariables, rememberVariables, unregistered } from '../variables/service'
 import type {
@@ -56,13 +58,32 @@ function toRow(input: ReadingCreate, now: number, at = '') {
   }
 }
 
+const UNKNOWN_SENSOR_HINT = 'create it with POST /api/v1/sensors before sending its readings.'
+
 const checkReadingSensors = (tx: Tx, rows: { sensor_id: number }[], at: (i: number) => string) =>
   checkSensors(
     tx,
     rows.map((r) => r.sensor_id),
     (i) => `${at(i)}sensor_id`,
-    'create it with POST /api/v1/sensors before sending its readings.',
+    UNKNOWN_SENSOR_HINT,
   )
+
+/** The liveness status of every sensor the rows name; a 422 naming the first unknown one. */
+async function readingSensors(tx: Tx, rows: { sensor_id: number }[], at: (i: number) => string) {
+  const statuses = await sensorStatuses(
+    tx,
+    rows.map((r) => r.sensor_id),
+  )
+  const missing = rows.findIndex((r) => !statuses.has(r.sensor_id))
+  if (missing >= 0)
+    throw new UnknownReferenceError(
+      `${at(missing)}sensor_id`,
+      'Sensor',
+      rows[missing]!.sensor_id,
+      UNKNOWN_SENSOR_HINT,
+    )
+  return statuses
+}
 
 export const listReadings = ({ db }: Services, q: ReadingQuery) => {
   const order = q.order === 'asc' ? asc : desc
@@ -84,8 +105,9 @@ export const getReading = ({ db }: Services, id: number) => findOne(db.read, rea
 
 /**
  * Stores readings in one transaction: every one is checked first, then all are written, or none. In
- * that same transaction, names not seen before are registered as variables, the last-value store
- * takes the newest values, and the anomaly detector checks every measurement.
+ * that same transaction, their sensors are marked seen (online again if they were not), names not
+ * seen before are registered as variables, the last-value store takes the newest values, and the
+ * anomaly detector checks every measurement.
  */
 export async function createReadings(services: Services, inputs: ReadingBatch, batch: boolean) {
   const now = Date.now()
@@ -95,9 +117,11 @@ export async function createReadings(services: Services, inputs: ReadingBatch, b
   for (const row of rows) for (const name in row.values) names.add(name)
   const fresh = unregistered(services, names)
   const stored = await services.emitter.transact(async (tx, emit) => {
-    await checkReadingSensors(tx, rows, at)
+    const statuses = await readingSensors(tx, rows, at)
     await registerVariables(tx, fresh, now)
     const stored = await insertMany(tx, emit, readingResource, rows)
+    // After the readings' events: a client that waits for the next event after a POST gets the reading.
+    await markSeen(tx, emit, statuses, now)
     const checked = stored.map((reading, i): StoredValues => ({
       ...reading,
       t: rows[i]!.timestamp,

@@ -1,0 +1,50 @@
+// REST routes for per-type liveness limits under /api/v1/sensor-types/:tipo/liveness.
+import { Elysia, t } from 'elysia'
+import type { Services } from '../../context'
+import { checkBody, requireObject } from '../../lib/json-body'
+import { errors } from '../../lib/schemas'
+import { TipoParams } from '../thresholds/model'
+import { TypeLiveness, TypeLivenessPut } from './model'
+import { deleteTypeLiveness, getTypeLiveness, listTypeLiveness, putTypeLiveness } from './service'
+
+export const livenessModule = (services: Services) =>
+  new Elysia({ name: 'liveness', prefix: '/api/v1/sensor-types', detail: { tags: ['sensors'] } })
+    .get('/liveness', () => listTypeLiveness(services), {
+      response: { 200: t.Array(TypeLiveness), ...errors },
+      detail: { summary: 'List the liveness limit of every sensor type that has one' },
+    })
+    .get('/:tipo/liveness', ({ params }) => getTypeLiveness(services, params.tipo), {
+      params: TipoParams,
+      response: { 200: TypeLiveness, ...errors },
+      detail: { summary: 'Get the liveness limit of a sensor type' },
+    })
+    .put(
+      '/:tipo/liveness',
+      ({ params, body }) => putTypeLiveness(services, params.tipo, body.offline_after),
+      {
+        params: TipoParams,
+        parse: 'json',
+        transform: checkBody((body) => requireObject(body, '{"offline_after":300}')),
+        body: TypeLivenessPut,
+        response: { 200: TypeLiveness, ...errors },
+        detail: {
+          summary: 'Set how long sensors of a type may stay silent',
+          description:
+            'Every sensor of this tipo whose own offline_after is null goes offline after this many seconds without a reading (0 = never); without a type limit SENSOR_OFFLINE_AFTER applies. Example: {"offline_after":300}.',
+        },
+      },
+    )
+    .delete(
+      '/:tipo/liveness',
+      async ({ params, status }) => {
+        await deleteTypeLiveness(services, params.tipo)
+        return status(204, undefined)
+      },
+      {
+        params: TipoParams,
+        response: { 204: t.Void(), ...errors },
+        detail: {
+          summary: 'Remove the liveness limit of a sensor type (SENSOR_OFFLINE_AFTER applies)',
+        },
+      },
+    )
