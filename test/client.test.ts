@@ -207,6 +207,16 @@ describe('the realtime client on a running server', () => {
     const fetched = await api.api.v1.sensors({ id: sensorId }).get()
     expect(fetched.data).toMatchObject({ id: sensorId, modelo: 'DS18B20' })
     expect(typeof fetched.data!.created_at).toBe('string')
+    // Readings with any measurements, and the fleet's latest values, typed too.
+    const stored = await api.api.v1.readings.post({ sensor_id: sensorId, values: { co2: 415 } })
+    expect(stored.data!.values.co2).toBe(415)
+    const latest = await api.api.v1.sensors({ id: sensorId }).latest.get()
+    const co2: number | undefined = latest.data?.values.co2?.value
+    expect(co2).toBe(415)
+    const fleet = await api.api.v1.latest.get({ query: { tipo: 'temperatura' } })
+    expect(fleet.data!.map((s) => s.sensor_id)).toContain(sensorId)
+    const units = await api.api.v1.variables.get()
+    expect(units.data!.find((v) => v.name === 'temperatura')?.unit).toBe('°C')
 
     const detected = when(
       realtime,
