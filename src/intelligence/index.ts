@@ -127,6 +127,8 @@ export interface Intelligence {
 
 export function createIntelligence(config: Readonly<Config>, log: Logger): Intelligence {
   const timers: Timer[] = []
+  /** Passes in progress: stop() waits for them, so none writes after the database closes. */
+  const passes = new Set<Promise<unknown>>()
   const jobs = new JobQueue(1000, (error) =>
     log.error('forecast job failed', {
       error: error instanceof Error ? (error.stack ?? error.message) : String(error),
@@ -141,16 +143,20 @@ export function createIntelligence(config: Readonly<Config>, log: Logger): Intel
       const timer = setInterval(() => {
         if (busy) return
         busy = true
-        fn()
+        const pass = fn()
           .catch((error) => log.warn(`${what} failed`, { error: String(error) }))
-          .finally(() => (busy = false))
+          .finally(() => {
+            busy = false
+            passes.delete(pass)
+          })
+        passes.add(pass)
       }, seconds * 1000)
       timer.unref()
       timers.push(timer)
     },
     async stop() {
       for (const timer of timers.splice(0)) clearInterval(timer)
-      await jobs.stop()
+      await Promise.all([jobs.stop(), ...passes])
     },
   }
 }
