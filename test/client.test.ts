@@ -17,41 +17,13 @@ import {
   type RealtimeEvents,
   type ServerEvent,
 } from '../src/client'
-import { restartableServer, type RestartableServer } from './clients-kit'
+import { record, restartableServer, when, type RestartableServer } from './clients-kit'
 import { startTestServer, type TestServer } from './helpers'
 
 // bunfig's [test] timeout is not read (oven-sh/bun#7789); real servers, brokers and browsers need more than 5 s.
 setDefaultTimeout(30_000)
 
 const FAST = { initialMs: 20, maxMs: 250 }
-
-/** Resolves with the next value of a client event that matches, or fails after `timeout` ms. */
-function when<K extends keyof RealtimeEvents>(
-  client: RealtimeClient,
-  type: K,
-  pred: (value: RealtimeEvents[K]) => boolean = () => true,
-  timeout = 10_000,
-): Promise<RealtimeEvents[K]> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off()
-      reject(new Error(`no matching "${type}" within ${timeout} ms`))
-    }, timeout)
-    const off = client.on(type, (value) => {
-      if (!pred(value)) return
-      clearTimeout(timer)
-      off()
-      resolve(value)
-    })
-  })
-}
-
-/** Every event a client gets, in arrival order. */
-function record(client: RealtimeClient) {
-  const events: ServerEvent[] = []
-  client.on('event', (e) => events.push(e))
-  return events
-}
 
 const clients: RealtimeClient[] = []
 function track(client: RealtimeClient) {
@@ -315,70 +287,6 @@ describe('reconnect and resume', () => {
     expect(drops.length).toBeGreaterThanOrEqual(1)
     for (const d of drops) expect(d.delayMs).toBeLessThanOrEqual(FAST.maxMs)
     expect(connects.map((c) => c.resumed)).toEqual([false, true])
-  }, 30_000)
-
-  test('with snapshot: true every connection starts from the latest values, then the events after them, across a restart', async () => {
-    server = await restartableServer()
-    const sensor = (await server.api('POST', '/api/v1/sensors', { tipo: 'aire', modelo: 'm' })).body
-      .id as number
-    await server.api('POST', '/api/v1/readings', {
-      sensor_id: sensor,
-      values: { co2: 400 },
-      timestamp: '2025-07-20T10:00:00Z',
-    })
-    const client = track(
-      new RealtimeClient({
-        url: server.base,
-        channels: [`sensors:${sensor}`],
-        snapshot: true,
-        reconnect: FAST,
-      }),
-    )
-    const events = record(client)
-    const first = when(client, 'snapshot')
-    await client.connect()
-    const snapshot = await first
-    expect(snapshot.data).toEqual([
-      {
-        sensor_id: sensor,
-        status: 'online',
-        last_seen: expect.any(String),
-        values: { co2: { value: 400, timestamp: '2025-07-20T10:00:00Z' } },
-      },
-    ])
-    expect(client.lastSeq).toBe(snapshot.seq)
-    const live = when(client, 'event', (e) => e.type === 'entity_event')
-    await server.api('POST', '/api/v1/readings', { sensor_id: sensor, values: { co2: 410 } })
-    expect((await live).seq).toBeGreaterThan(snapshot.seq)
-
-    const dropped = when(client, 'disconnected')
-    await server.stop()
-    await dropped
-    const aside = await server.startAside()
-    const away = await aside.api('POST', '/api/v1/readings', {
-      sensor_id: sensor,
-      values: { co2: 999, lux: 5 },
-    })
-    await aside.stop()
-    const second = when(client, 'snapshot')
-    await server.start()
-    const again = await second
-    // The reading made while the client was away is in the snapshot, not replayed as an event.
-    expect(again.data[0]!.values).toEqual({
-      co2: { value: 999, timestamp: away.body.timestamp },
-      lux: { value: 5, timestamp: away.body.timestamp },
-    })
-    const marker = when(client, 'event', (e) => e.type === 'system_event' && e.message === 'fin')
-    await server.api('POST', `/api/v1/ws/test-event?channel=sensors:${sensor}&message=fin`)
-    await marker
-    expect(
-      events.filter(
-        (e) =>
-          e.type === 'entity_event' && e.entity_type === 'reading' && e.data.values.co2 === 999,
-      ),
-    ).toEqual([])
-    expect(events.at(-1)).toMatchObject({ type: 'system_event', message: 'fin' })
-    expect(events.at(-1)!.seq).toBeGreaterThan(again.seq)
   }, 30_000)
 
   test('a gap that cannot be recovered is reported: history pruned past since, then another history', async () => {
