@@ -7,6 +7,8 @@ import { createApi, httpBase, RealtimeClient, type Api, type ServerEvent } from 
 
 export interface Summary {
   mode: string
+  /** The measurements each reading carried (temperatura and humedad: the original body). */
+  variables: string[]
   duration_s: number
   rate_requested: number
   rate_achieved: number
@@ -19,6 +21,8 @@ export interface Summary {
   latency_ms: { p50: number; p95: number; p99: number; max: number } | null
   reconnects: number
   gaps: number
+  /** Readings that came back with other measurements than were sent. */
+  mismatched: number
 }
 
 /** Nearest-rank percentile of an ascending list. */
@@ -27,9 +31,9 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
 }
 
-/** 0 when every accepted event came back, 1 when any was lost (or nothing could be sent). */
+/** 0 when every accepted event came back as sent, 1 when any was lost or changed (or nothing was sent). */
 export function exitCode(summary: Summary): number {
-  return summary.lost > 0 || summary.sent === 0 ? 1 : 0
+  return summary.lost > 0 || summary.mismatched > 0 || summary.sent === 0 ? 1 : 0
 }
 
 export function formatSummary(s: Summary): string {
@@ -46,6 +50,7 @@ export function formatSummary(s: Summary): string {
     `  fuera de orden  ${s.out_of_order}`,
     `  latencia ms     ${latency}`,
     `  reconexiones    ${s.reconnects} · huecos ${s.gaps} · errores HTTP ${s.http_errors}`,
+    `  variables       ${s.variables.join(', ')} · distintas de lo enviado ${s.mismatched}`,
   ].join('\n')
 }
 
@@ -63,7 +68,50 @@ interface LoadOptions extends Target {
   count: number
   rate: number
   progress: boolean
+  /** Measurement names each reading carries; the original body (temperatura, humedad) when absent. */
+  variables?: string[]
 }
+
+const ORIGINAL = ['temperatura', 'humedad']
+
+/** Reading n's measurements: a slow wave per variable, within the bounds of temperatura and humedad. */
+export function measurements(variables: string[], n: number): Record<string, number> {
+  return Object.fromEntries(
+    variables.map((name, k) => [
+      name,
+      Math.round((20 + 10 * k + 5 * Math.sin(n / 10 + k)) * 100) / 100,
+    ]),
+  )
+}
+
+/** A reading body: the original's top-level fields for its two variables, `values` for any other set. */
+function readingBody(
+  sensorId: number,
+  variables: string[] | undefined,
+  n: number,
+  at: number,
+): {
+  sensor_id: number
+  temperatura?: number
+  humedad?: number
+  values?: Record<string, number>
+  timestamp: string
+} {
+  const timestamp = new Date(at).toISOString()
+  if (!variables)
+    return {
+      sensor_id: sensorId,
+      temperatura: Math.round((20 + 5 * Math.sin(n / 10)) * 100) / 100,
+      humedad: 50,
+      timestamp,
+    }
+  return { sensor_id: sensorId, values: measurements(variables, n), timestamp }
+}
+
+const sameValues = (a: Record<string, number>, b: Record<string, number> | undefined) =>
+  !!b &&
+  Object.keys(a).length === Object.keys(b).length &&
+  Object.keys(a).every((k) => a[k] === b[k])
 
 const MAX_IN_FLIGHT = 64
 
@@ -76,7 +124,7 @@ export async function runLoad(options: LoadOptions): Promise<Summary> {
   const api = apiFor(options)
   const runId = crypto.randomUUID().slice(0, 8)
   const sensor = await api.api.v1.sensors.post({
-    tipo: 'temperatura',
+    tipo: options.variables ? options.variables.join('_').slice(0, 100) : 'temperatura',
     modelo: 'vigia-tester',
     nombre: `tester ${runId}`,
   })
@@ -93,6 +141,8 @@ export async function runLoad(options: LoadOptions): Promise<Summary> {
   })
 
   const sentAt = new Map<number, number>()
+  const sentValues = new Map<number, Record<string, number>>()
+  let mismatched = 0
   const accepted = new Set<number>()
   const seen = new Set<number>()
   const seqs = new Set<number>()
@@ -120,6 +170,8 @@ export async function runLoad(options: LoadOptions): Promise<Summary> {
     seen.add(key)
     const start = sentAt.get(key)
     if (start !== undefined) latencies.push(now - start)
+    const values = sentValues.get(key)
+    if (values && !sameValues(values, event.data.values)) mismatched += 1
   })
 
   try {
@@ -150,15 +202,13 @@ export async function runLoad(options: LoadOptions): Promise<Summary> {
       while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight)
       const key = base + n
       const send = async () => {
+        const body = readingBody(sensorId, options.variables, n, key)
+        sentValues.set(
+          key,
+          body.values ?? { temperatura: body.temperatura!, humedad: body.humedad! },
+        )
         sentAt.set(key, performance.now())
-        const res = await api.api.v1.readings
-          .post({
-            sensor_id: sensorId,
-            temperatura: Math.round((20 + 5 * Math.sin(n / 10)) * 100) / 100,
-            humedad: 50,
-            timestamp: new Date(key).toISOString(),
-          })
-          .catch(() => undefined)
+        const res = await api.api.v1.readings.post(body).catch(() => undefined)
         if (res?.status === 201) accepted.add(key)
         else {
           httpErrors += 1
@@ -182,6 +232,7 @@ export async function runLoad(options: LoadOptions): Promise<Summary> {
     const sorted = latencies.sort((a, b) => a - b)
     return {
       mode: options.mode,
+      variables: options.variables ?? ORIGINAL,
       duration_s: elapsed,
       rate_requested: options.rate,
       rate_achieved: elapsed > 0 ? accepted.size / elapsed : accepted.size,
@@ -201,6 +252,7 @@ export async function runLoad(options: LoadOptions): Promise<Summary> {
         : null,
       reconnects: client.stats.reconnects,
       gaps: client.stats.gaps,
+      mismatched,
     }
   } finally {
     await client.close()
@@ -239,6 +291,7 @@ const USAGE = `Uso: bun run tester [opciones]
   --channel <canal>  canal del evento de prueba (general)
   --message <texto>  mensaje del evento de prueba (Prueba)
   --token <jwt>      token para un servidor con AUTH_MODE=required
+  --variables <a,b>  medidas de cada lectura (co2,presion,…); sin ella, temperatura y humedad
   --json             imprimir el resumen en JSON
 Sale con 1 si se perdió algún evento, 2 si no pudo probar.`
 
@@ -261,7 +314,32 @@ function positive(name: string, raw: string | undefined, fallback: number): numb
 
 class UsageError extends Error {}
 
-async function load(target: Target, mode: string, duration: number, rate: number, json: boolean) {
+/** `--variables co2,presion`: measurement names as the server takes them. */
+function variableList(raw: string | undefined): string[] | undefined {
+  if (raw === undefined) return undefined
+  const names = [
+    ...new Set(
+      raw
+        .split(',')
+        .map((v) => v.trim())
+        .filter(Boolean),
+    ),
+  ]
+  if (names.length === 0 || names.some((name) => !/^[a-z][a-z0-9_]{0,62}$/.test(name)))
+    throw new UsageError(
+      '--variables must list measurement names such as co2,presion (lower-case letters, digits and _)',
+    )
+  return names
+}
+
+async function load(
+  target: Target,
+  mode: string,
+  duration: number,
+  rate: number,
+  json: boolean,
+  variables?: string[],
+) {
   const count = mode === 'single' ? 1 : Math.max(1, Math.round(duration * rate))
   const log = json ? () => {} : (line: string) => console.log(line)
   log(
@@ -275,6 +353,7 @@ async function load(target: Target, mode: string, duration: number, rate: number
     count,
     rate,
     progress: !json && Boolean(process.stderr.isTTY) && duration >= 3,
+    variables,
   })
   console.log(json ? JSON.stringify(summary) : formatSummary(summary))
   return summary
@@ -332,6 +411,7 @@ async function main(argv: string[]): Promise<number> {
       channel: { type: 'string', default: 'general' },
       message: { type: 'string', default: 'Prueba' },
       token: { type: 'string' },
+      variables: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -349,13 +429,14 @@ async function main(argv: string[]): Promise<number> {
   const target: Target = { url, token: values.token }
   const duration = positive('duration', values.duration, 300)
   const rate = positive('rate', values.rate, 10)
+  const variables = variableList(values.variables)
   switch (values.mode) {
     case undefined:
       return menu(target)
     case 'single':
     case 'continuous':
     case 'custom':
-      return exitCode(await load(target, values.mode, duration, rate, values.json!))
+      return exitCode(await load(target, values.mode, duration, rate, values.json!, variables))
     case 'test-event': {
       const sent = await sendTestEvent(apiFor(target), values.channel!, values.message!)
       console.log(

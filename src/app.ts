@@ -20,6 +20,9 @@ import { tokenAdmit } from './modules/auth/admit'
 import { createGuard } from './modules/auth/guard'
 import { createTokens } from './modules/auth/tokens'
 import { usersModule } from './modules/users'
+import { variablesModule } from './modules/variables'
+import { latestModule } from './modules/latest'
+import { livenessModule } from './modules/liveness'
 
 export function createApp(ctx: AppContext) {
   const { config } = ctx
@@ -55,6 +58,9 @@ export function createApp(ctx: AppContext) {
     .use(anomaliesModule(ctx))
     .use(predictionsModule(ctx))
     .use(thresholdsModule(ctx))
+    .use(variablesModule(ctx))
+    .use(latestModule(ctx))
+    .use(livenessModule(ctx))
 }
 
 export type App = ReturnType<typeof createApp>

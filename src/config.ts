@@ -67,10 +67,15 @@ export interface Config {
     /** Seconds between re-forecasts of every active sensor; 0 turns the schedule off. */
     predictionIntervalSeconds: number
     predictionHorizonMinutes: number
+    /** Seconds a sensor may be silent before it is offline, unless it or its type says; 0 = never. */
+    sensorOfflineAfter: number
   }
 }
 
 type Env = Record<string, string | undefined>
+
+/** The longest silence a sensor may be allowed, in seconds (a year). */
+export const MAX_OFFLINE_AFTER = 365 * 24 * 3600
 
 function bad(name: string, value: string, expected: string): never {
   throw new ConfigError(`Invalid ${name}=${JSON.stringify(value)}: expected ${expected}.`)
@@ -296,6 +301,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       autoResolveReadings: int(env, 'ANOMALY_AUTO_RESOLVE_READINGS', 10, 0, 100_000),
       predictionIntervalSeconds: int(env, 'PREDICTION_INTERVAL_SECONDS', 0, 0, 7 * 24 * 3600),
       predictionHorizonMinutes: int(env, 'PREDICTION_HORIZON_MINUTES', 60, 1, 10_080),
+      sensorOfflineAfter: int(env, 'SENSOR_OFFLINE_AFTER', 0, 0, MAX_OFFLINE_AFTER),
     },
   }
   return deepFreeze(config)

@@ -5,6 +5,7 @@ import { createMqttIngest, type MqttIngest } from './ingest/mqtt'
 import { createLogger, type Logger } from './lib/logger'
 import { createMetrics, type Metrics } from './lib/metrics'
 import { createIntelligence, type Intelligence } from './intelligence'
+import { readSnapshot } from './modules/latest/service'
 import { createRealtime, type Realtime } from './realtime'
 import type { Emitter } from './realtime/emitter'
 
@@ -29,7 +30,9 @@ export interface AppContext extends Services {
 export async function createContext(config: Readonly<Config>, log = createLogger(config.logLevel)) {
   const db = await openDatabase(config.database)
   const metrics = createMetrics()
-  const realtime = await createRealtime(config, db, log, metrics)
+  const realtime = await createRealtime(config, db, log, metrics, (coverage) =>
+    readSnapshot(db, coverage),
+  )
   const base = {
     config,
     log,

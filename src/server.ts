@@ -6,6 +6,7 @@ import type { Logger } from './lib/logger'
 import { VERSION } from './lib/version'
 import { ensureFirstUser } from './modules/users/service'
 import { startForecasting } from './modules/predictions/service'
+import { startLiveness } from './modules/liveness/service'
 
 const SHUTDOWN_GRACE_MS = 10_000
 
@@ -23,6 +24,7 @@ export async function startServer(config: Readonly<Config>, log?: Logger) {
   const server = app.server!
   ctx.realtime.attach(server)
   await startForecasting(ctx)
+  startLiveness(ctx)
   await ctx.emitter.system({
     level: 'info',
     message: 'Sistema iniciado correctamente',

@@ -17,41 +17,13 @@ import {
   type RealtimeEvents,
   type ServerEvent,
 } from '../src/client'
-import { restartableServer, type RestartableServer } from './clients-kit'
+import { record, restartableServer, when, type RestartableServer } from './clients-kit'
 import { startTestServer, type TestServer } from './helpers'
 
 // bunfig's [test] timeout is not read (oven-sh/bun#7789); real servers, brokers and browsers need more than 5 s.
 setDefaultTimeout(30_000)
 
 const FAST = { initialMs: 20, maxMs: 250 }
-
-/** Resolves with the next value of a client event that matches, or fails after `timeout` ms. */
-function when<K extends keyof RealtimeEvents>(
-  client: RealtimeClient,
-  type: K,
-  pred: (value: RealtimeEvents[K]) => boolean = () => true,
-  timeout = 10_000,
-): Promise<RealtimeEvents[K]> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off()
-      reject(new Error(`no matching "${type}" within ${timeout} ms`))
-    }, timeout)
-    const off = client.on(type, (value) => {
-      if (!pred(value)) return
-      clearTimeout(timer)
-      off()
-      resolve(value)
-    })
-  })
-}
-
-/** Every event a client gets, in arrival order. */
-function record(client: RealtimeClient) {
-  const events: ServerEvent[] = []
-  client.on('event', (e) => events.push(e))
-  return events
-}
 
 const clients: RealtimeClient[] = []
 function track(client: RealtimeClient) {
@@ -122,6 +94,12 @@ describe('the realtime client on a running server', () => {
       'event',
       (e) => e.type === 'entity_event' && e.entity_type === 'reading',
     )
+    // Its first reading makes the sensor online: one sensor updated event, after the reading's.
+    const online = when(
+      client,
+      'event',
+      (e) => e.type === 'entity_event' && e.entity_type === 'sensor' && e.event_type === 'updated',
+    )
     const sensor = await server.api('POST', '/api/v1/sensors', {
       tipo: 'temperatura',
       modelo: 'DHT22',
@@ -133,14 +111,17 @@ describe('the realtime client on a running server', () => {
       timestamp: '2025-07-20T10:30:00Z',
     })
     await reading
+    await online
 
     expect(createdSensors).toHaveLength(1)
     expect(createdSensors[0]!.data.modelo).toBe('DHT22')
     expect(createdSensors[0]!.entity_id).toBe(sensor.body.id)
     expect(readings).toHaveLength(1)
     expect(readings[0]!.data).toMatchObject({ sensor_id: sensor.body.id, temperatura: 23.5 })
-    expect(updates).toHaveLength(0)
-    expect(client.lastSeq).toBe(readings[0]!.seq)
+    expect(updates).toHaveLength(1)
+    expect(updates[0]!.data).toMatchObject({ id: sensor.body.id, status: 'online' })
+    expect(updates[0]!.seq).toBe(readings[0]!.seq + 1)
+    expect(client.lastSeq).toBe(updates[0]!.seq)
   })
 
   test('subscribe and unsubscribe are acknowledged, a bad channel is refused and the connection stays open', async () => {
@@ -198,6 +179,16 @@ describe('the realtime client on a running server', () => {
     const fetched = await api.api.v1.sensors({ id: sensorId }).get()
     expect(fetched.data).toMatchObject({ id: sensorId, modelo: 'DS18B20' })
     expect(typeof fetched.data!.created_at).toBe('string')
+    // Readings with any measurements, and the fleet's latest values, typed too.
+    const stored = await api.api.v1.readings.post({ sensor_id: sensorId, values: { co2: 415 } })
+    expect(stored.data!.values.co2).toBe(415)
+    const latest = await api.api.v1.sensors({ id: sensorId }).latest.get()
+    const co2: number | undefined = latest.data?.values.co2?.value
+    expect(co2).toBe(415)
+    const fleet = await api.api.v1.latest.get({ query: { tipo: 'temperatura' } })
+    expect(fleet.data!.map((s) => s.sensor_id)).toContain(sensorId)
+    const units = await api.api.v1.variables.get()
+    expect(units.data!.find((v) => v.name === 'temperatura')?.unit).toBe('°C')
 
     const detected = when(
       realtime,

@@ -1,10 +1,11 @@
 // Test kit for the clients: a server that can be stopped and started again on the same port and database
-// file, and headless Debian Chromium driven by playwright-core.
+// file, headless Debian Chromium driven by playwright-core, and waits on the client library's events.
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
 import { loadConfig } from '../src/config'
 import { createLogger } from '../src/lib/logger'
+import type { RealtimeClient, RealtimeEvents, ServerEvent } from '../src/client'
 import { startServer } from '../src/server'
 import { api, tempDir } from './helpers'
 
@@ -94,3 +95,31 @@ export async function restartableServer(env: Record<string, string> = {}) {
 }
 
 export type RestartableServer = Awaited<ReturnType<typeof restartableServer>>
+
+/** Resolves with the next value of a client event that matches, or fails after `timeout` ms. */
+export function when<K extends keyof RealtimeEvents>(
+  client: RealtimeClient,
+  type: K,
+  pred: (value: RealtimeEvents[K]) => boolean = () => true,
+  timeout = 10_000,
+): Promise<RealtimeEvents[K]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off()
+      reject(new Error(`no matching "${type}" within ${timeout} ms`))
+    }, timeout)
+    const off = client.on(type, (value) => {
+      if (!pred(value)) return
+      clearTimeout(timer)
+      off()
+      resolve(value)
+    })
+  })
+}
+
+/** Every event a client gets, in arrival order. */
+export function record(client: RealtimeClient) {
+  const events: ServerEvent[] = []
+  client.on('event', (e) => events.push(e))
+  return events
+}

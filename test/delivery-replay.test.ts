@@ -150,8 +150,10 @@ describe('resuming with since', () => {
     expect(await client.connected()).toMatchObject({ recovered: true })
     await settle(server, client, 'readings')
     const got = client.receivedEvents()
-    expect(got).toHaveLength(2)
+    // The reading (on both channels), its sensor going online (sensors:<id>), and the marker.
+    expect(got).toHaveLength(3)
     expect(got[0]).toMatchObject({ entity_type: 'reading', entity_id: r.body.id, seq: since + 1 })
+    expect(got[1]).toMatchObject({ entity_type: 'sensor', entity_id: sensorId, seq: since + 2 })
     await client.close()
   })
 })

@@ -625,8 +625,15 @@ describe('fuzzing', () => {
 
   test('after all of it the server is healthy and the data that was there is unchanged', async () => {
     expect((await server.api('GET', '/health')).status).toBe(200)
+    // A sensor's liveness (status, last_seen) follows the readings stored for it, which fuzzed valid
+    // readings may be; everything else about it must come out as it went in.
+    const own = (body: unknown) => {
+      if (!body || typeof body !== 'object' || !('last_seen' in body)) return body
+      const { last_seen: _, status: __, ...rest } = body as Record<string, unknown>
+      return rest
+    }
     for (const [path, before] of sentinels)
-      expect((await server.api('GET', path, undefined, admin)).body).toEqual(before as object)
+      expect(own((await server.api('GET', path, undefined, admin)).body)).toEqual(own(before))
     const me = await server.api('GET', '/api/v1/auth/me', undefined, admin)
     expect(me.body).toMatchObject({ username: 'admin', role: 'admin' })
     expect(({} as Record<string, unknown>).admin).toBeUndefined()

@@ -460,8 +460,11 @@ describe('intelligence settings', () => {
       autoResolveReadings: 10,
       predictionIntervalSeconds: 0,
       predictionHorizonMinutes: 60,
+      sensorOfflineAfter: 0,
     })
     for (const [name, value] of [
+      ['SENSOR_OFFLINE_AFTER', '-1'],
+      ['SENSOR_OFFLINE_AFTER', '5m'],
       ['ANOMALY_AUTO_RESOLVE_READINGS', 'soon'],
       ['ANOMALY_WARMUP_READINGS', '2'],
       ['PREDICTION_INTERVAL_SECONDS', '-5'],

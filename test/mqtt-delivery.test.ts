@@ -195,7 +195,7 @@ describe('MQTT delivery', () => {
       [sensor, 'invalid_payload'],
       [777_777, 'unknown_sensor'],
     ])
-    expect(warnings[0]!.data.detail).toContain('needs temperatura, humedad or both')
+    expect(warnings[0]!.data.detail).toContain('has no measurement')
     expect(warnings[0]!.data.suppressed).toBe(0)
     expect(await metric(server, 'vigia_mqtt_rejected_total', '{reason="invalid_payload"}')).toBe(2)
     expect(await metric(server, 'vigia_mqtt_messages_total', '{outcome="stored"}')).toBe(2)

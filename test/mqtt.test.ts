@@ -119,6 +119,62 @@ describe('MQTT payloads', () => {
     expect(new Set(events.map((e) => e.data.created_at)).size).toBe(1)
   })
 
+  test('any named measurements, flat or under values, are stored, reach WebSocket clients and register their variables', async () => {
+    const { server, pub, topic } = await setup()
+    const sensor = await createSensor(server)
+    const client = await server.ws('/api/v1/ws', { channel: `readings:${sensor}` })
+    await client.connected()
+
+    await publish(pub, topic.of(sensor), { co2: 415, pm2_5: 12.5 })
+    await publish(pub, topic.of(sensor), {
+      ts: '2025-07-20T10:30:00Z',
+      values: { presion: 1013.2, temperatura: 21, bateria_v: 3.71 },
+    })
+    const [flat, timed] = await client.events(2, (m) => m.entity_type === 'reading')
+    expect(flat!.data).toMatchObject({
+      sensor_id: sensor,
+      temperatura: null,
+      humedad: null,
+      values: { co2: 415, pm2_5: 12.5 },
+    })
+    expect(timed!.data).toMatchObject({
+      temperatura: 21,
+      values: { presion: 1013.2, temperatura: 21, bateria_v: 3.71 },
+      timestamp: '2025-07-20T10:30:00Z',
+    })
+    for (const event of [flat!, timed!])
+      expect((await server.api('GET', `/api/v1/readings/${event.entity_id}`)).body).toEqual(
+        event.data,
+      )
+    const names = (await server.api('GET', '/api/v1/variables')).body.map(
+      (v: { name: string }) => v.name,
+    )
+    expect(names).toEqual(expect.arrayContaining(['co2', 'pm2_5', 'presion', 'bateria_v']))
+  })
+
+  test('a bad measurement name or value is rejected with the field named, and nothing of the message is stored', async () => {
+    const { server, pub, topic } = await setup()
+    const sensor = await createSensor(server)
+    const general = await server.ws('/api/v1/ws', { channel: 'general' })
+    await general.connected()
+    await publish(pub, topic.of(sensor), [
+      { ts: '2025-07-20T10:30:00Z', values: { co2: 400 } },
+      { ts: '2025-07-20T10:31:00Z', values: { CO2: 401 } },
+    ])
+    const warning = await general.event((m) => m.type === 'system_event' && m.level === 'warning')
+    expect(warning.data).toMatchObject({ module: 'mqtt', reason: 'invalid_payload' })
+    expect(warning.data.detail).toContain('[1].values.CO2')
+    // One warning per sensor a minute: the next bad message comes from another sensor.
+    const other = await createSensor(server)
+    await publish(pub, topic.of(other), { co2: '400 ppm' })
+    const second = await general.event(
+      (m) => m.type === 'system_event' && m.level === 'warning' && m.data.sensor_id === other,
+    )
+    expect(second.data.detail).toContain('co2 must be a finite number')
+    expect(await readingCount(server, sensor)).toBe(0)
+    expect(await readingCount(server, other)).toBe(0)
+  })
+
   test('an array with one bad item stores none of it and names the item', async () => {
     const { server, pub, topic } = await setup()
     const sensor = await createSensor(server)

@@ -242,6 +242,7 @@ describe('every answer the server gives is documented', () => {
         .replace('{id}', id)
         .replace('{channel}', 'general')
         .replace('{tipo}', id === '1' ? 'temperatura' : id)
+        .replace('{name}', id === '1' ? 'co2' : id)
     const withRefs = (value: unknown): unknown => {
       if (Array.isArray(value)) return value.map(withRefs)
       if (!value || typeof value !== 'object') return value

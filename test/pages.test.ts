@@ -134,6 +134,8 @@ describe('the WebSocket test client page', () => {
       server = await startTestServer()
       const srv = server
       const sensor = await srv.api('POST', '/api/v1/sensors', { tipo: 'temperatura', modelo: 'x' })
+      // Online before the page connects, so the only sensor event it logs is the change below.
+      await srv.api('POST', '/api/v1/readings', { sensor_id: sensor.body.id, temperatura: 1 })
       const page = await openPage(`${srv.base}/websocket_client.html`)
       await page.selectOption('#max-lines', '200')
       await page.fill('#sub-id', String(sensor.body.id))

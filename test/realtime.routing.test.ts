@@ -149,15 +149,24 @@ const readingChannels = (sensor: number) => [
   'general',
 ]
 
+const sensorChannels = (sensor: number) => ['sensors', `sensors:${sensor}`, 'general']
+
 describe('reading events', () => {
   let readingId: number
 
-  test('created goes to readings, readings:<sensor>, sensors:<sensor> and general', async () => {
+  test('created goes to readings, readings:<sensor>, sensors:<sensor> and general; a sensor’s first reading also makes it online (sensor updated)', async () => {
     const [event] = await expectRouting(
       () => api('POST', '/api/v1/readings', { sensor_id: 1, temperatura: 20 }),
-      [{ what: ['reading', 'created', 1], channels: readingChannels(1) }],
+      [
+        { what: ['reading', 'created', 1], channels: readingChannels(1) },
+        { what: ['sensor', 'updated', 1], channels: sensorChannels(1) },
+      ],
     )
     readingId = event!.entity_id
+    await expectRouting(
+      () => api('POST', '/api/v1/readings', { sensor_id: 1, temperatura: 21 }),
+      [{ what: ['reading', 'created', 2], channels: readingChannels(1) }],
+    )
   })
 
   test('a batch routes each reading by its own sensor', async () => {
@@ -169,9 +178,10 @@ describe('reading events', () => {
           { sensor_id: 2, humedad: 3 },
         ]),
       [
-        { what: ['reading', 'created', 2], channels: readingChannels(2) },
-        { what: ['reading', 'created', 3], channels: readingChannels(1) },
-        { what: ['reading', 'created', 4], channels: readingChannels(2) },
+        { what: ['reading', 'created', 3], channels: readingChannels(2) },
+        { what: ['reading', 'created', 4], channels: readingChannels(1) },
+        { what: ['reading', 'created', 5], channels: readingChannels(2) },
+        { what: ['sensor', 'updated', 2], channels: sensorChannels(2) },
       ],
     )
   })

@@ -119,7 +119,7 @@ describe('POST /api/v1/predictions', () => {
         [{ ...ok, sensor_id: 0 }, 'sensor_id'],
         [{ ...ok, sensor_id: 1e20 }, 'sensor_id'],
         [{ sensor_id: sensorId, horizon_minutes: 60 }, 'variable'],
-        [{ ...ok, variable: 'presion' }, 'variable'],
+        [{ ...ok, variable: 'Presión' }, 'variable'],
         [{ sensor_id: sensorId, variable: 'humedad' }, 'horizon_minutes'],
         [{ ...ok, horizon_minutes: 0 }, 'horizon_minutes'],
         [{ ...ok, horizon_minutes: 10_081 }, 'horizon_minutes'],
@@ -201,7 +201,7 @@ describe('GET /api/v1/predictions', () => {
   test('a bad query parameter is a 422 naming it', async () => {
     for (const [query, field] of [
       ['sensor_id=-1', 'sensor_id'],
-      ['variable=viento', 'variable'],
+      ['variable=Viento', 'variable'],
       ['status=done', 'status'],
       ['from=2025-02-30T00:00:00Z', 'from'],
       ['to=yesterday', 'to'],

@@ -54,6 +54,7 @@ describe('POST /api/v1/readings', () => {
     expect(res.body).toEqual({
       id: expect.any(Number),
       ...body,
+      values: { temperatura: 23.5, humedad: 65.2 },
       created_at: expect.stringMatching(ISO_Z),
     })
     expect((await server.api('GET', `/api/v1/readings/${res.body.id}`)).body).toEqual(res.body)
@@ -132,8 +133,8 @@ describe('POST /api/v1/readings', () => {
         [{ sensor_id: '1x', temperatura: 20 }, 'sensor_id'],
         [{ sensor_id: 0, temperatura: 20 }, 'sensor_id'],
         [{ sensor_id: 2 ** 53, temperatura: 20 }, 'sensor_id'],
-        [{ sensor_id: sensorId }, 'temperatura'],
-        [{ sensor_id: sensorId, temperatura: null, humedad: null }, 'temperatura'],
+        [{ sensor_id: sensorId }, 'values'],
+        [{ sensor_id: sensorId, temperatura: null, humedad: null }, 'values'],
         [{ sensor_id: sensorId, temperatura: 'caliente' }, 'temperatura'],
         [{ sensor_id: sensorId, temperatura: -273.2 }, 'temperatura'],
         [{ sensor_id: sensorId, temperatura: 1000.5 }, 'temperatura'],
@@ -230,7 +231,7 @@ describe('POST /api/v1/readings/batch', () => {
       [[good, good, { sensor_id: sensorId, temperatura: 'x' }], '[2].temperatura'],
       [[{ sensor_id: sensorId, humedad: 120 }, good], '[0].humedad'],
       [[good, { temperatura: 3 }], '[1].sensor_id'],
-      [[good, { sensor_id: sensorId }], '[1].temperatura'],
+      [[good, { sensor_id: sensorId }], '[1].values'],
       [[good, { ...good, timestamp: '2025-02-30T00:00:00Z' }], '[1].timestamp'],
       [[good, { ...good, timestamp: 'ayer' }], '[1].timestamp'],
     ]
@@ -354,6 +355,7 @@ describe('PUT /api/v1/readings/:id', () => {
       sensor_id: otherSensorId,
       temperatura: 30,
       humedad: null,
+      values: { temperatura: 30 },
       timestamp: '2025-05-05T06:00:00Z',
     })
     const event = await expectEntityEvent(
@@ -384,7 +386,7 @@ describe('PUT /api/v1/readings/:id', () => {
         'sensor_id',
         'unknown_reference',
       )
-      expectInvalid(await server.api('PUT', url, { ...full, temperatura: null }), 'temperatura')
+      expectInvalid(await server.api('PUT', url, { ...full, temperatura: null }), 'values')
       expectError(await server.api('PUT', url, 'x', { 'content-type': 'text/plain' }), 400)
       expectError(await server.api('PUT', '/api/v1/readings/4444', full), 404, 'not_found')
     })
@@ -397,7 +399,11 @@ describe('PATCH /api/v1/readings/:id', () => {
     const reading = await create({ timestamp: '2025-06-06T06:06:06Z' })
     const res = await server.api('PATCH', `/api/v1/readings/${reading.id}`, { humedad: 55.5 })
     expect(res.status).toBe(200)
-    expect(res.body).toEqual({ ...reading, humedad: 55.5 })
+    expect(res.body).toEqual({
+      ...reading,
+      humedad: 55.5,
+      values: { temperatura: 20, humedad: 55.5 },
+    })
     const event = await expectEntityEvent(
       general,
       'reading',
@@ -413,7 +419,7 @@ describe('PATCH /api/v1/readings/:id', () => {
     const url = `/api/v1/readings/${reading.id}`
     await unchanged(async () => {
       expectError(await server.api('PATCH', url, {}), 422, 'validation_error')
-      expectInvalid(await server.api('PATCH', url, { temperatura: null }), 'temperatura')
+      expectInvalid(await server.api('PATCH', url, { temperatura: null }), 'values')
       expectInvalid(
         await server.api('PATCH', url, { timestamp: '2025-02-30T00:00:00Z' }),
         'timestamp',

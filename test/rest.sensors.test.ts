@@ -51,6 +51,9 @@ describe('POST /api/v1/sensors', () => {
       nombre: null,
       location_id: null,
       thresholds: null,
+      status: 'unknown',
+      last_seen: null,
+      offline_after: null,
       created_at: expect.stringMatching(ISO_Z),
       updated_at: res.body.created_at,
     })

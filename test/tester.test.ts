@@ -105,6 +105,7 @@ describe('the tester', () => {
 
     const clean: Summary = {
       mode: 'continuous',
+      variables: ['temperatura', 'humedad'],
       duration_s: 1,
       rate_requested: 10,
       rate_achieved: 10,
@@ -117,10 +118,50 @@ describe('the tester', () => {
       latency_ms: null,
       reconnects: 0,
       gaps: 0,
+      mismatched: 0,
     }
     expect(exitCode(clean)).toBe(0)
     expect(exitCode({ ...clean, received: 9, lost: 1 })).toBe(1)
+    expect(exitCode({ ...clean, mismatched: 1 })).toBe(1)
     expect(exitCode({ ...clean, sent: 0, received: 0 })).toBe(1)
+  })
+
+  test('--variables sends readings with those measurements and checks each comes back with them', async () => {
+    const watcher = await server.ws('/api/v1/ws', { channel: 'readings' })
+    await watcher.connected()
+    const run = await tester([
+      '--url',
+      server.base,
+      '--mode',
+      'custom',
+      '--duration',
+      '1',
+      '--rate',
+      '20',
+      '--variables',
+      'co2,presion,pm2_5',
+      '--json',
+    ])
+    expect(run.code).toBe(0)
+    const summary = JSON.parse(run.out) as Summary
+    expect(summary).toMatchObject({
+      variables: ['co2', 'presion', 'pm2_5'],
+      sent: 20,
+      received: 20,
+      lost: 0,
+      mismatched: 0,
+    })
+    await settle(server, watcher, 'readings')
+    const readings = watcher.receivedEvents().filter((e) => e.entity_type === 'reading')
+    expect(readings).toHaveLength(20)
+    for (const e of readings) {
+      expect(Object.keys(e.data.values).sort()).toEqual(['co2', 'pm2_5', 'presion'])
+      expect(e.data).toMatchObject({ temperatura: null, humedad: null })
+    }
+    const bad = await tester(['--url', server.base, '--mode', 'single', '--variables', 'CO2'])
+    expect(bad.code).toBe(2)
+    expect(bad.err).toContain('--variables')
+    await watcher.close()
   })
 
   test('latency percentiles are nearest-rank', () => {

@@ -90,7 +90,7 @@ describe('a rolled-back change', () => {
         // A reading of a sensor that does not exist breaks the foreign key.
         await tx.insert(readings).values({
           sensor_id: 987_654,
-          temperatura: 1,
+          values: { temperatura: 1 },
           timestamp: now,
           created_at: now,
         })

@@ -8,6 +8,7 @@ import type {
   ErrorMessage,
   ServerEvent,
   ServerMessage,
+  SnapshotMessage,
   SystemEvent,
 } from './types'
 
@@ -81,6 +82,12 @@ export interface RealtimeOptions {
   /** Resume from a seq the app kept (with the epoch it belonged to). */
   since?: number
   epoch?: string
+  /**
+   * Start every connection, the first and each reconnect, from a snapshot of the latest values
+   * (`snapshot=latest`, handed to `on('snapshot')`) instead of resuming with `since`: what the app
+   * holds is replaced by the snapshot, and the events that follow are exactly those after it.
+   */
+  snapshot?: boolean
   /** false: stay closed after a drop. Default: reconnect with DEFAULT_BACKOFF. */
   reconnect?: boolean | Partial<BackoffOptions>
   /** Drop events whose seq was already seen (default true). */
@@ -132,6 +139,8 @@ export interface RealtimeEvents {
   tokenRefreshed: { token: string; reconnected: boolean }
   /** Every entity_event and system_event, after deduplication. */
   event: ServerEvent
+  /** The latest values the connection starts from (with `snapshot: true`). */
+  snapshot: SnapshotMessage
   /** Every message, as received. */
   message: ServerMessage
 }
@@ -363,6 +372,12 @@ export class RealtimeClient {
     if (this.channels.size > 0) u.searchParams.set('channel', [...this.channels].join(','))
     if (this.options.userId) u.searchParams.set('user_id', this.options.userId)
     if (token) u.searchParams.set('token', token)
+    if (this.options.snapshot) {
+      // A snapshot replaces what was missed, so there is nothing to resume.
+      this.sentSince = undefined
+      u.searchParams.set('snapshot', 'latest')
+      return u.toString()
+    }
     this.sentSince = this.lastSeq
     if (this.lastSeq !== undefined) {
       u.searchParams.set('since', String(this.lastSeq))
@@ -410,6 +425,10 @@ export class RealtimeClient {
         return this.event(msg)
       case 'pong':
         return this.pongs.shift()?.(true)
+      case 'snapshot':
+        // The events that follow are those after it.
+        this.lastSeq = msg.seq
+        return this.emit('snapshot', msg)
       case 'error':
         return this.serverError(msg)
     }

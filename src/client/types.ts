@@ -7,10 +7,12 @@ import type {
   SystemEventMessage,
 } from '../realtime/envelope'
 import type { Anomaly } from '../modules/anomalies/model'
+import type { SensorLatest } from '../modules/latest/model'
 import type { Location } from '../modules/locations/model'
 import type { Prediction } from '../modules/predictions/model'
 import type { Reading } from '../modules/readings/model'
 import type { Sensor } from '../modules/sensors/model'
+import type { Variable } from '../modules/variables/model'
 
 export type { EntityType } from '../realtime/channels'
 export type {
@@ -19,7 +21,7 @@ export type {
   ErrorMessage,
   SystemEventMessage,
 } from '../realtime/envelope'
-export type { Anomaly, Location, Prediction, Reading, Sensor }
+export type { Anomaly, Location, Prediction, Reading, Sensor, SensorLatest, Variable }
 
 /** The entity each `entity_type` carries in `data` (as the REST API shows it). */
 export interface EntityData {
@@ -59,4 +61,15 @@ export interface PongMessage {
   timestamp?: string
 }
 
-export type ServerMessage = ServerEvent | ConnectionMessage | ErrorMessage | PongMessage
+/**
+ * With `snapshot=latest`, right after the connection message: the latest values of every sensor the
+ * connection's channels cover, as of event `seq`; the events that follow are those after `seq`.
+ */
+export interface SnapshotMessage {
+  type: 'snapshot'
+  seq: number
+  data: SensorLatest[]
+}
+
+export type ServerMessage =
+  ServerEvent | ConnectionMessage | ErrorMessage | PongMessage | SnapshotMessage

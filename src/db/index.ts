@@ -28,6 +28,11 @@ export interface Database {
    * handed out gap-free and in commit order.
    */
   transaction<T>(fn: (tx: Tx) => Promise<T>, afterCommit?: (result: T) => void): Promise<T>
+  /**
+   * Runs reads that all see one committed state of the database (the same commits, nothing in
+   * flight), without waiting for writers: what a WebSocket snapshot and its seq are read in.
+   */
+  snapshot<T>(fn: (tx: Tx) => Promise<T>): Promise<T>
   ping(): Promise<void>
   close(): Promise<void>
 }
@@ -69,10 +74,24 @@ function openSqlite(path: string): Database {
   sqliteHandles.add(writer)
   sqliteHandles.add(reader)
   const lock = new Mutex()
+  // One read transaction at a time on the reader connection (SQLite has no nested BEGIN); other reads
+  // that run on it meanwhile see that same committed state, which is what they would see anyway.
+  const snapshots = new Mutex()
 
   return {
     dialect: 'sqlite',
     read: reader,
+    snapshot: (fn) =>
+      memory
+        ? lock.run(() => fn(writer))
+        : snapshots.run(async () => {
+            readerConn.run('BEGIN')
+            try {
+              return await fn(reader)
+            } finally {
+              readerConn.run('COMMIT')
+            }
+          }),
     transaction: (fn, afterCommit) =>
       lock.run(async () => {
         writerConn.run('BEGIN IMMEDIATE')

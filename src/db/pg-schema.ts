@@ -9,6 +9,7 @@ import {
   index,
   integer,
   json,
+  jsonb,
   pgTable,
   primaryKey,
   text,
@@ -40,10 +41,24 @@ export const sensors = pgTable(
     nombre: text('nombre'),
     location_id: ms('location_id').references(() => locations.id, { onDelete: 'set null' }),
     thresholds: json('thresholds'),
+    status: text('status', { enum: ['unknown', 'online', 'offline'] })
+      .notNull()
+      .default('unknown'),
+    last_seen: ms('last_seen'),
+    offline_after: integer('offline_after'),
     ...timestamps,
   },
-  (table) => [index('sensors_location_idx').on(table.location_id)],
+  (table) => [
+    index('sensors_location_idx').on(table.location_id),
+    index('sensors_status_idx').on(table.status),
+  ],
 )
+
+export const sensorTypes = pgTable('sensor_types', {
+  tipo: text('tipo').primaryKey(),
+  offline_after: integer('offline_after').notNull(),
+  ...timestamps,
+})
 
 export const sensorTypeThresholds = pgTable('sensor_type_thresholds', {
   tipo: text('tipo').primaryKey(),
@@ -58,13 +73,37 @@ export const readings = pgTable(
     sensor_id: ms('sensor_id')
       .notNull()
       .references(() => sensors.id, { onDelete: 'cascade' }),
-    temperatura: doublePrecision('temperatura'),
-    humedad: doublePrecision('humedad'),
+    // jsonb: aggregates extract one variable from millions of rows, which json would parse again each time.
+    values: jsonb('values')
+      .$type<Record<string, number>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     timestamp: ms('timestamp').notNull(),
     created_at: ms('created_at').notNull(),
   },
   (table) => [index('readings_sensor_time_idx').on(table.sensor_id, table.timestamp)],
 )
+
+export const latestValues = pgTable(
+  'latest_values',
+  {
+    sensor_id: ms('sensor_id')
+      .notNull()
+      .references(() => sensors.id, { onDelete: 'cascade' }),
+    variable: text('variable').notNull(),
+    value: doublePrecision('value').notNull(),
+    timestamp: ms('timestamp').notNull(),
+    reading_id: ms('reading_id').notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.sensor_id, table.variable] })],
+)
+
+export const variables = pgTable('variables', {
+  name: text('name').primaryKey(),
+  unit: text('unit'),
+  description: text('description'),
+  ...timestamps,
+})
 
 export const anomalies = pgTable(
   'anomalies',

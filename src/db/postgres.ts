@@ -52,7 +52,12 @@ export async function openPostgres(url: string): Promise<Database> {
   }
 
   type PgTx = Tx & { execute(query: ReturnType<typeof sql>): Promise<unknown> }
-  const pg = db as unknown as { transaction<T>(fn: (tx: PgTx) => Promise<T>): Promise<T> }
+  const pg = db as unknown as {
+    transaction<T>(
+      fn: (tx: PgTx) => Promise<T>,
+      config?: { isolationLevel?: 'repeatable read'; accessMode?: 'read only' },
+    ): Promise<T>
+  }
   /**
    * One writer at a time, as with SQLite's single writer: in this process a FIFO queue (writes commit
    * in the order they were asked for, and afterCommit runs before the next one starts), across the
@@ -69,6 +74,9 @@ export async function openPostgres(url: string): Promise<Database> {
   return {
     dialect: 'postgres',
     read: db,
+    // Writers commit one at a time, in seq order: a repeatable-read view sees a prefix of them.
+    snapshot: (fn) =>
+      pg.transaction(fn, { isolationLevel: 'repeatable read', accessMode: 'read only' }),
     transaction: <T>(fn: (tx: Tx) => Promise<T>, afterCommit?: (result: T) => void) =>
       writers.run(async () => {
         for (let attempt = 1; ; attempt++) {

@@ -26,10 +26,28 @@ export const sensors = sqliteTable(
     location_id: integer('location_id').references(() => locations.id, { onDelete: 'set null' }),
     /** Threshold rules per variable; they replace the sensor type's defaults variable by variable. */
     thresholds: text('thresholds', { mode: 'json' }),
+    /** Liveness: unknown until the first reading, then online, or offline once silent past its limit. */
+    status: text('status', { enum: ['unknown', 'online', 'offline'] })
+      .notNull()
+      .default('unknown'),
+    /** When the server last stored a reading of it (ms), set once per batch. */
+    last_seen: integer('last_seen'),
+    /** Seconds of silence before it goes offline; null = its type's, then SENSOR_OFFLINE_AFTER; 0 = never. */
+    offline_after: integer('offline_after'),
     ...timestamps,
   },
-  (table) => [index('sensors_location_idx').on(table.location_id)],
+  (table) => [
+    index('sensors_location_idx').on(table.location_id),
+    index('sensors_status_idx').on(table.status),
+  ],
 )
+
+/** Settings shared by every sensor of one `tipo`: how long one may stay silent before it is offline. */
+export const sensorTypes = sqliteTable('sensor_types', {
+  tipo: text('tipo').primaryKey(),
+  offline_after: integer('offline_after').notNull(),
+  ...timestamps,
+})
 
 /** Default threshold rules for every sensor of one `tipo`. */
 export const sensorTypeThresholds = sqliteTable('sensor_type_thresholds', {
@@ -38,6 +56,11 @@ export const sensorTypeThresholds = sqliteTable('sensor_type_thresholds', {
   ...timestamps,
 })
 
+/**
+ * One row per reading; `values` holds every measurement as JSON ({"temperatura":23.5,"co2":415}), so a
+ * reading is one insert whatever it measures (docs/storage.md). The column name is an SQL keyword:
+ * quote it in hand-written SQL ("values"); drizzle does.
+ */
 export const readings = sqliteTable(
   'readings',
   {
@@ -45,13 +68,41 @@ export const readings = sqliteTable(
     sensor_id: integer('sensor_id')
       .notNull()
       .references(() => sensors.id, { onDelete: 'cascade' }),
-    temperatura: real('temperatura'),
-    humedad: real('humedad'),
+    values: text('values', { mode: 'json' })
+      .$type<Record<string, number>>()
+      .notNull()
+      .default(sql`'{}'`),
     timestamp: integer('timestamp').notNull(),
     created_at: integer('created_at').notNull(),
   },
   (table) => [index('readings_sensor_time_idx').on(table.sensor_id, table.timestamp)],
 )
+
+/**
+ * The newest value of each sensor variable (greatest timestamp, then greatest reading id), kept in the
+ * ingest transaction: "what does every sensor read right now" is one small table, never a scan of readings.
+ */
+export const latestValues = sqliteTable(
+  'latest_values',
+  {
+    sensor_id: integer('sensor_id')
+      .notNull()
+      .references(() => sensors.id, { onDelete: 'cascade' }),
+    variable: text('variable').notNull(),
+    value: real('value').notNull(),
+    timestamp: integer('timestamp').notNull(),
+    reading_id: integer('reading_id').notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.sensor_id, table.variable] })],
+)
+
+/** Every measurement name seen in a reading (registered on first appearance), with its unit. */
+export const variables = sqliteTable('variables', {
+  name: text('name').primaryKey(),
+  unit: text('unit'),
+  description: text('description'),
+  ...timestamps,
+})
 
 export const anomalies = sqliteTable(
   'anomalies',

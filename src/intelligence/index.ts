@@ -22,9 +22,6 @@ const upsertStates = (tx: Tx, values: StateRow[] | { [K in keyof StateRow]: Plac
       set: { rev: excluded('rev'), state: excluded('state'), updated_at: excluded('updated_at') },
     })
 
-export const VARIABLES = ['temperatura', 'humedad'] as const
-export type Variable = (typeof VARIABLES)[number]
-
 export const stateKey = (sensorId: number, variable: string) => `${sensorId}:${variable}`
 
 /**
@@ -34,6 +31,8 @@ export const stateKey = (sensorId: number, variable: string) => `${sensorId}:${v
  */
 export class DetectorStates {
   private readonly cache = new Map<string, { rev: string; state: VariableState }>()
+  /** The variables cached per sensor, so a sensor's entries can be checked without a scan of the cache. */
+  private readonly cachedOf = new Map<number, Set<string>>()
 
   /** The stored states of these sensors' variables, from the cache when its revision is current. */
   async take(tx: Tx, sensorIds: number[]): Promise<Map<string, VariableState>> {
@@ -64,9 +63,18 @@ export class DetectorStates {
       const key = stateKey(row.sensor_id, row.variable)
       if (!out.has(key)) out.set(key, reviveState(row.state))
     }
-    for (const id of sensorIds)
-      for (const variable of VARIABLES)
-        if (!stored.has(stateKey(id, variable))) this.cache.delete(stateKey(id, variable))
+    // A cached state the table no longer has (its sensor deleted, its first write rolled back) is stale.
+    for (const id of sensorIds) {
+      const cached = this.cachedOf.get(id)
+      if (!cached) continue
+      for (const variable of cached) {
+        const key = stateKey(id, variable)
+        if (stored.has(key)) continue
+        this.cache.delete(key)
+        cached.delete(variable)
+      }
+      if (cached.size === 0) this.cachedOf.delete(id)
+    }
     return out
   }
 
@@ -99,8 +107,12 @@ export class DetectorStates {
       )
       for (const row of rows) await upsert.run(row)
     } else for (let i = 0; i < rows.length; i += 200) await upsertStates(tx, rows.slice(i, i + 200))
-    for (const row of rows)
+    for (const row of rows) {
       this.cache.set(stateKey(row.sensor_id, row.variable), { rev: row.rev, state: row.state })
+      let cached = this.cachedOf.get(row.sensor_id)
+      if (!cached) this.cachedOf.set(row.sensor_id, (cached = new Set()))
+      cached.add(row.variable)
+    }
   }
 }
 
@@ -108,13 +120,15 @@ export interface Intelligence {
   readonly options: Readonly<Config['intelligence']>
   readonly states: DetectorStates
   readonly jobs: JobQueue
-  /** Runs fn every `seconds` until stop(). */
-  every(seconds: number, fn: () => Promise<unknown>): void
+  /** Runs fn every `seconds` until stop(); `what` names it in the log when a pass fails. */
+  every(seconds: number, fn: () => Promise<unknown>, what?: string): void
   stop(): Promise<void>
 }
 
 export function createIntelligence(config: Readonly<Config>, log: Logger): Intelligence {
   const timers: Timer[] = []
+  /** Passes in progress: stop() waits for them, so none writes after the database closes. */
+  const passes = new Set<Promise<unknown>>()
   const jobs = new JobQueue(1000, (error) =>
     log.error('forecast job failed', {
       error: error instanceof Error ? (error.stack ?? error.message) : String(error),
@@ -124,21 +138,25 @@ export function createIntelligence(config: Readonly<Config>, log: Logger): Intel
     options: config.intelligence,
     states: new DetectorStates(),
     jobs,
-    every(seconds, fn) {
+    every(seconds, fn, what = 'scheduled forecast pass') {
       let busy = false
       const timer = setInterval(() => {
         if (busy) return
         busy = true
-        fn()
-          .catch((error) => log.warn('scheduled forecast pass failed', { error: String(error) }))
-          .finally(() => (busy = false))
+        const pass = fn()
+          .catch((error) => log.warn(`${what} failed`, { error: String(error) }))
+          .finally(() => {
+            busy = false
+            passes.delete(pass)
+          })
+        passes.add(pass)
       }, seconds * 1000)
       timer.unref()
       timers.push(timer)
     },
     async stop() {
       for (const timer of timers.splice(0)) clearInterval(timer)
-      await jobs.stop()
+      await Promise.all([jobs.stop(), ...passes])
     },
   }
 }

@@ -64,3 +64,22 @@ export function routeEntityEvent(
 export function routeSystemEvent(channel?: string) {
   return channel && channel !== 'general' ? [channel, 'general'] : ['general']
 }
+
+/** The sensors a snapshot covers: all of them, or these ids (none when empty). */
+export type SnapshotCoverage = 'all' | number[]
+
+/**
+ * Which sensors' latest values a connection on these channels gets in its snapshot: the sensors whose
+ * readings and liveness changes its stream carries. general, sensors and readings carry every
+ * sensor's; sensors:<id> and readings:<id> that sensor's; anomalies, predictions and locations (and
+ * their sub-channels) carry no readings, so they add none.
+ */
+export function snapshotCoverage(channels: Iterable<string>): SnapshotCoverage {
+  const ids = new Set<number>()
+  for (const channel of channels) {
+    if (channel === 'general' || channel === 'sensors' || channel === 'readings') return 'all'
+    const [base, id] = channel.split(':')
+    if (id && (base === 'sensors' || base === 'readings')) ids.add(Number(id))
+  }
+  return [...ids].sort((a, b) => a - b)
+}

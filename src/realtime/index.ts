@@ -9,7 +9,7 @@ import { createEmitter, type Emitter } from './emitter'
 import { deleteThrough, ensureEventMeta, oldestSeq, pruneCutoff, readAfter } from './event-log'
 import { Hub } from './hub'
 import { Publisher } from './publisher'
-import { createSocketLayer, type SocketLayer } from './socket'
+import { createSocketLayer, type SnapshotReader, type SocketLayer } from './socket'
 
 export interface Realtime {
   readonly epoch: string
@@ -46,11 +46,13 @@ export function websocketOptions(config: Readonly<Config>) {
 
 const PRUNE_BATCH = 500
 
+/** `snapshot` reads what a `snapshot=latest` socket gets first (the latest values of its sensors). */
 export async function createRealtime(
   config: Readonly<Config>,
   db: Database,
   log: Logger,
   metrics: Metrics,
+  snapshot?: SnapshotReader,
 ): Promise<Realtime> {
   const meta = await db.transaction((tx) => ensureEventMeta(tx))
   const hub = new Hub()
@@ -82,7 +84,16 @@ export async function createRealtime(
     cluster.broadcast(stored)
   })
   await cluster.start()
-  const sockets = createSocketLayer({ config, db, hub, publisher, metrics, log, epoch: meta.epoch })
+  const sockets = createSocketLayer({
+    config,
+    db,
+    hub,
+    publisher,
+    metrics,
+    log,
+    epoch: meta.epoch,
+    snapshot,
+  })
   publisher.onBackpressure = sockets.checkTopic
   const timers: Timer[] = []
 

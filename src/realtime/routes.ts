@@ -14,6 +14,7 @@ const HandshakeQuerySchema = t.Object({
   since: t.Optional(t.String()),
   epoch: t.Optional(t.String()),
   token: t.Optional(t.String()),
+  snapshot: t.Optional(t.String()),
 })
 
 const UserStat = t.Object({ user_id: t.String(), connected_at: t.String({ format: 'date-time' }) })
@@ -137,7 +138,7 @@ export const realtimeRoutes = (ctx: AppContext, admit: Admit = openAdmit) => {
       {
         response: { 426: errorResponse(426) },
         detail: {
-          summary: 'The WebSocket endpoint (query: channel, user_id, since, epoch)',
+          summary: 'The WebSocket endpoint (query: channel, user_id, since, epoch, snapshot)',
           description:
             'Open it with a WebSocket client; a plain HTTP request answers 426. Its channels, messages and close codes are described by the AsyncAPI document at /asyncapi.',
         },
@@ -151,7 +152,8 @@ export const realtimeRoutes = (ctx: AppContext, admit: Admit = openAdmit) => {
       {
         response: { 426: errorResponse(426) },
         detail: {
-          summary: 'The authenticated WebSocket endpoint (query: channel, token, since, epoch)',
+          summary:
+            'The authenticated WebSocket endpoint (query: channel, token, since, epoch, snapshot)',
           description:
             'Open it with a WebSocket client; a plain HTTP request answers 426. Its channels, messages and close codes are described by the AsyncAPI document at /asyncapi.',
         },

@@ -4,7 +4,7 @@ import type { Database } from '../db'
 import type { Logger } from '../lib/logger'
 import type { Metrics } from '../lib/metrics'
 import { iso } from '../lib/time'
-import { CHANNEL_HELP, isChannel } from './channels'
+import { CHANNEL_HELP, isChannel, snapshotCoverage, type SnapshotCoverage } from './channels'
 import { errorMessage, type ConnectionMessage } from './envelope'
 import { inChannels, oldestSeq, readRange, type LogRow } from './event-log'
 import type { Conn, Hub, Socket } from './hub'
@@ -30,6 +30,9 @@ class HistoryGap extends Error {
   }
 }
 
+/** The latest values of the covered sensors (a JSON array, as text) and the seq of the last event they include. */
+export type SnapshotReader = (coverage: SnapshotCoverage) => Promise<{ seq: number; data: string }>
+
 export interface SocketDeps {
   config: Readonly<Config>
   db: Database
@@ -38,6 +41,8 @@ export interface SocketDeps {
   metrics: Metrics
   log: Logger
   epoch: string
+  /** Reads what `snapshot=latest` sends; without it that query is refused. */
+  snapshot?: SnapshotReader
 }
 
 export interface Admission {
@@ -61,6 +66,7 @@ export interface HandshakeQuery {
   user_id?: string
   since?: string
   epoch?: string
+  snapshot?: string
 }
 
 /** Splits `channel=a,b` and checks every name; the error is the close reason (at most 123 bytes). */
@@ -171,8 +177,22 @@ export function createSocketLayer(deps: SocketDeps) {
     conn.greeting = undefined
     greeted?.resolve()
 
-    let cursor = sameHistory ? since : target
-    let skipAllowed = !recovered
+    await follow(conn, sameHistory ? since : target, target, rows, !recovered)
+  }
+
+  /**
+   * Sends every event of the connection's channels after `cursor` (the log read up to `target`, and
+   * on as the publisher moves), then joins the live topic: the first live event is the one after the
+   * last sent. `rows` is a first page already read; `skipAllowed` lets the first seq read be past
+   * cursor + 1 (history that no longer reaches back; the caller said so).
+   */
+  const follow = async (
+    conn: Conn,
+    cursor: number,
+    target: number,
+    rows: LogRow[] | undefined,
+    skipAllowed: boolean,
+  ) => {
     for (;;) {
       while (cursor < target && !conn.closed) {
         rows ??= await readRange(db.read, cursor, target, REPLAY_PAGE)
@@ -205,6 +225,30 @@ export function createSocketLayer(deps: SocketDeps) {
       }
       target = publisher.lastSeq
     }
+  }
+
+  /**
+   * `snapshot=latest`: the connection message, then the latest values of the sensors its channels
+   * cover with the seq N they are as of (read in one consistent view), then every event after N,
+   * exactly as a resume from since=N goes on.
+   */
+  const startFromSnapshot = async (conn: Conn, channel: string, read: SnapshotReader) => {
+    reply(conn, connectionMessage(conn, 'connected', channel))
+    const greeted = conn.greeting
+    conn.greeting = undefined
+    greeted?.resolve()
+    const { seq, data } = await read(snapshotCoverage(conn.channels))
+    conn.replayCursor = seq
+    if (conn.closed) return
+    await sendPaced(conn, `{"type":"snapshot","seq":${seq},"data":${data}}`)
+    sent.control.inc()
+    // N may be committed but not yet published here (another instance's, not yet over Redis): the
+    // stream goes on from N, so this instance first publishes up to it from the log.
+    while (publisher.lastSeq < seq && !conn.closed && !stopping) {
+      await publisher.catchUp()
+      if (publisher.lastSeq < seq) await Bun.sleep(20)
+    }
+    await follow(conn, seq, publisher.lastSeq, undefined, false)
   }
 
   const connectionMessage = (
@@ -243,6 +287,14 @@ export function createSocketLayer(deps: SocketDeps) {
       refuse(ws, CLOSE.badQuery, 'since must be the integer seq of the last event you received')
       return false
     }
+    if (query.snapshot !== undefined && (query.snapshot !== 'latest' || !deps.snapshot)) {
+      refuse(ws, CLOSE.badQuery, 'snapshot must be latest (snapshot=latest)')
+      return false
+    }
+    if (query.snapshot !== undefined && query.since !== undefined) {
+      refuse(ws, CLOSE.badQuery, 'Use since to resume or snapshot=latest to start over, not both')
+      return false
+    }
     const conn = hub.add(ws, ip, admission.userId, admission.channels, admission.role)
     conn.tokenExpiresAt = admission.tokenExpiresAt
     conn.tokens = config.ws.messagesPerSecond * 2
@@ -250,16 +302,24 @@ export function createSocketLayer(deps: SocketDeps) {
     metrics.wsConnections.set(hub.size)
     metrics.wsConnectionsTotal.inc()
     const channel = admission.channels.join(',')
-    if (query.since === undefined) {
+    if (query.since === undefined && query.snapshot === undefined) {
       reply(conn, connectionMessage(conn, 'connected', channel))
       hub.join(conn)
       return true
     }
-    const since = Number(query.since)
     conn.catchingUp = true
-    conn.replayCursor = since
     conn.greeting = Promise.withResolvers<void>()
-    resume(conn, since, query.epoch, channel).catch((error) => {
+    let started: Promise<void>
+    if (query.snapshot !== undefined) {
+      // Retention keeps everything after what is published now, and so everything after the snapshot.
+      conn.replayCursor = publisher.lastSeq
+      started = startFromSnapshot(conn, channel, deps.snapshot!)
+    } else {
+      const since = Number(query.since)
+      conn.replayCursor = since
+      started = resume(conn, since, query.epoch, channel)
+    }
+    started.catch((error) => {
       conn.greeting?.resolve()
       conn.greeting = undefined
       if (error instanceof HistoryGap) {
@@ -273,7 +333,8 @@ export function createSocketLayer(deps: SocketDeps) {
         return
       }
       log.error('replay failed', { conn: conn.id, error: String(error) })
-      drop(conn, CLOSE.internal, 'Replay failed; reconnect with the same since', 'replay_error')
+      const again = query.snapshot ? 'the same query' : 'the same since'
+      drop(conn, CLOSE.internal, `Replay failed; reconnect with ${again}`, 'replay_error')
     })
     return true
   }

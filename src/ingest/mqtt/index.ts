@@ -65,6 +65,25 @@ function isTransient(error: unknown) {
   return typeof code === 'string' && TRANSIENT_SQLITE.test(code)
 }
 
+/**
+ * A sensor's tipo from what it sent: the names of its measurements joined with _, the original's two
+ * first (temperatura_humedad, as before), then the others as they first appeared; at most 100 characters.
+ */
+export function tipoOf(readings: ReadingCreate[]) {
+  const names = new Set<string>()
+  for (const r of readings) for (const name in r.values ?? {}) names.add(name)
+  const ordered = [
+    ...['temperatura', 'humedad'].filter((name) => names.has(name)),
+    ...[...names].filter((name) => name !== 'temperatura' && name !== 'humedad'),
+  ]
+  let tipo = ordered[0] ?? 'desconocido'
+  for (const name of ordered.slice(1)) {
+    if (tipo.length + 1 + name.length > 100) break
+    tipo += `_${name}`
+  }
+  return tipo
+}
+
 /** A sensor created on first contact: its tipo says which measures it sent. */
 async function registerSensor(
   ctx: IngestContext,
@@ -72,13 +91,7 @@ async function registerSensor(
   readings: ReadingCreate[],
   topic: string,
 ) {
-  const has = (key: 'temperatura' | 'humedad') => readings.some((r) => r[key] != null)
-  const tipo =
-    has('temperatura') && has('humedad')
-      ? 'temperatura_humedad'
-      : has('humedad')
-        ? 'humedad'
-        : 'temperatura'
+  const tipo = tipoOf(readings)
   await ctx.emitter.transact(async (tx, emit) => {
     if ((await existingIds(tx, sensors, [id])).has(id)) return
     const now = Date.now()

@@ -1,6 +1,8 @@
 // Turns an MQTT message (topic + payload bytes) into reading bodies for the readings service, or says why not.
 import { iso, parseIso } from '../../lib/time'
-import { HUMIDITY, TEMPERATURE, type ReadingCreate } from '../../modules/readings/model'
+import { MAX_MEASUREMENTS, type ReadingCreate } from '../../modules/readings/model'
+import { isVariableName, physicalBounds, type Values } from '../../modules/readings/values'
+import { NAME_RULE } from '../../modules/variables/model'
 
 export type RejectReason =
   | 'bad_topic'
@@ -29,9 +31,6 @@ const EPOCH_SECONDS_BELOW = 1e11
 const EARLIEST_TS = Date.UTC(2000, 0, 1)
 const FUTURE_SLACK_MS = 24 * 3600 * 1000
 
-const MEASURES = { temperatura: TEMPERATURE, humedad: HUMIDITY } as const
-type Measure = keyof typeof MEASURES
-
 /** Position of the sensor id level in a topic filter: its first `+` (after any `$share/<group>/`). */
 export function sensorLevel(filter: string): number {
   return filter
@@ -56,28 +55,41 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
 
 const describe = (value: unknown) => JSON.stringify(value)?.slice(0, 60) ?? String(value)
 
-function values(input: Record<string, unknown>, at: string) {
-  const out: Partial<Record<Measure, number | null>> = {}
+/** Named measurements, any names (null = not measured); at least one. */
+function values(input: Record<string, unknown>, at: string): Values {
+  const out: Values = {}
+  let count = 0
   for (const [key, value] of Object.entries(input)) {
-    if (!(key in MEASURES))
+    if (!isVariableName(key))
       throw new Rejection(
         'invalid_payload',
-        `${at}${key} is not a measure: send temperatura and/or humedad (numbers or null).`,
+        `${at}${key.slice(0, 80)} is not a measurement name: use ${NAME_RULE}.`,
       )
-    const measure = key as Measure
-    if (value !== null && typeof value !== 'number')
+    if (value === null) continue
+    if (typeof value !== 'number' || !Number.isFinite(value))
       throw new Rejection(
         'invalid_payload',
-        `${at}${measure} must be a number or null, not ${describe(value)}.`,
+        `${at}${key} must be a finite number or null, not ${describe(value)}.`,
       )
-    const { minimum, maximum } = MEASURES[measure]
-    if (value !== null && (value < minimum || value > maximum))
+    const bounds = physicalBounds(key)
+    if (bounds && (value < bounds.minimum || value > bounds.maximum))
       throw new Rejection(
         'out_of_range',
-        `${at}${measure} ${value} is outside ${minimum}..${maximum}: check the sensor.`,
+        `${at}${key} ${value} is outside ${bounds.minimum}..${bounds.maximum}: check the sensor.`,
       )
-    out[measure] = value
+    out[key] = value
+    count += 1
   }
+  if (count === 0)
+    throw new Rejection(
+      'invalid_payload',
+      `${at || 'The payload '}has no measurement: send numbers such as {"temperatura":23.5,"co2":415}.`,
+    )
+  if (count > MAX_MEASUREMENTS)
+    throw new Rejection(
+      'invalid_payload',
+      `${at || 'The payload '}has ${count} measurements; a reading carries at most ${MAX_MEASUREMENTS}.`,
+    )
   return out
 }
 
@@ -99,14 +111,15 @@ function instant(ts: unknown, at: string, now: number): number {
   return ms
 }
 
-/** One item: a flat `{temperatura, humedad}` (server time) or `{ts, values: {…}}`. */
+/** One item: flat measurements `{temperatura, co2, …}` (server time) or `{ts, values: {…}}`. */
 function item(input: unknown, sensorId: number, at: string, now: number): ReadingCreate {
   if (!isObject(input))
     throw new Rejection(
       'invalid_payload',
       `${at || 'The payload '}must be an object such as {"temperatura":23.5,"humedad":65.2}, not ${describe(input)}.`,
     )
-  if (!('values' in input) && !('ts' in input)) return { sensor_id: sensorId, ...values(input, at) }
+  if (!('values' in input) && !('ts' in input))
+    return { sensor_id: sensorId, values: values(input, at) }
   const { ts, values: inner, ...extra } = input
   const unexpected = Object.keys(extra)[0]
   if (unexpected !== undefined)
@@ -121,7 +134,7 @@ function item(input: unknown, sensorId: number, at: string, now: number): Readin
     )
   return {
     sensor_id: sensorId,
-    ...values(inner, `${at}values.`),
+    values: values(inner, `${at}values.`),
     timestamp: iso(instant(ts, at, now)),
   }
 }

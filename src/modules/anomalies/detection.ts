@@ -11,26 +11,21 @@ import {
   higherSeverity,
   newState,
   step,
+  type DetectorOptions,
   type Hit,
   type Rule,
   type Severity,
+  type ThresholdRule,
   type VariableState,
 } from '../../intelligence/detector'
-import { stateKey, VARIABLES } from '../../intelligence'
+import { stateKey } from '../../intelligence'
 import { insertOne, updateOne } from '../../lib/crud'
 import type { Emit } from '../../realtime/emitter'
+import type { StoredValues } from '../latest/service'
 import type { Thresholds } from '../thresholds/model'
 import { anomalyResource, transition } from './service'
 
 type AnomalyRow = typeof anomalies.$inferSelect
-
-export interface CheckedReading {
-  id: number
-  sensor_id: number
-  temperatura: number | null
-  humedad: number | null
-  timestamp: string
-}
 
 const RULES: readonly Rule[] = ['threshold', 'statistical']
 
@@ -90,16 +85,38 @@ const changes = (row: AnomalyRow) => ({
   updated_at: row.updated_at,
 })
 
+/** Detector options per variable (any variable gets its own), made once per warm-up setting. */
+const optionsCache = new Map<number, Map<string, DetectorOptions>>()
+function optionsFor(variable: string, warmup: number) {
+  let byVariable = optionsCache.get(warmup)
+  if (!byVariable) optionsCache.set(warmup, (byVariable = new Map()))
+  let options = byVariable.get(variable)
+  if (!options) {
+    options = detectorOptions(variable, warmup)
+    if (byVariable.size < 10_000) byVariable.set(variable, options)
+  }
+  return options
+}
+
+/** What one sensor variable needs per reading, looked up once per batch. */
+interface Slot {
+  key: string
+  state: VariableState
+  rule: ThresholdRule | null
+  options: DetectorOptions
+}
+
 /**
- * Checks stored readings and records what they reveal: a hit opens an anomaly (anomaly_detected) or
- * folds into the open one of the same sensor, variable and rule (updated once per batch); enough
- * normal readings in a row resolve it (updated). Runs in the caller's transaction.
+ * Checks stored readings and records what they reveal, for every measurement they carry: a hit opens
+ * an anomaly (anomaly_detected) or folds into the open one of the same sensor, variable and rule
+ * (updated once per batch); enough normal readings in a row resolve it (updated). Each sensor
+ * variable has its own detector state and warm-up. Runs in the caller's transaction.
  */
 export async function detectAnomalies(
   { intelligence }: Services,
   tx: Tx,
   emit: Emit,
-  readings: CheckedReading[],
+  readings: readonly StoredValues[],
 ) {
   if (readings.length === 0) return
   const ids = [...new Set(readings.map((r) => r.sensor_id))]
@@ -107,39 +124,49 @@ export async function detectAnomalies(
   const states = await intelligence.states.take(tx, ids)
   const open = await loadOpen(tx, ids)
   const { warmupReadings, autoResolveReadings } = intelligence.options
-  const options = {
-    temperatura: detectorOptions('temperatura', warmupReadings),
-    humedad: detectorOptions('humedad', warmupReadings),
-  }
   const touched = new Map<string, VariableState>()
   const dirty = new Set<string>()
   const now = Date.now()
 
-  const ordered = readings
-    .map((reading) => ({ reading, t: Date.parse(reading.timestamp) }))
-    .sort((a, b) => a.t - b.t || a.reading.id - b.reading.id)
-  for (const { reading, t } of ordered) {
-    for (const variable of VARIABLES) {
-      const x = reading[variable]
-      if (x === null) continue
-      const key = stateKey(reading.sensor_id, variable)
-      let state = states.get(key)
-      if (!state) states.set(key, (state = newState()))
-      if (!touched.has(key)) {
-        intelligence.states.evict(key)
-        touched.set(key, state)
-      }
-      const rule = rules.get(reading.sensor_id)?.[variable] ?? null
-      const hits = step(state, t, x, rule, options[variable])
+  // Sensor variables with an open anomaly: only those need the auto-resolve check.
+  const withOpen = new Set<string>()
+  for (const row of open.values()) withOpen.add(stateKey(row.sensor_id, row.variable))
+  const slots = new Map<number, Map<string, Slot>>()
+  const slotOf = (sensorId: number, variable: string): Slot => {
+    let bySensor = slots.get(sensorId)
+    if (!bySensor) slots.set(sensorId, (bySensor = new Map()))
+    let slot = bySensor.get(variable)
+    if (slot) return slot
+    const key = stateKey(sensorId, variable)
+    let state = states.get(key)
+    if (!state) states.set(key, (state = newState()))
+    intelligence.states.evict(key)
+    touched.set(key, state)
+    const own = rules.get(sensorId)
+    const rule = own && Object.hasOwn(own, variable) ? own[variable]! : null
+    slot = { key, state, rule, options: optionsFor(variable, warmupReadings) }
+    bySensor.set(variable, slot)
+    return slot
+  }
+
+  const ordered = [...readings].sort((a, b) => a.t - b.t || a.id - b.id)
+  for (const reading of ordered) {
+    const t = reading.t
+    for (const variable in reading.values) {
+      const { key, state, rule, options } = slotOf(reading.sensor_id, variable)
+      const hits = step(state, t, reading.values[variable]!, rule, options)
       for (const hit of hits) {
         const slot = `${key}:${hit.rule}`
         const row = open.get(slot)
         if (row) {
           fold(row, hit, reading.id, t, now)
           dirty.add(slot)
-        } else open.set(slot, await openAnomaly(tx, emit, reading, variable, hit, t, now))
+        } else {
+          open.set(slot, await openAnomaly(tx, emit, reading, variable, hit, t, now))
+          withOpen.add(key)
+        }
       }
-      if (autoResolveReadings === 0) continue
+      if (autoResolveReadings === 0 || !withOpen.has(key)) continue
       for (const ruleName of RULES) {
         const slot = `${key}:${ruleName}`
         const row = open.get(slot)
@@ -176,7 +203,7 @@ function fold(row: AnomalyRow, hit: Hit, readingId: number, t: number, now: numb
 async function openAnomaly(
   tx: Tx,
   emit: Emit,
-  reading: CheckedReading,
+  reading: StoredValues,
   variable: string,
   hit: Hit,
   t: number,

@@ -1,9 +1,8 @@
 // Anomaly schemas: what was seen on which variable, how bad it is and where it stands in its lifecycle.
 import { t } from 'elysia'
 import { Id, OneOf, pagination, timeRange } from '../../lib/schemas'
+import { VariableName } from '../variables/model'
 
-export const VARIABLES = ['temperatura', 'humedad'] as const
-export const Variable = OneOf(VARIABLES, { examples: ['temperatura'] })
 export const SEVERITIES = ['warning', 'minor', 'major', 'critical'] as const
 export const Severity = OneOf(SEVERITIES, { examples: ['major'] })
 export const STATUSES = ['open', 'acknowledged', 'resolved'] as const
@@ -13,18 +12,22 @@ export const Anomaly = t.Object({
   id: t.Integer({ examples: [7] }),
   sensor_id: t.Integer({ examples: [1] }),
   reading_id: t.Nullable(t.Integer()),
-  variable: Variable,
+  variable: t.String({
+    description:
+      'The measurement it is about (any variable); `last_seen` for an offline sensor (kind offline)',
+    examples: ['temperatura'],
+  }),
   value: t.Number({ examples: [48.2] }),
   severity: Severity,
   status: Status,
   rule: t.String({
-    description: 'What raised it: threshold, statistical or manual',
+    description: 'What raised it: threshold, statistical, liveness or manual',
     examples: ['threshold'],
   }),
   kind: t.Nullable(
     t.String({
       description:
-        'What opened it: above_max or below_min (threshold), spike, stuck or drift (statistical)',
+        'What opened it: above_max or below_min (threshold), spike, stuck or drift (statistical), offline (liveness)',
       examples: ['above_max'],
     }),
   ),
@@ -43,7 +46,7 @@ export type Anomaly = typeof Anomaly.static
 
 const fields = {
   sensor_id: Id,
-  variable: Variable,
+  variable: VariableName,
   value: t.Number({ minimum: -1e9, maximum: 1e9, examples: [48.2] }),
   severity: t.Optional(Severity),
   status: t.Optional(Status),
@@ -64,8 +67,8 @@ export const AnomalyQuery = t.Object({
   sensor_id: t.Optional(Id),
   status: t.Optional(Status),
   severity: t.Optional(Severity),
-  variable: t.Optional(Variable),
-  rule: t.Optional(OneOf(['threshold', 'statistical', 'manual'])),
+  variable: t.Optional(VariableName),
+  rule: t.Optional(OneOf(['threshold', 'statistical', 'liveness', 'manual'])),
   ...timeRange,
 })
 export type AnomalyQuery = typeof AnomalyQuery.static

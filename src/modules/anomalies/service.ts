@@ -29,7 +29,7 @@ export const anomalyResource: Resource<Row, Anomaly> = {
     id: row.id,
     sensor_id: row.sensor_id,
     reading_id: row.reading_id,
-    variable: row.variable as Anomaly['variable'],
+    variable: row.variable,
     value: row.value,
     severity: row.severity as Anomaly['severity'],
     status: row.status as Anomaly['status'],

@@ -1,7 +1,7 @@
 // Prediction schemas: the original's request {sensor_id, variable, horizon_minutes} and the stored forecast.
 import { t } from 'elysia'
 import { Id, OneOf, pagination, timeRange } from '../../lib/schemas'
-import { Variable } from '../anomalies/model'
+import { VariableName } from '../variables/model'
 
 export const PREDICTION_STATUSES = ['pending', 'completed', 'failed'] as const
 
@@ -16,7 +16,7 @@ export type ForecastPoint = typeof ForecastPoint.static
 export const Prediction = t.Object({
   id: t.Integer({ examples: [5] }),
   sensor_id: t.Integer({ examples: [1] }),
-  variable: Variable,
+  variable: t.String({ examples: ['temperatura'] }),
   horizon_minutes: t.Integer({ examples: [60] }),
   status: OneOf(PREDICTION_STATUSES, { examples: ['completed'] }),
   model: t.Nullable(t.String({ examples: ['holt'] })),
@@ -31,7 +31,7 @@ export type Prediction = typeof Prediction.static
 
 export const PredictionCreate = t.Object({
   sensor_id: Id,
-  variable: Variable,
+  variable: VariableName,
   horizon_minutes: t.Integer({
     minimum: 1,
     maximum: 10_080,
@@ -44,7 +44,7 @@ export type PredictionCreate = typeof PredictionCreate.static
 export const PredictionQuery = t.Object({
   ...pagination,
   sensor_id: t.Optional(Id),
-  variable: t.Optional(Variable),
+  variable: t.Optional(VariableName),
   status: t.Optional(OneOf(PREDICTION_STATUSES)),
   ...timeRange,
 })

@@ -2,14 +2,14 @@
 // it with a reason) off the request path and announces the outcome as prediction_completed.
 import { and, asc, desc, eq, gte, inArray, isNotNull, lte } from 'drizzle-orm'
 import type { Services } from '../../context'
-import { predictions, readings } from '../../db/schema'
+import { measurement } from '../../db/measurements'
+import { latestValues, predictions, readings } from '../../db/schema'
 import { forecastReadings, type Point } from '../../intelligence/forecast'
-import { VARIABLES, type Variable } from '../../intelligence'
 import { deleteOne, findOne, findPage, insertOne, updateOne, type Resource } from '../../lib/crud'
 import { AppError, UnavailableError } from '../../lib/errors'
 import { instant, iso } from '../../lib/time'
+import { physicalBounds } from '../readings/values'
 import { checkSensors } from '../sensors/service'
-import { HUMIDITY, TEMPERATURE } from '../readings/model'
 import type { ForecastPoint, Prediction, PredictionCreate, PredictionQuery } from './model'
 
 type Row = typeof predictions.$inferSelect
@@ -21,7 +21,7 @@ export const predictionResource: Resource<Row, Prediction> = {
   toDto: (row) => ({
     id: row.id,
     sensor_id: row.sensor_id,
-    variable: row.variable as Prediction['variable'],
+    variable: row.variable,
     horizon_minutes: row.horizon_minutes,
     status: row.status as Prediction['status'],
     model: row.model,
@@ -39,9 +39,12 @@ const DAY = 86_400_000
 const historyMs = (horizonMinutes: number) =>
   Math.min(Math.max(7 * DAY, 3 * horizonMinutes * 60_000), 60 * DAY)
 const MAX_HISTORY_ROWS = 200_000
-const BOUNDS: Record<Variable, { min: number; max: number }> = {
-  temperatura: { min: TEMPERATURE.minimum, max: TEMPERATURE.maximum },
-  humedad: { min: HUMIDITY.minimum, max: HUMIDITY.maximum },
+/** A forecast stays within the variable's physical range; other variables are not bounded. */
+const boundsOf = (variable: string) => {
+  const bounds = physicalBounds(variable)
+  return bounds
+    ? { min: bounds.minimum, max: bounds.maximum }
+    : { min: -Number.MAX_VALUE, max: Number.MAX_VALUE }
 }
 
 export const listPredictions = ({ db }: Services, q: PredictionQuery) =>
@@ -95,33 +98,33 @@ export async function requestPrediction(services: Services, input: PredictionCre
   return pending
 }
 
-/** The sensor variable's history, oldest first, as far back as the horizon needs. */
-async function loadHistory(
-  { db }: Services,
-  sensorId: number,
-  variable: Variable,
-  horizon: number,
-) {
-  const column = readings[variable]
+/**
+ * The sensor variable's history, oldest first, as far back as the horizon needs, counted back from
+ * its newest value (the last-value store has it).
+ */
+async function loadHistory({ db }: Services, sensorId: number, variable: string, horizon: number) {
+  const column = measurement(db.read, variable)
   const [latest] = await db.read
-    .select({ t: readings.timestamp })
-    .from(readings)
-    .where(eq(readings.sensor_id, sensorId))
-    .orderBy(desc(readings.timestamp))
-    .limit(1)
+    .select({ t: latestValues.timestamp })
+    .from(latestValues)
+    .where(and(eq(latestValues.sensor_id, sensorId), eq(latestValues.variable, variable)))
   if (!latest) return []
   const rows = await db.read
     .select({ t: readings.timestamp, x: column })
     .from(readings)
     .where(
-      and(eq(readings.sensor_id, sensorId), gte(readings.timestamp, latest.t - historyMs(horizon))),
+      and(
+        eq(readings.sensor_id, sensorId),
+        gte(readings.timestamp, latest.t - historyMs(horizon)),
+        isNotNull(column),
+      ),
     )
     .orderBy(desc(readings.timestamp))
     .limit(MAX_HISTORY_ROWS)
   const points: Point[] = []
   for (let i = rows.length - 1; i >= 0; i--) {
     const { t, x } = rows[i]!
-    if (x !== null) points.push({ t, x })
+    if (x !== null) points.push({ t, x: Number(x) })
   }
   return points
 }
@@ -130,11 +133,10 @@ async function loadHistory(
 export async function computePrediction(services: Services, id: number) {
   const [row] = await services.db.read.select().from(predictions).where(eq(predictions.id, id))
   if (!row || row.status !== 'pending') return
-  const variable = row.variable as Variable
-  const history = await loadHistory(services, row.sensor_id, variable, row.horizon_minutes)
+  const history = await loadHistory(services, row.sensor_id, row.variable, row.horizon_minutes)
   let outcome
   try {
-    outcome = forecastReadings(history, row.horizon_minutes, BOUNDS[variable])
+    outcome = forecastReadings(history, row.horizon_minutes, boundsOf(row.variable))
   } catch (error) {
     outcome = { ok: false as const, reason: `The forecast could not be computed: ${String(error)}` }
   }
@@ -244,23 +246,25 @@ export async function forecastActiveSensors(services: Services, seconds: number,
         .where(and(eq(predictions.status, 'pending'), inArray(predictions.sensor_id, ids)))
     ).map((p) => `${p.sensor_id}:${p.variable}`),
   )
-  for (const sensor_id of ids)
-    for (const variable of VARIABLES) {
-      if (busy.has(`${sensor_id}:${variable}`) || services.intelligence.jobs.full) continue
-      const [has] = await db.read
-        .select({ id: readings.id })
-        .from(readings)
-        .where(
-          and(
-            eq(readings.sensor_id, sensor_id),
-            gte(readings.created_at, since),
-            isNotNull(readings[variable]),
-          ),
-        )
-        .limit(1)
-      if (!has) continue
-      await requestPrediction(services, { sensor_id, variable, horizon_minutes: horizon }).catch(
-        () => undefined,
+  // Each variable an active sensor measures (the last-value store lists them) that it measured lately.
+  const pairs = await db.read
+    .select({ sensor_id: latestValues.sensor_id, variable: latestValues.variable })
+    .from(latestValues)
+    .where(inArray(latestValues.sensor_id, ids))
+    .orderBy(asc(latestValues.sensor_id), asc(latestValues.variable))
+  for (const { sensor_id, variable } of pairs) {
+    if (busy.has(`${sensor_id}:${variable}`) || services.intelligence.jobs.full) continue
+    const value = measurement(db.read, variable)
+    const [has] = await db.read
+      .select({ id: readings.id })
+      .from(readings)
+      .where(
+        and(eq(readings.sensor_id, sensor_id), gte(readings.created_at, since), isNotNull(value)),
       )
-    }
+      .limit(1)
+    if (!has) continue
+    await requestPrediction(services, { sensor_id, variable, horizon_minutes: horizon }).catch(
+      () => undefined,
+    )
+  }
 }

@@ -1,6 +1,7 @@
 // REST routes for readings under /api/v1/readings, including the all-or-none batch.
 import { Elysia, t } from 'elysia'
 import type { Services } from '../../context'
+import { checkBody } from '../../lib/json-body'
 import { errors, IdParams } from '../../lib/schemas'
 import {
   Reading,
@@ -19,6 +20,13 @@ import {
   patchReading,
   replaceReading,
 } from './service'
+import { checkReadingBody } from './values'
+
+/** Measurements checked as sent (lib/json-body.ts says why). */
+const readingBody = (nullable: boolean) => checkBody((body) => checkReadingBody(body, '', nullable))
+const batchBody = checkBody((body) => {
+  if (Array.isArray(body)) body.forEach((item, i) => checkReadingBody(item, `[${i}].`, false))
+})
 
 export const readingsModule = (services: Services) =>
   new Elysia({ name: 'readings', prefix: '/api/v1/readings', detail: { tags: ['readings'] } })
@@ -48,12 +56,13 @@ export const readingsModule = (services: Services) =>
     })
     .post('/', async ({ body, status }) => status(201, await createReading(services, body)), {
       parse: 'json',
+      transform: readingBody(false),
       body: ReadingCreate,
       response: { 201: Reading, ...errors },
       detail: {
         summary: 'Store a reading',
         description:
-          'Emits `created` on readings, readings:<sensor_id>, sensors:<sensor_id> and general.',
+          'The original body (temperatura, humedad) and/or `values` with any named measurements; at least one. A name not seen before is registered as a variable (GET /api/v1/variables). Emits `created` on readings, readings:<sensor_id>, sensors:<sensor_id> and general.',
       },
     })
     .post(
@@ -61,6 +70,7 @@ export const readingsModule = (services: Services) =>
       async ({ body, status }) => status(201, await createReadings(services, body, true)),
       {
         parse: 'json',
+        transform: batchBody,
         body: ReadingBatch,
         response: { 201: t.Array(Reading), ...errors },
         detail: {
@@ -73,6 +83,7 @@ export const readingsModule = (services: Services) =>
     .put('/:id', ({ params, body }) => replaceReading(services, params.id, body), {
       params: IdParams,
       parse: 'json',
+      transform: readingBody(false),
       body: ReadingReplace,
       response: { 200: Reading, ...errors },
       detail: {
@@ -84,12 +95,13 @@ export const readingsModule = (services: Services) =>
     .patch('/:id', ({ params, body }) => patchReading(services, params.id, body), {
       params: IdParams,
       parse: 'json',
+      transform: readingBody(true),
       body: ReadingPatch,
       response: { 200: Reading, ...errors },
       detail: {
         summary: 'Correct some fields of a reading',
         description:
-          'Only the fields in the body change; not checked for anomalies. Emits `updated` on readings, readings:<sensor_id>, sensors:<sensor_id>, general.',
+          'Measurements named (at the top level or in `values`) are set, null removes one; the others stay. Not checked for anomalies. Emits `updated` on readings, readings:<sensor_id>, sensors:<sensor_id>, general.',
       },
     })
     .delete(

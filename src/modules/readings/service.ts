@@ -13,11 +13,14 @@ import {
   updateOne,
   type Resource,
 } from '../../lib/crud'
-import { InvalidFieldError } from '../../lib/errors'
+import { UnknownReferenceError } from '../../lib/errors'
 import { GroupCommit } from '../../lib/group-commit'
 import { instant, iso } from '../../lib/time'
 import { detectAnomalies } from '../anomalies/detection'
+import { refreshLatest, updateLatest, type StoredValues } from '../latest/service'
+import { markSeen, sensorStatuses } from '../liveness/service'
 import { checkSensors } from '../sensors/service'
+import { registerVariables, rememberVariables, unregistered } from '../variables/service'
 import type {
   Reading,
   ReadingBatch,
@@ -26,6 +29,7 @@ import type {
   ReadingQuery,
   ReadingReplace,
 } from './model'
+import { measurementsOf, patchMeasurements, type Values } from './values'
 
 type Row = typeof readings.$inferSelect
 
@@ -36,8 +40,9 @@ export const readingResource: Resource<Row, Reading> = {
   toDto: (row) => ({
     id: row.id,
     sensor_id: row.sensor_id,
-    temperatura: row.temperatura,
-    humedad: row.humedad,
+    temperatura: row.values.temperatura ?? null,
+    humedad: row.values.humedad ?? null,
+    values: row.values,
     timestamp: iso(row.timestamp),
     created_at: iso(row.created_at),
   }),
@@ -45,29 +50,40 @@ export const readingResource: Resource<Row, Reading> = {
 
 /** Checks one body and turns it into a row; `at` prefixes field names inside a batch. */
 function toRow(input: ReadingCreate, now: number, at = '') {
-  const temperatura = input.temperatura ?? null
-  const humedad = input.humedad ?? null
-  if (temperatura === null && humedad === null)
-    throw new InvalidFieldError(
-      `${at}temperatura`,
-      `${at ? `Item ${at.slice(0, -1)}` : 'A reading'} needs temperatura, humedad or both.`,
-    )
   return {
     sensor_id: input.sensor_id,
-    temperatura,
-    humedad,
+    values: measurementsOf(input, at),
     timestamp: input.timestamp === undefined ? now : instant(input.timestamp, `${at}timestamp`),
     created_at: now,
   }
 }
+
+const UNKNOWN_SENSOR_HINT = 'create it with POST /api/v1/sensors before sending its readings.'
 
 const checkReadingSensors = (tx: Tx, rows: { sensor_id: number }[], at: (i: number) => string) =>
   checkSensors(
     tx,
     rows.map((r) => r.sensor_id),
     (i) => `${at(i)}sensor_id`,
-    'create it with POST /api/v1/sensors before sending its readings.',
+    UNKNOWN_SENSOR_HINT,
   )
+
+/** The liveness status of every sensor the rows name; a 422 naming the first unknown one. */
+async function readingSensors(tx: Tx, rows: { sensor_id: number }[], at: (i: number) => string) {
+  const statuses = await sensorStatuses(
+    tx,
+    rows.map((r) => r.sensor_id),
+  )
+  const missing = rows.findIndex((r) => !statuses.has(r.sensor_id))
+  if (missing >= 0)
+    throw new UnknownReferenceError(
+      `${at(missing)}sensor_id`,
+      'Sensor',
+      rows[missing]!.sensor_id,
+      UNKNOWN_SENSOR_HINT,
+    )
+  return statuses
+}
 
 export const listReadings = ({ db }: Services, q: ReadingQuery) => {
   const order = q.order === 'asc' ? asc : desc
@@ -88,19 +104,34 @@ export const listReadings = ({ db }: Services, q: ReadingQuery) => {
 export const getReading = ({ db }: Services, id: number) => findOne(db.read, readingResource, id)
 
 /**
- * Stores readings in one transaction: every one is checked first, then all are written, or none; the
- * anomaly detector runs on them in that same transaction.
+ * Stores readings in one transaction: every one is checked first, then all are written, or none. In
+ * that same transaction, their sensors are marked seen (online again if they were not), names not
+ * seen before are registered as variables, the last-value store takes the newest values, and the
+ * anomaly detector checks every measurement.
  */
 export async function createReadings(services: Services, inputs: ReadingBatch, batch: boolean) {
   const now = Date.now()
   const at = (i: number) => (batch ? `[${i}].` : '')
   const rows = inputs.map((input, i) => toRow(input, now, at(i)))
-  return services.emitter.transact(async (tx, emit) => {
-    await checkReadingSensors(tx, rows, at)
+  const names = new Set<string>()
+  for (const row of rows) for (const name in row.values) names.add(name)
+  const fresh = unregistered(services, names)
+  const stored = await services.emitter.transact(async (tx, emit) => {
+    const statuses = await readingSensors(tx, rows, at)
+    await registerVariables(tx, fresh, now)
     const stored = await insertMany(tx, emit, readingResource, rows)
-    await detectAnomalies(services, tx, emit, stored)
+    // After the readings' events: a client that waits for the next event after a POST gets the reading.
+    await markSeen(tx, emit, statuses, now)
+    const checked = stored.map((reading, i): StoredValues => ({
+      ...reading,
+      t: rows[i]!.timestamp,
+    }))
+    await updateLatest(tx, checked)
+    await detectAnomalies(services, tx, emit, checked)
     return stored
   })
+  rememberVariables(services, fresh)
+  return stored
 }
 
 // Single POSTs that arrive together share one transaction (one commit, one detector pass per sensor).
@@ -117,26 +148,48 @@ export function createReading(services: Services, input: ReadingCreate) {
   return group.add(input)
 }
 
-export const replaceReading = (services: Services, id: number, input: ReadingReplace) =>
-  patchReading(services, id, { temperatura: null, humedad: null, ...input })
+/** Every (sensor, variable) whose newest value a change of these readings may have moved. */
+function touched(...readings: { sensor_id: number; values: Values }[]) {
+  const pairs = new Map<string, [number, string]>()
+  for (const { sensor_id, values } of readings)
+    for (const variable in values) pairs.set(`${sensor_id}:${variable}`, [sensor_id, variable])
+  return pairs.values()
+}
 
-export const patchReading = ({ emitter }: Services, id: number, patch: ReadingPatch) =>
+/**
+ * Writes a corrected reading (sensor, time and measurements as `measure` makes them from the stored
+ * ones) and repairs the last-value store for the old and the new values.
+ */
+const correct = (
+  { emitter }: Services,
+  id: number,
+  patch: { sensor_id?: number; timestamp?: string },
+  measure: (current: Values) => Values,
+) =>
   emitter.transact(async (tx, emit) => {
     const current = await findRow(tx, readingResource, id)
-    const merged = { ...current, ...defined(patch) }
-    const row = toRow(
-      {
-        sensor_id: merged.sensor_id,
-        temperatura: merged.temperatura,
-        humedad: merged.humedad,
-        timestamp: patch.timestamp,
-      },
-      current.timestamp,
-    )
+    const row = {
+      sensor_id: patch.sensor_id ?? current.sensor_id,
+      values: measure(current.values),
+      timestamp:
+        patch.timestamp === undefined ? current.timestamp : instant(patch.timestamp, 'timestamp'),
+    }
     if (patch.sensor_id !== undefined) await checkReadingSensors(tx, [row], () => '')
-    const { created_at: _, ...changes } = row
-    return updateOne(tx, emit, readingResource, id, changes)
+    const dto = await updateOne(tx, emit, readingResource, id, row)
+    await refreshLatest(tx, touched(current, row))
+    return dto
   })
 
+/** PUT: the body is the whole reading; measurements left out are gone. */
+export const replaceReading = (services: Services, id: number, input: ReadingReplace) =>
+  correct(services, id, input, () => measurementsOf(input))
+
+/** PATCH: named measurements are set (null removes one), the others kept. */
+export const patchReading = (services: Services, id: number, patch: ReadingPatch) =>
+  correct(services, id, defined(patch), (current) => patchMeasurements(current, patch))
+
 export const deleteReading = ({ emitter }: Services, id: number) =>
-  emitter.transact((tx, emit) => deleteOne(tx, emit, readingResource, id))
+  emitter.transact(async (tx, emit) => {
+    const dto = await deleteOne(tx, emit, readingResource, id)
+    await refreshLatest(tx, touched(dto))
+  })

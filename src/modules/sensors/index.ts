@@ -1,7 +1,9 @@
 // REST routes for sensors under /api/v1/sensors.
 import { Elysia, t } from 'elysia'
 import type { Services } from '../../context'
+import { checkBody, isPlainObject } from '../../lib/json-body'
 import { errors, IdParams } from '../../lib/schemas'
+import { checkRules } from '../thresholds/service'
 import { Sensor, SensorCreate, SensorPatch, SensorQuery } from './model'
 import {
   createSensor,
@@ -11,6 +13,11 @@ import {
   patchSensor,
   replaceSensor,
 } from './service'
+
+/** A sensor body's `thresholds` checked as sent (lib/json-body.ts says why). */
+const sensorBody = checkBody((body) => {
+  if (isPlainObject(body) && body.thresholds != null) checkRules(body.thresholds)
+})
 
 export const sensorsModule = (services: Services) =>
   new Elysia({ name: 'sensors', prefix: '/api/v1/sensors', detail: { tags: ['sensors'] } })
@@ -37,6 +44,7 @@ export const sensorsModule = (services: Services) =>
     })
     .post('/', async ({ body, status }) => status(201, await createSensor(services, body)), {
       parse: 'json',
+      transform: sensorBody,
       body: SensorCreate,
       response: { 201: Sensor, ...errors },
       detail: {
@@ -47,6 +55,7 @@ export const sensorsModule = (services: Services) =>
     .put('/:id', ({ params, body }) => replaceSensor(services, params.id, body), {
       params: IdParams,
       parse: 'json',
+      transform: sensorBody,
       body: SensorCreate,
       response: { 200: Sensor, ...errors },
       detail: {
@@ -58,6 +67,7 @@ export const sensorsModule = (services: Services) =>
     .patch('/:id', ({ params, body }) => patchSensor(services, params.id, body), {
       params: IdParams,
       parse: 'json',
+      transform: sensorBody,
       body: SensorPatch,
       response: { 200: Sensor, ...errors },
       detail: {

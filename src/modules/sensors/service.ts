@@ -31,6 +31,9 @@ export const sensorResource: Resource<Row, Sensor> = {
     nombre: row.nombre,
     location_id: row.location_id,
     thresholds: (row.thresholds as Thresholds | null) ?? null,
+    status: row.status,
+    last_seen: row.last_seen === null ? null : iso(row.last_seen),
+    offline_after: row.offline_after,
     created_at: iso(row.created_at),
     updated_at: iso(row.updated_at),
   }),
@@ -59,7 +62,7 @@ export const checkSensors = (
 async function wholeSensor(tx: Tx, input: SensorCreate) {
   await checkLocation(tx, input.location_id)
   checkThresholds(input.thresholds)
-  return { nombre: null, location_id: null, thresholds: null, ...input }
+  return { nombre: null, location_id: null, thresholds: null, offline_after: null, ...input }
 }
 
 export const listSensors = ({ db }: Services, q: SensorQuery) =>
@@ -69,6 +72,7 @@ export const listSensors = ({ db }: Services, q: SensorQuery) =>
     and(
       q.tipo ? eq(sensors.tipo, q.tipo) : undefined,
       q.location_id ? eq(sensors.location_id, q.location_id) : undefined,
+      q.status ? eq(sensors.status, q.status) : undefined,
     ),
     [asc(sensors.id)],
     q.limit,

@@ -56,6 +56,7 @@ const TAGS = [
   { name: 'locations', description: 'Places where sensors are installed' },
   { name: 'readings', description: 'Readings: any named measurements of a sensor' },
   { name: 'variables', description: 'The measurement names in use, with units' },
+  { name: 'latest', description: 'Each sensor’s status and newest value of every variable' },
   { name: 'anomalies', description: 'Anomalies detected on readings' },
   { name: 'predictions', description: 'Forecasts of a sensor variable' },
   {

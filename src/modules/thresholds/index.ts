@@ -1,12 +1,14 @@
 // REST routes for per-type threshold defaults under /api/v1/sensor-types/:tipo/thresholds.
 import { Elysia, t } from 'elysia'
 import type { Services } from '../../context'
+import { checkBody } from '../../lib/json-body'
 import { errors } from '../../lib/schemas'
 import { Thresholds, TipoParams, TypeThresholds } from './model'
 import {
   deleteTypeThresholds,
   getTypeThresholds,
   listTypeThresholds,
+  checkRules,
   putTypeThresholds,
 } from './service'
 
@@ -37,12 +39,13 @@ export const thresholdsModule = (services: Services) =>
       {
         params: TipoParams,
         parse: 'json',
+        transform: checkBody((body) => checkRules(body)),
         body: Thresholds,
         response: { 200: TypeThresholds, ...errors },
         detail: {
           summary: 'Set the threshold defaults of a sensor type',
           description:
-            'Every sensor of this tipo is checked against these rules unless it sets its own rule for the variable (sensor field `thresholds`). Example: {"temperatura":{"min":0,"max":40,"for_readings":3}}.',
+            'The whole rule set: every sensor of this tipo is checked against these rules unless it sets its own rule for the variable (sensor field `thresholds`). Any variable name may have a rule, seen in a reading yet or not. Example: {"temperatura":{"min":0,"max":40,"for_readings":3},"co2":{"max":1000}}. A body that is not such an object is a 422 and changes nothing.',
         },
       },
     )

@@ -1,6 +1,10 @@
 // Threshold rule schemas: min/max per variable, optionally held for N readings or D seconds.
 import { t } from 'elysia'
 import { Text } from '../../lib/schemas'
+import { VARIABLE_NAME } from '../variables/model'
+
+/** The most variables one rule set may name. */
+export const MAX_RULES = 100
 
 const Bound = t.Optional(t.Nullable(t.Number({ minimum: -1e6, maximum: 1e6 })))
 
@@ -27,13 +31,12 @@ export const ThresholdRule = t.Object(
 )
 export type ThresholdRule = typeof ThresholdRule.static
 
-export const Thresholds = t.Object(
-  { temperatura: t.Optional(ThresholdRule), humedad: t.Optional(ThresholdRule) },
-  {
-    description:
-      'Threshold rules per variable; a sensor’s rule for a variable replaces its type’s default for that variable',
-  },
-)
+export const Thresholds = t.Record(t.String({ pattern: VARIABLE_NAME }), ThresholdRule, {
+  maxProperties: MAX_RULES,
+  description:
+    'Threshold rules keyed by variable name (any variable, seen yet or not); a sensor’s rule for a variable replaces its type’s default for that variable',
+  examples: [{ temperatura: { min: 0, max: 40, for_readings: 3 }, co2: { max: 1000 } }],
+})
 export type Thresholds = typeof Thresholds.static
 
 export const TypeThresholds = t.Object({

@@ -3,8 +3,80 @@ import { asc, eq } from 'drizzle-orm'
 import type { Services } from '../../context'
 import { sensorTypeThresholds } from '../../db/schema'
 import { InvalidFieldError, NotFoundError } from '../../lib/errors'
+import { isPlainObject } from '../../lib/json-body'
 import { iso } from '../../lib/time'
-import type { Thresholds, TypeThresholds } from './model'
+import { isVariableName } from '../readings/values'
+import { NAME_RULE } from '../variables/model'
+import { MAX_RULES, type Thresholds, type TypeThresholds } from './model'
+
+const show = (value: unknown) => JSON.stringify(value)?.slice(0, 60) ?? String(value)
+
+/** What each field of a rule may hold: a check and the sentence that says so. */
+const RULE_FIELDS: Record<string, [(v: unknown) => boolean, string]> = {
+  min: [
+    (v) => v === null || (typeof v === 'number' && Math.abs(v) <= 1e6),
+    'a number from -1000000 to 1000000, or null',
+  ],
+  max: [
+    (v) => v === null || (typeof v === 'number' && Math.abs(v) <= 1e6),
+    'a number from -1000000 to 1000000, or null',
+  ],
+  for_readings: [
+    (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 100_000,
+    'an integer from 1 to 100000',
+  ],
+  for_seconds: [
+    (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 604_800,
+    'an integer from 0 to 604800',
+  ],
+}
+
+/**
+ * Checks a rule set as sent, whole (the body of PUT /sensor-types/:tipo/thresholds, or a sensor's
+ * `thresholds`), before Elysia's schema step, which would turn `11` or `[]` into `{}` and so wipe the
+ * rules: an object keyed by variable names (any, seen yet or not), each a rule of known fields.
+ */
+export function checkRules(raw: unknown, field = 'thresholds') {
+  if (!isPlainObject(raw))
+    throw new InvalidFieldError(
+      field,
+      `${field} must be an object of rules keyed by variable, such as {"temperatura":{"min":0,"max":40}}, not ${show(raw)}.`,
+    )
+  const names = Object.keys(raw)
+  if (names.length > MAX_RULES)
+    throw new InvalidFieldError(
+      field,
+      `${field} names ${names.length} variables; a rule set holds at most ${MAX_RULES}.`,
+    )
+  for (const name of names) {
+    const at = `${field}.${name.slice(0, 80)}`
+    if (!isVariableName(name))
+      throw new InvalidFieldError(
+        at,
+        `"${name.slice(0, 80)}" in ${field} is not a variable name: use ${NAME_RULE}.`,
+      )
+    const rule = raw[name]
+    if (!isPlainObject(rule))
+      throw new InvalidFieldError(
+        at,
+        `${at} must be a rule such as {"min":0,"max":40,"for_readings":3}, not ${show(rule)}.`,
+      )
+    for (const [key, value] of Object.entries(rule)) {
+      const spec = Object.hasOwn(RULE_FIELDS, key) ? RULE_FIELDS[key] : undefined
+      if (!spec)
+        throw new InvalidFieldError(
+          `${at}.${key.slice(0, 80)}`,
+          `${key.slice(0, 80)} is not a field of a threshold rule (${at}): use min, max, for_readings and for_seconds.`,
+        )
+      if (!spec[0](value))
+        throw new InvalidFieldError(
+          `${at}.${key}`,
+          `${at}.${key} must be ${spec[1]}, not ${show(value)}.`,
+        )
+    }
+  }
+  checkThresholds(raw as Thresholds, field)
+}
 
 /** Every rule needs a bound, and min below max; `field` prefixes the name in the error. */
 export function checkThresholds(value: Thresholds | null | undefined, field = 'thresholds') {
