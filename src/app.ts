@@ -21,11 +21,14 @@ import { tokenAdmit } from './modules/auth/admit'
 import { createGuard } from './modules/auth/guard'
 import { createTokens } from './modules/auth/tokens'
 import { usersModule } from './modules/users'
+import { deviceKeysModule } from './modules/device-keys'
+import { deviceKeyCheck } from './modules/device-keys/service'
+import { webhooksModule } from './modules/webhooks'
 
 export function createApp(ctx: AppContext) {
   const { config } = ctx
-  const tokens = createTokens(config)
-  const guard = createGuard(config, tokens)
+  const tokens = createTokens(config, ctx.revocations)
+  const guard = createGuard(config, tokens, deviceKeyCheck(ctx.db, ctx.log))
   return new Elysia({
     name: 'vigia',
     // bodyLimit answers oversized bodies with a JSON 413 from Content-Length, so Bun's own cap
@@ -66,6 +69,11 @@ export function createApp(ctx: AppContext) {
             { name: 'websocket', description: 'Test events and WebSocket statistics' },
             { name: 'auth', description: 'Log in for a bearer token' },
             { name: 'users', description: 'Users, roles and channel rights (admin only)' },
+            {
+              name: 'webhooks',
+              description:
+                'Events POSTed to other services, signed per Standard Webhooks (admin only)',
+            },
             { name: 'system', description: 'Health and metrics' },
           ],
         },
@@ -79,7 +87,9 @@ export function createApp(ctx: AppContext) {
     .use(guard.policy)
     .use(authModule(ctx, tokens, guard))
     .use(usersModule(ctx, guard))
-    .use(realtimeRoutes(ctx, tokenAdmit(config, tokens)))
+    .use(webhooksModule(ctx.webhooks.service, guard))
+    .use(deviceKeysModule(ctx.db, guard))
+    .use(realtimeRoutes(ctx, tokenAdmit(config, tokens, ctx.revocations)))
     .use(locationsModule(ctx))
     .use(sensorsModule(ctx))
     .use(readingsModule(ctx))

@@ -479,8 +479,12 @@ async function withoutToken(server: TestServer) {
   return answers
 }
 
-/** Reads that need a token under AUTH_MODE=required whatever AUTH_READS says (/users: in every mode). */
-const NEED_TOKEN_ANYWAY = /^\/api\/v1\/(ws\/stats|users|auth\/me)(\/|$)/
+/**
+ * Reads that need a token under AUTH_MODE=required whatever AUTH_READS says (/users, /webhooks and
+ * device keys: in every mode).
+ */
+const NEED_TOKEN_ANYWAY =
+  /^\/api\/v1\/(ws\/stats|users|auth\/me|webhooks|sensors\/\{id\}\/keys)(\/|$)/
 
 /** Request lines the guard refuses without a token under AUTH_MODE=required, whatever AUTH_READS says. */
 const GUARDED_LINES = [

@@ -1,0 +1,460 @@
+// Works off the webhook outbox after commit. An instance sends an endpoint's deliveries only while it
+// holds that endpoint's lease (a conditional UPDATE on the webhooks row, renewed while it works), so
+// every delivery is sent by one instance and each endpoint gets its deliveries one at a time, in
+// outbox order. A failed attempt is retried with exponential backoff and jitter; the endpoint waits
+// behind it (order is kept). A delivery still failing WEBHOOK_RETRY_FOR after its first attempt is
+// given up, and its endpoint disabled with a system_event on general.
+import { and, asc, desc, eq, gt, inArray, isNull, lt, lte, ne, or, sql } from 'drizzle-orm'
+import type { Config } from '../../config'
+import { isSqlite, type Database, type Tx } from '../../db'
+import { webhookDeliveries, webhooks } from '../../db/schema'
+import type { Logger } from '../../lib/logger'
+import type { Emitter } from '../../realtime/emitter'
+import type { Sender, SendResult } from './sender'
+import { bumpRevision, signingSecrets } from './service'
+
+type Hook = typeof webhooks.$inferSelect
+type Row = Pick<
+  typeof webhookDeliveries.$inferSelect,
+  'id' | 'msg_id' | 'payload' | 'attempts' | 'next_attempt_at' | 'first_attempt_at'
+>
+
+/** A lease outlives the longest send (WEBHOOK_TIMEOUT is at most 300 s) only if renewed; it is, every RENEW_MS. */
+const LEASE_MS = 30_000
+const RENEW_MS = 5_000
+/** How often endpoints with work are looked for (another instance's deliveries, due retries). */
+const POLL_MS = 1000
+const PAGE = 100
+/** A worker keeps its lease this long without work before letting go. */
+const IDLE_MS = 2000
+/** Successes are recorded in one transaction at most this often (or every PAGE of them). */
+const FLUSH_MS = 100
+/** A retry due sooner than this is waited for while holding the lease; a later one lets go. */
+const HOLD_MS = 2000
+/** Finished deliveries kept per endpoint for the delivery log; older ones are deleted once a minute. */
+export const LOG_KEEP = 10_000
+const PRUNE_MS = 60_000
+const PRUNE_BATCH = 1000
+
+interface Done {
+  id: number
+  at: number
+  result: SendResult
+}
+
+export interface DispatcherDeps {
+  config: Readonly<Config>
+  db: Database
+  emitter: Emitter
+  log: Logger
+  sender: Sender
+}
+
+/** The delay before retry number `attempt` (1 = the first retry): doubling from the base, capped, ±20 %. */
+export function backoff(config: Readonly<Config>, attempt: number, random = Math.random()) {
+  const { retryBaseMs, retryMaxMs } = config.webhooks
+  const nominal = Math.min(retryBaseMs * 2 ** Math.min(attempt - 1, 40), retryMaxMs)
+  return Math.round(nominal * (0.8 + 0.4 * random))
+}
+
+export function createDispatcher(deps: DispatcherDeps) {
+  const { config, db, log, sender } = deps
+  const owner = config.instanceId
+  const workers = new Map<number, Promise<void>>()
+  /** Wakes a worker waiting for new rows (or for its hook to change). */
+  const wakers = new Map<number, () => void>()
+  let timer: Timer | undefined
+  let scanning: Promise<void> | undefined
+  let scanAgain = false
+  let stopped = true
+
+  const write = <T>(fn: (tx: Tx) => Promise<T>) => db.transaction(fn)
+
+  /** Takes the endpoint's lease if nobody else holds a live one (a conditional UPDATE). */
+  const claim = (id: number, now: number) =>
+    write(async (tx) => {
+      const rows = await tx
+        .update(webhooks)
+        .set({ lease_owner: owner, lease_until: now + LEASE_MS })
+        .where(
+          and(
+            eq(webhooks.id, id),
+            eq(webhooks.status, 'active'),
+            or(
+              isNull(webhooks.lease_owner),
+              eq(webhooks.lease_owner, owner),
+              lt(webhooks.lease_until, now),
+            ),
+          ),
+        )
+        .returning({ id: webhooks.id })
+      return rows.length > 0
+    })
+
+  const renew = (id: number, now: number) =>
+    write(async (tx) => {
+      const rows = await tx
+        .update(webhooks)
+        .set({ lease_until: now + LEASE_MS })
+        .where(and(eq(webhooks.id, id), eq(webhooks.lease_owner, owner)))
+        .returning({ id: webhooks.id })
+      return rows.length > 0
+    })
+
+  const release = (id: number) =>
+    write((tx) =>
+      tx
+        .update(webhooks)
+        .set({ lease_owner: null, lease_until: null })
+        .where(and(eq(webhooks.id, id), eq(webhooks.lease_owner, owner))),
+    )
+
+  const loadHook = async (id: number): Promise<Hook | undefined> =>
+    (await db.read.select().from(webhooks).where(eq(webhooks.id, id)).limit(1))[0]
+
+  const pendingAfter = (id: number, after: number, limit: number): Promise<Row[]> =>
+    db.read
+      .select({
+        id: webhookDeliveries.id,
+        msg_id: webhookDeliveries.msg_id,
+        payload: webhookDeliveries.payload,
+        attempts: webhookDeliveries.attempts,
+        next_attempt_at: webhookDeliveries.next_attempt_at,
+        first_attempt_at: webhookDeliveries.first_attempt_at,
+      })
+      .from(webhookDeliveries)
+      .where(
+        and(
+          eq(webhookDeliveries.webhook_id, id),
+          eq(webhookDeliveries.status, 'pending'),
+          gt(webhookDeliveries.id, after),
+        ),
+      )
+      .orderBy(asc(webhookDeliveries.id))
+      .limit(limit)
+
+  /** Records successful sends, in one transaction. */
+  const flush = async (done: Done[]) => {
+    if (done.length === 0) return
+    const batch = done.splice(0)
+    await write(async (tx) => {
+      const record = (d: Done) =>
+        tx
+          .update(webhookDeliveries)
+          .set({
+            status: 'delivered',
+            attempts: sql`${webhookDeliveries.attempts} + 1`,
+            first_attempt_at: sql`coalesce(${webhookDeliveries.first_attempt_at}, ${d.at})`,
+            last_attempt_at: d.at,
+            response_status: d.result.status ?? null,
+            response_ms: d.result.ms,
+            last_error: null,
+            delivered_at: d.at + d.result.ms,
+          })
+          .where(eq(webhookDeliveries.id, d.id))
+      if (isSqlite(tx)) for (const d of batch) await record(d)
+      else await Promise.all(batch.map(record))
+    })
+  }
+
+  /**
+   * Records a failed attempt: the next one after a backoff, or, past WEBHOOK_RETRY_FOR since the
+   * first attempt, gives up, disables the endpoint, cancels what waited behind, and says so on general.
+   */
+  const fail = async (hook: Hook, row: Row, at: number, result: SendResult) => {
+    const attempts = row.attempts + 1
+    const first = row.first_attempt_at ?? at
+    const common = {
+      attempts,
+      first_attempt_at: first,
+      last_attempt_at: at,
+      response_status: result.status ?? null,
+      response_ms: result.ms,
+      last_error: result.error ?? 'failed',
+    }
+    if (at - first < config.webhooks.retryForMs) {
+      await write((tx) =>
+        tx
+          .update(webhookDeliveries)
+          .set({ ...common, next_attempt_at: at + backoff(config, attempts) })
+          .where(eq(webhookDeliveries.id, row.id)),
+      )
+      return
+    }
+    const reason = `Delivery ${row.id} failed for ${Math.round((at - first) / 1000)} s (${attempts} attempts); last error: ${common.last_error}`
+    const host = new URL(hook.url).host
+    await deps.emitter.transact(async (tx, _emit, system) => {
+      await tx
+        .update(webhookDeliveries)
+        .set({ ...common, status: 'failed' })
+        .where(eq(webhookDeliveries.id, row.id))
+      await tx
+        .update(webhookDeliveries)
+        .set({ status: 'cancelled', last_error: 'not sent: the endpoint was disabled' })
+        .where(
+          and(eq(webhookDeliveries.webhook_id, hook.id), eq(webhookDeliveries.status, 'pending')),
+        )
+      await tx
+        .update(webhooks)
+        .set({
+          status: 'disabled',
+          disabled_reason: reason,
+          lease_owner: null,
+          lease_until: null,
+          updated_at: at,
+        })
+        .where(eq(webhooks.id, hook.id))
+      await bumpRevision(tx)
+      system({
+        level: 'error',
+        message: `Webhook ${hook.id} (${host}) desactivado: sin respuesta correcta desde hace ${Math.round((at - first) / 60_000)} min`,
+        data: {
+          module: 'webhooks',
+          kind: 'webhook_disabled',
+          severity: 'high',
+          status: 'open',
+          webhook_id: hook.id,
+          host,
+          delivery_id: row.id,
+          attempts,
+          last_error: common.last_error,
+          first_attempt_at: new Date(first).toISOString(),
+        },
+      })
+    })
+    log.warn('webhook disabled after failing too long', { webhook: hook.id, host, attempts })
+  }
+
+  /** Resolves on a wake for this endpoint, or after `ms`. */
+  const pause = (id: number, ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms)
+      function done() {
+        clearTimeout(t)
+        if (wakers.get(id) === done) wakers.delete(id)
+        resolve()
+      }
+      wakers.get(id)?.()
+      wakers.set(id, done)
+    })
+
+  /** Sends the endpoint's pending deliveries in order while holding its lease. */
+  const work = async (id: number) => {
+    const done: Done[] = []
+    let leaseAt = Date.now()
+    let lastFlush = Date.now()
+    let idleSince: number | undefined
+    // Rows sent but not yet recorded are skipped by id.
+    let after = 0
+    try {
+      outer: while (!stopped) {
+        const hook = await loadHook(id)
+        if (!hook || hook.status !== 'active' || hook.lease_owner !== owner) break
+        const rows = await pendingAfter(id, after, PAGE)
+        if (rows.length === 0) {
+          await flush(done)
+          idleSince ??= Date.now()
+          if (Date.now() - idleSince >= IDLE_MS) break
+          await pause(id, 250)
+          continue
+        }
+        idleSince = undefined
+        const pageStarted = Date.now()
+        for (const row of rows) {
+          if (stopped) break outer
+          let now = Date.now()
+          // A page is at most POLL_MS old: a pause or a change of URL or secret on any instance shows within a second.
+          if (now - pageStarted > POLL_MS) continue outer
+          if (now - leaseAt > RENEW_MS) {
+            if (!(await renew(id, now))) break outer
+            leaseAt = now
+          }
+          if (row.next_attempt_at > now) {
+            await flush(done)
+            const wait = row.next_attempt_at - now
+            if (wait > HOLD_MS) break outer
+            await pause(id, wait)
+            continue outer
+          }
+          now = Date.now()
+          const result = await sender.send(
+            hook.url,
+            signingSecrets(hook, now),
+            row.msg_id,
+            row.payload,
+          )
+          if (result.ok) {
+            done.push({ id: row.id, at: now, result })
+            after = row.id
+            if (done.length >= PAGE || Date.now() - lastFlush >= FLUSH_MS) {
+              await flush(done)
+              lastFlush = Date.now()
+            }
+            continue
+          }
+          await flush(done)
+          await fail(hook, row, now, result)
+          continue outer
+        }
+      }
+    } catch (error) {
+      log.warn('webhook dispatch stopped on an error; retrying soon', {
+        webhook: id,
+        error: String(error),
+      })
+    } finally {
+      // Sent and answered 2xx but not recorded would be sent again: record them before letting go.
+      await flush(done).catch((error) =>
+        log.warn('could not record webhook deliveries; they will be sent again', {
+          webhook: id,
+          error: String(error),
+        }),
+      )
+      await release(id).catch(() => undefined)
+    }
+  }
+
+  const start = (id: number) => {
+    const running = work(id).finally(() => {
+      workers.delete(id)
+      // Work may have arrived while it was letting go.
+      if (!stopped) soon()
+    })
+    workers.set(id, running)
+  }
+
+  /** Deletes finished deliveries past the newest LOG_KEEP of each endpoint, in short transactions. */
+  const prune = async () => {
+    const ids = await db.read.select({ id: webhooks.id }).from(webhooks)
+    for (const { id } of ids) {
+      const [cut] = await db.read
+        .select({ id: webhookDeliveries.id })
+        .from(webhookDeliveries)
+        .where(eq(webhookDeliveries.webhook_id, id))
+        .orderBy(desc(webhookDeliveries.id))
+        .limit(1)
+        .offset(LOG_KEEP)
+      if (!cut) continue
+      for (;;) {
+        const batch = db.read
+          .select({ id: webhookDeliveries.id })
+          .from(webhookDeliveries)
+          .where(
+            and(
+              eq(webhookDeliveries.webhook_id, id),
+              lte(webhookDeliveries.id, cut.id),
+              ne(webhookDeliveries.status, 'pending'),
+            ),
+          )
+          .limit(PRUNE_BATCH)
+        const removed = await write(
+          async (tx) =>
+            (
+              await tx
+                .delete(webhookDeliveries)
+                .where(inArray(webhookDeliveries.id, batch))
+                .returning({ id: webhookDeliveries.id })
+            ).length,
+        )
+        if (removed < PRUNE_BATCH || stopped) break
+      }
+    }
+  }
+  let prunedAt = Date.now()
+
+  /** Looks for endpoints with due deliveries that nobody works on, and claims them. */
+  const scan = async () => {
+    const now = Date.now()
+    if (now - prunedAt > PRUNE_MS) {
+      prunedAt = now
+      await prune().catch((error) =>
+        log.warn('webhook log pruning failed', { error: String(error) }),
+      )
+    }
+    let nextDue = now + POLL_MS
+    const hooks = await db.read
+      .select({ id: webhooks.id, owner: webhooks.lease_owner, until: webhooks.lease_until })
+      .from(webhooks)
+      .where(eq(webhooks.status, 'active'))
+    for (const hook of hooks) {
+      if (stopped) return
+      if (workers.has(hook.id)) continue
+      if (hook.owner && hook.owner !== owner && (hook.until ?? 0) > now) continue
+      const [head] = await pendingAfter(hook.id, 0, 1)
+      if (!head) continue
+      if (head.next_attempt_at > now) {
+        nextDue = Math.min(nextDue, head.next_attempt_at)
+        continue
+      }
+      if (await claim(hook.id, now)) start(hook.id)
+    }
+    schedule(Math.max(10, nextDue - Date.now()))
+  }
+
+  const runScan = () => {
+    timer = undefined
+    if (stopped) return
+    if (scanning) {
+      scanAgain = true
+      return
+    }
+    scanning = scan()
+      .catch((error) => {
+        log.warn('webhook scan failed; retrying', { error: String(error) })
+        schedule(POLL_MS)
+      })
+      .finally(() => {
+        scanning = undefined
+        if (scanAgain) {
+          scanAgain = false
+          soon()
+        }
+      })
+  }
+
+  const schedule = (ms: number) => {
+    if (stopped) return
+    clearTimeout(timer)
+    timer = setTimeout(runScan, ms)
+    timer.unref?.()
+  }
+
+  const soon = () => schedule(0)
+
+  return {
+    /** New deliveries for these endpoints were committed here: their workers, or a scan, pick them up. */
+    wake(ids: Iterable<number>) {
+      let unclaimed = false
+      for (const id of ids) {
+        if (workers.has(id)) wakers.get(id)?.()
+        else unclaimed = true
+      }
+      if (unclaimed) soon()
+    },
+    /** An endpoint changed (paused, resumed, deleted, re-pointed): its worker looks again now. */
+    changed(id: number) {
+      wakers.get(id)?.()
+      soon()
+    },
+    async start() {
+      stopped = false
+      // One SQLite file is one instance: leases left by a killed process are this instance's now.
+      if (db.dialect === 'sqlite')
+        await write((tx) => tx.update(webhooks).set({ lease_owner: null, lease_until: null }))
+      soon()
+    },
+    /** Stops claiming; in-flight sends finish (up to WEBHOOK_TIMEOUT), successes are recorded, leases released. */
+    async stop() {
+      stopped = true
+      clearTimeout(timer)
+      for (const waker of [...wakers.values()]) waker()
+      await scanning
+      await Promise.all(workers.values())
+    },
+    /** Endpoints this instance is sending to right now. */
+    busy: () => workers.size,
+    prune,
+  }
+}
+
+export type Dispatcher = ReturnType<typeof createDispatcher>
