@@ -91,7 +91,8 @@ export function createAddressPolicy(allow: WebhookAllow, ownPort: () => number |
      * be allowed (a host that also resolves to a refused address is refused whole).
      */
     async resolve(url: URL): Promise<string> {
-      const host = url.hostname.replace(/^\[|\]$/g, '')
+      // "localhost." is "localhost" written as a fully qualified name.
+      const host = url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '')
       const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80))
       const addresses = isIP(host)
         ? [host]
