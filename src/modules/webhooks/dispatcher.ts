@@ -4,9 +4,24 @@
 // outbox order. A failed attempt is retried with exponential backoff and jitter; the endpoint waits
 // behind it (order is kept). A delivery still failing WEBHOOK_RETRY_FOR after its first attempt is
 // given up, and its endpoint disabled with a system_event on general.
-import { and, asc, desc, eq, gt, inArray, isNull, lt, lte, ne, or, sql } from 'drizzle-orm'
+import {
+  and,
+  asc,
+  desc,
+  eq,
+  gt,
+  inArray,
+  isNull,
+  lt,
+  lte,
+  ne,
+  or,
+  sql,
+  type SQL,
+} from 'drizzle-orm'
 import type { Config } from '../../config'
 import { isSqlite, type Database, type Tx } from '../../db'
+import { prepared } from '../../db/prepared'
 import { webhookDeliveries, webhooks } from '../../db/schema'
 import type { Logger } from '../../lib/logger'
 import type { Emitter } from '../../realtime/emitter'
@@ -133,27 +148,58 @@ export function createDispatcher(deps: DispatcherDeps) {
       .orderBy(asc(webhookDeliveries.id))
       .limit(limit)
 
-  /** Records successful sends, in one transaction. */
+  /** Records successful sends, in one transaction (SQLite: a prepared statement per row; PostgreSQL: one statement). */
   const flush = async (done: Done[]) => {
     if (done.length === 0) return
     const batch = done.splice(0)
     await write(async (tx) => {
-      const record = (d: Done) =>
-        tx
-          .update(webhookDeliveries)
-          .set({
-            status: 'delivered',
-            attempts: sql`${webhookDeliveries.attempts} + 1`,
-            first_attempt_at: sql`coalesce(${webhookDeliveries.first_attempt_at}, ${d.at})`,
-            last_attempt_at: d.at,
-            response_status: d.result.status ?? null,
-            response_ms: d.result.ms,
-            last_error: null,
-            delivered_at: d.at + d.result.ms,
+      if (isSqlite(tx)) {
+        const record = prepared(tx, 'webhook-delivered', () =>
+          tx
+            .update(webhookDeliveries)
+            .set({
+              status: 'delivered',
+              attempts: sql`${webhookDeliveries.attempts} + 1`,
+              first_attempt_at: sql`coalesce(${webhookDeliveries.first_attempt_at}, ${sql.placeholder('at')})`,
+              last_attempt_at: sql`${sql.placeholder('at')}`,
+              response_status: sql`${sql.placeholder('status')}`,
+              response_ms: sql`${sql.placeholder('ms')}`,
+              last_error: null,
+              delivered_at: sql`${sql.placeholder('done')}`,
+            })
+            .where(eq(webhookDeliveries.id, sql.placeholder('id')))
+            .prepare(),
+        )
+        for (const d of batch)
+          await record.run({
+            id: d.id,
+            at: d.at,
+            status: d.result.status ?? null,
+            ms: d.result.ms,
+            done: d.at + d.result.ms,
           })
-          .where(eq(webhookDeliveries.id, d.id))
-      if (isSqlite(tx)) for (const d of batch) await record(d)
-      else await Promise.all(batch.map(record))
+        return
+      }
+      const rows = sql.join(
+        batch.map(
+          (d) =>
+            sql`(${d.id}::bigint, ${d.at}::bigint, ${d.result.status ?? null}::int, ${d.result.ms}::int, ${d.at + d.result.ms}::bigint)`,
+        ),
+        sql`, `,
+      )
+      // PostgreSQL's drizzle runs raw SQL with execute (Tx is typed after SQLite's).
+      await (tx as unknown as { execute(query: SQL): Promise<unknown> }).execute(sql`
+        update ${webhookDeliveries} set
+          status = 'delivered',
+          attempts = ${webhookDeliveries.attempts} + 1,
+          first_attempt_at = coalesce(${webhookDeliveries.first_attempt_at}, v.at),
+          last_attempt_at = v.at,
+          response_status = v.status,
+          response_ms = v.ms,
+          last_error = null,
+          delivered_at = v.done
+        from (values ${rows}) as v(id, at, status, ms, done)
+        where ${webhookDeliveries.id} = v.id`)
     })
   }
 

@@ -24,6 +24,9 @@ const ERROR_BODY_CHARS = 200
 /** The first bytes of a body (for the log), reading no more than that; the rest is dropped. */
 async function snippet(res: Response): Promise<string> {
   if (!res.body) return ''
+  // A small body of known length is read whole (cheaper than a stream reader, and keeps the connection).
+  const length = Number(res.headers.get('content-length') ?? NaN)
+  if (length <= 65_536) return clip(await res.text())
   const reader = res.body.getReader()
   const chunks: Uint8Array[] = []
   let size = 0
@@ -37,12 +40,10 @@ async function snippet(res: Response): Promise<string> {
   } finally {
     reader.cancel().catch(() => undefined)
   }
-  return new TextDecoder()
-    .decode(Buffer.concat(chunks))
-    .replace(/\s+/g, ' ')
-    .trim()
-    .slice(0, ERROR_BODY_CHARS)
+  return clip(new TextDecoder().decode(Buffer.concat(chunks)))
 }
+
+const clip = (text: string) => text.replace(/\s+/g, ' ').trim().slice(0, ERROR_BODY_CHARS)
 
 export function createSender(policy: AddressPolicy, timeoutMs: number) {
   // Keyed by secret: building the signer decodes the key.
