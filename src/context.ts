@@ -45,7 +45,14 @@ export async function createContext(config: Readonly<Config>, log = createLogger
     emitter: realtime.emitter,
     intelligence: createIntelligence(config, log),
     startedAt: Date.now(),
-    webhooks: createWebhooks({ config, db, emitter: realtime.emitter, log, epoch: realtime.epoch }),
+    webhooks: createWebhooks({
+      config,
+      db,
+      emitter: realtime.emitter,
+      log,
+      metrics,
+      epoch: realtime.epoch,
+    }),
     revocations: createRevocations(db, log, config.jwt.expiresIn),
   }
   const context: AppContext = { ...base, mqtt: createMqttIngest(base) }

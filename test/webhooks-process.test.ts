@@ -1,6 +1,7 @@
 // Webhook deliveries survive kill -9: the outbox is on disk, a restarted server sends what was pending,
 // in order, and sends again only what a receiver answered 2xx just before the kill (not yet recorded).
 // Runs on SQLite and on PostgreSQL (the restarted instance keeps its INSTANCE_ID and takes its leases back).
+// And https through the pinned address: the certificate is checked against the URL's host name.
 import { afterAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
@@ -17,7 +18,7 @@ afterAll(async () => {
 })
 
 /** Runs `bun src/index.ts` on port 0; resolves once it is listening. */
-async function spawnServer(databaseUrl: string) {
+async function spawnServer(databaseUrl: string, extraEnv: Record<string, string> = {}) {
   const proc = Bun.spawn(['bun', 'src/index.ts'], {
     cwd: ROOT,
     env: {
@@ -30,6 +31,7 @@ async function spawnServer(databaseUrl: string) {
       LOG_LEVEL: 'info',
       ADMIN_PASSWORD,
       JWT_SECRET: 'process-test-secret-process-test-secret',
+      ...extraEnv,
     },
     stdout: 'ignore',
     stderr: 'pipe',
@@ -53,6 +55,7 @@ async function spawnServer(databaseUrl: string) {
   const auth = { authorization: `Bearer ${login.body.access_token}` }
   return {
     proc,
+    base,
     api: (method: string, path: string, body?: unknown) => api(base, method, path, body, auth),
   }
 }
@@ -118,3 +121,78 @@ for (const database of ['sqlite', 'postgres'] as const)
       expect(await second.proc.exited).toBe(0)
     })
   })
+
+describe('https endpoints', () => {
+  test('the connection goes to the checked address, and the certificate must be valid for the URL’s host', async () => {
+    const dir = tempDir()
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    const certFor = (name: string) => {
+      const [key, cert] = [join(dir, `${name}.key`), join(dir, `${name}.crt`)]
+      const made = Bun.spawnSync([
+        'openssl',
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-subj',
+        `/CN=${name}`,
+        '-addext',
+        `subjectAltName=DNS:${name}`,
+      ])
+      if (made.exitCode !== 0) throw new Error(`openssl failed: ${made.stderr.toString()}`)
+      return { key: Bun.file(key), cert: Bun.file(cert), path: cert }
+    }
+    const good = certFor('localhost')
+    const wrong = certFor('elsewhere.test')
+    const received: string[] = []
+    const serve = (tls: { key: ReturnType<typeof Bun.file>; cert: ReturnType<typeof Bun.file> }) =>
+      Bun.serve({
+        port: 0,
+        hostname: '127.0.0.1',
+        tls,
+        async fetch(req) {
+          received.push(`${req.headers.get('host')} ${await req.text()}`)
+          return new Response('ok')
+        },
+      })
+    const valid = serve(good)
+    const invalid = serve(wrong)
+    cleanups.push(
+      () => valid.stop(true),
+      () => invalid.stop(true),
+    )
+    // The server trusts both self-signed certificates, as it would a public CA's.
+    const bundle = join(dir, 'ca.pem')
+    await Bun.write(bundle, (await good.cert.text()) + (await wrong.cert.text()))
+    const server = await spawnServer(`sqlite:${join(dir, 'tls.db')}`, {
+      NODE_EXTRA_CA_CERTS: bundle,
+    })
+    try {
+      const ok = await server.api('POST', '/api/v1/webhooks', {
+        url: `https://localhost:${valid.port}/hook`,
+      })
+      const sent = await server.api('POST', `/api/v1/webhooks/${ok.body.id}/test`)
+      expect(sent.body).toMatchObject({ delivered: true, delivery: { response_status: 200 } })
+      expect(received).toHaveLength(1)
+      expect(received[0]).toStartWith(`localhost:${valid.port} {"type":"system_event"`)
+      // A certificate for another name is refused even though the address is allowed.
+      const bad = await server.api('POST', '/api/v1/webhooks', {
+        url: `https://localhost:${invalid.port}/hook`,
+      })
+      const refused = await server.api('POST', `/api/v1/webhooks/${bad.body.id}/test`)
+      expect(refused.body).toMatchObject({ delivered: false, delivery: { response_status: null } })
+      expect(refused.body.delivery.last_error).toContain('CERT')
+      expect(received).toHaveLength(1)
+    } finally {
+      server.proc.kill('SIGTERM')
+      await server.proc.exited
+    }
+  })
+})

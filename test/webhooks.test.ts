@@ -325,6 +325,9 @@ describe('when the receiver fails', () => {
         flaky.received.filter((r) => r.id === delivered[0]!.id).length,
       )
       expect(log.body.at(-1).response_ms).toEqual(expect.any(Number))
+      const metrics = await (await fetch(`${server.base}/metrics`)).text()
+      expect(metrics).toMatch(/^vigia_webhook_deliveries_total\{outcome="failed_attempt"\} [1-9]/m)
+      expect(metrics).toMatch(/^vigia_webhook_deliveries_total\{outcome="delivered"\} [1-9]/m)
     } finally {
       flaky.stop()
     }

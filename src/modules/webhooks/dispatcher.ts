@@ -63,6 +63,8 @@ export interface DispatcherDeps {
   emitter: Emitter
   log: Logger
   sender: Sender
+  /** Counts each attempt's outcome (and give-ups) for /metrics. */
+  counted?: (outcome: 'delivered' | 'failed_attempt' | 'given_up') => void
 }
 
 /** The delay before retry number `attempt` (1 = the first retry): doubling from the base, capped, ±20 %. */
@@ -82,6 +84,7 @@ export function createDispatcher(deps: DispatcherDeps) {
   let scanning: Promise<void> | undefined
   let scanAgain = false
   let stopped = true
+  let stopping = new AbortController()
 
   const write = <T>(fn: (tx: Tx) => Promise<T>) => db.transaction(fn)
 
@@ -268,6 +271,7 @@ export function createDispatcher(deps: DispatcherDeps) {
         },
       })
     })
+    deps.counted?.('given_up')
     log.warn('webhook disabled after failing too long', { webhook: hook.id, host, attempts })
   }
 
@@ -328,7 +332,9 @@ export function createDispatcher(deps: DispatcherDeps) {
             signingSecrets(hook, now),
             row.msg_id,
             row.payload,
+            stopping.signal,
           )
+          deps.counted?.(result.ok ? 'delivered' : 'failed_attempt')
           if (result.ok) {
             done.push({ id: row.id, at: now, result })
             after = row.id
@@ -338,6 +344,8 @@ export function createDispatcher(deps: DispatcherDeps) {
             }
             continue
           }
+          // Cut short by a stop: not an attempt of the endpoint's; it is sent again after the restart.
+          if (stopped) break outer
           await flush(done)
           await fail(hook, row, now, result)
           continue outer
@@ -484,14 +492,16 @@ export function createDispatcher(deps: DispatcherDeps) {
     },
     async start() {
       stopped = false
+      stopping = new AbortController()
       // One SQLite file is one instance: leases left by a killed process are this instance's now.
       if (db.dialect === 'sqlite')
         await write((tx) => tx.update(webhooks).set({ lease_owner: null, lease_until: null }))
       soon()
     },
-    /** Stops claiming; in-flight sends finish (up to WEBHOOK_TIMEOUT), successes are recorded, leases released. */
+    /** Stops claiming; in-flight sends are cut short (sent again later), successes recorded, leases released. */
     async stop() {
       stopped = true
+      stopping.abort()
       clearTimeout(timer)
       for (const waker of [...wakers.values()]) waker()
       await scanning

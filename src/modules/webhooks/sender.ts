@@ -61,11 +61,13 @@ export function createSender(policy: AddressPolicy, timeoutMs: number) {
   const sign = (secrets: string[], msgId: string, at: Date, payload: string) =>
     secrets.map((secret) => signer(secret).sign(msgId, at, payload)).join(' ')
 
+  /** `stop` aborts the request early (the server is stopping); the result is then a failure. */
   async function send(
     target: string,
     secrets: string[],
     msgId: string,
     payload: string,
+    stop?: AbortSignal,
   ): Promise<SendResult> {
     const started = performance.now()
     const elapsed = () => Math.round(performance.now() - started)
@@ -77,7 +79,8 @@ export function createSender(policy: AddressPolicy, timeoutMs: number) {
       'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
       'webhook-signature': sign(secrets, msgId, at, payload),
     }
-    const signal = AbortSignal.timeout(timeoutMs)
+    const timeout = AbortSignal.timeout(timeoutMs)
+    const signal = stop ? AbortSignal.any([timeout, stop]) : timeout
     let url = new URL(target)
     try {
       for (let hop = 0; ; hop++) {
@@ -129,7 +132,8 @@ export function createSender(policy: AddressPolicy, timeoutMs: number) {
       const ms = elapsed()
       if (error instanceof BlockedAddressError)
         return { ok: false, ms, error: `refused: ${error.message}` }
-      if (signal.aborted) return { ok: false, ms, error: `no answer within ${timeoutMs / 1000} s` }
+      if (timeout.aborted) return { ok: false, ms, error: `no answer within ${timeoutMs / 1000} s` }
+      if (stop?.aborted) return { ok: false, ms, error: 'not finished: the server was stopping' }
       const code = (error as { code?: string }).code
       return {
         ok: false,
