@@ -333,6 +333,44 @@ describe('when the receiver fails', () => {
     }
   })
 
+  test('a receiver that is not listening for a while gets everything, in order, once it listens again', async () => {
+    const sensor = await createSensor(server)
+    const first = startReceiver()
+    const port = first.port
+    first.stop()
+    const created = await hook({
+      url: `http://127.0.0.1:${port}/down`,
+      channels: [`readings:${sensor}`],
+    })
+    const ids = []
+    for (let i = 0; i < 5; i++)
+      ids.push((await server.api('POST', '/api/v1/readings', reading(sensor, i), admin)).body.id)
+    await until(async () => {
+      const log = await server.api(
+        'GET',
+        `/api/v1/webhooks/${created.id}/deliveries`,
+        undefined,
+        admin,
+      )
+      return log.body.at(-1).attempts >= 2
+    }, 'two refused attempts')
+    const log = await server.api(
+      'GET',
+      `/api/v1/webhooks/${created.id}/deliveries`,
+      undefined,
+      admin,
+    )
+    expect(log.body.at(-1)).toMatchObject({ status: 'pending', response_status: null })
+    expect(log.body.at(-1).last_error).toEqual(expect.any(String))
+    const back = startReceiver(() => 200, port)
+    try {
+      await back.until(5)
+      expect(back.received.map((r) => verify(created.secret, r).entity_id)).toEqual(ids)
+    } finally {
+      back.stop()
+    }
+  })
+
   test('a receiver that never answers 2xx within WEBHOOK_RETRY_FOR is disabled, with a system_event on general', async () => {
     const short = await startAuthServer({
       WEBHOOK_RETRY_FOR: '1',
