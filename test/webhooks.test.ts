@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { adminToken, bearer, startAuthServer, userToken } from './auth-kit'
 import { createSensor, settle, until, type TestServer, type WsClient } from './helpers'
+import { createStore } from '../src/modules/webhooks/store'
 import { createWebhook, startReceiver, verify, type Receiver } from './webhook-kit'
 
 setDefaultTimeout(30_000)
@@ -537,5 +538,52 @@ describe('secrets and tests', () => {
     expect(failed.body.delivery.last_error).toEqual(expect.any(String))
     const log = await server.api('GET', `/api/v1/webhooks/${dead.id}/deliveries`, undefined, admin)
     expect(log.body).toEqual([failed.body.delivery])
+  })
+})
+
+describe('the delivery log', () => {
+  afterAll(dropHooks)
+
+  test('keeps the newest finished deliveries of each endpoint and never prunes pending ones', async () => {
+    const created = await hook({ url: `${receiver.url}/pruned`, channels: ['anomalies'] })
+    const other = await hook({ url: `${receiver.url}/kept`, channels: ['anomalies'] })
+    for (let i = 0; i < 5; i++) {
+      await server.api('POST', `/api/v1/webhooks/${created.id}/test`, undefined, admin)
+      await server.api('POST', `/api/v1/webhooks/${other.id}/test`, undefined, admin)
+    }
+    const sensor = await createSensor(server)
+    await server.api('PATCH', `/api/v1/webhooks/${created.id}`, { status: 'paused' }, admin)
+    await server.api(
+      'PATCH',
+      `/api/v1/webhooks/${created.id}`,
+      { channels: [`readings:${sensor}`] },
+      admin,
+    )
+    await server.api('POST', '/api/v1/readings', reading(sensor), admin)
+    const before = await server.api(
+      'GET',
+      `/api/v1/webhooks/${created.id}/deliveries`,
+      undefined,
+      admin,
+    )
+    expect(before.body.map((d: any) => d.status)).toEqual([
+      'pending',
+      ...Array(5).fill('delivered'),
+    ])
+    await createStore(server.ctx.db, 'test', 30_000).prune(() => false, 2)
+    const after = await server.api(
+      'GET',
+      `/api/v1/webhooks/${created.id}/deliveries`,
+      undefined,
+      admin,
+    )
+    expect(after.body.map((d: any) => d.id)).toEqual(before.body.slice(0, 2).map((d: any) => d.id))
+    const kept = await server.api(
+      'GET',
+      `/api/v1/webhooks/${other.id}/deliveries`,
+      undefined,
+      admin,
+    )
+    expect(kept.body).toHaveLength(2)
   })
 })

@@ -45,25 +45,34 @@ export function createRevocations(db: Database, log: Logger, tokenLifetimeS: num
   }
 
   /** Reads revocations newer than the last one seen; tells the listeners when there were any. */
-  const refresh = () =>
-    (reading ??= (async () => {
-      try {
-        const rows = await db.read
-          .select()
-          .from(tokenRevocations)
-          .where(gt(tokenRevocations.id, lastId))
-          .orderBy(asc(tokenRevocations.id))
-        for (const row of rows) apply(row)
-        if (failing) log.info('token revocations readable again')
-        failing = false
-        if (rows.length > 0) for (const listener of listeners) listener()
-      } catch (error) {
-        if (!failing) log.warn('cannot read token revocations; retrying', { error: String(error) })
-        failing = true
-      } finally {
-        reading = undefined
-      }
-    })())
+  const read = async () => {
+    try {
+      const rows = await db.read
+        .select()
+        .from(tokenRevocations)
+        .where(gt(tokenRevocations.id, lastId))
+        .orderBy(asc(tokenRevocations.id))
+      for (const row of rows) apply(row)
+      if (failing) log.info('token revocations readable again')
+      failing = false
+      if (rows.length > 0) for (const listener of listeners) listener()
+    } catch (error) {
+      if (!failing) log.warn('cannot read token revocations; retrying', { error: String(error) })
+      failing = true
+    }
+  }
+  let next: Promise<void> | undefined
+  /**
+   * A read that starts after this call (so it sees every revocation committed before it): one in
+   * flight may have started earlier, so a second one is queued behind it (and shared by callers).
+   */
+  const refresh = (): Promise<void> => {
+    if (!reading) return (reading = read().finally(() => (reading = undefined)))
+    return (next ??= reading.then(() => {
+      next = undefined
+      return refresh()
+    }))
+  }
 
   /** Forgets what can no longer matter: revocations of tokens that have expired anyway. */
   const prune = async () => {

@@ -4,38 +4,18 @@
 // outbox order. A failed attempt is retried with exponential backoff and jitter; the endpoint waits
 // behind it (order is kept). A delivery still failing WEBHOOK_RETRY_FOR after its first attempt is
 // given up, and its endpoint disabled with a system_event on general.
-import {
-  and,
-  asc,
-  desc,
-  eq,
-  gt,
-  inArray,
-  isNull,
-  lt,
-  lte,
-  ne,
-  or,
-  sql,
-  type SQL,
-} from 'drizzle-orm'
+import { and, eq } from 'drizzle-orm'
 import type { Config } from '../../config'
-import { isSqlite, type Database, type Tx } from '../../db'
-import { prepared } from '../../db/prepared'
+import type { Database } from '../../db'
 import { webhookDeliveries, webhooks } from '../../db/schema'
 import type { Logger } from '../../lib/logger'
 import type { Emitter } from '../../realtime/emitter'
 import type { Sender, SendResult } from './sender'
 import { bumpRevision, signingSecrets } from './service'
+import { createStore, type Done, type Hook, type PendingRow } from './store'
 
-type Hook = typeof webhooks.$inferSelect
-type Row = Pick<
-  typeof webhookDeliveries.$inferSelect,
-  'id' | 'msg_id' | 'payload' | 'attempts' | 'next_attempt_at' | 'first_attempt_at'
->
-
-/** A lease outlives the longest send (WEBHOOK_TIMEOUT is at most 300 s) only if renewed; it is, every RENEW_MS. */
-const LEASE_MS = 30_000
+/** A lease is renewed every RENEW_MS of work, and lasts at least this and always past a send's timeout. */
+const MIN_LEASE_MS = 30_000
 const RENEW_MS = 5_000
 /** How often endpoints with work are looked for (another instance's deliveries, due retries). */
 const POLL_MS = 1000
@@ -46,16 +26,8 @@ const IDLE_MS = 2000
 const FLUSH_MS = 100
 /** A retry due sooner than this is waited for while holding the lease; a later one lets go. */
 const HOLD_MS = 2000
-/** Finished deliveries kept per endpoint for the delivery log; older ones are deleted once a minute. */
-export const LOG_KEEP = 10_000
+/** The delivery log is pruned this often. */
 const PRUNE_MS = 60_000
-const PRUNE_BATCH = 1000
-
-interface Done {
-  id: number
-  at: number
-  result: SendResult
-}
 
 export interface DispatcherDeps {
   config: Readonly<Config>
@@ -86,131 +58,27 @@ export function createDispatcher(deps: DispatcherDeps) {
   let stopped = true
   let stopping = new AbortController()
 
-  const write = <T>(fn: (tx: Tx) => Promise<T>) => db.transaction(fn)
+  // Longer than any send, so a lease never runs out while its holder is still sending.
+  const store = createStore(db, owner, Math.max(MIN_LEASE_MS, config.webhooks.timeoutMs + 20_000))
+  const { write, claim, renew, release, loadHook, pendingAfter } = store
 
-  /** Takes the endpoint's lease if nobody else holds a live one (a conditional UPDATE). */
-  const claim = (id: number, now: number) =>
-    write(async (tx) => {
-      const rows = await tx
-        .update(webhooks)
-        .set({ lease_owner: owner, lease_until: now + LEASE_MS })
-        .where(
-          and(
-            eq(webhooks.id, id),
-            eq(webhooks.status, 'active'),
-            or(
-              isNull(webhooks.lease_owner),
-              eq(webhooks.lease_owner, owner),
-              lt(webhooks.lease_until, now),
-            ),
-          ),
-        )
-        .returning({ id: webhooks.id })
-      return rows.length > 0
-    })
-
-  const renew = (id: number, now: number) =>
-    write(async (tx) => {
-      const rows = await tx
-        .update(webhooks)
-        .set({ lease_until: now + LEASE_MS })
-        .where(and(eq(webhooks.id, id), eq(webhooks.lease_owner, owner)))
-        .returning({ id: webhooks.id })
-      return rows.length > 0
-    })
-
-  const release = (id: number) =>
-    write((tx) =>
-      tx
-        .update(webhooks)
-        .set({ lease_owner: null, lease_until: null })
-        .where(and(eq(webhooks.id, id), eq(webhooks.lease_owner, owner))),
-    )
-
-  const loadHook = async (id: number): Promise<Hook | undefined> =>
-    (await db.read.select().from(webhooks).where(eq(webhooks.id, id)).limit(1))[0]
-
-  const pendingAfter = (id: number, after: number, limit: number): Promise<Row[]> =>
-    db.read
-      .select({
-        id: webhookDeliveries.id,
-        msg_id: webhookDeliveries.msg_id,
-        payload: webhookDeliveries.payload,
-        attempts: webhookDeliveries.attempts,
-        next_attempt_at: webhookDeliveries.next_attempt_at,
-        first_attempt_at: webhookDeliveries.first_attempt_at,
-      })
-      .from(webhookDeliveries)
-      .where(
-        and(
-          eq(webhookDeliveries.webhook_id, id),
-          eq(webhookDeliveries.status, 'pending'),
-          gt(webhookDeliveries.id, after),
-        ),
-      )
-      .orderBy(asc(webhookDeliveries.id))
-      .limit(limit)
-
-  /** Records successful sends, in one transaction (SQLite: a prepared statement per row; PostgreSQL: one statement). */
+  /** Records successes; a batch that could not be written is put back, to be tried again. */
   const flush = async (done: Done[]) => {
     if (done.length === 0) return
     const batch = done.splice(0)
-    await write(async (tx) => {
-      if (isSqlite(tx)) {
-        const record = prepared(tx, 'webhook-delivered', () =>
-          tx
-            .update(webhookDeliveries)
-            .set({
-              status: 'delivered',
-              attempts: sql`${webhookDeliveries.attempts} + 1`,
-              first_attempt_at: sql`coalesce(${webhookDeliveries.first_attempt_at}, ${sql.placeholder('at')})`,
-              last_attempt_at: sql`${sql.placeholder('at')}`,
-              response_status: sql`${sql.placeholder('status')}`,
-              response_ms: sql`${sql.placeholder('ms')}`,
-              last_error: null,
-              delivered_at: sql`${sql.placeholder('done')}`,
-            })
-            .where(eq(webhookDeliveries.id, sql.placeholder('id')))
-            .prepare(),
-        )
-        for (const d of batch)
-          await record.run({
-            id: d.id,
-            at: d.at,
-            status: d.result.status ?? null,
-            ms: d.result.ms,
-            done: d.at + d.result.ms,
-          })
-        return
-      }
-      const rows = sql.join(
-        batch.map(
-          (d) =>
-            sql`(${d.id}::bigint, ${d.at}::bigint, ${d.result.status ?? null}::int, ${d.result.ms}::int, ${d.at + d.result.ms}::bigint)`,
-        ),
-        sql`, `,
-      )
-      // PostgreSQL's drizzle runs raw SQL with execute (Tx is typed after SQLite's).
-      await (tx as unknown as { execute(query: SQL): Promise<unknown> }).execute(sql`
-        update ${webhookDeliveries} set
-          status = 'delivered',
-          attempts = ${webhookDeliveries.attempts} + 1,
-          first_attempt_at = coalesce(${webhookDeliveries.first_attempt_at}, v.at),
-          last_attempt_at = v.at,
-          response_status = v.status,
-          response_ms = v.ms,
-          last_error = null,
-          delivered_at = v.done
-        from (values ${rows}) as v(id, at, status, ms, done)
-        where ${webhookDeliveries.id} = v.id`)
-    })
+    try {
+      await store.recordDelivered(batch)
+    } catch (error) {
+      done.unshift(...batch)
+      throw error
+    }
   }
 
   /**
    * Records a failed attempt: the next one after a backoff, or, past WEBHOOK_RETRY_FOR since the
    * first attempt, gives up, disables the endpoint, cancels what waited behind, and says so on general.
    */
-  const fail = async (hook: Hook, row: Row, at: number, result: SendResult) => {
+  const fail = async (hook: Hook, row: PendingRow, at: number, result: SendResult) => {
     const attempts = row.attempts + 1
     const first = row.first_attempt_at ?? at
     const common = {
@@ -334,6 +202,8 @@ export function createDispatcher(deps: DispatcherDeps) {
             row.payload,
             stopping.signal,
           )
+          // Cut short by a stop: not an attempt of the endpoint's; it is sent again after the restart.
+          if (!result.ok && stopped) break outer
           deps.counted?.(result.ok ? 'delivered' : 'failed_attempt')
           if (result.ok) {
             done.push({ id: row.id, at: now, result })
@@ -344,8 +214,6 @@ export function createDispatcher(deps: DispatcherDeps) {
             }
             continue
           }
-          // Cut short by a stop: not an attempt of the endpoint's; it is sent again after the restart.
-          if (stopped) break outer
           await flush(done)
           await fail(hook, row, now, result)
           continue outer
@@ -377,43 +245,6 @@ export function createDispatcher(deps: DispatcherDeps) {
     workers.set(id, running)
   }
 
-  /** Deletes finished deliveries past the newest LOG_KEEP of each endpoint, in short transactions. */
-  const prune = async () => {
-    const ids = await db.read.select({ id: webhooks.id }).from(webhooks)
-    for (const { id } of ids) {
-      const [cut] = await db.read
-        .select({ id: webhookDeliveries.id })
-        .from(webhookDeliveries)
-        .where(eq(webhookDeliveries.webhook_id, id))
-        .orderBy(desc(webhookDeliveries.id))
-        .limit(1)
-        .offset(LOG_KEEP)
-      if (!cut) continue
-      for (;;) {
-        const batch = db.read
-          .select({ id: webhookDeliveries.id })
-          .from(webhookDeliveries)
-          .where(
-            and(
-              eq(webhookDeliveries.webhook_id, id),
-              lte(webhookDeliveries.id, cut.id),
-              ne(webhookDeliveries.status, 'pending'),
-            ),
-          )
-          .limit(PRUNE_BATCH)
-        const removed = await write(
-          async (tx) =>
-            (
-              await tx
-                .delete(webhookDeliveries)
-                .where(inArray(webhookDeliveries.id, batch))
-                .returning({ id: webhookDeliveries.id })
-            ).length,
-        )
-        if (removed < PRUNE_BATCH || stopped) break
-      }
-    }
-  }
   let prunedAt = Date.now()
 
   /** Looks for endpoints with due deliveries that nobody works on, and claims them. */
@@ -421,15 +252,12 @@ export function createDispatcher(deps: DispatcherDeps) {
     const now = Date.now()
     if (now - prunedAt > PRUNE_MS) {
       prunedAt = now
-      await prune().catch((error) =>
-        log.warn('webhook log pruning failed', { error: String(error) }),
-      )
+      await store
+        .prune(() => stopped)
+        .catch((error) => log.warn('webhook log pruning failed', { error: String(error) }))
     }
     let nextDue = now + POLL_MS
-    const hooks = await db.read
-      .select({ id: webhooks.id, owner: webhooks.lease_owner, until: webhooks.lease_until })
-      .from(webhooks)
-      .where(eq(webhooks.status, 'active'))
+    const hooks = await store.activeHooks()
     for (const hook of hooks) {
       if (stopped) return
       if (workers.has(hook.id)) continue
@@ -494,8 +322,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       stopped = false
       stopping = new AbortController()
       // One SQLite file is one instance: leases left by a killed process are this instance's now.
-      if (db.dialect === 'sqlite')
-        await write((tx) => tx.update(webhooks).set({ lease_owner: null, lease_until: null }))
+      if (db.dialect === 'sqlite') await store.clearLeases()
       soon()
     },
     /** Stops claiming; in-flight sends are cut short (sent again later), successes recorded, leases released. */
@@ -509,7 +336,6 @@ export function createDispatcher(deps: DispatcherDeps) {
     },
     /** Endpoints this instance is sending to right now. */
     busy: () => workers.size,
-    prune,
   }
 }
 
