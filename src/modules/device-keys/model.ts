@@ -13,7 +13,7 @@ export const DeviceKey = t.Object({
   name: t.Union([t.String(), t.Null()]),
   prefix: t.String({
     description: 'The key’s first characters, to tell keys apart',
-    examples: ['vdk_3kPq9x'],
+    examples: ['vdk_AAAAAA'],
   }),
   created_at: t.String({ format: 'date-time' }),
   last_used_at: t.Union([t.String({ format: 'date-time' }), t.Null()], {
@@ -29,7 +29,7 @@ export const IssuedKey = t.Composite([
     key: t.String({
       description:
         'Send as Authorization: Bearer <key>; shown only in this answer, stored as its SHA-256',
-      examples: ['vdk_3kPq9xV1mR8tYb2nLc5wQz7hJd0fGs4aEu6iOp1kT9y'],
+      examples: ['vdk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'],
     }),
   }),
 ])

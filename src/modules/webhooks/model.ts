@@ -81,7 +81,7 @@ export const WebhookWithSecret = t.Composite([
   t.Object({
     secret: t.String({
       description: 'whsec_<base64>: shown only in this answer; verify deliveries with it',
-      examples: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'],
+      examples: ['whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='],
     }),
   }),
 ])
