@@ -27,7 +27,6 @@ describe('two instances sharing PostgreSQL and Redis', () => {
       ADMIN_PASSWORD,
       LOGIN_MAX_ATTEMPTS_PER_IP: '1000',
       LOGIN_MAX_ATTEMPTS_PER_USER: '1000',
-      LOG_LEVEL: process.env.DEBUG_LOG ?? 'silent',
     }
     a = await startTestServer({ ...env, INSTANCE_ID: 'instance-a' })
     b = await startTestServer({ ...env, INSTANCE_ID: 'instance-b' })
