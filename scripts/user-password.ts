@@ -9,6 +9,8 @@ import { Value } from '@sinclair/typebox/value'
 import { loadConfig } from '../src/config'
 import { openDatabase } from '../src/db'
 import { AppError } from '../src/lib/errors'
+import { createLogger } from '../src/lib/logger'
+import { createRevocations } from '../src/modules/auth/revocations'
 import { Password } from '../src/modules/users/model'
 import { generatePassword, setPassword } from '../src/modules/users/service'
 
@@ -46,7 +48,9 @@ export async function main(argv: string[], stdin: { isTTY?: boolean; text(): Pro
   }
   const db = await openDatabase(database)
   try {
-    await setPassword({ db }, username, password)
+    // The revocation is a row every running server reads within a second: its old tokens stop working.
+    const revocations = createRevocations(db, createLogger('silent'), config.jwt.expiresIn)
+    await setPassword({ db, revocations }, username, password)
   } catch (error) {
     if (error instanceof AppError && error.status === 404) {
       console.error(`There is no user named "${username}"; nothing was changed.`)

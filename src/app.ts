@@ -23,11 +23,14 @@ import { usersModule } from './modules/users'
 import { variablesModule } from './modules/variables'
 import { latestModule } from './modules/latest'
 import { livenessModule } from './modules/liveness'
+import { deviceKeysModule } from './modules/device-keys'
+import { deviceKeyCheck } from './modules/device-keys/service'
+import { webhooksModule } from './modules/webhooks'
 
 export function createApp(ctx: AppContext) {
   const { config } = ctx
-  const tokens = createTokens(config)
-  const guard = createGuard(config, tokens)
+  const tokens = createTokens(config, ctx.revocations)
+  const guard = createGuard(config, tokens, deviceKeyCheck(ctx.db, ctx.log))
   const app = new Elysia({
     name: 'vigia',
     // bodyLimit answers oversized bodies with a JSON 413 from Content-Length, so Bun's own cap
@@ -51,7 +54,9 @@ export function createApp(ctx: AppContext) {
     .use(guard.policy)
     .use(authModule(ctx, tokens, guard))
     .use(usersModule(ctx, guard))
-    .use(realtimeRoutes(ctx, tokenAdmit(config, tokens)))
+    .use(webhooksModule(ctx.webhooks.service, guard))
+    .use(deviceKeysModule(ctx.db, guard))
+    .use(realtimeRoutes(ctx, tokenAdmit(config, tokens, ctx.revocations)))
     .use(locationsModule(ctx))
     .use(sensorsModule(ctx))
     .use(readingsModule(ctx))

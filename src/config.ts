@@ -1,4 +1,5 @@
 // The environment, parsed once into a typed, frozen Config; the only module that reads process.env.
+import { isIP } from 'node:net'
 import { hostname } from 'node:os'
 
 export class ConfigError extends Error {
@@ -23,6 +24,15 @@ export interface MqttConfig {
   qos: 0 | 1
   /** Seconds the broker keeps the session (and queues QoS 1 messages) while the server is away. */
   sessionExpiry: number
+}
+
+/** Which addresses webhook deliveries may connect to: address classes and CIDR ranges. */
+export interface WebhookAllow {
+  classes: ('loopback' | 'private' | 'public')[]
+  /** `[address, prefix length, family]` */
+  ranges: [string, number, 'ipv4' | 'ipv6'][]
+  /** As written, for messages. */
+  text: string
 }
 
 export interface Config {
@@ -59,6 +69,15 @@ export interface Config {
   login: { maxPerIp: number; maxPerUser: number; windowSeconds: number }
   /** Take the client address from the last X-Forwarded-For entry (set by a reverse proxy in front). */
   trustProxy: boolean
+  webhooks: {
+    allow: WebhookAllow
+    timeoutMs: number
+    /** A delivery is retried until at least this long after its first attempt, then given up. */
+    retryForMs: number
+    /** The first retry waits about this long; each next one twice as long, up to retryMaxMs. */
+    retryBaseMs: number
+    retryMaxMs: number
+  }
   intelligence: {
     /** Readings a sensor variable needs before the statistical detector may raise anything. */
     warmupReadings: number
@@ -222,6 +241,27 @@ function auth(env: Env): Pick<Config, 'authMode' | 'authReads'> {
   return { authMode, authReads }
 }
 
+/** `public`, `private`, `loopback` and CIDR ranges or single addresses, comma-separated. */
+function webhookAllow(env: Env): WebhookAllow {
+  const text = str(env, 'WEBHOOK_ALLOW', 'public,loopback')
+  const expected =
+    'a comma-separated list of public, private, loopback and CIDR ranges such as 10.0.0.0/8 or fd00::/8'
+  const allow: WebhookAllow = { classes: [], ranges: [], text }
+  for (const item of text.split(',').map((part) => part.trim().toLowerCase())) {
+    if (item === 'public' || item === 'private' || item === 'loopback') {
+      allow.classes.push(item)
+      continue
+    }
+    const [address = '', bits] = item.split('/')
+    const family = isIP(address)
+    const max = family === 6 ? 128 : 32
+    const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : -1
+    if (family === 0 || prefix < 0 || prefix > max) bad('WEBHOOK_ALLOW', text, expected)
+    allow.ranges.push([address, prefix, family === 6 ? 'ipv6' : 'ipv4'])
+  }
+  return allow
+}
+
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const nodeEnv = str(env, 'NODE_ENV', 'development')
   const jwtSecret = env.JWT_SECRET?.trim()
@@ -296,6 +336,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       windowSeconds: int(env, 'LOGIN_WINDOW_SECONDS', 60, 1, 24 * 3600),
     },
     trustProxy: bool(env, 'TRUST_PROXY', false),
+    webhooks: {
+      allow: webhookAllow(env),
+      timeoutMs: int(env, 'WEBHOOK_TIMEOUT', 10, 1, 300) * 1000,
+      retryForMs: int(env, 'WEBHOOK_RETRY_FOR', 24 * 3600, 1, 30 * 24 * 3600) * 1000,
+      retryBaseMs: int(env, 'WEBHOOK_RETRY_BASE_MS', 5000, 10, 3_600_000),
+      retryMaxMs: int(env, 'WEBHOOK_RETRY_MAX_MS', 3_600_000, 10, 24 * 3_600_000),
+    },
     intelligence: {
       warmupReadings: int(env, 'ANOMALY_WARMUP_READINGS', 30, 10, 100_000),
       autoResolveReadings: int(env, 'ANOMALY_AUTO_RESOLVE_READINGS', 10, 0, 100_000),

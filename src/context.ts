@@ -6,6 +6,8 @@ import { createLogger, type Logger } from './lib/logger'
 import { createMetrics, type Metrics } from './lib/metrics'
 import { createIntelligence, type Intelligence } from './intelligence'
 import { readSnapshot } from './modules/latest/service'
+import { createRevocations, type Revocations } from './modules/auth/revocations'
+import { createWebhooks, type Webhooks } from './modules/webhooks/runtime'
 import { createRealtime, type Realtime } from './realtime'
 import type { Emitter } from './realtime/emitter'
 
@@ -25,6 +27,10 @@ export interface AppContext extends Services {
   startedAt: number
   /** MQTT ingestion (inert when MQTT_URL is unset); server.ts starts and stops it. */
   mqtt: MqttIngest
+  /** Webhook outbox and dispatcher; server.ts starts and stops the dispatcher. */
+  webhooks: Webhooks
+  /** Revoked access tokens, refreshed from the database; server.ts starts and stops the polling. */
+  revocations: Revocations
 }
 
 export async function createContext(config: Readonly<Config>, log = createLogger(config.logLevel)) {
@@ -42,6 +48,15 @@ export async function createContext(config: Readonly<Config>, log = createLogger
     emitter: realtime.emitter,
     intelligence: createIntelligence(config, log),
     startedAt: Date.now(),
+    webhooks: createWebhooks({
+      config,
+      db,
+      emitter: realtime.emitter,
+      log,
+      metrics,
+      epoch: realtime.epoch,
+    }),
+    revocations: createRevocations(db, log, config.jwt.expiresIn),
   }
   const context: AppContext = { ...base, mqtt: createMqttIngest(base) }
   return context

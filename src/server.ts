@@ -19,10 +19,13 @@ export interface RunningServer {
 export async function startServer(config: Readonly<Config>, log?: Logger) {
   const ctx = await createContext(config, log)
   await ensureFirstUser(ctx, config.admin, ctx.log)
+  await ctx.revocations.start()
+  ctx.revocations.onRevoked(ctx.realtime.sockets.closeRevoked)
   const app = createApp(ctx)
   app.listen({ port: config.port, hostname: config.host })
   const server = app.server!
   ctx.realtime.attach(server)
+  await ctx.webhooks.start(server.port!)
   await startForecasting(ctx)
   startLiveness(ctx)
   await ctx.emitter.system({
@@ -68,6 +71,9 @@ export async function startServer(config: Readonly<Config>, log?: Logger) {
       }
       clearTimeout(timer)
       await ctx.intelligence.stop()
+      // In-flight deliveries finish and are recorded; the endpoints' leases are let go for other instances.
+      await ctx.webhooks.stop()
+      await ctx.revocations.stop()
       // Writes already queued on the writer finish before the database closes.
       await ctx.db.transaction(async () => undefined).catch(() => undefined)
       await ctx.db.close()

@@ -390,6 +390,9 @@ describe('managing users', () => {
     const [me] = (await server.api('GET', '/api/v1/users?role=admin', undefined, admin)).body
     const password = { password: ADMIN.password }
     expect((await server.api('PATCH', `/api/v1/users/${me.id}`, password, admin)).status).toBe(200)
+    // A password change revokes the user's tokens, this one included: log in again.
+    expect((await server.api('GET', '/api/v1/users', undefined, admin)).status).toBe(401)
+    admin = bearer(await adminToken(server))
     const demote = await server.api('PATCH', `/api/v1/users/${me.id}`, { role: 'viewer' }, admin)
     expect(demote.status).toBe(409)
     expect((await server.api('DELETE', `/api/v1/users/${me.id}`, undefined, admin)).status).toBe(
@@ -481,8 +484,12 @@ async function withoutToken(server: TestServer) {
   return answers
 }
 
-/** Reads that need a token under AUTH_MODE=required whatever AUTH_READS says (/users: in every mode). */
-const NEED_TOKEN_ANYWAY = /^\/api\/v1\/(ws\/stats|users|auth\/me)(\/|$)/
+/**
+ * Reads that need a token under AUTH_MODE=required whatever AUTH_READS says (/users, /webhooks and
+ * device keys: in every mode).
+ */
+const NEED_TOKEN_ANYWAY =
+  /^\/api\/v1\/(ws\/stats|users|auth\/me|webhooks|sensors\/\{id\}\/keys)(\/|$)/
 
 /** Request lines the guard refuses without a token under AUTH_MODE=required, whatever AUTH_READS says. */
 const GUARDED_LINES = [

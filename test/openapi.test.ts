@@ -243,6 +243,7 @@ describe('every answer the server gives is documented', () => {
         .replace('{channel}', 'general')
         .replace('{tipo}', id === '1' ? 'temperatura' : id)
         .replace('{name}', id === '1' ? 'co2' : id)
+        .replace('{keyId}', id)
     const withRefs = (value: unknown): unknown => {
       if (Array.isArray(value)) return value.map(withRefs)
       if (!value || typeof value !== 'object') return value
@@ -302,7 +303,18 @@ describe('every answer the server gives is documented', () => {
       const type: Record<string, string> = op.requestBody
         ? { 'content-type': 'application/json' }
         : {}
-      const target = fill(path, path.includes('{id}') ? await victim(path) : '1')
+      const id = path.includes('{id}') ? await victim(path) : '1'
+      let target = fill(path, id)
+      if (path.includes('{keyId}')) {
+        // A key of the victim sensor, so the valid request revokes a key that exists.
+        const res = await fetch(`${server.base}${fill(path.replace(/\/\{keyId\}$/, ''), id)}`, {
+          method: 'POST',
+          body: '{}',
+          headers: { ...admin, 'content-type': 'application/json' },
+        })
+        const key = ((await res.json()) as { id: number }).id
+        target = fill(path.replace('{keyId}', String(key)), id)
+      }
       const at = `${method.toUpperCase()} ${path}`
       await check(`${at} as admin`, op, method, target, { body, headers: { ...admin, ...type } })
       await check(`${at} without a token`, op, method, fill(path, '1'), { body, headers: type })

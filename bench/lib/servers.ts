@@ -79,6 +79,8 @@ export async function startServer(
       WEBSOCKET_MAX_CONNECTIONS: '100000',
       LOG_LEVEL: 'warn',
       JWT_SECRET: 'benchmark-secret-benchmark-secret-0123',
+      // Webhooks are admin-only: the harness logs in as this first user (adminHeaders).
+      ADMIN_PASSWORD: BENCH_ADMIN_PASSWORD,
       ...(options.redis && { REDIS_URL: options.redis.url, REDIS_PREFIX: options.redis.prefix }),
       ...options.env,
       // `WEBSOCKET_COMPRESSION=true bun run bench` measures Vigía with permessage-deflate on.
@@ -137,17 +139,30 @@ export async function startServer(
   }
 }
 
+export const BENCH_ADMIN_PASSWORD = 'benchmark-admin-password'
+
+/** `Authorization` for Vigía's admin (the first user, created with BENCH_ADMIN_PASSWORD). */
+export async function adminHeaders(base: string): Promise<Record<string, string>> {
+  const r = await call(base, 'POST', '/auth/login', {
+    username: 'admin',
+    password: BENCH_ADMIN_PASSWORD,
+  })
+  if (r.status !== 200) throw new Error(`admin login answered ${r.status}`)
+  return { authorization: `Bearer ${r.body.access_token}` }
+}
+
 /** A request to a server under test; the answer's status and parsed body (text when not JSON). */
 export async function call(
   base: string,
   method: string,
   path: string,
   body?: unknown,
+  headers: Record<string, string> = {},
 ): Promise<{ status: number; body: any; ms: number }> {
   const start = performance.now()
   const res = await fetch(`${base}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
   })
   const text = await res.text()

@@ -7,7 +7,7 @@ import { merge, newHistogram, summarize } from '../lib/histogram'
 import { workers } from '../lib/pool'
 import { now, type ReceiverStats } from '../lib/protocol'
 import type { Timing, WebhookRun } from '../lib/results'
-import { call, startServer, type RunningServer } from '../lib/servers'
+import { adminHeaders, call, startServer, type RunningServer } from '../lib/servers'
 import { BATCH, createFleet, vigiaRun } from './ingest'
 
 /** Routes the build serves, from its OpenAPI document ("GET /api/v1/latest", …). */
@@ -17,7 +17,10 @@ export async function routesOf(server: RunningServer): Promise<Set<string>> {
   if (r.status !== 200 || typeof r.body !== 'object') return out
   for (const [path, ops] of Object.entries(r.body.paths ?? {}))
     for (const method of Object.keys(ops as object))
-      out.add(`${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`)
+      // Elysia documents a module's root route with a trailing slash ("/api/v1/webhooks/").
+      out.add(
+        `${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1').replace(/(.)\/$/, '$1')}`,
+      )
   return out
 }
 
@@ -98,12 +101,19 @@ export async function latestPhase(ctx: Ctx, routes: Set<string>) {
 /** Creates `count` webhooks to the receiver (path /hook/<i>) and hands their secrets to it. */
 async function webhooks(server: RunningServer, url: string, count: number, channels: string[]) {
   const secrets: string[] = []
+  const admin = await adminHeaders(server.base)
   for (let i = 0; i < count; i++) {
-    const r = await call(server.base, 'POST', '/api/v1/webhooks', {
-      url: `${url}/hook/${i}`,
-      channels,
-      event_types: channels.includes('anomalies') ? ['anomaly_detected'] : ['created'],
-    })
+    const r = await call(
+      server.base,
+      'POST',
+      '/api/v1/webhooks',
+      {
+        url: `${url}/hook/${i}`,
+        channels,
+        event_types: channels.includes('anomalies') ? ['anomaly_detected'] : ['created'],
+      },
+      admin,
+    )
     if (r.status !== 201)
       throw new Error(
         `POST /api/v1/webhooks answered ${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`,
@@ -184,10 +194,13 @@ export async function webhookPhases(ctx: Ctx, routes: Set<string>) {
             load: 'fleet',
             webhook,
             before: async (server) => {
-              const r = await call(server.base, 'POST', '/api/v1/webhooks', {
-                url: `${url}/hook/0`,
-                channels: [webhook],
-              })
+              const r = await call(
+                server.base,
+                'POST',
+                '/api/v1/webhooks',
+                { url: `${url}/hook/0`, channels: [webhook] },
+                await adminHeaders(server.base),
+              )
               if (r.status !== 201) throw new Error(`POST /api/v1/webhooks answered ${r.status}`)
             },
           })

@@ -13,6 +13,7 @@ import {
   pgTable,
   primaryKey,
   text,
+  uniqueIndex,
 } from 'drizzle-orm/pg-core'
 
 const id = () => bigint('id', { mode: 'number' }).primaryKey().generatedByDefaultAsIdentity()
@@ -181,6 +182,7 @@ export const eventMeta = pgTable('event_meta', {
   id: integer('id').primaryKey(),
   epoch: text('epoch').notNull(),
   last_seq: bigint('last_seq', { mode: 'number' }).notNull().default(0),
+  webhook_rev: bigint('webhook_rev', { mode: 'number' }).notNull().default(0),
   created_at: ms('created_at')
     .notNull()
     .default(sql`(extract(epoch from now()) * 1000)::bigint`),
@@ -194,3 +196,77 @@ export const users = pgTable('users', {
   channels: json('channels').$type<string[]>().notNull(),
   ...timestamps,
 })
+
+export const tokenRevocations = pgTable('token_revocations', {
+  id: id(),
+  jti: text('jti'),
+  username: text('username'),
+  not_before: ms('not_before'),
+  expires_at: ms('expires_at').notNull(),
+  created_at: ms('created_at').notNull(),
+})
+
+export const deviceKeys = pgTable(
+  'device_keys',
+  {
+    id: id(),
+    sensor_id: ms('sensor_id')
+      .notNull()
+      .references(() => sensors.id, { onDelete: 'cascade' }),
+    name: text('name'),
+    prefix: text('prefix').notNull(),
+    hash: text('hash').notNull(),
+    created_at: ms('created_at').notNull(),
+    last_used_at: ms('last_used_at'),
+    revoked_at: ms('revoked_at'),
+  },
+  (table) => [
+    uniqueIndex('device_keys_hash_idx').on(table.hash),
+    index('device_keys_sensor_idx').on(table.sensor_id),
+  ],
+)
+
+export const webhooks = pgTable('webhooks', {
+  id: id(),
+  url: text('url').notNull(),
+  description: text('description'),
+  channels: json('channels').$type<string[]>().notNull(),
+  event_types: json('event_types').$type<string[]>().notNull(),
+  status: text('status', { enum: ['active', 'paused', 'disabled'] }).notNull(),
+  secret: text('secret').notNull(),
+  previous_secret: text('previous_secret'),
+  previous_secret_until: ms('previous_secret_until'),
+  disabled_reason: text('disabled_reason'),
+  lease_owner: text('lease_owner'),
+  lease_until: ms('lease_until'),
+  ...timestamps,
+})
+
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: id(),
+    webhook_id: ms('webhook_id')
+      .notNull()
+      .references(() => webhooks.id, { onDelete: 'cascade' }),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    msg_id: text('msg_id').notNull(),
+    payload: text('payload').notNull(),
+    status: text('status', { enum: ['pending', 'delivered', 'failed', 'cancelled'] }).notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    next_attempt_at: ms('next_attempt_at').notNull(),
+    first_attempt_at: ms('first_attempt_at'),
+    last_attempt_at: ms('last_attempt_at'),
+    response_status: integer('response_status'),
+    response_ms: integer('response_ms'),
+    last_error: text('last_error'),
+    delivered_at: ms('delivered_at'),
+    created_at: ms('created_at').notNull(),
+  },
+  (table) => [
+    index('webhook_deliveries_log_idx').on(table.webhook_id, table.id),
+    index('webhook_deliveries_pending_idx')
+      .on(table.webhook_id, table.id)
+      .where(sql`status = 'pending'`),
+  ],
+)

@@ -1,6 +1,14 @@
 // The drizzle schema (SQLite): domain tables, the event log and its sequence counter, users.
 import { sql } from 'drizzle-orm'
-import { index, integer, primaryKey, real, sqliteTable, text } from 'drizzle-orm/sqlite-core'
+import {
+  index,
+  integer,
+  primaryKey,
+  real,
+  sqliteTable,
+  text,
+  uniqueIndex,
+} from 'drizzle-orm/sqlite-core'
 
 const timestamps = {
   created_at: integer('created_at').notNull(),
@@ -187,6 +195,11 @@ export const eventMeta = sqliteTable('event_meta', {
   id: integer('id').primaryKey(),
   epoch: text('epoch').notNull(),
   last_seq: integer('last_seq').notNull().default(0),
+  /**
+   * Bumped by every change to the webhooks' filters; read back with the seq in each write, so an
+   * instance knows its cached filters are current without another query.
+   */
+  webhook_rev: integer('webhook_rev').notNull().default(0),
   created_at: integer('created_at')
     .notNull()
     .default(sql`(unixepoch() * 1000)`),
@@ -201,3 +214,91 @@ export const users = sqliteTable('users', {
   channels: text('channels', { mode: 'json' }).$type<string[]>().notNull(),
   ...timestamps,
 })
+
+/**
+ * Revoked access tokens: one token (`jti`, logout) or every token of a user issued before
+ * `not_before` (password change, deletion). Rows go once the tokens they name have expired.
+ */
+export const tokenRevocations = sqliteTable('token_revocations', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  jti: text('jti'),
+  username: text('username'),
+  not_before: integer('not_before'),
+  expires_at: integer('expires_at').notNull(),
+  created_at: integer('created_at').notNull(),
+})
+
+/** A device's credential for writing its own sensor's readings: only the SHA-256 of the key is kept. */
+export const deviceKeys = sqliteTable(
+  'device_keys',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    sensor_id: integer('sensor_id')
+      .notNull()
+      .references(() => sensors.id, { onDelete: 'cascade' }),
+    name: text('name'),
+    /** The key's first characters, to tell keys apart in a list. */
+    prefix: text('prefix').notNull(),
+    hash: text('hash').notNull(),
+    created_at: integer('created_at').notNull(),
+    last_used_at: integer('last_used_at'),
+    revoked_at: integer('revoked_at'),
+  },
+  (table) => [
+    uniqueIndex('device_keys_hash_idx').on(table.hash),
+    index('device_keys_sensor_idx').on(table.sensor_id),
+  ],
+)
+
+/** Endpoints that receive matching events as signed POSTs (Standard Webhooks). */
+export const webhooks = sqliteTable('webhooks', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  url: text('url').notNull(),
+  description: text('description'),
+  channels: text('channels', { mode: 'json' }).$type<string[]>().notNull(),
+  event_types: text('event_types', { mode: 'json' }).$type<string[]>().notNull(),
+  /** active, paused (by a person) or disabled (by the dispatcher after failing for too long). */
+  status: text('status', { enum: ['active', 'paused', 'disabled'] }).notNull(),
+  secret: text('secret').notNull(),
+  /** After a rotation, the old secret still signs until `previous_secret_until`. */
+  previous_secret: text('previous_secret'),
+  previous_secret_until: integer('previous_secret_until'),
+  disabled_reason: text('disabled_reason'),
+  /** The instance sending this endpoint's deliveries, and until when its claim holds. */
+  lease_owner: text('lease_owner'),
+  lease_until: integer('lease_until'),
+  ...timestamps,
+})
+
+/** The outbox: one row per event and endpoint, written in the event's transaction, sent after commit. */
+export const webhookDeliveries = sqliteTable(
+  'webhook_deliveries',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    webhook_id: integer('webhook_id')
+      .notNull()
+      .references(() => webhooks.id, { onDelete: 'cascade' }),
+    /** The event's seq; 0 for a test delivery. */
+    seq: integer('seq').notNull(),
+    /** The webhook-id header: the same on every attempt. */
+    msg_id: text('msg_id').notNull(),
+    payload: text('payload').notNull(),
+    /** pending, delivered, failed (gave up) or cancelled (its endpoint was disabled first). */
+    status: text('status', { enum: ['pending', 'delivered', 'failed', 'cancelled'] }).notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    next_attempt_at: integer('next_attempt_at').notNull(),
+    first_attempt_at: integer('first_attempt_at'),
+    last_attempt_at: integer('last_attempt_at'),
+    response_status: integer('response_status'),
+    response_ms: integer('response_ms'),
+    last_error: text('last_error'),
+    delivered_at: integer('delivered_at'),
+    created_at: integer('created_at').notNull(),
+  },
+  (table) => [
+    index('webhook_deliveries_log_idx').on(table.webhook_id, table.id),
+    index('webhook_deliveries_pending_idx')
+      .on(table.webhook_id, table.id)
+      .where(sql`status = 'pending'`),
+  ],
+)

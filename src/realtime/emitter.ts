@@ -1,40 +1,70 @@
 // The event emitter services use: events are logged in the transaction of the change and published after COMMIT.
 import type { Database, Tx } from '../db'
 import type { DomainEvent, SystemEventDraft, SystemEventMessage } from './envelope'
-import { appendEvents, type Draft, type StoredEvent } from './event-log'
+import { appendEvents, type Appended, type Draft, type StoredEvent } from './event-log'
 
 export type Emit = (event: DomainEvent) => void
+export type EmitSystem = (event: SystemEventDraft) => void
+
+/**
+ * Work that must follow events durably (webhook deliveries): written in the events' own transaction,
+ * so a rolled-back change leaves none and a committed one always has its share.
+ */
+export interface Outbox {
+  /** Inside the transaction, once the events have their seq; true when it wrote anything. */
+  write(tx: Tx, appended: Appended): Promise<boolean>
+  /** After COMMIT of a transaction it wrote in; `wrote` is what write answered. */
+  committed(wrote: boolean): void
+}
 
 export interface Emitter {
   /**
    * Runs a change in one transaction; the events it emits get their seq and are written in that
    * same transaction, then published once it commits. A rollback leaves no change and no event.
+   * `system` emits a system_event in that same transaction.
    */
-  transact<T>(fn: (tx: Tx, emit: Emit) => Promise<T>): Promise<T>
+  transact<T>(fn: (tx: Tx, emit: Emit, system: EmitSystem) => Promise<T>): Promise<T>
   /** Emits a system_event (logged and published like any other). */
   system(event: SystemEventDraft): Promise<SystemEventMessage>
+  /** Sets the outbox every transaction with events writes to. */
+  useOutbox(outbox: Outbox): void
 }
 
 /** `commit` gets each transaction's events right after COMMIT (to publish them here and to the other instances). */
 export function createEmitter(db: Database, commit: (stored: StoredEvent[]) => void): Emitter {
+  let outbox: Outbox | undefined
+  const append = async (tx: Tx, drafts: Draft[]) => {
+    const appended = await appendEvents(tx, drafts)
+    const wrote =
+      outbox && appended.stored.length > 0 ? await outbox.write(tx, appended) : undefined
+    return { stored: appended.stored, wrote }
+  }
+  const after = ({ stored, wrote }: { stored: StoredEvent[]; wrote: boolean | undefined }) => {
+    commit(stored)
+    if (wrote !== undefined) outbox?.committed(wrote)
+  }
   return {
     async transact(fn) {
-      const { result } = await db.transaction(
-        async (tx) => {
-          const drafts: Draft[] = []
-          const result = await fn(tx, (event) => drafts.push({ kind: 'entity', event }))
-          return { result, stored: await appendEvents(tx, drafts) }
-        },
-        ({ stored }) => commit(stored),
-      )
+      const { result } = await db.transaction(async (tx) => {
+        const drafts: Draft[] = []
+        const result = await fn(
+          tx,
+          (event) => drafts.push({ kind: 'entity', event }),
+          (event) => drafts.push({ kind: 'system', event }),
+        )
+        return { result, ...(await append(tx, drafts)) }
+      }, after)
       return result
     },
     async system(event) {
-      const [stored] = await db.transaction(
-        (tx) => appendEvents(tx, [{ kind: 'system', event }]),
-        commit,
+      const { stored } = await db.transaction(
+        (tx) => append(tx, [{ kind: 'system', event }]),
+        after,
       )
-      return stored!.message as SystemEventMessage
+      return stored[0]!.message as SystemEventMessage
+    },
+    useOutbox(next) {
+      outbox = next
     },
   }
 }

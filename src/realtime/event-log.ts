@@ -51,7 +51,7 @@ function prepareAppend(tx: Tx) {
       .update(eventMeta)
       .set({ last_seq: sql`${eventMeta.last_seq} + ${sql.placeholder('count')}` })
       .where(eq(eventMeta.id, 1))
-      .returning({ lastSeq: eventMeta.last_seq })
+      .returning({ lastSeq: eventMeta.last_seq, webhookRev: eventMeta.webhook_rev })
       .prepare(),
     insert: tx
       .insert(events)
@@ -68,13 +68,15 @@ function prepareAppend(tx: Tx) {
 // Every write runs these two statements; building and preparing them each time cost more than running them.
 const appendStatements = (tx: Tx) => prepared(tx, 'append-events', () => prepareAppend(tx))
 
+export interface Appended {
+  stored: StoredEvent[]
+  /** event_meta.webhook_rev as of this transaction (-1 when nothing was appended). */
+  webhookRev: number
+}
+
 /** Gives the drafts consecutive seqs and writes them, inside the caller's transaction. */
-export async function appendEvents(
-  tx: Tx,
-  drafts: Draft[],
-  now = Date.now(),
-): Promise<StoredEvent[]> {
-  if (drafts.length === 0) return []
+export async function appendEvents(tx: Tx, drafts: Draft[], now = Date.now()): Promise<Appended> {
+  if (drafts.length === 0) return { stored: [], webhookRev: -1 }
   const statements = isSqlite(tx) ? appendStatements(tx) : undefined
   const [row] = statements
     ? await statements.bump.all({ count: drafts.length })
@@ -82,7 +84,7 @@ export async function appendEvents(
         .update(eventMeta)
         .set({ last_seq: sql`${eventMeta.last_seq} + ${drafts.length}` })
         .where(eq(eventMeta.id, 1))
-        .returning({ lastSeq: eventMeta.last_seq })
+        .returning({ lastSeq: eventMeta.last_seq, webhookRev: eventMeta.webhook_rev })
   let seq = row!.lastSeq - drafts.length
   const stored = drafts.map((draft): StoredEvent => {
     seq += 1
@@ -108,7 +110,7 @@ export async function appendEvents(
   else
     for (let i = 0; i < rows.length; i += INSERT_CHUNK)
       await tx.insert(events).values(rows.slice(i, i + INSERT_CHUNK))
-  return stored
+  return { stored, webhookRev: row!.webhookRev }
 }
 
 export interface LogRow {

@@ -27,6 +27,8 @@ export interface Conn {
   tokensAt: number
   drained: (() => void) | undefined
   tokenExpiresAt: number | undefined
+  /** True once the token this connection joined with (or refreshed to) is revoked. */
+  revoked: (() => boolean) | undefined
 }
 
 interface Topic {
@@ -85,6 +87,7 @@ export class Hub {
       tokensAt: now,
       drained: undefined,
       tokenExpiresAt: undefined,
+      revoked: undefined,
     }
     this.conns.set(conn.id, conn)
     this.perIp.set(ip, this.connectionsFrom(ip) + 1)

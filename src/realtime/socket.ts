@@ -52,6 +52,8 @@ export interface Admission {
   /** Channels this user may join; undefined = all. */
   allowed?: (channel: string) => boolean
   tokenExpiresAt?: number
+  /** True once the connection's token is revoked (logout, password change): it is then closed 4401. */
+  revoked?: () => boolean
   /** The client's address for the per-IP cap; the socket peer when not given. */
   ip?: string
   /** Checks a newer token of the same user (action `refresh`); resolves, never rejects. */
@@ -297,6 +299,7 @@ export function createSocketLayer(deps: SocketDeps) {
     }
     const conn = hub.add(ws, ip, admission.userId, admission.channels, admission.role)
     conn.tokenExpiresAt = admission.tokenExpiresAt
+    conn.revoked = admission.revoked
     conn.tokens = config.ws.messagesPerSecond * 2
     byWs.set(ws, conn)
     metrics.wsConnections.set(hub.size)
@@ -483,6 +486,21 @@ export function createSocketLayer(deps: SocketDeps) {
 
   const drain = (ws: Socket) => byWs.get(ws)?.drained?.()
 
+  /** Closes with 4401 every connection whose token was revoked; run when revocations arrive. */
+  const closeRevoked = () => {
+    for (const conn of [...hub.conns.values()]) if (conn.revoked?.()) revokedClose(conn)
+  }
+  const revokedClose = (conn: Conn) => {
+    send(
+      conn,
+      errorMessage(
+        'token_revoked',
+        'Your token was revoked (logout or password change); log in again.',
+      ),
+    )
+    drop(conn, CLOSE.unauthorized, 'Token revoked', 'token_revoked')
+  }
+
   /**
    * Once a second: ping connections silent for WEBSOCKET_PING_INTERVAL, drop those silent past
    * interval + timeout, and close with 1008 any whose unsent buffer reached the backpressure limit.
@@ -495,6 +513,10 @@ export function createSocketLayer(deps: SocketDeps) {
       if (conn.tokenExpiresAt !== undefined && now >= conn.tokenExpiresAt) {
         send(conn, errorMessage('token_expired', 'Your token expired; reconnect with a fresh one.'))
         drop(conn, CLOSE.unauthorized, 'Token expired', 'token_expired')
+        continue
+      }
+      if (conn.revoked?.()) {
+        revokedClose(conn)
         continue
       }
       checkBuffer(conn)
@@ -523,7 +545,19 @@ export function createSocketLayer(deps: SocketDeps) {
     metrics.wsConnections.set(0)
   }
 
-  return { open, message, close, alive, drain, sweep, closeAll, refuse, checkTopic, byWs }
+  return {
+    open,
+    message,
+    close,
+    alive,
+    drain,
+    sweep,
+    closeAll,
+    refuse,
+    checkTopic,
+    closeRevoked,
+    byWs,
+  }
 }
 
 export type SocketLayer = ReturnType<typeof createSocketLayer>

@@ -3,6 +3,7 @@ import type { Config } from '../../config'
 import { openAdmit, type Admit } from '../../realtime/routes'
 import { CLOSE, parseChannels, type Admission } from '../../realtime/socket'
 import { channelMatcher } from './permissions'
+import type { Revocations } from './revocations'
 import type { Tokens } from './tokens'
 
 export type RefreshResult = { expiresAt: number } | { code: string; message: string }
@@ -13,7 +14,11 @@ export type RefreshResult = { expiresAt: number } | { code: string; message: str
  * stats is the token's username. The admission keeps the user's channel rules, and `refresh` swaps
  * in a newer token of the same user, which moves the connection's expiry.
  */
-export function tokenAdmit(config: Readonly<Config>, tokens: Tokens): Admit {
+export function tokenAdmit(
+  config: Readonly<Config>,
+  tokens: Tokens,
+  revocations?: Revocations,
+): Admit {
   return async (query, secure) => {
     if (!secure && config.authMode === 'open') return openAdmit(query, secure)
     const claims = await tokens.verify(query.token)
@@ -27,6 +32,7 @@ export function tokenAdmit(config: Readonly<Config>, tokens: Tokens): Admit {
     const parsed = parseChannels(query.channel)
     if ('error' in parsed) return { code: CLOSE.badQuery, reason: parsed.error }
     let allowed = channelMatcher(claims.channels)
+    let current = claims
     const denied = parsed.channels.find((channel) => !allowed(channel))
     if (denied)
       return {
@@ -39,6 +45,7 @@ export function tokenAdmit(config: Readonly<Config>, tokens: Tokens): Admit {
       role: claims.role,
       allowed: (channel) => allowed(channel),
       tokenExpiresAt: claims.exp * 1000,
+      revoked: revocations && (() => revocations.isRevoked(current)),
       async refresh(token, held): Promise<RefreshResult> {
         const fresh = await tokens.verify(token)
         if (!fresh)
@@ -60,6 +67,7 @@ export function tokenAdmit(config: Readonly<Config>, tokens: Tokens): Admit {
             message: `The new token does not allow "${lost}"; unsubscribe from it first.`,
           }
         allowed = next
+        current = fresh
         return { expiresAt: fresh.exp * 1000 }
       },
     }

@@ -1,12 +1,15 @@
-// Who may call what over REST: the AUTH_MODE=required policy on every request, and the `auth` macro.
+// Who may call what over REST: the AUTH_MODE=required policy on every request, device keys (in every
+// mode: their own sensor's readings and nothing else), and the `auth` macro.
 import { Elysia } from 'elysia'
 import type { AuthReads, Config } from '../../config'
 import { ForbiddenError, UnauthorizedError } from '../../lib/errors'
+import { isDeviceKey, type DeviceKeyCheck } from '../device-keys/service'
 import { allows, ROLES, type Need } from './permissions'
 import type { TokenClaims, Tokens } from './tokens'
 
 const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
-const OPEN_API_PATHS = new Set(['/api/v1/auth/login'])
+/** Login needs no token; logout needs one of any role (its own `auth: 'token'`), not a writer's. */
+const OPEN_API_PATHS = new Set(['/api/v1/auth/login', '/api/v1/auth/logout'])
 const WS_PATHS = new Set(['/api/v1/ws', '/api/v1/ws/secure'])
 const STATS_PATHS = new Set(['/api/v1/ws/stats', '/api/v1/ws/stats/:channel'])
 
@@ -33,10 +36,51 @@ const NEEDS: Record<Need, string> = {
 /** The roles that may do what `need` asks, as the OpenAPI document lists them (`x-roles`). */
 const rolesFor = (need: Need) => ROLES.filter((role) => allows(role, need))
 
+/** The only routes a device key opens (the matched route, with and without the trailing slash). */
+const DEVICE_ROUTES = new Set(['/api/v1/readings', '/api/v1/readings/', '/api/v1/readings/batch'])
+
+const bearerOf = (request: Request) => {
+  const header = request.headers.get('authorization')
+  return header ? /^Bearer +(\S+) *$/i.exec(header)?.[1] : undefined
+}
+
+/** The sensor ids a reading body names: one object, or a batch's items. Unknown shapes name none. */
+function sensorIdsOf(body: unknown): unknown[] {
+  const items = Array.isArray(body) ? body : [body]
+  return items.flatMap((item) =>
+    item && typeof item === 'object' && 'sensor_id' in item
+      ? [(item as { sensor_id: unknown }).sensor_id]
+      : [],
+  )
+}
+
 export type Guard = ReturnType<typeof createGuard>
 
-export function createGuard(config: Readonly<Config>, tokens: Tokens) {
+export function createGuard(config: Readonly<Config>, tokens: Tokens, deviceKey?: DeviceKeyCheck) {
   const verified = new WeakMap<Request, TokenClaims>()
+
+  /**
+   * A request with a device key: only a POST of readings (single or batch), every reading for the
+   * key's own sensor (403 otherwise); an unknown or revoked key is 401. Checked before the body is
+   * validated; a reading whose sensor_id is missing is left to the schema's 422.
+   */
+  const admitDevice = async (key: string, route: string, method: string, body: unknown) => {
+    if (method !== 'POST' || !DEVICE_ROUTES.has(route))
+      throw new ForbiddenError(
+        'A device key can only store readings of its own sensor: POST /api/v1/readings or /api/v1/readings/batch.',
+      )
+    const device = deviceKey ? await deviceKey(key) : undefined
+    if (!device)
+      throw new UnauthorizedError(
+        'The device key is unknown or revoked: issue a new one with POST /api/v1/sensors/:id/keys.',
+        'Bearer error="invalid_token"',
+      )
+    const other = sensorIdsOf(body).find((id) => id !== undefined && Number(id) !== device.sensorId)
+    if (other !== undefined)
+      throw new ForbiddenError(
+        `This device key belongs to sensor ${device.sensorId}; it cannot store readings of sensor ${String(other).slice(0, 20)}.`,
+      )
+  }
 
   /** The claims of the request's bearer token, checked once per request. */
   const authenticate = async (request: Request): Promise<TokenClaims> => {
@@ -76,7 +120,14 @@ export function createGuard(config: Readonly<Config>, tokens: Tokens) {
      */
     policy: new Elysia({ name: 'auth-policy' }).onTransform(
       { as: 'global' },
-      async ({ request, route }) => {
+      async ({ request, route, body }) => {
+        const bearer = bearerOf(request)
+        if (
+          bearer &&
+          isDeviceKey(bearer) &&
+          (route.startsWith('/api/') || route.startsWith('/auth/'))
+        )
+          return admitDevice(bearer, route, request.method, body)
         if (config.authMode !== 'required') return
         const need = needFor(route, request.method, config.authReads)
         if (need) await authorize(request, need)

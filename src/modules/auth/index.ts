@@ -1,5 +1,6 @@
-// Login at /auth/login (as in the original) and /api/v1/auth/login, and who the current token is.
-import { Elysia } from 'elysia'
+// Login at /auth/login (as in the original) and /api/v1/auth/login, logout (revokes the token at
+// once), and who the current token is.
+import { Elysia, t } from 'elysia'
 import type { AppContext } from '../../context'
 import { clientAddress } from '../../lib/client-address'
 import { iso } from '../../lib/time'
@@ -7,9 +8,19 @@ import { errorResponse, errors } from '../../lib/schemas'
 import type { Guard } from './guard'
 import { LoginBody, Me, TokenResponse } from './model'
 import { createLoginLimiter, login } from './service'
-import type { Tokens } from './tokens'
+import type { TokenClaims, Tokens } from './tokens'
 
 export const authModule = (ctx: AppContext, tokens: Tokens, guard: Guard) => {
+  const logoutRoute = {
+    auth: 'token' as const,
+    response: { 204: t.Void(), ...errors },
+    detail: {
+      summary: 'Log out: revoke the bearer token',
+      description:
+        'The token is refused from now on (401) on every instance, and WebSockets that joined with it close with 4401.',
+    },
+  }
+  const revoke = (user: TokenClaims) => ctx.revocations.revokeToken(user)
   const deps = { db: ctx.db, tokens, limiter: createLoginLimiter(ctx.config) }
   const loginRoute = {
     body: LoginBody,
@@ -54,6 +65,16 @@ export const authModule = (ctx: AppContext, tokens: Tokens, guard: Guard) => {
       '/api/v1/auth/login',
       ({ body, request, server }) => login(deps, body, address(request, server)),
       loginRoute,
+    )
+    .post(
+      '/auth/logout',
+      async ({ user, status }) => status(204, void (await revoke(user))),
+      logoutRoute,
+    )
+    .post(
+      '/api/v1/auth/logout',
+      async ({ user, status }) => status(204, void (await revoke(user))),
+      logoutRoute,
     )
     .get(
       '/api/v1/auth/me',

@@ -65,6 +65,10 @@ const TAGS = [
   },
   { name: 'auth', description: 'Log in for a bearer token' },
   { name: 'users', description: 'Users, roles and channel rights (admin only)' },
+  {
+    name: 'webhooks',
+    description: 'Events POSTed to other services, signed per Standard Webhooks (admin only)',
+  },
   { name: 'system', description: 'Health' },
 ]
 

@@ -1,12 +1,12 @@
 // Admin-only user management under /api/v1/users (in every AUTH_MODE).
 import { Elysia, t } from 'elysia'
-import type { Services } from '../../context'
+import type { AppContext } from '../../context'
 import { errors, IdParams } from '../../lib/schemas'
 import type { Guard } from '../auth/guard'
 import { User, UserCreate, UserPatch, UserQuery } from './model'
 import { createUser, deleteUser, getUser, listUsers, patchUser } from './service'
 
-export const usersModule = (services: Services, guard: Guard) =>
+export const usersModule = (services: AppContext, guard: Guard) =>
   new Elysia({ name: 'users', prefix: '/api/v1/users', detail: { tags: ['users'] } })
     .use(guard.macro)
     .get(
@@ -51,7 +51,7 @@ export const usersModule = (services: Services, guard: Guard) =>
       detail: {
         summary: 'Change a user (password, role, channels, username)',
         description:
-          'Tokens already issued keep their rights until they expire. Demoting the last admin: 409.',
+          'A new password or username revokes every token the user holds (their open WebSockets close with 4401); a new role or channels apply to tokens issued from now on. Demoting the last admin: 409.',
       },
     })
     .delete(
@@ -64,6 +64,9 @@ export const usersModule = (services: Services, guard: Guard) =>
         auth: 'admin',
         params: IdParams,
         response: { 204: t.Void(), ...errors },
-        detail: { summary: 'Delete a user', description: 'Deleting the last admin: 409.' },
+        detail: {
+          summary: 'Delete a user',
+          description: 'Revokes every token of theirs. Deleting the last admin: 409.',
+        },
       },
     )

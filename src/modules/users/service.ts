@@ -1,7 +1,7 @@
 // User use cases: argon2id passwords, at least one admin at all times, and the first admin at start.
 import { and, asc, count, eq, ne } from 'drizzle-orm'
 import type { Config } from '../../config'
-import type { Services } from '../../context'
+import type { AppContext, Services } from '../../context'
 import type { Tx } from '../../db'
 import { users } from '../../db/schema'
 import { ConflictError, NotFoundError } from '../../lib/errors'
@@ -98,10 +98,22 @@ export async function createUser({ db }: Services, input: UserCreate) {
   })
 }
 
-export async function patchUser({ db }: Pick<Services, 'db'>, id: number, patch: UserPatch) {
+type WithRevocations = Pick<AppContext, 'db' | 'revocations'>
+
+/**
+ * A new password or username revokes every token the user holds (effective on every instance within
+ * a fraction of a second; their open WebSockets close with 4401).
+ */
+export async function patchUser(
+  { db, revocations }: WithRevocations,
+  id: number,
+  patch: UserPatch,
+) {
   const passwordHash = patch.password === undefined ? undefined : await hashPassword(patch.password)
-  return db.transaction(async (tx) => {
+  const updated = await db.transaction(async (tx) => {
     const row = await findRow(tx, id)
+    const renamed = patch.username !== undefined && patch.username !== row.username
+    if (passwordHash !== undefined || renamed) await revocations.revokeUser(tx, row.username)
     if (patch.username !== undefined) await checkUsernameFree(tx, patch.username, id)
     // A role left out stays as it is: only a new role can take the last admin's rights away.
     if (patch.role !== undefined) await keepAnAdmin(tx, row, patch.role)
@@ -118,27 +130,30 @@ export async function patchUser({ db }: Pick<Services, 'db'>, id: number, patch:
       .returning()
     return toDto(updated!)
   })
+  await revocations.refresh()
+  return updated
 }
 
 /**
  * A new password for the user of that name (`bun run user:password`), through patchUser: the same
- * hashing, and whatever else a password change does through the API.
+ * hashing, and whatever else a password change does through the API (its tokens are revoked).
  */
-export async function setPassword(
-  services: Pick<Services, 'db'>,
-  username: string,
-  password: string,
-) {
+export async function setPassword(services: WithRevocations, username: string, password: string) {
   const row = await findCredentials(services, username)
   if (!row) throw new NotFoundError('User', username)
   return patchUser(services, row.id, { password })
 }
 
-export const deleteUser = ({ db }: Services, id: number) =>
-  db.transaction(async (tx) => {
-    await keepAnAdmin(tx, await findRow(tx, id), undefined)
+/** Deleting a user revokes every token of theirs. */
+export async function deleteUser({ db, revocations }: WithRevocations, id: number) {
+  await db.transaction(async (tx) => {
+    const row = await findRow(tx, id)
+    await keepAnAdmin(tx, row, undefined)
     await tx.delete(users).where(eq(users.id, id))
+    await revocations.revokeUser(tx, row.username)
   })
+  await revocations.refresh()
+}
 
 /**
  * When no user exists, creates the admin named by ADMIN_USERNAME with ADMIN_PASSWORD, or with a
