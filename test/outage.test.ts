@@ -108,3 +108,60 @@ describe('PostgreSQL stopped and started under writes', () => {
     expect(acknowledged.filter((id) => !stored.has(id))).toEqual([])
   }, 90_000)
 })
+
+describe('moving to another instance while Redis is down', () => {
+  let db: Awaited<ReturnType<typeof createTestDatabase>>
+  let redis: Awaited<ReturnType<typeof startPrivateRedis>>
+  let a: TestServer
+  let b: TestServer
+
+  beforeAll(async () => {
+    db = await createTestDatabase()
+    redis = await startPrivateRedis()
+    const env = {
+      DATABASE_URL: db.url,
+      REDIS_URL: redis.url,
+      REDIS_PREFIX: `vigia-test-${crypto.randomUUID().slice(0, 8)}`,
+    }
+    a = await startTestServer({ ...env, INSTANCE_ID: 'instance-a' })
+    b = await startTestServer({ ...env, INSTANCE_ID: 'instance-b' })
+  })
+  afterAll(async () => {
+    await a?.stop()
+    await b?.stop()
+    await redis?.stop()
+    await db?.drop()
+  })
+
+  test('a since that the new instance has not read from the log yet is waited for, not taken for lost history nor sent again', async () => {
+    await redis.stop()
+    for (const server of [a, b])
+      await until(
+        'the instance to notice Redis is down',
+        async () => (await server.api('GET', '/health')).body.pubsub.status === 'down',
+      )
+    for (let move = 0; move < 5; move++) {
+      const onA = await a.ws('/api/v1/ws', { channel: 'sensors' })
+      const hello = await onA.connected()
+      await a.api('POST', '/api/v1/sensors', { tipo: 't', modelo: `seen-${move}` })
+      const seen = await onA.event((m) => m.data?.modelo === `seen-${move}`)
+      await onA.close()
+
+      // B reads A's events from the log every 250 ms: right now it has most likely not read `seen`.
+      const onB = await b.ws('/api/v1/ws', {
+        channel: 'sensors',
+        since: seen.seq,
+        epoch: hello.epoch,
+      })
+      const resumed = await onB.connected()
+      expect(resumed.recovered).toBe(true)
+      await a.api('POST', '/api/v1/sensors', { tipo: 't', modelo: `after-${move}` })
+      const next = await onB.event((m) => m.entity_type === 'sensor', 5000)
+      expect(next.data.modelo).toBe(`after-${move}`)
+      expect(next.seq).toBeGreaterThan(seen.seq)
+      const repeated = onB.receivedEvents().filter((m: Msg) => m.seq <= seen.seq)
+      expect(repeated).toEqual([])
+      await onB.close()
+    }
+  })
+})

@@ -22,6 +22,21 @@ export const CLOSE = {
 } as const
 
 const REPLAY_PAGE = 1000
+/** How long a resume waits for this instance to read a `since` that is ahead of it from the log. */
+const CATCH_UP_MS = 5000
+
+/** `work`, or an error once `ms` have passed without it settling. */
+async function bounded<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: Timer | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not done within ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([work, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
 
 /** The log no longer holds the seq after `after`: retention removed it while a replay was reading. */
 class HistoryGap extends Error {
@@ -157,13 +172,21 @@ export function createSocketLayer(deps: SocketDeps) {
    */
   const resume = async (conn: Conn, since: number, epoch: string | undefined, channel: string) => {
     let target = publisher.lastSeq
+    const sameEpoch = epoch === undefined || epoch === deps.epoch
+    // A since ahead of what this instance has published may be another instance's event that has not
+    // reached it yet (Redis away, the log read every 250 ms): read the log up to now first.
+    if (sameEpoch && since > target) {
+      await bounded(publisher.catchUp(), CATCH_UP_MS)
+      target = publisher.lastSeq
+    }
     // A seq from another history (other epoch, or ahead of this log) means nothing here.
-    const sameHistory = (epoch === undefined || epoch === deps.epoch) && since <= target
-    let rows: LogRow[] | undefined = sameHistory
-      ? await readRange(db.read, since, target, REPLAY_PAGE)
-      : []
-    const oldest = Math.min((await oldestSeq(db.read)) ?? target + 1, rows[0]?.seq ?? Infinity)
-    const recovered = sameHistory && (since === target || rows[0]?.seq === since + 1)
+    const sameHistory = sameEpoch && since <= target
+    let rows: LogRow[] | undefined =
+      sameHistory && since < target
+        ? await readRange(db.read, since, target, REPLAY_PAGE)
+        : undefined
+    const oldest = Math.min((await oldestSeq(db.read)) ?? target + 1, rows?.[0]?.seq ?? Infinity)
+    const recovered = sameHistory && (since === target || rows?.[0]?.seq === since + 1)
     reply(conn, { ...connectionMessage(conn, 'connected', channel), recovered, oldest_seq: oldest })
     const greeted = conn.greeting
     conn.greeting = undefined
@@ -173,14 +196,16 @@ export function createSocketLayer(deps: SocketDeps) {
     let skipAllowed = !recovered
     for (;;) {
       while (cursor < target && !conn.closed) {
-        rows ??= await readRange(db.read, cursor, target, REPLAY_PAGE)
-        if (rows.length === 0) {
+        // The first page was read above, for `recovered`; every later one is read here.
+        const page = rows ?? (await readRange(db.read, cursor, target, REPLAY_PAGE))
+        rows = undefined
+        if (page.length === 0) {
           if (!skipAllowed) throw new HistoryGap(cursor)
           cursor = target
           break
         }
         let count = 0
-        for (const row of rows) {
+        for (const row of page) {
           if (row.seq !== cursor + 1 && !skipAllowed) throw new HistoryGap(cursor)
           skipAllowed = false
           if (inChannels(row.channels, conn.channels)) {
@@ -192,7 +217,6 @@ export function createSocketLayer(deps: SocketDeps) {
           if (conn.closed) break
         }
         sent.replay.inc(count)
-        rows = undefined
       }
       if (conn.closed) return
       if (publisher.lastSeq === target) {
