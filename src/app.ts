@@ -3,7 +3,7 @@ import { openapi } from '@elysiajs/openapi'
 import { Elysia } from 'elysia'
 import type { AppContext } from './context'
 import { errorHandler } from './lib/http-errors'
-import { bodyLimit, corsPolicy } from './lib/http-policy'
+import { bodyLimit, corsPolicy, noNulText, requestLimits } from './lib/http-policy'
 import { VERSION } from './lib/version'
 import { docsAssets } from './modules/system/docs'
 import { webAssets } from './modules/system/assets'
@@ -33,6 +33,10 @@ export function createApp(ctx: AppContext) {
     // Elysia shares the port by default (SO_REUSEPORT): a second instance started on a taken port
     // would silently take half the connections instead of failing.
     serve: { maxRequestBodySize: Number.MAX_SAFE_INTEGER, reusePort: false },
+    // Elysia finds the path by skipping 11 characters ("http://" and a 4-character host) by default;
+    // with a shorter Host header (`Host: x`) it read part of the path as the host, so
+    // `/ab/metrics` was served as /metrics. 7 skips "http://" only (the server speaks plain HTTP).
+    handler: { standardHostname: false },
     // Responses are plain JSON built by the services; Elysia's t.Integer is a Transform whose Encode is
     // the identity, and running it over a 10,000-item batch answer cost a tenth of the ingest time.
     encodeSchema: false,
@@ -75,7 +79,9 @@ export function createApp(ctx: AppContext) {
     .use(webAssets)
     .use(systemModule(ctx))
     .use(corsPolicy(config))
+    .use(requestLimits(config))
     .use(bodyLimit(config))
+    .use(noNulText)
     .use(guard.policy)
     .use(authModule(ctx, tokens, guard))
     .use(usersModule(ctx, guard))

@@ -261,6 +261,14 @@ export function createSocketLayer(deps: SocketDeps) {
       refuse(ws, CLOSE.full, 'Too many WebSocket connections from your address; retry later')
       return false
     }
+    if (admission.channels.length > config.ws.maxChannels) {
+      refuse(
+        ws,
+        CLOSE.badQuery,
+        `Too many channels: at most ${config.ws.maxChannels} per connection (WEBSOCKET_MAX_CHANNELS)`,
+      )
+      return false
+    }
     if (query.since !== undefined && !/^\d{1,15}$/.test(query.since)) {
       refuse(ws, CLOSE.badQuery, 'since must be the integer seq of the last event you received')
       return false
@@ -402,6 +410,14 @@ export function createSocketLayer(deps: SocketDeps) {
           return send(
             conn,
             errorMessage('forbidden_channel', `You are not allowed to join "${channel}".`),
+          )
+        if (!conn.channels.has(channel) && conn.channels.size >= config.ws.maxChannels)
+          return send(
+            conn,
+            errorMessage(
+              'too_many_channels',
+              `This connection holds ${conn.channels.size} channels, the most allowed (WEBSOCKET_MAX_CHANNELS); unsubscribe from one first.`,
+            ),
           )
         conn.channels.add(channel)
       } else {

@@ -1,6 +1,6 @@
 // Anomaly schemas: what was seen on which variable, how bad it is and where it stands in its lifecycle.
 import { t } from 'elysia'
-import { Id, OneOf, pagination, timeRange } from '../../lib/schemas'
+import { BodyId, Id, OneOf, pagination, timeRange } from '../../lib/schemas'
 
 export const VARIABLES = ['temperatura', 'humedad'] as const
 export const Variable = OneOf(VARIABLES, { examples: ['temperatura'] })
@@ -42,7 +42,7 @@ export const Anomaly = t.Object({
 export type Anomaly = typeof Anomaly.static
 
 const fields = {
-  sensor_id: Id,
+  sensor_id: BodyId,
   variable: Variable,
   value: t.Number({ minimum: -1e9, maximum: 1e9, examples: [48.2] }),
   severity: t.Optional(Severity),

@@ -1,6 +1,6 @@
 // Reading schemas: the original's body (sensor_id, temperatura, humedad, timestamp) and the list query.
 import { t } from 'elysia'
-import { Id, Order, pagination, Timestamp, timeRange } from '../../lib/schemas'
+import { BodyId, Id, Order, pagination, Timestamp, timeRange } from '../../lib/schemas'
 
 /** Physical bounds: below absolute zero or above 1000 °C is a broken sensor, not a reading. */
 export const TEMPERATURE = { minimum: -273.15, maximum: 1000 }
@@ -26,7 +26,7 @@ const values = {
 }
 
 export const ReadingCreate = t.Object({
-  sensor_id: Id,
+  sensor_id: BodyId,
   ...values,
   timestamp: t.Optional(
     Timestamp('When it was measured (ISO 8601, UTC); the server time if left out'),
@@ -42,7 +42,7 @@ export const ReadingBatch = t.Array(ReadingCreate, {
 export type ReadingBatch = typeof ReadingBatch.static
 
 export const ReadingReplace = t.Object({
-  sensor_id: Id,
+  sensor_id: BodyId,
   ...values,
   timestamp: Timestamp(),
 })

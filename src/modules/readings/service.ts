@@ -15,7 +15,7 @@ import {
 } from '../../lib/crud'
 import { InvalidFieldError } from '../../lib/errors'
 import { GroupCommit } from '../../lib/group-commit'
-import { instant, iso } from '../../lib/time'
+import { instant, iso, readingInstant } from '../../lib/time'
 import { detectAnomalies } from '../anomalies/detection'
 import { checkSensors } from '../sensors/service'
 import type {
@@ -56,7 +56,8 @@ function toRow(input: ReadingCreate, now: number, at = '') {
     sensor_id: input.sensor_id,
     temperatura,
     humedad,
-    timestamp: input.timestamp === undefined ? now : instant(input.timestamp, `${at}timestamp`),
+    timestamp:
+      input.timestamp === undefined ? now : readingInstant(input.timestamp, `${at}timestamp`),
     created_at: now,
   }
 }

@@ -1,6 +1,6 @@
 // Sensor schemas: the original's `tipo` and `modelo`, an optional name and location.
 import { t } from 'elysia'
-import { Id, pagination, Text } from '../../lib/schemas'
+import { BodyId, Id, pagination, Text } from '../../lib/schemas'
 import { Thresholds } from '../thresholds/model'
 
 export const Sensor = t.Object({
@@ -19,7 +19,7 @@ const fields = {
   tipo: Text(100, 'temperatura'),
   modelo: Text(100, 'DHT22'),
   nombre: t.Optional(t.Nullable(Text(200, 'Sala de servidores'))),
-  location_id: t.Optional(t.Nullable(Id)),
+  location_id: t.Optional(t.Nullable(BodyId)),
   thresholds: t.Optional(t.Nullable(Thresholds)),
 }
 
