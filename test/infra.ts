@@ -67,7 +67,10 @@ export async function startPrivateRedis() {
   const url = `redis://127.0.0.1:${port}`
   let proc: ReturnType<typeof Bun.spawn> | undefined
   const ping = async () => {
-    const proc = Bun.spawn(['redis-cli', '-p', String(port), 'ping'], { stdout: 'pipe' })
+    const proc = Bun.spawn(['redis-cli', '-p', String(port), 'ping'], {
+      stdout: 'pipe',
+      stderr: 'ignore',
+    })
     return (await new Response(proc.stdout).text()).trim() === 'PONG'
   }
   const start = async () => {

@@ -8,7 +8,7 @@ import { TEST_DATABASE } from './helpers'
 
 const other = TEST_DATABASE === 'postgres' ? 'sqlite' : 'postgres'
 /** Files that choose their databases themselves: running them again would repeat the same tests. */
-const PINNED = [basename(import.meta.path), 'scale.test.ts', 'outage.test.ts']
+const PINNED = [basename(import.meta.path), 'scale.test.ts', 'outage.test.ts', 'chaos.test.ts']
 const read = (name: string) => readFileSync(join(import.meta.dir, name), 'utf8')
 const startsServer = (text: string) => text.includes('startTestServer(')
 /** Test kits (modules that are not test files) that start servers for the files importing them. */
