@@ -40,7 +40,18 @@ export interface ChaosResult {
   seconds: number
   pgOutages: number
   redisOutages: number
-  writes: { acknowledged: number; refused: number; maxMs: number; slow: string[]; other: string[] }
+  writes: {
+    acknowledged: number
+    refused: number
+    maxMs: number
+    slow: string[]
+    other: string[]
+    /** Answer times (ms): median and 99th percentile, of acknowledged and of refused writes. */
+    acknowledgedMs: { p50: number; p99: number }
+    refusedMs: { p50: number; p99: number }
+  }
+  /** After each PostgreSQL start, ms until the next write was acknowledged. */
+  recoveryMs: number[]
   health: {
     checks: number
     ok: number
@@ -67,6 +78,13 @@ export interface ChaosResult {
 }
 
 const between = ([min, max]: [number, number]) => min + Math.random() * (max - min)
+
+function percentiles(values: number[]) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const at = (q: number) =>
+    Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0)
+  return { p50: at(0.5), p99: at(0.99) }
+}
 
 /** fetch with a deadline, timed; `status` 0 when no answer came (refused connection, timeout). */
 async function timed(url: string, init: RequestInit = {}) {
@@ -111,10 +129,21 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     > = {
       pgOutages: 0,
       redisOutages: 0,
-      writes: { acknowledged: 0, refused: 0, maxMs: 0, slow: [], other: [] },
+      writes: {
+        acknowledged: 0,
+        refused: 0,
+        maxMs: 0,
+        slow: [],
+        other: [],
+        acknowledgedMs: { p50: 0, p99: 0 },
+        refusedMs: { p50: 0, p99: 0 },
+      },
+      recoveryMs: [],
       health: { checks: 0, ok: 0, unavailable: 0, maxMs: 0, slow: [], other: [] },
     }
     const acknowledged: number[] = []
+    const latency = { acknowledged: [] as number[], refused: [] as number[] }
+    let pgBackAt: number | undefined
 
     const writer = async (base: string) => {
       for (let i = 0; running; i++) {
@@ -129,8 +158,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         if (res.status === 201) {
           w.acknowledged += 1
           acknowledged.push(res.body!.id)
-        } else if (res.status === 503 && res.body?.error === 'database_unavailable') w.refused += 1
-        else w.other.push(`${res.status} ${JSON.stringify(res.body).slice(0, 200)}`)
+          latency.acknowledged.push(res.ms)
+          if (pgBackAt !== undefined) {
+            result.recoveryMs.push(Date.now() - pgBackAt)
+            pgBackAt = undefined
+          }
+        } else if (res.status === 503 && res.body?.error === 'database_unavailable') {
+          w.refused += 1
+          latency.refused.push(res.ms)
+        } else w.other.push(`${res.status} ${JSON.stringify(res.body).slice(0, 200)}`)
         await Bun.sleep(res.status === 201 ? 5 : 50)
       }
     }
@@ -222,6 +258,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       stop: () => Promise<void>,
       start: () => Promise<void>,
       counted: () => void,
+      back = () => {},
     ) => {
       for (let i = 0; i < count; i++) {
         await Bun.sleep(between(options.upMs))
@@ -230,6 +267,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         counted()
         await Bun.sleep(between(options.downMs))
         await start()
+        back()
         log(`${name} up`)
       }
     }
@@ -244,7 +282,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       workers.push(subscriber(i, i % 2 === 0 ? readingChannel : 'general'))
 
     await Promise.all([
-      faults('PostgreSQL', options.pgOutages, pg.stop, pg.start, () => (result.pgOutages += 1)),
+      faults(
+        'PostgreSQL',
+        options.pgOutages,
+        pg.stop,
+        pg.start,
+        () => (result.pgOutages += 1),
+        () => (pgBackAt = Date.now()),
+      ),
       faults(
         'Redis',
         options.redisOutages,
@@ -257,6 +302,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await Bun.sleep(3000)
     running = false
     await Promise.all(workers)
+    result.writes.acknowledgedMs = percentiles(latency.acknowledged)
+    result.writes.refusedMs = percentiles(latency.refused)
 
     const sql = postgres(pg.url, { max: 1, onnotice: () => {} })
     try {
@@ -352,6 +399,8 @@ export function describeChaos(r: ChaosResult): string {
     `chaos run: ${r.seconds} s, PostgreSQL stopped ${r.pgOutages} times, Redis stopped ${r.redisOutages} times, two instances`,
     `instances: ${r.instances.map((i) => (i.exitCode === undefined && !i.restarted ? 'running, never restarted' : `exit ${i.exitCode}`)).join(' / ')}`,
     `writes: ${r.writes.acknowledged} acknowledged (201), ${r.writes.refused} refused (503 database_unavailable), ${r.writes.other.length} other; slowest answer ${Math.round(r.writes.maxMs)} ms, ${r.writes.slow.length} over the bound`,
+    `write answer times: acknowledged p50 ${r.writes.acknowledgedMs.p50} ms, p99 ${r.writes.acknowledgedMs.p99} ms; refused p50 ${r.writes.refusedMs.p50} ms, p99 ${r.writes.refusedMs.p99} ms`,
+    `after PostgreSQL came back, the first write was acknowledged within ${r.recoveryMs.length > 0 ? `${Math.min(...r.recoveryMs)}-${Math.max(...r.recoveryMs)} ms (median ${percentiles(r.recoveryMs).p50} ms)` : 'n/a'}`,
     `acknowledged readings missing from the database: ${r.acknowledgedMissing.length}`,
     `/health: ${r.health.checks} checks, ${r.health.ok} × 200, ${r.health.unavailable} × 503 (database down), ${r.health.other.length} other; slowest ${Math.round(r.health.maxMs)} ms, ${r.health.slow.length} over the bound`,
     `subscribers: ${r.subscribers.count}, ${r.subscribers.events} events received, ${r.subscribers.connects} connections, ${r.subscribers.resumes} resumes (${r.subscribers.recovered} recovered, ${r.subscribers.notRecovered} not)`,

@@ -12,8 +12,14 @@ export class Availability {
   private probing = false
   private stopped = false
 
-  /** `probe` runs one cheap query (select 1) past the breaker. */
-  constructor(private readonly probe: () => Promise<void>) {}
+  /** `probe` runs one cheap query (select 1) past the breaker; `notify` hears it open and close. */
+  constructor(
+    private readonly probe: () => Promise<void>,
+    private readonly notify: {
+      down(error: unknown): void
+      up(downForMs: number): void
+    } = { down() {}, up() {} },
+  ) {}
 
   get up() {
     return this.downSince === undefined
@@ -29,6 +35,7 @@ export class Availability {
     if (this.downSince !== undefined || this.stopped || !isUnavailable(error)) return
     if (error instanceof DatabaseUnavailableError) return
     this.downSince = Date.now()
+    this.notify.down(error)
     void this.probeUntilUp()
   }
 
@@ -42,7 +49,11 @@ export class Availability {
     try {
       while (this.downSince !== undefined && !this.stopped) {
         await Bun.sleep(PROBE_INTERVAL_MS)
-        if (await this.probeOnce()) this.downSince = undefined
+        if (await this.probeOnce()) {
+          const downFor = Date.now() - this.downSince
+          this.downSince = undefined
+          this.notify.up(downFor)
+        }
       }
     } finally {
       this.probing = false

@@ -5,6 +5,7 @@ import { sql } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/postgres-js'
 import { migrate } from 'drizzle-orm/postgres-js/migrator'
 import postgres from 'postgres'
+import type { Logger } from '../lib/logger'
 import type { Database, Tx } from '.'
 import { Availability } from './availability'
 import { dbErrorCode } from './errors'
@@ -21,7 +22,7 @@ const ATTEMPTS = 3
 /** /health's query: past this the database counts as not answering. */
 const PING_TIMEOUT_MS = 800
 
-export async function openPostgres(url: string): Promise<Database> {
+export async function openPostgres(url: string, log?: Logger): Promise<Database> {
   const client = postgres(url, {
     max: 10,
     connect_timeout: 2,
@@ -44,9 +45,18 @@ export async function openPostgres(url: string): Promise<Database> {
       },
     },
   })
-  const availability = new Availability(async () => {
-    await client`select 1`
-  })
+  const availability = new Availability(
+    async () => {
+      await client`select 1`
+    },
+    {
+      down: (error) =>
+        log?.warn('PostgreSQL unreachable: answering 503 until it is back', {
+          error: String(error),
+        }),
+      up: (ms) => log?.info('PostgreSQL reachable again', { down_ms: ms }),
+    },
+  )
   const db = drizzle({ client: guarded(client, availability), schema }) as unknown as Tx
 
   try {

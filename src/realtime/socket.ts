@@ -1,6 +1,7 @@
 // What happens on a WebSocket: admission, the connection message, replay from `since`, client actions, liveness.
 import type { Config } from '../config'
 import type { Database } from '../db'
+import { isUnavailable } from '../db/errors'
 import type { Logger } from '../lib/logger'
 import type { Metrics } from '../lib/metrics'
 import { iso } from '../lib/time'
@@ -302,7 +303,9 @@ export function createSocketLayer(deps: SocketDeps) {
         )
         return
       }
-      log.error('replay failed', { conn: conn.id, error: String(error) })
+      // The database away is an outage (logged where it is noticed), not a fault of this replay.
+      if (isUnavailable(error)) log.debug('replay failed', { conn: conn.id, error: String(error) })
+      else log.error('replay failed', { conn: conn.id, error: String(error) })
       drop(conn, CLOSE.internal, 'Replay failed; reconnect with the same since', 'replay_error')
     })
     return true
