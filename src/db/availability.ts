@@ -1,5 +1,6 @@
-// A circuit breaker in front of PostgreSQL: once a query fails because the database cannot be reached,
-// every query fails at once (503) until a probe succeeds, instead of queueing on a dead pool.
+// A circuit breaker in front of PostgreSQL: once a query fails because the database cannot be reached
+// (and a probe confirms it), every query fails at once (503) until a probe succeeds, instead of
+// queueing on a dead pool.
 import { DatabaseUnavailableError, isUnavailable } from './errors'
 
 /** How often the probe runs while the database is down: recovery is noticed within this. */
@@ -9,6 +10,7 @@ const PROBE_TIMEOUT_MS = 1000
 
 export class Availability {
   private downSince: number | undefined
+  private confirming = false
   private probing = false
   private stopped = false
 
@@ -30,13 +32,24 @@ export class Availability {
     if (this.downSince !== undefined) throw new DatabaseUnavailableError()
   }
 
-  /** Looks at a failed query's error: one that says the database is unreachable opens the breaker. */
+  /**
+   * Looks at a failed query's error: one that says the database is unreachable opens the breaker,
+   * once a probe confirms it. One connection that died (closed by the server, or a leftover of a
+   * restart) is not an outage; a database that is down refuses the probe at once.
+   */
   readonly report = (error: unknown) => {
-    if (this.downSince !== undefined || this.stopped || !isUnavailable(error)) return
-    if (error instanceof DatabaseUnavailableError) return
-    this.downSince = Date.now()
-    this.notify.down(error)
-    void this.probeUntilUp()
+    if (this.downSince !== undefined || this.confirming || this.stopped) return
+    if (!isUnavailable(error) || error instanceof DatabaseUnavailableError) return
+    this.confirming = true
+    const noticed = Date.now()
+    void this.probeOnce()
+      .then((answered) => {
+        if (answered || this.downSince !== undefined || this.stopped) return
+        this.downSince = noticed
+        this.notify.down(error)
+        void this.probeUntilUp()
+      })
+      .finally(() => (this.confirming = false))
   }
 
   stop() {
