@@ -30,6 +30,7 @@ const result = await runChaos({
   writersPerInstance: Number(values.writers),
   subscribersPerInstance: Number(values.subscribers),
   promptMs: 1000,
+  acknowledgedMs: 5000,
   log: (line) => console.log(`${new Date().toISOString().slice(11, 19)} ${line}`),
 })
 console.log(describeChaos(result))
