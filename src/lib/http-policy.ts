@@ -81,10 +81,14 @@ export function bodyLimit(config: Readonly<Config>) {
 }
 
 const FORM = 'application/x-www-form-urlencoded'
-/** Routes that take a body other than JSON, and which types. Every other body must be JSON. */
+/**
+ * Routes that take a body other than JSON, and which types: a form is read into an object, any other
+ * type handed over as text. Every other body must be JSON.
+ */
 const OTHER_BODIES: Record<string, readonly string[]> = {
   '/auth/login': [FORM],
   '/api/v1/auth/login': [FORM],
+  '/api/v1/readings/import': ['text/csv'],
 }
 
 /** The media type of a Content-Type header, lower case, without parameters. */
@@ -172,7 +176,7 @@ export function requestLimits(config: Readonly<Config>) {
       const type = mediaType(request.headers.get('content-type'))
       if (isJson(type)) return JSON.parse(text)
       if (OTHER_BODIES[new URL(request.url).pathname]?.includes(type))
-        return Object.fromEntries(new URLSearchParams(text))
+        return type === FORM ? Object.fromEntries(new URLSearchParams(text)) : text
       // Not JSON at all is a 400 (invalid_body) whatever the type; JSON sent under another type is
       // what a page of another site can send without asking (text/plain): refused, not read.
       JSON.parse(text)
