@@ -174,9 +174,17 @@ export function requestLimits(config: Readonly<Config>) {
         clearTimeout(timer)
       }
       const type = mediaType(request.headers.get('content-type'))
-      if (isJson(type)) return JSON.parse(text)
-      if (OTHER_BODIES[new URL(request.url).pathname]?.includes(type))
-        return type === FORM ? Object.fromEntries(new URLSearchParams(text)) : text
+      if (isJson(type)) {
+        const body: unknown = JSON.parse(text)
+        // JSON spells NUL \u0000 (or sends it raw): only then is the parsed body walked.
+        if (text.includes('\\u0000') || text.includes('\u0000')) refuseNul('body', body)
+        return body
+      }
+      if (OTHER_BODIES[new URL(request.url).pathname]?.includes(type)) {
+        const body = type === FORM ? Object.fromEntries(new URLSearchParams(text)) : text
+        refuseNul('body', body)
+        return body
+      }
       // Not JSON at all is a 400 (invalid_body) whatever the type; JSON sent under another type is
       // what a page of another site can send without asking (text/plain): refused, not read.
       JSON.parse(text)
@@ -188,21 +196,21 @@ export function requestLimits(config: Readonly<Config>) {
     })
 }
 
-/** The path (`[3].nombre`) of the first string holding a NUL character, or undefined. */
-function nulAt(value: unknown, path: string): string | undefined {
-  if (typeof value === 'string') return value.includes('\u0000') ? path || 'body' : undefined
+/** Where the first string holding a NUL character is (`[3]`, `nombre`), or undefined. */
+function nulAt(value: unknown): (string | number)[] | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? [] : undefined
   if (typeof value !== 'object' || value === null) return undefined
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const found = nulAt(value[i], `${path}[${i}]`)
-      if (found) return found
+      const found = nulAt(value[i])
+      if (found) return [i, ...found]
     }
     return undefined
   }
-  for (const [key, inner] of Object.entries(value)) {
-    if (key.includes('\u0000')) return path ? `${path}.${key}` : key
-    const found = nulAt(inner, path ? `${path}.${key}` : key)
-    if (found) return found
+  for (const key in value) {
+    if (key.includes('\u0000')) return [key]
+    const found = nulAt((value as Record<string, unknown>)[key])
+    if (found) return [key, ...found]
   }
   return undefined
 }
@@ -210,24 +218,29 @@ function nulAt(value: unknown, path: string): string | undefined {
 /**
  * No text anywhere in a request may hold the NUL character: PostgreSQL cannot store it (it answered
  * 422) and SQLite stops comparing at it (`?nombre=%00` matched every row). One rule, both databases.
+ * Bodies are checked as they are read (requestLimits), queries here.
  */
+function refuseNul(location: 'query' | 'body', value: unknown) {
+  const at = nulAt(value)
+  if (!at) return
+  const field =
+    at.reduce<string>(
+      (out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${part}` : part),
+      '',
+    ) || location
+  throw new AppError(
+    422,
+    'validation_error',
+    `Invalid ${location} field "${field}": text may not contain the NUL character (\\u0000); remove it and retry.`,
+    { field, location },
+  )
+}
+
 export const noNulText = new Elysia({ name: 'no-nul-text' }).onTransform(
   { as: 'global' },
-  ({ body, query, request }) => {
+  ({ query, request }) => {
     // A WebSocket handshake answers a bad query with its own close code (4400), after the upgrade.
     if (request.headers.get('upgrade')?.toLowerCase() === 'websocket') return
-    for (const [location, value] of [
-      ['query', query],
-      ['body', body],
-    ] as const) {
-      const field = nulAt(value, '')
-      if (field)
-        throw new AppError(
-          422,
-          'validation_error',
-          `Invalid ${location} field "${field}": text may not contain the NUL character (\\u0000); remove it and retry.`,
-          { field, location },
-        )
-    }
+    refuseNul('query', query)
   },
 )
