@@ -3,7 +3,7 @@ import { Elysia } from 'elysia'
 import type { AppContext } from './context'
 import { errorHandler } from './lib/http-errors'
 import { allowedMethods, compression } from './lib/http-standards'
-import { bodyLimit, corsPolicy } from './lib/http-policy'
+import { bodyLimit, corsPolicy, noNulText, requestLimits } from './lib/http-policy'
 import { apiDocs } from './modules/system/docs'
 import { webAssets } from './modules/system/assets'
 import { systemModule } from './modules/system'
@@ -38,34 +38,43 @@ export function createApp(ctx: AppContext) {
     // Elysia shares the port by default (SO_REUSEPORT): a second instance started on a taken port
     // would silently take half the connections instead of failing.
     serve: { maxRequestBodySize: Number.MAX_SAFE_INTEGER, reusePort: false },
+    // Elysia finds the path by skipping 11 characters ("http://" and a 4-character host) by default;
+    // with a shorter Host header (`Host: x`) it read part of the path as the host, so
+    // `/ab/metrics` was served as /metrics. 7 skips "http://" only (the server speaks plain HTTP).
+    handler: { standardHostname: false },
     // Responses are plain JSON built by the services; Elysia's t.Integer is a Transform whose Encode is
     // the identity, and running it over a 10,000-item batch answer cost a tenth of the ingest time.
     encodeSchema: false,
     websocket: websocketOptions(config),
   })
-  return app
-    .use(errorHandler(ctx, (path) => allowedMethods(app.routes, path)))
-    .use(compression)
-    .use(apiDocs(config, guard))
-    .use(webAssets)
-    .use(systemModule(ctx))
-    .use(corsPolicy(config))
-    .use(bodyLimit(config))
-    .use(guard.policy)
-    .use(authModule(ctx, tokens, guard))
-    .use(usersModule(ctx, guard))
-    .use(webhooksModule(ctx.webhooks.service, guard))
-    .use(deviceKeysModule(ctx.db, guard))
-    .use(realtimeRoutes(ctx, tokenAdmit(config, tokens, ctx.revocations)))
-    .use(locationsModule(ctx))
-    .use(sensorsModule(ctx))
-    .use(readingsModule(ctx))
-    .use(anomaliesModule(ctx))
-    .use(predictionsModule(ctx))
-    .use(thresholdsModule(ctx))
-    .use(variablesModule(ctx))
-    .use(latestModule(ctx))
-    .use(livenessModule(ctx))
+  return (
+    app
+      .use(errorHandler(ctx, (path) => allowedMethods(app.routes, path)))
+      // First, so that its release after the response and its body reader cover every route.
+      .use(requestLimits(config))
+      .use(compression)
+      .use(apiDocs(config, guard))
+      .use(webAssets)
+      .use(systemModule(ctx))
+      .use(corsPolicy(config))
+      .use(bodyLimit(config))
+      .use(noNulText)
+      .use(guard.policy)
+      .use(authModule(ctx, tokens, guard))
+      .use(usersModule(ctx, guard))
+      .use(webhooksModule(ctx.webhooks.service, guard))
+      .use(deviceKeysModule(ctx.db, guard))
+      .use(realtimeRoutes(ctx, tokenAdmit(config, tokens, ctx.revocations)))
+      .use(locationsModule(ctx))
+      .use(sensorsModule(ctx))
+      .use(readingsModule(ctx))
+      .use(anomaliesModule(ctx))
+      .use(predictionsModule(ctx))
+      .use(thresholdsModule(ctx))
+      .use(variablesModule(ctx))
+      .use(latestModule(ctx))
+      .use(livenessModule(ctx))
+  )
 }
 
 export type App = ReturnType<typeof createApp>

@@ -60,11 +60,19 @@ export interface Config {
     messagesPerSecond: number
     /** permessage-deflate on every frame sent, for clients that negotiate it. */
     compression: boolean
+    /** Channels one connection may hold at once. */
+    maxChannels: number
   }
   events: { retentionCount: number; retentionSeconds: number }
   corsOrigins: string[] | '*'
   logLevel: LogLevel
   bodyLimitBytes: number
+  http: {
+    /** Seconds a request may take to send its whole body once its headers are in. */
+    bodyTimeout: number
+    /** HTTP requests in progress at once from one client address; 0 = no cap. */
+    maxRequestsPerIp: number
+  }
   /** Login attempts allowed per window, per client address and per username. */
   login: { maxPerIp: number; maxPerUser: number; windowSeconds: number }
   /** Take the client address from the last X-Forwarded-For entry (set by a reverse proxy in front). */
@@ -316,6 +324,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       ),
       messagesPerSecond: int(env, 'WEBSOCKET_MESSAGES_PER_SECOND', 50, 1, 100_000),
       compression: bool(env, 'WEBSOCKET_COMPRESSION', false),
+      maxChannels: int(env, 'WEBSOCKET_MAX_CHANNELS', 50, 1, 10_000),
     },
     events: {
       retentionCount: int(env, 'EVENT_RETENTION_COUNT', 100_000, 1, 1_000_000_000),
@@ -330,6 +339,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       'silent',
     ] as const),
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    http: {
+      bodyTimeout: int(env, 'HTTP_BODY_TIMEOUT', 10, 1, 3600),
+      maxRequestsPerIp: int(env, 'HTTP_MAX_REQUESTS_PER_IP', 256, 0, 1_000_000),
+    },
     login: {
       maxPerIp: int(env, 'LOGIN_MAX_ATTEMPTS_PER_IP', 20, 1, 1_000_000),
       maxPerUser: int(env, 'LOGIN_MAX_ATTEMPTS_PER_USER', 5, 1, 1_000_000),

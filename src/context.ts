@@ -34,7 +34,7 @@ export interface AppContext extends Services {
 }
 
 export async function createContext(config: Readonly<Config>, log = createLogger(config.logLevel)) {
-  const db = await openDatabase(config.database)
+  const db = await openDatabase(config.database, log)
   const metrics = createMetrics()
   const realtime = await createRealtime(config, db, log, metrics, (coverage) =>
     readSnapshot(db, coverage),

@@ -151,7 +151,7 @@ describe('logging in', () => {
 })
 
 describe('login attempts', () => {
-  test('past LOGIN_MAX_ATTEMPTS_PER_USER for one user get 429 with Retry-After, even with the right password', async () => {
+  test('past LOGIN_MAX_ATTEMPTS_PER_USER for one user from one address get 429 with Retry-After, even with the right password', async () => {
     const server = await startAuthServer({
       LOGIN_MAX_ATTEMPTS_PER_USER: '3',
       LOGIN_MAX_ATTEMPTS_PER_IP: '100',
@@ -172,6 +172,38 @@ describe('login attempts', () => {
       // Another user from the same address is not blocked.
       const other = await server.api('POST', '/auth/login', { username: 'someone', password: 'x' })
       expect(other.status).toBe(401)
+    } finally {
+      await server.stop()
+    }
+  })
+
+  test('bad passwords for a user from one address do not lock that user out from another address', async () => {
+    const server = await startAuthServer({
+      TRUST_PROXY: 'true',
+      LOGIN_MAX_ATTEMPTS_PER_USER: '5',
+      LOGIN_MAX_ATTEMPTS_PER_IP: '100',
+      LOGIN_WINDOW_SECONDS: '120',
+    })
+    try {
+      const from = (address: string) => ({ 'x-forwarded-for': address })
+      const attacker = from('203.0.113.66')
+      for (let i = 0; i < 5; i++)
+        expect(
+          (
+            await server.api(
+              'POST',
+              '/auth/login',
+              { username: 'admin', password: 'guess-' + i },
+              attacker,
+            )
+          ).status,
+        ).toBe(401)
+      // The guesser is throttled, even when it guesses right…
+      expect((await server.api('POST', '/auth/login', ADMIN, attacker)).status).toBe(429)
+      // …while the real admin, from their own address, logs in.
+      const admin = await server.api('POST', '/auth/login', ADMIN, from('198.51.100.7'))
+      expect(admin.status).toBe(200)
+      expect(admin.body.access_token).toBeString()
     } finally {
       await server.stop()
     }

@@ -135,6 +135,40 @@ describe('resuming with since', () => {
     client.end()
   }, 60_000)
 
+  test('reconnecting right after the newest event while writes keep committing resumes every time, without a spurious 1011', async () => {
+    const server = await start()
+    const sensorId = await createSensor(server)
+    let writing = true
+    const writers = Array.from({ length: 4 }, async (_, w) => {
+      for (let i = 0; writing; i++) {
+        const res = await server.api('POST', '/api/v1/readings', reading(sensorId, w + i))
+        expect(res.status).toBe(201)
+      }
+    })
+    const first = await server.ws('/api/v1/ws', { channel: 'readings' })
+    const hello = await first.connected()
+    let last = (await first.event()).seq as number
+    await first.close()
+    // Each reconnect names the newest event it saw, so the resume often starts with nothing to replay
+    // while the next commit lands during its reads.
+    for (let round = 0; round < 200; round++) {
+      const client = await server.ws('/api/v1/ws', {
+        channel: 'readings',
+        since: last,
+        epoch: hello.epoch,
+      })
+      expect(await client.connected()).toMatchObject({ recovered: true })
+      const next = await client.event()
+      expect(next.seq).toBeGreaterThan(last)
+      // The rest of its group commit (frames of one publish arrive together).
+      await Bun.sleep(2)
+      last = Math.max(...seqs(client.receivedEvents()))
+      expect((await client.close()).code).not.toBe(CLOSE.internal)
+    }
+    writing = false
+    await Promise.all(writers)
+  }, 60_000)
+
   test('several channels on one connection replay each matching event once', async () => {
     const server = await start()
     const sensorId = await createSensor(server)

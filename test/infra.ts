@@ -67,7 +67,10 @@ export async function startPrivateRedis() {
   const url = `redis://127.0.0.1:${port}`
   let proc: ReturnType<typeof Bun.spawn> | undefined
   const ping = async () => {
-    const proc = Bun.spawn(['redis-cli', '-p', String(port), 'ping'], { stdout: 'pipe' })
+    const proc = Bun.spawn(['redis-cli', '-p', String(port), 'ping'], {
+      stdout: 'pipe',
+      stderr: 'ignore',
+    })
     return (await new Response(proc.stdout).text()).trim() === 'PONG'
   }
   const start = async () => {
@@ -150,6 +153,59 @@ export async function startPrivatePostgres() {
         await stop()
       } catch {}
       rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** A server as its own process (`bun src/index.ts`, port 0): a crash shows as an exit, not a test error. */
+export async function spawnServer(env: Record<string, string>) {
+  const proc = Bun.spawn(['bun', 'src/index.ts'], {
+    cwd: join(import.meta.dir, '..'),
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      // info: the line that gives the address it listens on.
+      LOG_LEVEL: 'info',
+      JWT_SECRET: 'spawned-test-secret-spawned-test-secret',
+      ...env,
+    },
+    stdout: 'ignore',
+    stderr: 'pipe',
+  })
+  let log = ''
+  const reader = proc.stderr.getReader()
+  const decoder = new TextDecoder()
+  const listening = /listening on (http:\/\/\S+)/
+  while (!listening.test(log)) {
+    const { value, done } = await reader.read()
+    if (done) throw new Error(`server exited before listening:\n${log}`)
+    log += decoder.decode(value)
+  }
+  // Keep draining stderr so the child never blocks on a full pipe.
+  const drained = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) return
+      log = (log + decoder.decode(value)).slice(-200_000)
+    }
+  })()
+  const base = log.match(listening)![1]!
+  let exit: number | undefined
+  void proc.exited.then((code) => (exit = code))
+  return {
+    proc,
+    base,
+    /** The exit code once the process ended, undefined while it runs. */
+    get exitCode() {
+      return exit
+    },
+    log: () => log,
+    async stop() {
+      if (exit === undefined) proc.kill('SIGTERM')
+      await proc.exited
+      await drained
     },
   }
 }

@@ -1,6 +1,7 @@
-// Limits at the door: WebSocket caps (server-wide and per address), body size, and CORS_ORIGINS.
+// Limits at the door: WebSocket caps (server-wide, per address, channels per connection), the stats'
+// size, body size, time and type, requests in progress per address, and CORS_ORIGINS.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { startTestServer, WsClient } from './helpers'
+import { metric, startTestServer, until, WsClient } from './helpers'
 
 // bunfig's [test] timeout is not read by Bun 1.4.5; argon2 hashing and real servers need more than 5 s under load.
 setDefaultTimeout(30_000)
@@ -83,6 +84,78 @@ describe('WebSocket caps', () => {
   })
 })
 
+describe('channels and stats', () => {
+  test('past WEBSOCKET_MAX_CHANNELS a handshake is closed 4400 and a subscribe gets too_many_channels', async () => {
+    const server = await startTestServer({ WEBSOCKET_MAX_CHANNELS: '3' })
+    try {
+      const many = await server.ws('/api/v1/ws', {
+        channel: 'sensors:1,sensors:2,sensors:3,sensors:4',
+      })
+      const closed = await many.closed
+      expect(closed.code).toBe(4400)
+      expect(closed.reason).toContain('WEBSOCKET_MAX_CHANNELS')
+
+      const client = await server.ws('/api/v1/ws', { channel: 'sensors:1,sensors:2' })
+      await client.connected()
+      await client.subscribe('sensors:3')
+      client.send({ action: 'subscribe', channel: 'sensors:4' })
+      const refused = await client.next((m) => m.type === 'error')
+      expect(refused.code).toBe('too_many_channels')
+      // Joining a channel it already holds is no new channel.
+      await client.subscribe('sensors:3')
+      await client.unsubscribe('sensors:1')
+      await client.subscribe('sensors:4')
+      const stats = (await server.api('GET', '/api/v1/ws/stats')).body
+      expect(Object.keys(stats.channels).sort()).toEqual(['sensors:2', 'sensors:3', 'sensors:4'])
+      await client.close()
+    } finally {
+      await server.stop()
+    }
+  })
+
+  test('the stats answer stays small however many channels and users the clients hold, with exact counts', async () => {
+    const server = await startTestServer({
+      WEBSOCKET_MAX_CONNECTIONS: '200',
+      WEBSOCKET_MAX_CHANNELS: '10',
+    })
+    try {
+      // 120 users on one channel, and 60 × 10 = 600 distinct channels.
+      const clients: WsClient[] = []
+      for (let i = 0; i < 60; i++) {
+        const channels = Array.from({ length: 9 }, (_, j) => `sensors:${i * 10 + j + 1}`)
+        clients.push(
+          await server.ws('/api/v1/ws', {
+            channel: ['general', ...channels].join(','),
+            user_id: `u${i}`,
+          }),
+        )
+      }
+      for (let i = 60; i < 120; i++)
+        clients.push(await server.ws('/api/v1/ws', { channel: 'general', user_id: `u${i}` }))
+      await Promise.all(clients.map((c) => c.connected()))
+
+      const res = await server.api('GET', '/api/v1/ws/stats')
+      const stats = res.body
+      expect(stats.total_connections).toBe(120)
+      expect(stats.total_channels).toBe(1 + 60 * 9)
+      expect(stats.truncated).toBe(true)
+      expect(Object.keys(stats.channels).length).toBe(500)
+      // The busiest channel is kept, with its exact count and a bounded list of users.
+      expect(stats.channels.general.connections).toBe(120)
+      expect(stats.channels.general.users.length).toBe(50)
+      expect(stats.deployment.channels.general.connections).toBe(120)
+      expect(stats.deployment.truncated).toBe(true)
+      const one = (await server.api('GET', '/api/v1/ws/stats/general')).body
+      expect(one.connections).toBe(120)
+      expect(one.users.length).toBe(50)
+      expect(one.truncated).toBe(true)
+      await Promise.all(clients.map((c) => c.close()))
+    } finally {
+      await server.stop()
+    }
+  }, 60_000)
+})
+
 describe('request bodies', () => {
   test('larger than BODY_LIMIT_BYTES get a JSON 413 and store nothing', async () => {
     const server = await startTestServer({ BODY_LIMIT_BYTES: '2048' })
@@ -132,6 +205,126 @@ describe('request bodies', () => {
       expect(res.status).toBe(411)
       expect((await res.json()).error).toBe('length_required')
       expect((await server.api('GET', '/api/v1/sensors')).body).toEqual([])
+    } finally {
+      await server.stop()
+    }
+  })
+})
+
+/** A raw HTTP/1.1 connection: what a client that sends its request slowly looks like. */
+async function rawConnection(port: number) {
+  let text = ''
+  let closed = false
+  const socket = await Bun.connect({
+    hostname: '127.0.0.1',
+    port,
+    socket: {
+      data(_socket, data) {
+        text += data.toString()
+      },
+      close() {
+        closed = true
+      },
+    },
+  })
+  return {
+    write: (data: string) => socket.write(data),
+    text: () => text,
+    closed: () => closed,
+    end: () => socket.end(),
+  }
+}
+
+const slowBody = (path = '/api/v1/sensors') =>
+  `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`
+
+describe('slow and unusual requests', () => {
+  test('a body that does not arrive within HTTP_BODY_TIMEOUT gets a JSON 408 and its connection is closed', async () => {
+    const server = await startTestServer({ HTTP_BODY_TIMEOUT: '1' })
+    try {
+      const conn = await rawConnection(server.port)
+      conn.write(slowBody())
+      await until(async () => conn.closed(), 'the server to close the connection', 5000)
+      expect(conn.text()).toStartWith('HTTP/1.1 408')
+      const body = JSON.parse(conn.text().split('\r\n\r\n')[1]!)
+      expect(body.error).toBe('body_timeout')
+      expect(body.message).toContain('HTTP_BODY_TIMEOUT')
+      expect((await server.api('GET', '/api/v1/sensors')).body).toEqual([])
+    } finally {
+      await server.stop()
+    }
+  })
+
+  test('past HTTP_MAX_REQUESTS_PER_IP requests in progress one address gets 429 at once while other addresses are served', async () => {
+    const server = await startTestServer({
+      HTTP_MAX_REQUESTS_PER_IP: '5',
+      HTTP_BODY_TIMEOUT: '30',
+      TRUST_PROXY: 'true',
+    })
+    const from = (address: string) => ({ 'x-forwarded-for': address })
+    const held: Awaited<ReturnType<typeof rawConnection>>[] = []
+    try {
+      // Requests that are over free their place, whatever the route and the answer.
+      for (let i = 0; i < 8; i++) {
+        for (const path of ['/health', '/metrics', '/nowhere', '/api/v1/ws', '/api/v1/sensors'])
+          expect((await server.api('GET', path, undefined, from('203.0.113.5'))).status).not.toBe(
+            429,
+          )
+        const socket = await server.ws('/api/v1/ws', {}, from('203.0.113.5'))
+        await socket.connected()
+        await socket.close()
+      }
+      for (let i = 0; i < 5; i++) {
+        const conn = await rawConnection(server.port)
+        conn.write(slowBody().replace('\r\n\r\n', '\r\nX-Forwarded-For: 203.0.113.5\r\n\r\n'))
+        held.push(conn)
+      }
+      await until(
+        async () =>
+          (await server.api('GET', '/health', undefined, from('203.0.113.5'))).status === 429,
+        'the slow requests to fill the address quota',
+      )
+      const refused = await server.api('GET', '/health', undefined, from('203.0.113.5'))
+      expect(refused.status).toBe(429)
+      expect(refused.body.error).toBe('too_many_requests')
+      expect(refused.headers.get('retry-after')).toBe('1')
+      expect((await server.api('GET', '/health', undefined, from('198.51.100.1'))).status).toBe(200)
+      // Once the slow ones go, their address is served again.
+      for (const conn of held) conn.end()
+      await until(
+        async () =>
+          (await server.api('GET', '/health', undefined, from('203.0.113.5'))).status === 200,
+        'the address to be served again',
+      )
+    } finally {
+      for (const conn of held) conn.end()
+      await server.stop()
+    }
+  })
+
+  test('a JSON route refuses any other Content-Type with 415 and stores nothing', async () => {
+    const server = await startTestServer()
+    try {
+      const body = JSON.stringify({ tipo: 't', modelo: 'plain' })
+      for (const type of [
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'multipart/form-data; boundary=x',
+        '',
+      ])
+        for (const path of ['/api/v1/sensors', '/api/v1/locations']) {
+          const res = await fetch(`${server.base}${path}`, {
+            method: 'POST',
+            body: new Blob([body], { type }),
+          })
+          expect({ path, type, status: res.status }).toEqual({ path, type, status: 415 })
+          expect((await res.json()).error).toBe('unsupported_media_type')
+        }
+      const json = await server.api('POST', '/api/v1/sensors', body, {
+        'content-type': 'application/json; charset=utf-8',
+      })
+      expect(json.status).toBe(201)
+      expect((await server.api('GET', '/api/v1/sensors')).body).toHaveLength(1)
     } finally {
       await server.stop()
     }
@@ -206,6 +399,35 @@ describe('CORS_ORIGINS', () => {
       const service = await WsClient.connect(url)
       await service.connected()
       await Promise.all([listed.close(), service.close()])
+    } finally {
+      await server.stop()
+    }
+  })
+
+  test('a write from an origin not listed is refused with 403 whatever its Content-Type, and stores nothing', async () => {
+    const server = await startTestServer({ CORS_ORIGINS: 'https://app.example.com' })
+    try {
+      const body = JSON.stringify({ tipo: 't', modelo: 'cross-site' })
+      for (const type of ['text/plain', 'application/json'])
+        for (const method of ['POST', 'PUT', 'PATCH', 'DELETE']) {
+          const res = await fetch(`${server.base}/api/v1/sensors${method === 'POST' ? '' : '/1'}`, {
+            method,
+            headers: { origin: 'https://evil.example.net', 'content-type': type },
+            body,
+          })
+          expect({ type, method, status: res.status }).toEqual({ type, method, status: 403 })
+          expect((await res.json()).error).toBe('origin_not_allowed')
+        }
+      expect((await server.api('GET', '/api/v1/sensors')).body).toEqual([])
+      const listed = await server.api('POST', '/api/v1/sensors', body, {
+        origin: 'https://app.example.com',
+      })
+      expect(listed.status).toBe(201)
+      // Reads from anywhere are still answered (without CORS headers for an unlisted origin).
+      const read = await fetch(`${server.base}/api/v1/sensors`, {
+        headers: { origin: 'https://evil.example.net' },
+      })
+      expect(read.status).toBe(200)
     } finally {
       await server.stop()
     }

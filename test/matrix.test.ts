@@ -13,6 +13,8 @@ const PINNED = [
   'scale.test.ts',
   'fleet-scale.test.ts',
   'integrations-cluster.test.ts',
+  'outage.test.ts',
+  'chaos.test.ts',
 ]
 const read = (name: string) => readFileSync(join(import.meta.dir, name), 'utf8')
 const startsServer = (text: string) => text.includes('startTestServer(')

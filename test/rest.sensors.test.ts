@@ -100,12 +100,19 @@ describe('POST /api/v1/sensors', () => {
     })
   })
 
-  test('JSON sent without a JSON content type is still read as JSON', async () => {
-    const res = await fetch(`${server.base}/api/v1/sensors`, {
-      method: 'POST',
-      body: JSON.stringify({ tipo: 'temperatura', modelo: 'DHT22' }),
+  test('JSON sent under another content type (what a page of another site may send) is a 415 and stores nothing', async () => {
+    await unchanged(async () => {
+      // fetch labels a string body text/plain, as a cross-site page's fetch or form would.
+      const res = await fetch(`${server.base}/api/v1/sensors`, {
+        method: 'POST',
+        body: JSON.stringify({ tipo: 'temperatura', modelo: 'DHT22' }),
+      })
+      expectError(
+        { status: res.status, body: await res.json(), headers: res.headers },
+        415,
+        'unsupported_media_type',
+      )
     })
-    expect(res.status).toBe(201)
   })
 
   test('each schema break is a 422 naming the field, and nothing is stored', async () => {

@@ -77,6 +77,8 @@ export async function startServer(
       HOST: '127.0.0.1',
       DATABASE_URL: options.postgresUrl ?? `sqlite:${options.sqliteFile ?? join(dir, 'bench.db')}`,
       WEBSOCKET_MAX_CONNECTIONS: '100000',
+      // Every load generator sends from 127.0.0.1, up to 1,024 requests at once.
+      HTTP_MAX_REQUESTS_PER_IP: '100000',
       LOG_LEVEL: 'warn',
       JWT_SECRET: 'benchmark-secret-benchmark-secret-0123',
       // Webhooks are admin-only: the harness logs in as this first user (adminHeaders).

@@ -11,8 +11,17 @@ export function dbErrorCode(error: unknown): string | undefined {
   return undefined
 }
 
-/** postgres.js's own codes for a connection that could not be made or was lost. */
+/** Thrown without asking the database while it is known to be unreachable (see availability.ts). */
+export class DatabaseUnavailableError extends Error {
+  readonly code = 'DATABASE_UNAVAILABLE'
+  constructor() {
+    super('the database is unreachable; waiting for it to answer again')
+  }
+}
+
+/** postgres.js's own codes for a connection that could not be made or was lost, and ours. */
 const CONNECTION_CODES = new Set([
+  'DATABASE_UNAVAILABLE',
   'CONNECTION_CLOSED',
   'CONNECTION_ENDED',
   'CONNECTION_DESTROYED',

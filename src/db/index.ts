@@ -6,6 +6,7 @@ import { dirname, resolve } from 'node:path'
 import { drizzle, type BunSQLiteDatabase } from 'drizzle-orm/bun-sqlite'
 import { migrate } from 'drizzle-orm/bun-sqlite/migrator'
 import type { DatabaseConfig } from '../config'
+import type { Logger } from '../lib/logger'
 import { Mutex } from './mutex'
 import { openPostgres } from './postgres'
 import * as schema from './schema'
@@ -59,8 +60,8 @@ const sqliteHandles = new WeakSet<Tx>()
  */
 export const isSqlite = (tx: Tx) => sqliteHandles.has(tx)
 
-export async function openDatabase(config: DatabaseConfig): Promise<Database> {
-  if (config.kind === 'postgres') return openPostgres(config.url)
+export async function openDatabase(config: DatabaseConfig, log?: Logger): Promise<Database> {
+  if (config.kind === 'postgres') return openPostgres(config.url, log)
   return openSqlite(config.path)
 }
 

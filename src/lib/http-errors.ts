@@ -60,11 +60,23 @@ function explain(e: ValueError): { leaf: ValueError; kindOnly: boolean } {
   return { leaf: e, kindOnly: true }
 }
 
+/** How a path or query number must be written (see the formats in schemas.ts). */
+const WRITTEN: Record<string, string> = {
+  integer: 'an integer written in decimal digits, such as 42',
+  numeric: 'a number written in decimal, such as 2.5',
+}
+
 /** "integer or null" for the union of a nullable, coerced integer. */
 function kinds(schema: TSchema): string[] {
-  if (Array.isArray(schema.anyOf)) return [...new Set(schema.anyOf.flatMap(kinds))]
-  const kind = schema.format ?? schema.type
-  return typeof kind === 'string' ? [kind] : []
+  if (Array.isArray(schema.anyOf)) {
+    const all = [...new Set(schema.anyOf.flatMap(kinds))]
+    // A coerced number is a text branch and a number branch: the text's rule says it all.
+    return all.some((k) => Object.values(WRITTEN).includes(k))
+      ? all.filter((k) => k !== 'integer' && k !== 'number')
+      : all
+  }
+  if (typeof schema.format === 'string') return [WRITTEN[schema.format] ?? schema.format]
+  return typeof schema.type === 'string' ? [schema.type] : []
 }
 
 const PATTERN_REASONS: Record<string, string> = {
@@ -133,9 +145,12 @@ export function errorHandler(
 ) {
   return new Elysia({ name: 'error-handler' }).onError(
     { as: 'global' },
-    ({ code, error, set, request, path, ...ctx }) => {
+    ({ code, error: thrown, set, request, path, ...ctx }) => {
       let status = 500
       let body: ErrorEnvelope
+      // Elysia wraps what a parse hook throws (the body deadline) in its ParseError.
+      const cause = code === 'PARSE' ? (thrown as { cause?: unknown }).cause : undefined
+      const error = cause instanceof AppError ? cause : thrown
       if (error instanceof AppError) {
         status = error.status
         body = { error: error.code, message: error.message, ...error.details }

@@ -1,7 +1,23 @@
 // Schemas shared by every module: the error envelope, id params, pagination and time-range queries.
-import type { SchemaOptions } from '@sinclair/typebox'
+import { FormatRegistry, Type, type IntegerOptions, type SchemaOptions } from '@sinclair/typebox'
 import { t } from 'elysia'
 import { ISO_DATE_TIME } from './time'
+
+/**
+ * A number in a path or query is written in decimal: `42`, `-3`, `2.5`. Elysia reads those texts
+ * through these two formats, whose own versions take whatever Number() takes (`0x1`, `1e0`, ` 1`),
+ * so `/sensors/0x1` was sensor 1. Replaced here, once, for every route.
+ */
+const DECIMAL_INTEGER = /^-?(0|[1-9]\d*)$/
+const DECIMAL_NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?$/
+FormatRegistry.Set(
+  'integer',
+  (value) => DECIMAL_INTEGER.test(value) && Number.isSafeInteger(Number(value)),
+)
+FormatRegistry.Set(
+  'numeric',
+  (value) => DECIMAL_NUMBER.test(value) && Number.isFinite(Number(value)),
+)
 
 const errorProperties = {
   error: t.String({ description: 'Short machine-readable code' }),
@@ -130,8 +146,18 @@ export const errors = {
   422: errorResponse(422),
 } as const
 
-export const Id = t.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, examples: [1] })
+const ID_RANGE = { minimum: 1, maximum: Number.MAX_SAFE_INTEGER }
+/** An id in a path or a query (decimal digits). */
+export const Id = t.Integer({ ...ID_RANGE, examples: [1] })
 export const IdParams = t.Object({ id: Id })
+
+/**
+ * An integer in a JSON body: a JSON number, never a string. Elysia's t.Integer also takes "2"
+ * (it is meant for paths and queries, where everything is text).
+ */
+export const BodyInt = (options: IntegerOptions = {}) => Type.Integer(options)
+/** An id in a JSON body (`"sensor_id": 1`, not `"1"`). */
+export const BodyId = BodyInt({ ...ID_RANGE, examples: [1] })
 
 export const Timestamp = (description = 'ISO 8601 date-time; UTC when no zone is given') =>
   t.String({ pattern: ISO_DATE_TIME, description, examples: ['2025-07-20T10:30:00Z'] })
@@ -140,7 +166,14 @@ export const pagination = {
   limit: t.Optional(
     t.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'Page size (1-1000)' }),
   ),
-  offset: t.Optional(t.Integer({ minimum: 0, default: 0, description: 'Rows to skip' })),
+  offset: t.Optional(
+    t.Integer({
+      minimum: 0,
+      maximum: Number.MAX_SAFE_INTEGER,
+      default: 0,
+      description: 'Rows to skip',
+    }),
+  ),
 }
 
 export const timeRange = {

@@ -35,6 +35,28 @@ export function parseIso(text: string): number | undefined {
   return ms
 }
 
+/**
+ * When a reading may have been measured, whatever brought it (REST, batch, MQTT): from 2000 on, and
+ * at most a day ahead of the server clock. Anything else is a device clock that was never set.
+ */
+export const READING_TIME = { earliest: Date.UTC(2000, 0, 1), aheadMs: 24 * 3600 * 1000 } as const
+
+/** Why a reading's time `ms` cannot be taken, or undefined when it can. */
+export function readingTimeProblem(ms: number, now = Date.now()): string | undefined {
+  if (ms >= READING_TIME.earliest && ms <= now + READING_TIME.aheadMs) return undefined
+  // Dates end at ±8.64e15 ms; an epoch number can be bigger.
+  const shown = Math.abs(ms) <= 8.64e15 ? iso(ms) : `${ms} ms`
+  return `${shown} is before 2000 or more than a day ahead of the server clock: set the device clock`
+}
+
+/** Epoch ms of a reading's ISO 8601 time; a 422 naming `field` when it is not real or out of range. */
+export function readingInstant(text: string, field: string, now = Date.now()): number {
+  const ms = instant(text, field)
+  const problem = readingTimeProblem(ms, now)
+  if (problem) throw new InvalidFieldError(field, `${field} ${problem}.`)
+  return ms
+}
+
 /** Epoch ms of a client's ISO 8601 text; a 422 naming `field` when it is not a real instant. */
 export function instant(text: string, field: string): number {
   const ms = parseIso(text)

@@ -7,7 +7,7 @@ import type { Config } from '../config'
 import type { Logger } from '../lib/logger'
 import type { Metrics } from '../lib/metrics'
 import { iso } from '../lib/time'
-import type { ChannelStats, Hub } from './hub'
+import { boundStats, type ChannelStats, type Hub } from './hub'
 import type { Frame, Publisher } from './publisher'
 
 export interface InstanceStats {
@@ -20,6 +20,8 @@ export interface InstanceStats {
   events_emitted: number
   messages_sent: number
   pubsub: 'ok' | 'down'
+  /** Set when this instance's channel list was cut (see hub.boundStats). */
+  truncated?: true
 }
 
 export interface DeploymentStats {
@@ -32,6 +34,8 @@ export interface DeploymentStats {
   events_emitted: number
   messages_sent: number
   channels: Record<string, ChannelStats>
+  /** True when channels or users were left out to keep the answer bounded (see hub.boundStats). */
+  truncated?: true
   members: { id: string; connections: number; last_seq: number; updated_at: string }[]
 }
 
@@ -106,8 +110,9 @@ export function createCluster(deps: ClusterDeps): Cluster {
   let healthy = !redisUrl
   let stopping = false
   const instance = async (): Promise<InstanceStats> => {
-    const { total_connections, channels } = hub.stats()
+    const { total_connections, channels, truncated } = hub.stats()
     return {
+      ...(truncated ? { truncated } : {}),
       id: instanceId,
       started_at: iso(startedAt),
       updated_at: iso(Date.now()),
@@ -181,6 +186,7 @@ export function createCluster(deps: ClusterDeps): Cluster {
         entry.connections += stats.connections
         entry.users.push(...stats.users)
       }
+    const bounded = boundStats(channels)
     return {
       instances: all.length,
       complete: others !== undefined,
@@ -188,7 +194,8 @@ export function createCluster(deps: ClusterDeps): Cluster {
       total_connections: all.reduce((n, m) => n + m.connections, 0),
       events_emitted: all.reduce((n, m) => n + m.events_emitted, 0),
       messages_sent: all.reduce((n, m) => n + m.messages_sent, 0),
-      channels,
+      channels: bounded.channels,
+      ...(bounded.truncated || all.some((m) => m.truncated) ? { truncated: true as const } : {}),
       members: all.map((m) => ({
         id: m.id,
         connections: m.connections,

@@ -47,6 +47,31 @@ export interface ChannelStats {
 }
 
 /**
+ * The stats answer is bounded whatever the clients do: at most STATS_MAX_CHANNELS channels (those
+ * with the most connections) and STATS_MAX_USERS users listed per channel. Counts stay exact.
+ */
+export const STATS_MAX_CHANNELS = 500
+export const STATS_MAX_USERS = 50
+
+/** Keeps the STATS_MAX_CHANNELS busiest channels and STATS_MAX_USERS users of each; says if it cut. */
+export function boundStats(channels: Record<string, ChannelStats>) {
+  let truncated = false
+  let entries = Object.entries(channels)
+  if (entries.length > STATS_MAX_CHANNELS) {
+    truncated = true
+    entries = entries
+      .sort(([, a], [, b]) => b.connections - a.connections)
+      .slice(0, STATS_MAX_CHANNELS)
+  }
+  for (const [, stats] of entries)
+    if (stats.users.length > STATS_MAX_USERS) {
+      truncated = true
+      stats.users = stats.users.slice(0, STATS_MAX_USERS)
+    }
+  return { channels: Object.fromEntries(entries), truncated }
+}
+
+/**
  * A connection sits on exactly one Bun topic named after its whole channel set, so an event that
  * goes to several of its channels still reaches it once; the publisher publishes an event to every
  * topic whose set meets the event's channels.
@@ -176,31 +201,36 @@ export class Hub {
     return floor
   }
 
-  channelStats(channel: string): ChannelStats {
+  channelStats(channel: string): ChannelStats & { truncated?: true } {
     const stats: ChannelStats = { connections: 0, users: [] }
     for (const conn of this.conns.values()) {
       if (!conn.channels.has(channel)) continue
       stats.connections += 1
-      if (conn.userId)
+      if (conn.userId && stats.users.length <= STATS_MAX_USERS)
         stats.users.push({ user_id: conn.userId, connected_at: iso(conn.connectedAt) })
     }
-    return stats
+    const { truncated } = boundStats({ [channel]: stats })
+    return truncated ? { ...stats, truncated } : stats
   }
 
+  /** Per channel: connections and (some of) their users; `truncated` when the lists were cut. */
   stats() {
     const channels: Record<string, ChannelStats> = {}
     for (const conn of this.conns.values()) {
       for (const channel of conn.channels) {
         const entry = (channels[channel] ??= { connections: 0, users: [] })
         entry.connections += 1
-        if (conn.userId)
+        // One past the cap, so boundStats knows the list was cut.
+        if (conn.userId && entry.users.length <= STATS_MAX_USERS)
           entry.users.push({ user_id: conn.userId, connected_at: iso(conn.connectedAt) })
       }
     }
+    const bounded = boundStats(channels)
     return {
       total_channels: Object.keys(channels).length,
       total_connections: this.conns.size,
-      channels,
+      channels: bounded.channels,
+      ...(bounded.truncated ? { truncated: true as const } : {}),
     }
   }
 }

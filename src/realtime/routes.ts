@@ -18,6 +18,12 @@ const HandshakeQuerySchema = t.Object({
 })
 
 const UserStat = t.Object({ user_id: t.String(), connected_at: t.String({ format: 'date-time' }) })
+const Truncated = t.Optional(
+  t.Literal(true, {
+    description:
+      'Present when the answer was cut to stay small: at most 500 channels (the busiest) and 50 users per channel are listed; counts stay exact',
+  }),
+)
 const ChannelStats = t.Object({ connections: t.Integer(), users: t.Array(UserStat) })
 const InstanceStats = t.Object({
   id: t.String(),
@@ -27,6 +33,7 @@ const InstanceStats = t.Object({
   events_emitted: t.Integer(),
   messages_sent: t.Integer(),
   pubsub: OneOf(['ok', 'down']),
+  truncated: Truncated,
 })
 const DeploymentStats = t.Object(
   {
@@ -37,6 +44,7 @@ const DeploymentStats = t.Object(
     events_emitted: t.Integer(),
     messages_sent: t.Integer(),
     channels: t.Record(t.String(), ChannelStats),
+    truncated: Truncated,
     members: t.Array(
       t.Object({
         id: t.String(),
@@ -203,6 +211,7 @@ export const realtimeRoutes = (ctx: AppContext, admit: Admit = openAdmit) => {
             total_channels: t.Integer(),
             total_connections: t.Integer(),
             channels: t.Record(t.String(), ChannelStats),
+            truncated: Truncated,
             instance: InstanceStats,
             deployment: DeploymentStats,
           }),
@@ -232,6 +241,7 @@ export const realtimeRoutes = (ctx: AppContext, admit: Admit = openAdmit) => {
             channel: t.String(),
             connections: t.Integer(),
             users: t.Array(UserStat),
+            truncated: Truncated,
             deployment: ChannelStats,
           }),
           ...errors,

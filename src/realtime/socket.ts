@@ -1,6 +1,7 @@
 // What happens on a WebSocket: admission, the connection message, replay from `since`, client actions, liveness.
 import type { Config } from '../config'
 import type { Database } from '../db'
+import { isUnavailable } from '../db/errors'
 import type { Logger } from '../lib/logger'
 import type { Metrics } from '../lib/metrics'
 import { iso } from '../lib/time'
@@ -22,6 +23,21 @@ export const CLOSE = {
 } as const
 
 const REPLAY_PAGE = 1000
+/** How long a resume waits for this instance to read a `since` that is ahead of it from the log. */
+const CATCH_UP_MS = 5000
+
+/** `work`, or an error once `ms` have passed without it settling. */
+async function bounded<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: Timer | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not done within ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([work, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
 
 /** The log no longer holds the seq after `after`: retention removed it while a replay was reading. */
 class HistoryGap extends Error {
@@ -167,13 +183,21 @@ export function createSocketLayer(deps: SocketDeps) {
    */
   const resume = async (conn: Conn, since: number, epoch: string | undefined, channel: string) => {
     let target = publisher.lastSeq
+    const sameEpoch = epoch === undefined || epoch === deps.epoch
+    // A since ahead of what this instance has published may be another instance's event that has not
+    // reached it yet (Redis away, the log read every 250 ms): read the log up to now first.
+    if (sameEpoch && since > target) {
+      await bounded(publisher.catchUp(), CATCH_UP_MS)
+      target = publisher.lastSeq
+    }
     // A seq from another history (other epoch, or ahead of this log) means nothing here.
-    const sameHistory = (epoch === undefined || epoch === deps.epoch) && since <= target
-    let rows: LogRow[] | undefined = sameHistory
-      ? await readRange(db.read, since, target, REPLAY_PAGE)
-      : []
-    const oldest = Math.min((await oldestSeq(db.read)) ?? target + 1, rows[0]?.seq ?? Infinity)
-    const recovered = sameHistory && (since === target || rows[0]?.seq === since + 1)
+    const sameHistory = sameEpoch && since <= target
+    let rows: LogRow[] | undefined =
+      sameHistory && since < target
+        ? await readRange(db.read, since, target, REPLAY_PAGE)
+        : undefined
+    const oldest = Math.min((await oldestSeq(db.read)) ?? target + 1, rows?.[0]?.seq ?? Infinity)
+    const recovered = sameHistory && (since === target || rows?.[0]?.seq === since + 1)
     reply(conn, { ...connectionMessage(conn, 'connected', channel), recovered, oldest_seq: oldest })
     const greeted = conn.greeting
     conn.greeting = undefined
@@ -197,14 +221,16 @@ export function createSocketLayer(deps: SocketDeps) {
   ) => {
     for (;;) {
       while (cursor < target && !conn.closed) {
-        rows ??= await readRange(db.read, cursor, target, REPLAY_PAGE)
-        if (rows.length === 0) {
+        // The first page was read above, for `recovered`; every later one is read here.
+        const page = rows ?? (await readRange(db.read, cursor, target, REPLAY_PAGE))
+        rows = undefined
+        if (page.length === 0) {
           if (!skipAllowed) throw new HistoryGap(cursor)
           cursor = target
           break
         }
         let count = 0
-        for (const row of rows) {
+        for (const row of page) {
           if (row.seq !== cursor + 1 && !skipAllowed) throw new HistoryGap(cursor)
           skipAllowed = false
           if (inChannels(row.channels, conn.channels)) {
@@ -216,7 +242,6 @@ export function createSocketLayer(deps: SocketDeps) {
           if (conn.closed) break
         }
         sent.replay.inc(count)
-        rows = undefined
       }
       if (conn.closed) return
       if (publisher.lastSeq === target) {
@@ -285,6 +310,14 @@ export function createSocketLayer(deps: SocketDeps) {
       refuse(ws, CLOSE.full, 'Too many WebSocket connections from your address; retry later')
       return false
     }
+    if (admission.channels.length > config.ws.maxChannels) {
+      refuse(
+        ws,
+        CLOSE.badQuery,
+        `Too many channels: at most ${config.ws.maxChannels} per connection (WEBSOCKET_MAX_CHANNELS)`,
+      )
+      return false
+    }
     if (query.since !== undefined && !/^\d{1,15}$/.test(query.since)) {
       refuse(ws, CLOSE.badQuery, 'since must be the integer seq of the last event you received')
       return false
@@ -335,7 +368,9 @@ export function createSocketLayer(deps: SocketDeps) {
         )
         return
       }
-      log.error('replay failed', { conn: conn.id, error: String(error) })
+      // The database away is an outage (logged where it is noticed), not a fault of this replay.
+      if (isUnavailable(error)) log.debug('replay failed', { conn: conn.id, error: String(error) })
+      else log.error('replay failed', { conn: conn.id, error: String(error) })
       const again = query.snapshot ? 'the same query' : 'the same since'
       drop(conn, CLOSE.internal, `Replay failed; reconnect with ${again}`, 'replay_error')
     })
@@ -444,6 +479,14 @@ export function createSocketLayer(deps: SocketDeps) {
           return send(
             conn,
             errorMessage('forbidden_channel', `You are not allowed to join "${channel}".`),
+          )
+        if (!conn.channels.has(channel) && conn.channels.size >= config.ws.maxChannels)
+          return send(
+            conn,
+            errorMessage(
+              'too_many_channels',
+              `This connection holds ${conn.channels.size} channels, the most allowed (WEBSOCKET_MAX_CHANNELS); unsubscribe from one first.`,
+            ),
           )
         conn.channels.add(channel)
       } else {

@@ -1,5 +1,5 @@
 // Turns an MQTT message (topic + payload bytes) into reading bodies for the readings service, or says why not.
-import { iso, parseIso } from '../../lib/time'
+import { iso, parseIso, readingTimeProblem } from '../../lib/time'
 import { MAX_MEASUREMENTS, type ReadingCreate } from '../../modules/readings/model'
 import { isVariableName, physicalBounds, type Values } from '../../modules/readings/values'
 import { NAME_RULE } from '../../modules/variables/model'
@@ -27,9 +27,6 @@ export const MAX_PAYLOAD_BYTES = 2 * 1024 * 1024
 export const MAX_ITEMS = 10_000
 /** Epoch numbers below this are seconds, above it milliseconds (1e11 s is the year 5138; 1e11 ms is 1973). */
 const EPOCH_SECONDS_BELOW = 1e11
-/** A device clock before 2000 or more than a day ahead is not set, and its readings would land in the wrong place. */
-const EARLIEST_TS = Date.UTC(2000, 0, 1)
-const FUTURE_SLACK_MS = 24 * 3600 * 1000
 
 /** Position of the sensor id level in a topic filter: its first `+` (after any `$share/<group>/`). */
 export function sensorLevel(filter: string): number {
@@ -103,11 +100,8 @@ function instant(ts: unknown, at: string, now: number): number {
       'invalid_payload',
       `${at}ts ${describe(ts)} is not a time: use ISO 8601 (2025-07-20T10:30:00Z) or epoch seconds or milliseconds.`,
     )
-  if (ms < EARLIEST_TS || ms > now + FUTURE_SLACK_MS)
-    throw new Rejection(
-      'out_of_range',
-      `${at}ts ${describe(ts)} (${iso(ms)}) is before 2000 or more than a day ahead: set the device clock.`,
-    )
+  const problem = readingTimeProblem(ms, now)
+  if (problem) throw new Rejection('out_of_range', `${at}ts ${describe(ts)}: ${problem}.`)
   return ms
 }
 

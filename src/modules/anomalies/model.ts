@@ -1,6 +1,6 @@
 // Anomaly schemas: what was seen on which variable, how bad it is and where it stands in its lifecycle.
 import { t } from 'elysia'
-import { Id, OneOf, pagination, timeRange } from '../../lib/schemas'
+import { BodyId, Id, OneOf, pagination, timeRange } from '../../lib/schemas'
 import { VariableName } from '../variables/model'
 
 export const SEVERITIES = ['warning', 'minor', 'major', 'critical'] as const
@@ -45,7 +45,7 @@ export const Anomaly = t.Object({
 export type Anomaly = typeof Anomaly.static
 
 const fields = {
-  sensor_id: Id,
+  sensor_id: BodyId,
   variable: VariableName,
   value: t.Number({ minimum: -1e9, maximum: 1e9, examples: [48.2] }),
   severity: t.Optional(Severity),

@@ -23,17 +23,25 @@ export class InvalidCredentialsError extends AppError {
 }
 
 /**
- * Every attempt counts against its address and its username (LOGIN_MAX_ATTEMPTS_PER_IP / _PER_USER
- * per LOGIN_WINDOW_SECONDS); a success clears the username's count.
+ * Every attempt counts against its address (LOGIN_MAX_ATTEMPTS_PER_IP, whatever the username) and
+ * against the pair of address and username (LOGIN_MAX_ATTEMPTS_PER_USER), per LOGIN_WINDOW_SECONDS;
+ * a success clears the pair. Counting per username alone let anyone lock a user out from anywhere
+ * (five wrong passwords for `admin`, and the right one got 429): keyed on the pair, as OWASP's
+ * authentication guidance recommends, guessing stays throttled per address while the user, from
+ * their own address, still gets in.
  */
 export function createLoginLimiter(config: Readonly<Config>) {
   const duration = config.login.windowSeconds
   const byIp = new RateLimiterMemory({ points: config.login.maxPerIp, duration })
-  const byUser = new RateLimiterMemory({ points: config.login.maxPerUser, duration })
+  const byIpAndUser = new RateLimiterMemory({ points: config.login.maxPerUser, duration })
+  const pair = (address: string, username: string) => JSON.stringify([address, username])
   return {
     /** Counts an attempt; the seconds to wait when over either limit. */
     async attempt(address: string, username: string): Promise<number | undefined> {
-      const results = await Promise.allSettled([byIp.consume(address), byUser.consume(username)])
+      const results = await Promise.allSettled([
+        byIp.consume(address),
+        byIpAndUser.consume(pair(address, username)),
+      ])
       let wait = 0
       for (const result of results) {
         if (result.status === 'fulfilled') continue
@@ -42,7 +50,7 @@ export function createLoginLimiter(config: Readonly<Config>) {
       }
       return wait > 0 ? wait : undefined
     },
-    succeeded: (username: string) => byUser.delete(username),
+    succeeded: (address: string, username: string) => byIpAndUser.delete(pair(address, username)),
   }
 }
 
@@ -62,7 +70,7 @@ export async function login(
   dummyHash ??= Bun.password.hash(crypto.randomUUID(), { algorithm: 'argon2id' })
   const valid = await Bun.password.verify(input.password, user?.password_hash ?? (await dummyHash))
   if (!user || !valid) throw new InvalidCredentialsError()
-  await services.limiter.succeeded(input.username)
+  await services.limiter.succeeded(address, input.username)
   return {
     access_token: await services.tokens.sign(user),
     token_type: 'bearer',

@@ -1,6 +1,6 @@
 // Prediction schemas: the original's request {sensor_id, variable, horizon_minutes} and the stored forecast.
 import { t } from 'elysia'
-import { Id, OneOf, pagination, timeRange } from '../../lib/schemas'
+import { BodyId, BodyInt, Id, OneOf, pagination, timeRange } from '../../lib/schemas'
 import { VariableName } from '../variables/model'
 
 export const PREDICTION_STATUSES = ['pending', 'completed', 'failed'] as const
@@ -30,9 +30,9 @@ export const Prediction = t.Object({
 export type Prediction = typeof Prediction.static
 
 export const PredictionCreate = t.Object({
-  sensor_id: Id,
+  sensor_id: BodyId,
   variable: VariableName,
-  horizon_minutes: t.Integer({
+  horizon_minutes: BodyInt({
     minimum: 1,
     maximum: 10_080,
     examples: [60],

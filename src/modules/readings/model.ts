@@ -1,7 +1,7 @@
 // Reading schemas: the original's body (sensor_id, temperatura, humedad, timestamp) plus `values`, any
 // named numeric measurements, and the list query.
 import { t } from 'elysia'
-import { Id, Order, pagination, Timestamp, timeRange } from '../../lib/schemas'
+import { BodyId, Id, Order, pagination, Timestamp, timeRange } from '../../lib/schemas'
 import { VARIABLE_NAME } from '../variables/model'
 
 /** Physical bounds: below absolute zero or above 1000 °C is a broken sensor, not a reading. */
@@ -48,7 +48,7 @@ const original = {
 
 export const ReadingCreate = t.Object(
   {
-    sensor_id: Id,
+    sensor_id: BodyId,
     ...original,
     values: t.Optional(Measurements),
     timestamp: t.Optional(
@@ -73,7 +73,7 @@ export const ReadingBatch = t.Array(ReadingCreate, {
 export type ReadingBatch = typeof ReadingBatch.static
 
 export const ReadingReplace = t.Object({
-  sensor_id: Id,
+  sensor_id: BodyId,
   ...original,
   values: t.Optional(Measurements),
   timestamp: Timestamp(),

@@ -15,7 +15,7 @@ import {
 } from '../../lib/crud'
 import { UnknownReferenceError } from '../../lib/errors'
 import { GroupCommit } from '../../lib/group-commit'
-import { instant, iso } from '../../lib/time'
+import { instant, iso, readingInstant } from '../../lib/time'
 import { detectAnomalies } from '../anomalies/detection'
 import { refreshLatest, updateLatest, type StoredValues } from '../latest/service'
 import { markSeen, sensorStatuses } from '../liveness/service'
@@ -53,7 +53,8 @@ function toRow(input: ReadingCreate, now: number, at = '') {
   return {
     sensor_id: input.sensor_id,
     values: measurementsOf(input, at),
-    timestamp: input.timestamp === undefined ? now : instant(input.timestamp, `${at}timestamp`),
+    timestamp:
+      input.timestamp === undefined ? now : readingInstant(input.timestamp, `${at}timestamp`),
     created_at: now,
   }
 }
@@ -172,7 +173,9 @@ const correct = (
       sensor_id: patch.sensor_id ?? current.sensor_id,
       values: measure(current.values),
       timestamp:
-        patch.timestamp === undefined ? current.timestamp : instant(patch.timestamp, 'timestamp'),
+        patch.timestamp === undefined
+          ? current.timestamp
+          : readingInstant(patch.timestamp, 'timestamp'),
     }
     if (patch.sensor_id !== undefined) await checkReadingSensors(tx, [row], () => '')
     const dto = await updateOne(tx, emit, readingResource, id, row)

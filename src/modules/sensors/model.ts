@@ -1,7 +1,7 @@
 // Sensor schemas: the original's `tipo` and `modelo`, an optional name and location.
 import { t } from 'elysia'
 import { MAX_OFFLINE_AFTER } from '../../config'
-import { Id, OneOf, pagination, Text } from '../../lib/schemas'
+import { BodyId, BodyInt, Id, OneOf, pagination, Text } from '../../lib/schemas'
 import { Thresholds } from '../thresholds/model'
 
 export const SENSOR_STATUSES = ['unknown', 'online', 'offline'] as const
@@ -9,7 +9,7 @@ export const SensorStatus = OneOf(SENSOR_STATUSES, {
   description: 'unknown until its first reading; offline once silent past offline_after',
   examples: ['online'],
 })
-export const OfflineAfter = t.Integer({
+export const OfflineAfter = BodyInt({
   minimum: 0,
   maximum: MAX_OFFLINE_AFTER,
   description: 'Seconds of silence before the sensor is offline; 0 = never',
@@ -43,7 +43,7 @@ const fields = {
   tipo: Text(100, 'temperatura'),
   modelo: Text(100, 'DHT22'),
   nombre: t.Optional(t.Nullable(Text(200, 'Sala de servidores'))),
-  location_id: t.Optional(t.Nullable(Id)),
+  location_id: t.Optional(t.Nullable(BodyId)),
   thresholds: t.Optional(t.Nullable(Thresholds)),
   offline_after: t.Optional(t.Nullable(OfflineAfter)),
 }

@@ -1,6 +1,6 @@
 // Threshold rule schemas: min/max per variable, optionally held for N readings or D seconds.
 import { t } from 'elysia'
-import { Text } from '../../lib/schemas'
+import { BodyInt, Text } from '../../lib/schemas'
 import { VARIABLE_NAME } from '../variables/model'
 
 /** The most variables one rule set may name. */
@@ -13,14 +13,14 @@ export const ThresholdRule = t.Object(
     min: Bound,
     max: Bound,
     for_readings: t.Optional(
-      t.Integer({
+      BodyInt({
         minimum: 1,
         maximum: 100_000,
         description: 'Raise only after this many consecutive readings out of range (default 1)',
       }),
     ),
     for_seconds: t.Optional(
-      t.Integer({
+      BodyInt({
         minimum: 0,
         maximum: 604_800,
         description: 'Raise only once the breach has lasted this many seconds (default 0)',
