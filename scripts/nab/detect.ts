@@ -15,7 +15,8 @@ import type { NabFile } from './corpus'
 const BATCH = 1000
 
 export interface DetectorRun {
-  /** 1 where the reading raised a statistical hit (opening an anomaly or adding to the open one), else 0. */
+  /** Per reading: the statistical hit's score (0.5 at its rule's limit, towards 1 beyond), else 0. A hit
+   *  opens an anomaly or adds to the open one, so score ≥ 0.5 is exactly what production raises. */
   scores: number[]
   /** Hits per kind, and how many of them opened an anomaly (none was open for the variable). */
   hits: Record<string, number>
@@ -34,7 +35,7 @@ export function runDetector(file: NabFile, variable = 'value'): DetectorRun {
     if (i % BATCH === 0) state = reviveState(JSON.parse(JSON.stringify(state)))
     const found = step(state, file.timestamps[i]!, file.values[i]!, null, options)
     const hit = found.find((h) => h.rule === 'statistical')
-    scores.push(hit ? 1 : 0)
+    scores.push(hit ? hit.score : 0)
     if (hit) {
       hits[hit.kind] = (hits[hit.kind] ?? 0) + 1
       if (!open) opened += 1
