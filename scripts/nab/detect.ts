@@ -18,6 +18,8 @@ export interface DetectorRun {
   /** Per reading: the statistical hit's score (0.5 at its rule's limit, towards 1 beyond), else 0. A hit
    *  opens an anomaly or adds to the open one, so score ≥ 0.5 is exactly what production raises. */
   scores: number[]
+  /** The same, only where the hit opened an anomaly (what an operator is notified of). */
+  opens: number[]
   /** Hits per kind, and how many of them opened an anomaly (none was open for the variable). */
   hits: Record<string, number>
   opened: number
@@ -28,6 +30,7 @@ export function runDetector(file: NabFile, variable = 'value'): DetectorRun {
   const options = detectorOptions(variable, warmupReadings)
   let state: VariableState = newState()
   const scores: number[] = []
+  const opens: number[] = []
   const hits: Record<string, number> = {}
   let open = false
   let opened = 0
@@ -36,6 +39,7 @@ export function runDetector(file: NabFile, variable = 'value'): DetectorRun {
     const found = step(state, file.timestamps[i]!, file.values[i]!, null, options)
     const hit = found.find((h) => h.rule === 'statistical')
     scores.push(hit ? hit.score : 0)
+    opens.push(hit && !open ? hit.score : 0)
     if (hit) {
       hits[hit.kind] = (hits[hit.kind] ?? 0) + 1
       if (!open) opened += 1
@@ -43,5 +47,5 @@ export function runDetector(file: NabFile, variable = 'value'): DetectorRun {
     } else if (autoResolveReadings > 0 && state.normal.statistical >= autoResolveReadings)
       open = false
   }
-  return { scores, hits, opened }
+  return { scores, opens, hits, opened }
 }

@@ -97,7 +97,7 @@ export function detectorOptions(_variable?: string, warmup = 30): DetectorOption
     window: 15,
     scaleAlpha: 0.02,
     tailRate: 0.02,
-    tailTimes: 1.9,
+    tailTimes: 1.6,
     spikeZ: 5,
     driftK: 5,
     stuckRun: 10,
@@ -110,7 +110,7 @@ export function detectorOptions(_variable?: string, warmup = 30): DetectorOption
     profileDayAlpha: 0.5,
     envelopeDays: 7,
     envelopeTolerance: 1,
-    episodeGap: 20,
+    episodeGap: 30,
   }
 }
 
@@ -422,7 +422,12 @@ export function step(
 
   // Drift: EWMA chart of the residual from the daily profile, against its own slow mean and spread.
   const dt = state.last === null ? 0 : t - state.last
-  const base = profileAt(state.profile, t)
+  // The profile between bin centres, or the bin's own mean when that is closer: a series that steps at
+  // the same hour every day is on its bin's mean, not on the slope interpolation draws across the step.
+  const smooth = profileAt(state.profile, t)
+  const own = profileBin(state.profile, t)
+  const base =
+    smooth === null || own === null || Math.abs(x - smooth) <= Math.abs(x - own) ? smooth : own
   let usual = !stuck && !spike
   let drifting = false
   let driftZ = -1
