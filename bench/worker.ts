@@ -1,10 +1,14 @@
 // A load-generator process: holds subscribers, sends events, ingests readings and resumes from `since`,
 // steered over IPC by bench/run.ts. Every figure it reports is measured here, outside the server.
 import { io } from 'socket.io-client'
+import { SAMPLED, sampleKey } from './lib/fleet'
 import { encode, newHistogram, type Histogram } from './lib/histogram'
+import { ingest, setFleet } from './lib/ingest-sender'
+import { receiverSecrets, receiverStats, startReceiver, stopReceiver } from './lib/receiver'
 import { leanConnect, type LeanSocket } from './lib/lean-ws'
 import {
   decode,
+  decodeReading,
   isConnectionMessage,
   MAX_INDEX,
   now as localNow,
@@ -31,12 +35,17 @@ interface Sub {
   got: number
   lastSeq: number
   bad: boolean
+  /** Fleet phases: the last reading time seen per sensor (epoch ms). */
+  lastTs?: Map<number, number>
 }
 
 interface Phase {
   id: number
   base: number
-  kind: 'indexed' | 'count'
+  kind: 'indexed' | 'fleet'
+  startMs: number
+  /** Fleet phases: [key, received at] of sampled readings. */
+  samples: number[]
   counts: Uint32Array
   /** Every index below this one reached every open socket. */
   done: number
@@ -78,7 +87,31 @@ function checkComplete(p: Phase) {
   if (p.finished && p.complete >= openSubs) p.finished()
 }
 
+/** A reading frame of the fleet load: counted, its seq after the last, its sensor's time not going back. */
+function onReading(p: Phase, sub: Sub, text: string) {
+  const r = decodeReading(text)
+  if (!r) return
+  const t = now()
+  if (p.received === 0) p.first = t
+  p.last = t
+  p.received += 1
+  sub.got += 1
+  if (!(r.seq > sub.lastSeq)) sub.bad = true
+  sub.lastSeq = r.seq
+  const lastTs = (sub.lastTs ??= new Map())
+  const ms = Date.parse(r.timestamp)
+  const before = lastTs.get(r.sensor)
+  if (!(ms >= (before ?? -Infinity))) sub.bad = true
+  lastTs.set(r.sensor, ms)
+  if (SAMPLED(r.sensor) && p.startMs > 0) p.samples.push(sampleKey(r.sensor, ms, p.startMs), t)
+  if (sub.got === p.total) {
+    p.complete += 1
+    checkComplete(p)
+  }
+}
+
 function onFrame(sub: Sub, text: string) {
+  if (phase?.kind === 'fleet') return onReading(phase, sub, text)
   const stamp = decode(text)
   if (!stamp) return
   const p = phase
@@ -93,10 +126,7 @@ function onFrame(sub: Sub, text: string) {
   p.last = t
   p.received += 1
   sub.got += 1
-  if (p.kind === 'count') {
-    if (!(stamp.seq > sub.lastSeq)) sub.bad = true
-    sub.lastSeq = stamp.seq
-  } else if (stamp.index >= 0 && stamp.index <= MAX_INDEX) {
+  if (stamp.index >= 0 && stamp.index <= MAX_INDEX) {
     p.counts[stamp.index]! += 1
     if (stamp.index === p.done) advance(p)
   } else sub.bad = true
@@ -232,11 +262,14 @@ function expect(cmd: Extract<Command, { t: 'expect' }>) {
     sub.got = 0
     sub.lastSeq = 0
     sub.bad = false
+    sub.lastTs = undefined
   }
   phase = {
     id: cmd.phase,
     base: cmd.base,
     kind: cmd.kind,
+    startMs: cmd.startMs ?? 0,
+    samples: [],
     counts: new Uint32Array(cmd.kind === 'indexed' ? MAX_INDEX + 1 : 0),
     done: 0,
     received: 0,
@@ -276,6 +309,7 @@ async function finish(cmd: Extract<Command, { t: 'finish' }>): Promise<FinishRep
     last: p.last,
     hist: encode(p.hist),
     count: p.hist.totalCount,
+    samples: p.kind === 'fleet' ? p.samples : undefined,
   }
 }
 
@@ -335,12 +369,13 @@ function fanout(cmd: Extract<Command, { t: 'fanout' }>): Promise<SendReply> {
     }
     const step = () => {
       const t = now()
-      if (t < deadline && index <= MAX_INDEX) {
+      const limit = Math.min(MAX_INDEX, (cmd.limit ?? Infinity) - 1)
+      if (t < deadline && index <= limit) {
         if (cmd.mode === 'window') {
-          while (inflight < cmd.concurrency && index < watermark + cmd.window && index <= MAX_INDEX)
+          while (inflight < cmd.concurrency && index < watermark + cmd.window && index <= limit)
             fire()
         } else {
-          const due = Math.min(MAX_INDEX + 1, Math.floor(((t - start) * cmd.rate) / 1000) + 1)
+          const due = Math.min(limit + 1, Math.floor(((t - start) * cmd.rate) / 1000) + 1)
           while (index < due && inflight < cmd.concurrency) fire()
           behind = Math.max(behind, due - index)
         }
@@ -356,48 +391,6 @@ function fanout(cmd: Extract<Command, { t: 'fanout' }>): Promise<SendReply> {
     pump = step
     step()
   })
-}
-
-/** Closed-loop ingest: `concurrency` senders, each waiting for its answer before the next request. */
-async function ingest(cmd: Extract<Command, { t: 'ingest' }>): Promise<SendReply> {
-  const url = `${cmd.base}/api/v1/readings${cmd.batch > 1 ? '/batch' : ''}`
-  const hist = newHistogram()
-  let created = 0
-  let errors = 0
-  let error: string | undefined
-  let first = 0
-  let last = 0
-  const deadline = now() + cmd.durationMs
-  const lane = async () => {
-    while (now() < deadline) {
-      const sentAt = now()
-      if (first === 0) first = sentAt
-      const one = {
-        sensor_id: cmd.sensorId,
-        temperatura: 21.5,
-        humedad: (sentAt - cmd.phaseBase) / 1000,
-      }
-      const body = JSON.stringify(cmd.batch > 1 ? new Array(cmd.batch).fill(one) : one)
-      try {
-        const res = await fetch(url, { method: 'POST', headers: JSON_HEADERS, body })
-        const text = await res.text()
-        if (res.status === 201) created += cmd.batch
-        else {
-          errors += 1
-          error ??= `${res.status} ${text.slice(0, 200)}`
-        }
-      } catch (e) {
-        errors += 1
-        error ??= String(e)
-      }
-      last = now()
-      hist.recordValue(Math.max(1, Math.round((last - sentAt) * 1000)))
-    }
-  }
-  await Promise.all(Array.from({ length: cmd.concurrency }, lane))
-  const encoded = encode(hist)
-  hist.destroy()
-  return { ok: created, errors, error, first, last, hist: encoded, behind: 0 }
 }
 
 /** Reconnects with `since` and times the replay of every missed event. */
@@ -458,10 +451,20 @@ async function handle(cmd: Command): Promise<unknown> {
       watermark = Math.max(watermark, cmd.done)
       pump?.()
       return undefined
+    case 'fleet':
+      return setFleet(cmd)
     case 'ingest':
-      return ingest(cmd)
+      return ingest(cmd, now)
     case 'replay':
       return replay(cmd)
+    case 'receiver':
+      return startReceiver(cmd.endpoints, now)
+    case 'receiver-secrets':
+      return receiverSecrets(cmd.secrets)
+    case 'receiver-stats':
+      return receiverStats(cmd.reset)
+    case 'receiver-stop':
+      return stopReceiver()
   }
 }
 

@@ -1,5 +1,5 @@
 // What the kernel says about processes and the machine: RSS, CPU time, open-file limits, hardware.
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 const read = (path: string) => readFileSync(path, 'utf8')
 
@@ -21,6 +21,22 @@ export function cpuSeconds(pid: number): number {
     return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND
   } catch {
     return NaN
+  }
+}
+
+/**
+ * CPU seconds of a process with nanosecond resolution: the sum of its threads' run time from
+ * /proc/<pid>/task/<tid>/schedstat (threads that already exited are not counted, so use it over windows in
+ * which the process's threads stay up, as a server's do).
+ */
+export function cpuPrecise(pid: number): number {
+  try {
+    let ns = 0
+    for (const tid of readdirSync(`/proc/${pid}/task`))
+      ns += Number(read(`/proc/${pid}/task/${tid}/schedstat`).split(' ')[0])
+    return ns / 1e9
+  } catch {
+    return cpuSeconds(pid)
   }
 }
 
@@ -73,18 +89,23 @@ export interface CpuWindow {
   others: number
 }
 
-/** Starts a CPU-accounting window; the result's figures are % of one core over the window. */
-export function cpuWindow(serverPid: number, generatorPids: number[]) {
+/**
+ * Starts a CPU-accounting window; the result's figures are % of one core over the window. `server` may
+ * be several processes (two instances), counted together.
+ */
+export function cpuWindow(serverPids: number | number[], generatorPids: number[]) {
+  const servers = Array.isArray(serverPids) ? serverPids : [serverPids]
+  const serverCpu = () => servers.reduce((a, pid) => a + cpuSeconds(pid), 0)
   const t0 = performance.now()
   const m0 = machineCpu()
-  const s0 = cpuSeconds(serverPid)
+  const s0 = serverCpu()
   const g0 = generatorPids.map(cpuSeconds)
   const o0 = cpuSeconds(process.pid)
   return (): CpuWindow => {
     const seconds = (performance.now() - t0) / 1000
     const m1 = machineCpu()
     const pct = (used: number) => Math.round((used / seconds) * 1000) / 10
-    const server = pct(cpuSeconds(serverPid) - s0)
+    const server = pct(serverCpu() - s0)
     const generators = generatorPids.map((pid, i) => pct(cpuSeconds(pid) - g0[i]!))
     const orchestrator = pct(cpuSeconds(process.pid) - o0)
     const machineBusy = pct(m1.busy - m0.busy)

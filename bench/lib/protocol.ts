@@ -41,7 +41,7 @@ function numberAt(text: string, from: number): number {
   return Number(text.slice(from, end))
 }
 
-function field(text: string, name: string): number {
+export function field(text: string, name: string): number {
   const at = text.indexOf(name)
   return at < 0 ? NaN : numberAt(text, at + name.length)
 }
@@ -68,6 +68,21 @@ export function decode(text: string): Stamp | undefined {
   }
 }
 
+/** A reading frame of the fleet load: its seq, sensor and the reading's own timestamp (ISO text). */
+export function decodeReading(
+  text: string,
+): { seq: number; sensor: number; timestamp: string } | undefined {
+  if (!text.includes('"entity_type":"reading"')) return undefined
+  const data = text.indexOf('"data":')
+  const at = text.indexOf('"timestamp":"', data)
+  if (data < 0 || at < 0) return undefined
+  return {
+    seq: field(text, '"seq":'),
+    sensor: numberAt(text, text.indexOf('"sensor_id":', data) + 12),
+    timestamp: text.slice(at + 13, text.indexOf('"', at + 13)),
+  }
+}
+
 export const isConnectionMessage = (text: string) => text.includes('"type":"connection"')
 
 // Commands from the orchestrator; each gets one reply with the same id.
@@ -83,7 +98,15 @@ export type Command =
       /** How many of them use the official socket.io-client instead of the raw protocol. */
       official: number
     }
-  | { t: 'expect'; phase: number; base: number; kind: 'indexed' | 'count' }
+  | {
+      t: 'expect'
+      phase: number
+      base: number
+      /** indexed: fan-out stamps; fleet: reading frames of the ingest load (counted, seq and time order). */
+      kind: 'indexed' | 'fleet'
+      /** Fleet: the simulated start, for sample keys. */
+      startMs?: number
+    }
   | { t: 'finish'; total: number; timeoutMs: number }
   | { t: 'close' }
   | {
@@ -99,18 +122,28 @@ export type Command =
       /** Rate mode: events per second. */
       rate: number
       concurrency: number
+      /** Stop after this many events (the realtime-limit rounds send a fixed number). */
+      limit?: number
     }
   | { t: 'watermark'; done: number }
   | {
-      t: 'ingest'
-      base: string
-      batch: number
-      concurrency: number
-      durationMs: number
-      sensorId: number
-      phaseBase: number
+      /** This worker's share of the fleet: one lane (sender) per entry, each with its own sensors. */
+      t: 'fleet'
+      lanes: number[][]
+      vars: 2 | 5
+      seed: number
+      startMs: number
+      /** The upper-bound load instead: every reading the same, one sensor, no timestamp. */
+      identical: boolean
     }
+  | { t: 'ingest'; base: string; batch: number; durationMs: number }
   | { t: 'replay'; url: string; expect: number; timeoutMs: number }
+  /** A local webhook receiver: one path per endpoint (/hook/0, /hook/1, …); answers 204 at once. */
+  | { t: 'receiver'; endpoints: number }
+  /** The endpoints' secrets (whsec_…), known once the webhooks exist: signatures are checked from then on. */
+  | { t: 'receiver-secrets'; secrets: string[] }
+  | { t: 'receiver-stats'; reset: boolean }
+  | { t: 'receiver-stop' }
 
 export type Envelope = Command & { id: number }
 
@@ -132,6 +165,8 @@ export interface FinishReply {
   last: number
   hist: string
   count: number
+  /** Fleet phases: sampled readings as [key, received at] pairs, flattened. */
+  samples?: number[]
 }
 
 export interface SendReply {
@@ -144,6 +179,20 @@ export interface SendReply {
   hist: string
   /** Rate mode: sends that were due but held back because too many requests were in flight. */
   behind: number
+  /** Fleet ingest: sampled readings as [key, sent at] pairs, flattened. */
+  samples?: number[]
+}
+
+export interface ReceiverStats {
+  /** Deliveries per endpoint (retries of the same webhook-id counted once). */
+  counts: number[]
+  duplicates: number
+  /** Deliveries whose Standard Webhooks signature did not verify (or had none). */
+  badSignature: number
+  first: number
+  last: number
+  /** Event committed (its frame's timestamp, ms) → received, µs histogram. */
+  hist: string
 }
 
 export interface ReplayReply {

@@ -2,6 +2,15 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import type { Path } from './protocol'
 import type { PhaseResult, Results } from './results'
+import {
+  historyTables,
+  ingestTables,
+  latestTable,
+  moreGoals,
+  realtimeTable,
+  webhookTables,
+  type Goal,
+} from './report-more'
 import { TARGETS, type Target } from './servers'
 
 export const BEGIN =
@@ -147,22 +156,6 @@ function connectionTable(results: Results): string[] {
   return out
 }
 
-function ingestTable(results: Results): string[] {
-  const out = [
-    '| how | readings/s to a live subscriber | acknowledged/s | request p50 / p99 (ms) | delivery p99 (ms) | every reading delivered | CPU: server / busiest generator / others |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
-  ]
-  const labels = [...new Set(results.ingest.map((r) => r.label))]
-  for (const label of labels) {
-    const runs = results.ingest.filter((r) => r.label === label)
-    const ok = runs.every((r) => r.verified)
-    out.push(
-      `| ${label} | ${show(spread(runs.map((r) => r.perSecond)), rate)} | ${show(spread(runs.map((r) => r.committedPerSecond)), rate)} | ${ms(spread(runs.map((r) => r.request.p50)).median)} / ${ms(spread(runs.map((r) => r.request.p99)).median)} | ${ms(spread(runs.map((r) => r.delivery.p99)).median)} | ${ok ? `all (${runs.reduce((n, r) => n + r.delivered, 0).toLocaleString('en-US')})` : runs.map((r) => `${r.delivered}/${r.readings}${r.error ? ` ${r.error}` : ''}`).join('; ')} | ${pct(spread(runs.map((r) => r.cpu.server)).median)} / ${pct(spread(runs.map((r) => Math.max(...r.cpu.generators))).median)} / ${pct(spread(runs.map((r) => r.cpu.others)).median)} |`,
-    )
-  }
-  return out
-}
-
 function recoveryTable(results: Results): string[] {
   const runs = results.recovery
   if (runs.length === 0) return []
@@ -172,12 +165,6 @@ function recoveryTable(results: Results): string[] {
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
     `| ${runs[0]!.events.toLocaleString('en-US')} | ${show(spread(runs.map((r) => r.ms)), ms)} | ${show(spread(runs.map((r) => r.perSecond)), rate)} | ${ms(spread(runs.map((r) => r.connectedMs)).median)} | ${(spread(runs.map((r) => r.rssBeforeKb)).median / 1024).toFixed(1)} | ${show(spread(runs.map((r) => (r.rssPeakKb - r.rssBeforeKb) / 1024)), (n) => n.toFixed(1))} | ${show(spread(runs.map((r) => (r.rssAfterKb - r.rssBeforeKb) / 1024)), (n) => n.toFixed(1))} | ${ok ? 'yes' : runs.map((r) => `${r.count}/${r.events} ${r.inOrder ? '' : 'out of order '}${r.error ?? ''}`).join('; ')} |`,
   ]
-}
-
-interface Goal {
-  goal: string
-  measured: string
-  met: boolean | undefined
 }
 
 function goals(results: Results): Goal[] {
@@ -213,42 +200,20 @@ function goals(results: Results): Goal[] {
       })
     }
   }
-  const singles = results.ingest.filter((r) => r.batch === 1)
-  if (singles.length > 0) {
-    const best = Math.max(
-      ...[...new Set(singles.map((r) => r.label))].map((l) =>
-        median(singles.filter((r) => r.label === l).map((r) => r.perSecond)),
-      ),
+  const idle = (target: Target) =>
+    median(
+      results.fanout
+        .filter((r) => r.target === target && r.size === 10000)
+        .map((r) => r.memory.perConnectionKb),
     )
+  const perConn = idle('vigia')
+  if (Number.isFinite(perConn))
     list.push({
-      goal: 'single-POST ingest ≥ 5,000 readings/s with a live subscriber',
-      measured: `${rate(best)} readings/s (best sender count)`,
-      met: best >= 5000 && singles.every((r) => r.verified),
+      goal: 'idle memory ≤ 4 KB per WebSocket at 10,000 connections',
+      measured: `${kb(perConn)} KB (bare Bun.serve ${kb(idle('bun'))} KB, Socket.IO ${kb(idle('socketio'))} KB)`,
+      met: perConn <= 4,
     })
-  }
-  const batches = results.ingest.filter((r) => r.batch > 1)
-  if (batches.length > 0) {
-    const best = Math.max(
-      ...[...new Set(batches.map((r) => r.label))].map((l) =>
-        median(batches.filter((r) => r.label === l).map((r) => r.perSecond)),
-      ),
-    )
-    list.push({
-      goal: 'batch ingest ≥ 100,000 readings/s',
-      measured: `${rate(best)} readings/s (best batch size)`,
-      met: best >= 100_000 && batches.every((r) => r.verified),
-    })
-  }
-  const idle = results.fanout.filter((r) => r.target === 'vigia' && r.size === 10000)
-  if (idle.length > 0) {
-    const perConn = median(idle.map((r) => r.memory.perConnectionKb))
-    list.push({
-      goal: 'idle connection < 10 KB of server memory at 10,000 connections',
-      measured: `${kb(perConn)} KB`,
-      met: perConn < 10,
-    })
-  }
-  return list
+  return [...list, ...moreGoals(results)]
 }
 
 export function renderMarkdown(results: Results, chart: string): string {
@@ -307,27 +272,68 @@ export function renderMarkdown(results: Results, chart: string): string {
     ...fanoutTables(results),
     `![Latency against subscriber count](${chart})`,
     '',
-    '### 2. Ingest',
+    '### 2. The realtime path at the limit',
     '',
-    `Closed loop for ${Number(meta.plan.ingestMs) / 1000} s, one subscriber on \`readings\` that must receive every reading once, in seq order.`,
+    `${String(meta.plan.realtimeRounds)} alternating rounds (Vigía, then the bare Bun.serve server, each on a fresh start) of ${Number(meta.plan.realtimeSubscribers).toLocaleString('en-US')} subscribers and ${Number(meta.plan.realtimeEvents).toLocaleString('en-US')} events through \`POST /api/v1/readings\`, sent as fast as a window of 64 undelivered events allows. Server CPU is the sum of its threads' run time (\`/proc/<pid>/task/*/schedstat\`) from the first request to the last delivery, divided by the deliveries; the ratio is taken round by round.`,
     '',
-    ...ingestTable(results),
+    ...realtimeTable(results),
     '',
-    '### 3. Connections',
+    '### 3. Ingest',
+    '',
+    fleetText(results),
+    '',
+    ...ingestTables(results),
+    '### 4. Connections',
     '',
     'Server RSS (VmRSS from /proc/<pid>/status) after the subscribers connected and sat idle, minus RSS before, per connection; connect rate counts until every client has its `connection` message.',
     '',
     ...connectionTable(results),
     '',
-    '### 4. Recovery',
+    '### 5. Recovery',
     '',
     'A client reconnects with `since` after missing every event of a run of readings; time from opening the socket to the last replayed event, and server RSS sampled every 5 ms.',
     '',
     ...recoveryTable(results),
     '',
+    '### 6. Latest values (issue 13)',
+    '',
+    `\`GET /api/v1/latest\` one request after the other, after ${Number(meta.plan.latestSensors).toLocaleString('en-US')} sensors got a reading each; time to the last byte of the answer.`,
+    '',
+    ...orSkipped(latestTable(results), results, 'latest'),
+    '',
+    '### 7. History (issue 14)',
+    '',
+    ...orSkipped(historyTables(results), results, 'history'),
+    '',
+    '### 8. Webhooks (issue 15)',
+    '',
+    "A local receiver (in a load-generator process) answers 204 at once and checks each Standard Webhooks signature; latency runs from the event frame's own `timestamp` (its commit) to the moment the receiver has it.",
+    '',
+    ...orSkipped(webhookTables(results), results, 'webhooks'),
+    '',
     END,
   ]
   return lines.join('\n')
+}
+
+/** The skipped phases of a section, said plainly, when the section has no figures. */
+function orSkipped(lines: string[], results: Results, prefix: string): string[] {
+  if (lines.length) return lines
+  const why = results.skipped.filter((s) => s.what.startsWith(prefix))
+  if (why.length) return why.map((s) => `- ${s.what}: ${s.why}.`)
+  return ['Not measured in this run.']
+}
+
+function fleetText(results: Results): string {
+  const f = results.meta.fleet
+  if (!f) return 'No fleet load in this run.'
+  const p = results.meta.plan
+  return [
+    `**The load.** ${f.sensors} sensors, each with its own series per variable (a daily cycle with its own level, swing and phase, noise, and a spike about once an hour per variable), one reading per sensor per second of simulated time, timestamps increasing per sensor from midnight UTC ${Math.round((Date.parse(results.meta.date) - f.startMs) / 86_400_000)} days before the run; ${f.vars === 5 ? 'five variables per reading in `values` (temperatura, humedad, co2, presion, pm25)' : 'two variables per reading, top-level `temperatura` and `humedad` (this build does not store `values`; the harness switches to five by itself when it does)'}. Each sender owns its sensors and sends them round-robin, so each sensor's readings are committed in time order; a batch of 1,000 from 4 senders holds ${Math.round(4000 / f.sensors)} seconds of its ${Math.ceil(f.sensors / 4)} sensors. The sensors are created before the phase; a fresh server (and a fresh database) for every run.`,
+    `**Checks.** A live subscriber on \`readings\` must get every acknowledged reading once, in seq order, each sensor's in time order ("every reading delivered"); delivery latency is measured on the readings of one sensor in 16 (request sent → subscriber has it).`,
+    `**References**, in the same run, each right after the Vigía run it is compared with (A/B/A/B, ${Number(p.ingestReps) === 1 ? 'once' : `${String(p.ingestReps)} times`} each): the storage itself, writing the same reading rows and event rows into a fresh database migrated with the build's own migrations (so the same columns and indexes), for the same fleet readings and batch size. Plain bun:sqlite: prepared statements, WAL, synchronous=NORMAL, one transaction per batch, the event frame built per row with \`JSON.stringify\`; its rate counts only the time spent writing. Plain postgres.js: one \`unnest\` insert per table per batch in one transaction, as many batches in flight as Vigía's senders, on the same PostgreSQL; seqs are handed out in the writer's process. Ratios are taken run by run (each Vigía run against the reference run just after it) and the median reported. Server CPU per reading (the server's, or the reference process's, CPU time over the measured phase divided by the readings stored) counts what each side spent whatever the machine's load; PostgreSQL's own processes are not in it.`,
+    `Phases: a ${Number(p.warmupMs) / 1000} s warm-up, then ${Number(p.ingestMs) / 1000} s measured, closed loop (each sender waits for its answer).`,
+  ].join('\n\n')
 }
 
 /** Replaces the generated section of BENCHMARKS.md, keeping what people wrote around it. */

@@ -38,15 +38,27 @@ export interface FanoutRun {
   paths: { path: Path; throughput: PhaseResult; latency: PhaseResult; light: PhaseResult }[]
 }
 
+/** Where the readings went: Vigía on SQLite, on PostgreSQL, or two Vigía instances on one PostgreSQL. */
+export type Backend = 'sqlite' | 'postgres' | 'postgres-2'
+
 export interface IngestRun {
   label: string
+  backend: Backend
+  /** Vigía through HTTP, or the reference writer (the storage itself, no server). */
+  system: 'vigia' | 'reference'
+  /** The realistic fleet, or the labelled upper bound (identical readings). */
+  load: 'fleet' | 'identical'
+  /** The webhook-cost runs (issue 15): none, one webhook on `anomalies`, one on `readings`. */
+  webhook?: 'none' | 'anomalies' | 'readings'
+  vars: number
+  sensors: number
   batch: number
   concurrency: number
   rep: number
   readings: number
   errors: number
   error?: string
-  /** First request sent → last reading at the live subscriber. */
+  /** First request sent → last reading at the live subscriber (references: time spent writing). */
   seconds: number
   perSecond: number
   /** Readings per second acknowledged over HTTP (first request → last answer). */
@@ -54,8 +66,61 @@ export interface IngestRun {
   delivered: number
   verified: boolean
   request: Latency
+  /** Request sent → subscriber has the reading, over a sample of the fleet's sensors. */
   delivery: Latency
   cpu: CpuWindow
+}
+
+/** One round of the realtime path at the limit: a fixed number of events to a fixed number of subscribers. */
+export interface RealtimeRound {
+  round: number
+  target: Target
+  subscribers: number
+  events: number
+  deliveries: number
+  expected: number
+  seconds: number
+  /** Server CPU over the round (all threads, from schedstat), s. */
+  serverCpu: number
+  cpuPerDeliveryUs: number
+  verified: boolean
+}
+
+export interface Timing {
+  label: string
+  requests: number
+  status: number
+  p50: number
+  p99: number
+  max: number
+  /** Rows or items in one answer. */
+  rows?: number
+}
+
+export interface HistoryRun {
+  engine: 'sqlite' | 'postgres'
+  readings: number
+  sensors: number
+  /** Writing the rows directly, before the server starts, s. */
+  buildSeconds: number
+  /** From start until the server's CPU went quiet (rollup catch-up, if it has one), s. */
+  settleSeconds: number
+  aggregate: Timing[]
+  export?: { rows: number; seconds: number; perSecond: number; bytes: number; rssGrowthMb: number }
+  import?: { rows: number; seconds: number; perSecond: number; status: number }
+  notes: string[]
+}
+
+export interface WebhookRun {
+  endpoints: number
+  events: number
+  deliveries: number
+  expected: number
+  seconds: number
+  perSecond: number
+  /** Event committed (its frame's timestamp) → receiver has it, ms. */
+  latency: Latency
+  signed: boolean
 }
 
 export interface RecoveryRun {
@@ -92,6 +157,16 @@ export interface Meta {
   clockSkewMs: number
   openFiles: number
   plan: Record<string, unknown>
+  /** What the build under test accepts and the fleet load it got. */
+  fleet?: {
+    acceptsValues: boolean
+    vars: number
+    sensors: number
+    seed: number
+    startMs: number
+    /** The frame Vigía sent for a sample reading (the references build theirs like it). */
+    frame: Record<string, unknown>
+  }
 }
 
 export interface Results {
@@ -99,6 +174,12 @@ export interface Results {
   fanout: FanoutRun[]
   ingest: IngestRun[]
   recovery: RecoveryRun[]
+  realtime: RealtimeRound[]
+  latest: Timing[]
+  history: HistoryRun[]
+  webhooks: WebhookRun[]
+  /** Phases the build under test cannot run (a route it does not have), with the reason. */
+  skipped: { what: string; why: string }[]
   /** Runs that threw instead of producing figures (the run goes on without them). */
   failures: { what: string; error: string }[]
 }

@@ -1,5 +1,6 @@
 // Starts and stops the servers under test as separate processes: Vigía from its real entry point, and the
-// two reference servers. Each gets a fresh port (and Vigía a fresh SQLite file) per start.
+// two reference servers. Each gets a fresh port (and Vigía a fresh SQLite file, unless told to use a given
+// file or a PostgreSQL database) per start.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -36,12 +37,26 @@ export function withFileLimit(cmd: string[], files: number): string[] {
   return ['sh', '-c', `ulimit -n ${files} 2>/dev/null; exec "$@"`, 'sh', ...cmd]
 }
 
-/** `profileDir`: run Vigía under Bun's CPU profiler, writing a .cpuprofile and a markdown summary there. */
+export interface ServerOptions {
+  /** Run Vigía under Bun's CPU profiler, writing a .cpuprofile and a markdown summary there. */
+  profileDir?: string
+  /** Vigía's database: a fresh SQLite file by default, or this SQLite file, or a PostgreSQL URL. */
+  sqliteFile?: string
+  postgresUrl?: string
+  /** Several instances: the shared Redis and this deployment's key prefix. */
+  redis?: { url: string; prefix: string }
+  /** More environment for Vigía (INSTANCE_ID, …). */
+  env?: Record<string, string>
+  /** How long a start may take before /health answers (a large database may take a while). */
+  startTimeoutMs?: number
+}
+
 export async function startServer(
   target: Target,
   files: number,
-  profileDir?: string,
+  options: ServerOptions = {},
 ): Promise<RunningServer> {
+  const profileDir = options.profileDir
   const dir = mkdtempSync(join(tmpdir(), `vigia-bench-${target}-`))
   const port = freePort()
   const base = `http://127.0.0.1:${port}`
@@ -53,15 +68,19 @@ export async function startServer(
   }
   let cmd: string[]
   if (target === 'vigia') {
+    // BENCH_VIGIA_ENTRY: another entry point to measure (a checkout of another branch), for development.
+    const entry = process.env.BENCH_VIGIA_ENTRY ?? 'src/index.ts'
     cmd = profileDir
-      ? ['bun', '--cpu-prof', '--cpu-prof-md', `--cpu-prof-dir=${profileDir}`, 'src/index.ts']
-      : ['bun', 'src/index.ts']
+      ? ['bun', '--cpu-prof', '--cpu-prof-md', `--cpu-prof-dir=${profileDir}`, entry]
+      : ['bun', entry]
     Object.assign(env, {
       HOST: '127.0.0.1',
-      DATABASE_URL: `sqlite:${join(dir, 'bench.db')}`,
+      DATABASE_URL: options.postgresUrl ?? `sqlite:${options.sqliteFile ?? join(dir, 'bench.db')}`,
       WEBSOCKET_MAX_CONNECTIONS: '100000',
       LOG_LEVEL: 'warn',
       JWT_SECRET: 'benchmark-secret-benchmark-secret-0123',
+      ...(options.redis && { REDIS_URL: options.redis.url, REDIS_PREFIX: options.redis.prefix }),
+      ...options.env,
     })
   } else if (target === 'bun') cmd = ['bun', 'bench/servers/bun-minimal.ts']
   else cmd = ['node', 'bench/servers/socketio.mjs']
@@ -80,12 +99,12 @@ export async function startServer(
       return ''
     }
   }
-  const deadline = Date.now() + 30_000
+  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000)
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`${target} exited at start:\n${tail()}`)
     if (Date.now() > deadline) {
       proc.kill('SIGKILL')
-      throw new Error(`${target} did not answer /health within 30 s:\n${tail()}`)
+      throw new Error(`${target} did not answer /health in time:\n${tail()}`)
     }
     const ok = await fetch(`${base}/health`).then(
       (r) => r.ok,
@@ -111,6 +130,28 @@ export async function startServer(
       clearTimeout(timer)
       rmSync(dir, { recursive: true, force: true })
     },
+  }
+}
+
+/** A request to a server under test; the answer's status and parsed body (text when not JSON). */
+export async function call(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: any; ms: number }> {
+  const start = performance.now()
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const text = await res.text()
+  const ms = performance.now() - start
+  try {
+    return { status: res.status, body: JSON.parse(text), ms }
+  } catch {
+    return { status: res.status, body: text, ms }
   }
 }
 
