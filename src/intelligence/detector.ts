@@ -1,6 +1,24 @@
-// Anomaly detection for one sensor variable, pure and synchronous: threshold rules, plus a statistical
-// detector (robust z-score for spikes, flat-line runs for stuck values, an EWMA chart on the residual
-// from a learned daily profile for slow drifts). All it knows lives in a plain JSON state object.
+// Anomaly detection for one sensor variable, pure and synchronous: threshold rules, plus statistical
+// rules that calibrate themselves on the series, with no per-variable constants: spikes (robust z-score
+// of the residual from the local level), stuck values, drifts (EWMA chart of the residual from the daily
+// profile) and readings outside what their hour of day has shown. Limits grow with the series' own
+// tails (tail.ts) and the statistical rules speak once per episode. All it knows lives in a plain JSON
+// state object.
+import {
+  DAY,
+  envelopeExcess,
+  learnEnvelope,
+  learnProfile,
+  newEnvelope,
+  newProfile,
+  profileAt,
+  profileBin,
+  type Envelope,
+  type Profile,
+} from './season'
+import { learnTail, newTail, tailLimit, type Tail } from './tail'
+
+export { DAY }
 
 export type Rule = 'threshold' | 'statistical'
 export type Kind = 'above_max' | 'below_min' | 'spike' | 'stuck' | 'drift'
@@ -27,6 +45,8 @@ export interface Hit {
   expected_min: number | null
   expected_max: number | null
   message: string
+  /** How strong the finding is, in (0, 1]: r / (1 + r) for a statistic r times its limit (0.5 at the limit). */
+  score: number
 }
 
 export interface DetectorOptions {
@@ -34,18 +54,22 @@ export interface DetectorOptions {
   warmup: number
   /** Readings in the rolling window that gives the local level and slope. */
   window: number
-  /** |z| at which a reading is a spike. */
-  spikeZ: number
   /** Smoothing of the residual bias and scale (per reading). */
   scaleAlpha: number
-  /** Floor for the noise scale: the sensor's resolution, so a quiet series is not all alarms. */
-  minScale: number
+  /** Each limit is at least this many times the 99th percentile of its statistic in calm times
+   *  (1.9 × a Gaussian's 2.58 ≈ 5: no change on Gaussian noise, far higher on bursty series)… */
+  tailTimes: number
+  /** …and the slowest step of those percentiles (they move faster while they have seen little). */
+  tailRate: number
+  /** Floors of the spike (robust σ) and drift (chart σ) limits. */
+  spikeZ: number
+  driftK: number
   /** Shortest run of identical values that can be a stuck sensor. */
   stuckRun: number
   /** How unlikely (under the sensor's own rate of repeated values) a run must be to count. */
   stuckProbability: number
-  /** Drift alarm when the smoothed profile residual is this many standard deviations off. */
-  driftK: number
+  /** A run must also be this many times the longest run the sensor has had in calm times. */
+  stuckMargin: number
   /** Time constants (ms) of the drift chart, of the residual mean it is compared with, and of its variance. */
   driftChartTau: number
   driftMeanTau: number
@@ -53,37 +77,52 @@ export interface DetectorOptions {
   /** Bins of the daily profile, and how much one day moves a bin. */
   profileBins: number
   profileDayAlpha: number
+  /** Daily envelope rule: days an hour needs, and how far past its envelope (in its widths) counts. */
+  envelopeDays: number
+  envelopeTolerance: number
+  /** Readings without a statistical finding that end an episode: the next finding is a new onset. */
+  episodeGap: number
 }
 
 const MINUTE = 60_000
 const HOUR = 60 * MINUTE
-export const DAY = 24 * HOUR
 
-/** Defaults tuned on the synthetic series of `bun run eval:intelligence`; minScale is per variable. */
-export function detectorOptions(variable: string, warmup = 30): DetectorOptions {
+/**
+ * Defaults chosen on the synthetic series of `bun run eval:intelligence` and NAB's artificial series;
+ * the same for every variable (the name is accepted so callers need not change).
+ */
+export function detectorOptions(_variable?: string, warmup = 30): DetectorOptions {
   return {
     warmup,
     window: 15,
-    spikeZ: 5,
     scaleAlpha: 0.02,
-    minScale: variable === 'humedad' ? 0.2 : 0.05,
+    tailRate: 0.02,
+    tailTimes: 1.6,
+    spikeZ: 5,
+    driftK: 5,
     stuckRun: 10,
     stuckProbability: 1e-6,
-    driftK: 5,
+    stuckMargin: 1.5,
     driftChartTau: 15 * MINUTE,
     driftMeanTau: 2 * HOUR,
     driftVarTau: 12 * HOUR,
     profileBins: 48,
     profileDayAlpha: 0.5,
+    envelopeDays: 7,
+    envelopeTolerance: 1,
+    episodeGap: 30,
   }
 }
 
 export interface VariableState {
-  v: 2
+  v: 3
   /** Readings checked so far. */
   n: number
   /** Timestamp (ms) of the last reading checked; older ones are stored but not checked. */
   last: number | null
+  /** The previous value, and the smallest change between two readings (the sensor's resolution). */
+  prev: number | null
+  res: number | null
   /** The rolling window: times and values (spikes enter clipped). */
   ts: number[]
   xs: number[]
@@ -91,37 +130,51 @@ export interface VariableState {
   bias: number
   mad: number
   k: number
-  stuck: { value: number | null; run: number; p0: number; k: number }
-  /** Daily profile: per bin the learned mean (null until learned), and the bin being accumulated. */
-  profile: { m: (number | null)[]; bin: number; day: number; sum: number; cnt: number }
-  drift: { e: number; mean: number; mad: number; k: number }
+  /** Tail of the spike statistic |z|. */
+  spike: Tail
+  /** Current run of one value, the sensor's rate of repeats, and its longest calm run (decaying). */
+  stuck: { value: number | null; run: number; p0: number; k: number; longest: number }
+  profile: Profile
+  /** EWMA chart of the profile residual, its slow mean and spread, the tail of |chart| / spread and
+   *  when that tail last took a value. */
+  drift: { e: number; mean: number; mad: number; k: number; tail: Tail; sampled: number }
+  /** Lowest and highest reading per hour of day. */
+  envelope: Envelope
+  /** The statistical episode under way: its worst severity (null: none), the kinds it has shown, and
+   *  readings since its last finding. */
+  episode: { severity: Severity | null; kinds: Kind[]; quiet: number }
   breach: { n: number; since: number | null }
-  /** Consecutive readings with no hit, per rule (auto-resolve counts on these). */
+  /** Consecutive readings with no finding, per rule (auto-resolve counts on these). */
   normal: Record<Rule, number>
 }
 
 export function newState(bins = 48): VariableState {
   return {
-    v: 2,
+    v: 3,
     n: 0,
     last: null,
+    prev: null,
+    res: null,
     ts: [],
     xs: [],
     bias: 0,
     mad: 0,
     k: 0,
-    stuck: { value: null, run: 0, p0: 0, k: 0 },
-    profile: { m: Array(bins).fill(null), bin: -1, day: -1, sum: 0, cnt: 0 },
-    drift: { e: 0, mean: 0, mad: 0, k: 0 },
+    spike: newTail(),
+    stuck: { value: null, run: 0, p0: 0, k: 0, longest: 0 },
+    profile: newProfile(bins),
+    drift: { e: 0, mean: 0, mad: 0, k: 0, tail: newTail(), sampled: 0 },
+    envelope: newEnvelope(),
+    episode: { severity: null, kinds: [], quiet: 0 },
     breach: { n: 0, since: null },
     normal: { threshold: 0, statistical: 0 },
   }
 }
 
-/** A stored state, or a fresh one when it is missing or of another shape. */
+/** A stored state, or a fresh one when it is missing or of another shape (older versions restart). */
 export function reviveState(raw: unknown, bins = 48): VariableState {
   const state = raw as VariableState | null
-  if (!state || state.v !== 2 || state.profile?.m?.length !== bins) return newState(bins)
+  if (!state || state.v !== 3 || state.profile?.m?.length !== bins) return newState(bins)
   return state
 }
 
@@ -200,18 +253,48 @@ function checkThreshold(state: VariableState, t: number, x: number, rule: Thresh
     expected_min: rule.min ?? null,
     expected_max: rule.max ?? null,
     message: `${x} is ${above ? 'above the maximum' : 'below the minimum'} ${bound}${lasting}.`,
+    score: 1,
   }
   return hit
 }
 
-function spikeSeverity(z: number): Severity {
-  const a = Math.abs(z)
-  return a >= 24 ? 'critical' : a >= 12 ? 'major' : 'minor'
+/**
+ * A jump the daily profile makes at this hour every day (a shift starting, lights going on): both the
+ * previous reading and this one sit on the profile (shifted by its current offset), each four times
+ * closer to it than this reading is to the local level, which lags behind such a step.
+ */
+function foreseen(
+  state: VariableState,
+  t: number,
+  x: number,
+  previous: number | null,
+  center: number,
+) {
+  const p = state.profile
+  if (state.last === null || previous === null || state.drift.k === 0) return false
+  const now = profileBin(p, t)
+  const before = profileBin(p, state.last)
+  if (now === null || before === null) return false
+  const near = 0.25 * Math.abs(x - center)
+  const offset = state.drift.mean
+  return Math.abs(x - now - offset) < near && Math.abs(previous - before - offset) < near
 }
+
+/** Severity by how far past its limit a statistic is: 2.4× major, 4.8× critical (a 5σ limit: 12σ, 24σ). */
+const ratioSeverity = (ratio: number): Severity =>
+  ratio >= 4.8 ? 'critical' : ratio >= 2.4 ? 'major' : 'minor'
+
+const strength = (ratio: number) => Math.round((1000 * ratio) / (1 + ratio)) / 1000
+
+const worstOf = (hits: Hit[]) =>
+  hits.reduce((a, b) => (SEVERITY_RANK[b.severity] > SEVERITY_RANK[a.severity] ? b : a))
 
 /**
  * Checks one reading of one variable and learns from it. Mutates `state`; returns the hits (at most
  * one per rule). Readings must come in time order: an older one is neither checked nor learned.
+ * A threshold rule hits on every breaching reading. The statistical rules hit when an episode starts
+ * (the first finding after episodeGap readings without one) and when it turns more severe; while it
+ * lasts no reading counts as normal, so the anomaly it opened stays open.
  */
 export function step(
   state: VariableState,
@@ -226,7 +309,16 @@ export function step(
   if (thresholdHit) hits.push(thresholdHit)
 
   const warm = state.n >= o.warmup
-  const stat: Hit[] = []
+  const found: Hit[] = []
+
+  const previous = state.prev
+  // The sensor's resolution bounds the noise scale from below (half its smallest step).
+  if (state.prev !== null && x !== state.prev) {
+    const d = Math.abs(x - state.prev)
+    state.res = state.res === null ? d : Math.min(state.res, d)
+  }
+  state.prev = x
+  const floor = Math.max((state.res ?? 0) / 2, 1e-9 * Math.abs(x), 1e-12)
 
   // A long silence breaks the local context: start the window again, keep the learned scale.
   if (state.ts.length >= 2 && state.last !== null) {
@@ -237,53 +329,56 @@ export function step(
     }
   }
 
-  // Stuck: a run of identical values that the sensor's own rate of repeats makes improbable.
-  const same = state.stuck.value !== null && Math.abs(x - state.stuck.value) <= 1e-9
-  state.stuck.run = same ? state.stuck.run + 1 : 1
-  state.stuck.value = x
-  const p0 = state.stuck.p0
-  const needed =
-    p0 <= 0
-      ? o.stuckRun
-      : p0 >= 0.999
-        ? Infinity
-        : Math.max(o.stuckRun, Math.ceil(Math.log(o.stuckProbability) / Math.log(p0)))
-  const stuck = warm && state.stuck.run >= needed
+  // Stuck: a run of one value that the sensor's own rate of repeats, and its own longest calm runs,
+  // make improbable.
+  const st = state.stuck
+  const same = st.value !== null && Math.abs(x - st.value) <= 1e-9
+  if (!same && st.run > 1 && state.episode.severity === null)
+    st.longest = Math.max(st.longest, st.run)
+  st.run = same ? st.run + 1 : 1
+  st.value = x
+  const needed = Math.max(
+    o.stuckRun,
+    Math.ceil(o.stuckMargin * st.longest),
+    st.p0 <= 0 ? 0 : st.p0 >= 0.999 ? Infinity : Math.log(o.stuckProbability) / Math.log(st.p0),
+  )
+  const stuck = warm && st.run >= needed
   if (stuck)
-    stat.push({
+    found.push({
       rule: 'statistical',
       kind: 'stuck',
-      severity:
-        state.stuck.run >= 10 * needed
-          ? 'major'
-          : state.stuck.run >= 3 * needed
-            ? 'minor'
-            : 'warning',
+      severity: st.run >= 10 * needed ? 'major' : st.run >= 3 * needed ? 'minor' : 'warning',
       value: x,
       expected_min: null,
       expected_max: null,
-      message: `The value has not changed for ${state.stuck.run} readings; this sensor repeats a value ${Math.round(p0 * 100)}% of the time.`,
+      message: `The value has not changed for ${st.run} readings; this sensor repeats a value ${Math.round(st.p0 * 100)}% of the time.`,
+      score: strength(st.run / needed),
     })
 
-  // Spike: robust z-score of the residual from the window's level and slope.
+  // Spike: robust z-score of the residual from the window's level and slope, past the series' own tail.
   const level = localLevel(state.ts, state.xs, t)
-  const sigma = Math.max(state.mad * 1.2533, o.minScale)
+  const sigma = Math.max(state.mad * 1.2533, floor)
   let spike = false
   let clipped = x
+  let spikeZ = -1
   if (level !== null) {
     const center = level + state.bias
     const z = (x - center) / sigma
-    spike = warm && state.k >= 10 && Math.abs(z) >= o.spikeZ
+    const limit = tailLimit(state.spike, o.tailTimes, o.spikeZ)
+    spike =
+      warm && state.k >= 10 && Math.abs(z) >= limit && !foreseen(state, t, x, previous, center)
+    spikeZ = Math.abs(z)
     if (spike) {
-      clipped = center + Math.sign(z) * o.spikeZ * sigma
-      stat.push({
+      clipped = center + Math.sign(z) * limit * sigma
+      found.push({
         rule: 'statistical',
         kind: 'spike',
-        severity: spikeSeverity(z),
+        severity: ratioSeverity(Math.abs(z) / limit),
         value: x,
-        expected_min: round(center - o.spikeZ * sigma),
-        expected_max: round(center + o.spikeZ * sigma),
+        expected_min: round(center - limit * sigma),
+        expected_max: round(center + limit * sigma),
         message: `${x} is ${Math.abs(z).toFixed(1)} robust standard deviations ${z > 0 ? 'above' : 'below'} the expected ${round(center)}.`,
+        score: strength(Math.abs(z) / limit),
       })
     }
     if (!stuck) {
@@ -305,38 +400,60 @@ export function step(
     }
   }
   if (!stuck && !spike) {
-    state.stuck.k += 1
-    const a = Math.max(0.005, 1 / state.stuck.k)
-    state.stuck.p0 += a * ((same ? 1 : 0) - state.stuck.p0)
+    st.k += 1
+    const a = Math.max(0.005, 1 / st.k)
+    st.p0 += a * ((same ? 1 : 0) - st.p0)
   }
+
+  // Daily envelope: further outside what this hour of day has shown than the hour's own spread.
+  const outside = envelopeExcess(state.envelope, t, x, o.envelopeDays)
+  if (warm && outside && outside.ratio > o.envelopeTolerance)
+    found.push({
+      rule: 'statistical',
+      kind: 'drift',
+      severity: ratioSeverity(outside.ratio / o.envelopeTolerance),
+      value: x,
+      expected_min: round(outside.lo),
+      expected_max: round(outside.hi),
+      message: `${x} is ${x > outside.hi ? 'higher' : 'lower'} than this hour of day has been in ${outside.days} days (${round(outside.lo)} to ${round(outside.hi)}).`,
+      score: strength(outside.ratio / o.envelopeTolerance),
+    })
+  learnEnvelope(state.envelope, t, x)
 
   // Drift: EWMA chart of the residual from the daily profile, against its own slow mean and spread.
   const dt = state.last === null ? 0 : t - state.last
-  const base = profileAt(state, t, o)
-  let drifting = false
+  // The profile between bin centres, or the bin's own mean when that is closer: a series that steps at
+  // the same hour every day is on its bin's mean, not on the slope interpolation draws across the step.
+  const smooth = profileAt(state.profile, t)
+  const own = profileBin(state.profile, t)
+  const base =
+    smooth === null || own === null || Math.abs(x - smooth) <= Math.abs(x - own) ? smooth : own
   let usual = !stuck && !spike
+  let drifting = false
+  let driftZ = -1
   if (base !== null && usual) {
     const d = x - base
     const dr = state.drift
-    const sd = Math.max(dr.mad * 1.2533, o.minScale)
+    const sd = Math.max(dr.mad * 1.2533, floor)
     const dev = d - dr.mean
     dr.e += ewAlpha(dt, o.driftChartTau) * (dev - dr.e)
-    drifting = warm && dr.k >= o.warmup && Math.abs(dr.e) > o.driftK * sd
-    if (drifting) {
-      const ratio = Math.abs(dr.e) / (o.driftK * sd)
-      stat.push({
+    const limit = tailLimit(dr.tail, o.tailTimes, o.driftK)
+    drifting = warm && dr.k >= o.warmup && Math.abs(dr.e) > limit * sd
+    if (drifting)
+      found.push({
         rule: 'statistical',
         kind: 'drift',
-        severity: ratio >= 2.5 ? 'major' : ratio >= 1.5 ? 'minor' : 'warning',
+        severity: ratioSeverity(Math.abs(dr.e) / (limit * sd)),
         value: x,
-        expected_min: round(base + dr.mean - o.driftK * sd),
-        expected_max: round(base + dr.mean + o.driftK * sd),
+        expected_min: round(base + dr.mean - limit * sd),
+        expected_max: round(base + dr.mean + limit * sd),
         message: `Readings have drifted ${dr.e > 0 ? 'up' : 'down'} by ${Math.abs(dr.e).toFixed(2)} from this time of day's usual ${round(base + dr.mean)}.`,
+        score: strength(Math.abs(dr.e) / (limit * sd)),
       })
-    }
-    // Unusual residuals teach neither the spread nor the profile, and the mean only slowly (very
-    // slowly during an alarm): a drift in progress must not become the new normal, a lasting shift does.
+    // Unusual residuals do not teach the spread, and the mean only slowly (very slowly during an
+    // alarm): a drift in progress must not become the new normal, a lasting shift does.
     usual = dr.k < o.warmup || (!drifting && Math.abs(dev) <= 3 * sd)
+    if (dr.k >= o.warmup) driftZ = Math.abs(dr.e) / sd
     dr.k += 1
     const warming = dr.k <= o.warmup
     const tau = usual ? o.driftMeanTau : drifting ? 12 * o.driftMeanTau : 4 * o.driftMeanTau
@@ -344,55 +461,42 @@ export function step(
     if (usual)
       dr.mad += (warming ? 1 / dr.k : ewAlpha(dt, o.driftVarTau)) * (Math.abs(dev) - dr.mad)
   }
-  if (usual) learnProfile(state, t, x, o)
+  // The profile learns usual readings; a bin with nothing yet takes any but stuck ones and a drift,
+  // so a level the series jumps to at the same hour every day (a spike to the window) becomes known.
+  if (usual || (!stuck && !drifting && profileBin(state.profile, t) === null))
+    learnProfile(state.profile, t, x, o.profileDayAlpha)
 
-  if (stat.length > 0) {
+  // One episode per lasting condition: a hit when it starts, when it gets worse and when it shows a
+  // kind it had not. The tails learn from calm readings only: an anomaly must not raise the bar.
+  const ep = state.episode
+  if (found.length > 0) {
+    const worst = { ...worstOf(found), score: Math.max(...found.map((f) => f.score)) }
+    const fresh = found.find((f) => !ep.kinds.includes(f.kind))
+    if (ep.severity === null || SEVERITY_RANK[worst.severity] > SEVERITY_RANK[ep.severity]) {
+      hits.push(worst)
+      ep.severity = higherSeverity(ep.severity ?? worst.severity, worst.severity)
+    } else if (fresh) hits.push(fresh)
+    for (const f of found) if (!ep.kinds.includes(f.kind)) ep.kinds.push(f.kind)
+    ep.quiet = 0
     state.normal.statistical = 0
-    hits.push(
-      stat.reduce((a, b) => (SEVERITY_RANK[b.severity] > SEVERITY_RANK[a.severity] ? b : a)),
-    )
-  } else state.normal.statistical += 1
+  } else {
+    if (ep.severity !== null && ++ep.quiet >= o.episodeGap) {
+      ep.severity = null
+      ep.kinds = []
+    }
+    // Normal readings count once the episode is over: the anomaly it opened stays open while it lasts.
+    state.normal.statistical = ep.severity === null ? state.normal.statistical + 1 : 0
+    if (ep.severity === null) {
+      if (spikeZ >= 0 && state.k > 10) learnTail(state.spike, spikeZ, o.tailRate)
+      // The chart moves slowly: its tail takes one value per chart time constant (near-independent
+      // values) at a tenth of the rate, or a slow drift would teach it its own size before it is found.
+      if (driftZ >= 0 && t - state.drift.sampled >= o.driftChartTau) {
+        learnTail(state.drift.tail, driftZ, o.tailRate / 10)
+        state.drift.sampled = t
+      }
+    }
+  }
   state.n += 1
   state.last = t
   return hits
 }
-
-function binOf(t: number, o: DetectorOptions) {
-  const inDay = ((t % DAY) + DAY) % DAY
-  return { pos: (inDay / DAY) * o.profileBins, day: Math.floor(t / DAY) }
-}
-
-/** The profile's value at t, interpolated between bin centres; null until both bins have a day. */
-function profileAt(state: VariableState, t: number, o: DetectorOptions): number | null {
-  const { pos } = binOf(t, o)
-  const shifted = pos - 0.5
-  const i0 = (Math.floor(shifted) + o.profileBins) % o.profileBins
-  const i1 = (i0 + 1) % o.profileBins
-  const a = state.profile.m[i0]
-  const b = state.profile.m[i1]
-  if (a == null || b == null) return null
-  const w = shifted - Math.floor(shifted)
-  return a * (1 - w) + b * w
-}
-
-/** Adds x to the bin being accumulated; leaving it (readings come in time order) folds it into its mean. */
-function learnProfile(state: VariableState, t: number, x: number, o: DetectorOptions) {
-  const { pos, day } = binOf(t, o)
-  const bin = Math.floor(pos)
-  const p = state.profile
-  if (p.bin !== bin || p.day !== day) {
-    if (p.cnt > 0) {
-      const mean = p.sum / p.cnt
-      const old = p.m[p.bin]
-      p.m[p.bin] = round4(old == null ? mean : old + o.profileDayAlpha * (mean - old))
-    }
-    p.bin = bin
-    p.day = day
-    p.sum = 0
-    p.cnt = 0
-  }
-  p.sum += x
-  p.cnt += 1
-}
-
-const round4 = (x: number) => Math.round(x * 10_000) / 10_000

@@ -4,7 +4,7 @@ import { and, asc, desc, eq, gte, inArray, isNotNull, lte } from 'drizzle-orm'
 import type { Services } from '../../context'
 import { measurement } from '../../db/measurements'
 import { latestValues, predictions, readings } from '../../db/schema'
-import { forecastReadings, type Point } from '../../intelligence/forecast'
+import { forecastReadings, historyMs, type Point } from '../../intelligence/forecast'
 import { deleteOne, findOne, findPage, insertOne, updateOne, type Resource } from '../../lib/crud'
 import { AppError, UnavailableError } from '../../lib/errors'
 import { instant, iso } from '../../lib/time'
@@ -35,9 +35,6 @@ export const predictionResource: Resource<Row, Prediction> = {
 }
 
 const DAY = 86_400_000
-/** History a forecast may read: a week, or three horizons when that is longer, at most 60 days. */
-const historyMs = (horizonMinutes: number) =>
-  Math.min(Math.max(7 * DAY, 3 * horizonMinutes * 60_000), 60 * DAY)
 const MAX_HISTORY_ROWS = 200_000
 /** A forecast stays within the variable's physical range; other variables are not bounded. */
 const boundsOf = (variable: string) => {
