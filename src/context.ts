@@ -46,7 +46,7 @@ export async function createContext(config: Readonly<Config>, log = createLogger
     db,
     realtime,
     emitter: realtime.emitter,
-    intelligence: createIntelligence(config, log),
+    intelligence: createIntelligence(config, log, db),
     startedAt: Date.now(),
     webhooks: createWebhooks({
       config,

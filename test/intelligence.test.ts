@@ -343,7 +343,7 @@ describe('detector state cache', () => {
 
     const attempt = db.transaction(async (tx) => {
       const states = await intelligence.states.take(tx, [id])
-      intelligence.states.evict(key)
+      intelligence.states.evict(key, tx)
       states.get(key)!.n += 1000
       await intelligence.states.put(tx, states)
       throw new Error('rolled back')

@@ -53,6 +53,18 @@ function sqliteConnection(path: string): SQLite {
 }
 
 const sqliteHandles = new WeakSet<Tx>()
+/** Undo steps registered by the write transaction in progress (SQLite), run if it rolls back. */
+const rollbackSteps = new WeakMap<Tx, (() => void)[]>()
+
+/**
+ * Runs `undo` if the write transaction in progress on `tx` (SQLite) rolls back: for state kept in memory
+ * beside the rows (the detector's). Forgotten once it commits.
+ */
+export function onRollback(tx: Tx, undo: () => void) {
+  let steps = rollbackSteps.get(tx)
+  if (!steps) rollbackSteps.set(tx, (steps = []))
+  steps.push(undo)
+}
 
 /**
  * True for a handle on SQLite. Hot paths there run prepared statements row by row (cheaper than
@@ -102,7 +114,10 @@ function openSqlite(path: string): Database {
           writerConn.run('COMMIT')
         } catch (error) {
           if (writerConn.inTransaction) writerConn.run('ROLLBACK')
+          for (const undo of rollbackSteps.get(writer)?.reverse() ?? []) undo()
           throw error
+        } finally {
+          rollbackSteps.delete(writer)
         }
         afterCommit?.(result)
         return result

@@ -1,13 +1,15 @@
-// The intelligence runtime of an instance: detector states cached in memory (checked against the
-// database by revision), the forecast job queue, and the re-forecast schedule.
+// The intelligence runtime of an instance: detector states in memory (on PostgreSQL checked against the
+// database by revision and written in each batch; on SQLite, the one writer, kept in memory and written
+// back every second), the forecast job queue, and the re-forecast schedule.
+import type { Statement } from 'bun:sqlite'
 import { sql, type Placeholder } from 'drizzle-orm'
 import type { Config } from '../config'
-import { isSqlite, type Tx } from '../db'
+import { isSqlite, onRollback, type Database, type Tx } from '../db'
 import { prepared, selectByIds } from '../db/prepared'
 import { detectorState } from '../db/schema'
 import type { Logger } from '../lib/logger'
 import { JobQueue } from './queue'
-import { reviveState, type VariableState } from './detector'
+import { cloneState, reviveState, type VariableState } from './detector'
 
 const excluded = (column: string) => sql.raw(`excluded.${column}`)
 
@@ -24,18 +26,43 @@ const upsertStates = (tx: Tx, values: StateRow[] | { [K in keyof StateRow]: Plac
 
 export const stateKey = (sensorId: number, variable: string) => `${sensorId}:${variable}`
 
+/** How often states changed on SQLite are written back (and once more at shutdown). */
+const WRITE_BACK_MS = 1000
+
+/** A state written back only if its sensor still exists (a deleted sensor's states go with it). */
+const WRITE_BACK_SQL = `insert into detector_state (sensor_id, variable, rev, state, updated_at)
+  select ?1, ?2, ?3, ?4, ?5 where exists (select 1 from sensors where id = ?1)
+  on conflict (sensor_id, variable) do update set rev = excluded.rev, state = excluded.state, updated_at = excluded.updated_at`
+
 /**
  * Detector states by sensor and variable. A caller evicts a state before changing it and puts it back
- * with a new revision once written, so a rolled-back batch (or another instance's write) shows up as
- * a revision mismatch and the state is read again from the database.
+ * once changed. On PostgreSQL put() writes it with a new revision in the caller's transaction, so a
+ * rolled-back batch (or another instance's write) shows up as a revision mismatch and the state is read
+ * again from the database. On SQLite this process is the only writer: memory is the truth, a batch
+ * rolled back restores the copies evict() kept, and changed states are written back every second and at
+ * shutdown (a crash forgets at most that second of learning, never a reading or an anomaly).
  */
 export class DetectorStates {
   private readonly cache = new Map<string, { rev: string; state: VariableState }>()
   /** The variables cached per sensor, so a sensor's entries can be checked without a scan of the cache. */
   private readonly cachedOf = new Map<number, Set<string>>()
+  /** SQLite: the database written back to, the states changed since, the sensors read in full. */
+  private readonly memory: { db: Database; dirty: Set<string>; loaded: Set<number> } | undefined
+  /** SQLite: copies of the states the transaction in progress changes (undefined: it created them). */
+  private undo: Map<string, VariableState | undefined> | undefined
+  private timer: Timer | undefined
+  private flushing: Promise<void> | undefined
+
+  constructor(db?: Database) {
+    if (db?.dialect !== 'sqlite') return
+    this.memory = { db, dirty: new Set(), loaded: new Set() }
+    this.timer = setInterval(() => void this.flush().catch(() => undefined), WRITE_BACK_MS)
+    this.timer.unref()
+  }
 
   /** The stored states of these sensors' variables, from the cache when its revision is current. */
   async take(tx: Tx, sensorIds: number[]): Promise<Map<string, VariableState>> {
+    if (this.memory) return this.takeFromMemory(tx, sensorIds)
     const out = new Map<string, VariableState>()
     const stored = new Set<string>()
     const revisions = await selectByIds(tx, 'detector-revisions', sensorIds, (match) =>
@@ -78,13 +105,80 @@ export class DetectorStates {
     return out
   }
 
-  /** Called before a state is changed: until put() writes it, the cache must not offer it. */
-  evict(key: string) {
-    this.cache.delete(key)
+  /** SQLite: every state of these sensors, read from the database the first time a sensor is seen. */
+  private async takeFromMemory(tx: Tx, sensorIds: number[]) {
+    const { loaded } = this.memory!
+    const out = new Map<string, VariableState>()
+    const unread = sensorIds.filter((id) => !loaded.has(id))
+    const rows = await selectByIds(tx, 'detector-states', unread, (match) =>
+      tx.select().from(detectorState).where(match(detectorState.sensor_id)),
+    )
+    for (const row of rows) {
+      const key = stateKey(row.sensor_id, row.variable)
+      if (!this.cache.has(key))
+        this.remember(key, row.sensor_id, row.variable, reviveState(row.state))
+    }
+    for (const id of unread) loaded.add(id)
+    for (const id of sensorIds)
+      for (const variable of this.cachedOf.get(id) ?? [])
+        out.set(stateKey(id, variable), this.cache.get(stateKey(id, variable))!.state)
+    return out
+  }
+
+  private remember(
+    key: string,
+    sensorId: number,
+    variable: string,
+    state: VariableState,
+    rev = '',
+  ) {
+    this.cache.set(key, { rev, state })
+    let cached = this.cachedOf.get(sensorId)
+    if (!cached) this.cachedOf.set(sensorId, (cached = new Set()))
+    cached.add(variable)
+  }
+
+  /**
+   * Called before a state is changed in a transaction: until put() writes it, the cache must not offer
+   * it (PostgreSQL); on SQLite a copy is kept to restore if that transaction rolls back.
+   */
+  evict(key: string, tx?: Tx) {
+    if (!this.memory || !tx) return void this.cache.delete(key)
+    if (!this.undo) {
+      const undo = (this.undo = new Map())
+      onRollback(tx, () => this.restore(undo))
+    }
+    if (!this.undo.has(key)) {
+      const cached = this.cache.get(key)
+      this.undo.set(key, cached && cloneState(cached.state))
+    }
+  }
+
+  private restore(undo: Map<string, VariableState | undefined>) {
+    if (this.undo === undo) this.undo = undefined
+    for (const [key, state] of undo) {
+      const [sensor, variable] = splitKey(key)
+      if (state) this.remember(key, sensor, variable, state)
+      else {
+        this.cache.delete(key)
+        this.cachedOf.get(sensor)?.delete(variable)
+        this.memory!.dirty.delete(key)
+      }
+    }
   }
 
   /** Writes the states back in the caller's transaction and caches them under their new revision. */
   async put(tx: Tx, states: Map<string, VariableState>, now = Date.now()) {
+    if (this.memory) {
+      // Kept in memory; written back by flush(). The transaction's copies go once it commits.
+      this.undo = undefined
+      for (const [key, state] of states) {
+        const [sensor, variable] = splitKey(key)
+        this.remember(key, sensor, variable, state)
+        this.memory.dirty.add(key)
+      }
+      return
+    }
     const rows = [...states].map(([key, state]) => {
       const [sensor, variable] = key.split(':')
       return {
@@ -114,6 +208,53 @@ export class DetectorStates {
       cached.add(row.variable)
     }
   }
+
+  /** SQLite: writes the states changed since the last write back, in a transaction of its own. */
+  flush(): Promise<void> {
+    const memory = this.memory
+    if (!memory || memory.dirty.size === 0) return this.flushing ?? Promise.resolve()
+    this.flushing ??= memory.db
+      .transaction(
+        async (tx) => {
+          const client = (tx as unknown as { $client: { prepare(q: string): Statement } }).$client
+          const write = prepared(tx, 'detector-write-back', () => client.prepare(WRITE_BACK_SQL))
+          const now = Date.now()
+          const rev = crypto.randomUUID()
+          const gone: string[] = []
+          for (const key of memory.dirty) {
+            const [sensor, variable] = splitKey(key)
+            const state = JSON.stringify(this.cache.get(key)!.state)
+            if (write.run(sensor, variable, rev, state, now).changes === 0) gone.push(key)
+          }
+          return gone
+        },
+        (gone) => {
+          // Right after COMMIT, before any other write: every change made so far is stored.
+          memory.dirty.clear()
+          // Their sensor was deleted: nothing will read them again.
+          for (const key of gone) {
+            const [sensor, variable] = splitKey(key)
+            this.cache.delete(key)
+            this.cachedOf.get(sensor)?.delete(variable)
+          }
+        },
+      )
+      .then(() => undefined)
+      .finally(() => (this.flushing = undefined))
+    return this.flushing
+  }
+
+  /** Stops the write back, after writing what is left. */
+  async stop() {
+    clearInterval(this.timer)
+    await this.flushing
+    await this.flush()
+  }
+}
+
+const splitKey = (key: string): [number, string] => {
+  const at = key.indexOf(':')
+  return [Number(key.slice(0, at)), key.slice(at + 1)]
 }
 
 export interface Intelligence {
@@ -125,7 +266,13 @@ export interface Intelligence {
   stop(): Promise<void>
 }
 
-export function createIntelligence(config: Readonly<Config>, log: Logger): Intelligence {
+/** `db` (SQLite) is where the detector states are written back to. */
+export function createIntelligence(
+  config: Readonly<Config>,
+  log: Logger,
+  db?: Database,
+): Intelligence {
+  const states = new DetectorStates(db)
   const timers: Timer[] = []
   /** Passes in progress: stop() waits for them, so none writes after the database closes. */
   const passes = new Set<Promise<unknown>>()
@@ -136,7 +283,7 @@ export function createIntelligence(config: Readonly<Config>, log: Logger): Intel
   )
   return {
     options: config.intelligence,
-    states: new DetectorStates(),
+    states,
     jobs,
     every(seconds, fn, what = 'scheduled forecast pass') {
       let busy = false
@@ -157,6 +304,7 @@ export function createIntelligence(config: Readonly<Config>, log: Logger): Intel
     async stop() {
       for (const timer of timers.splice(0)) clearInterval(timer)
       await Promise.all([jobs.stop(), ...passes])
+      await states.stop()
     },
   }
 }

@@ -140,7 +140,7 @@ export async function detectAnomalies(
     const key = stateKey(sensorId, variable)
     let state = states.get(key)
     if (!state) states.set(key, (state = newState()))
-    intelligence.states.evict(key)
+    intelligence.states.evict(key, tx)
     touched.set(key, state)
     const own = rules.get(sensorId)
     const rule = own && Object.hasOwn(own, variable) ? own[variable]! : null
