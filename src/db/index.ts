@@ -77,11 +77,43 @@ export async function openDatabase(config: DatabaseConfig, log?: Logger): Promis
   return openSqlite(config.path)
 }
 
-function openSqlite(path: string): Database {
+/** Pages of WAL after which the writer checkpoints by itself: only if the checkpoint thread fell behind. */
+const WRITER_CHECKPOINT_PAGES = 16_384
+
+/** Starts the thread that checkpoints the WAL (src/db/checkpointer.ts); stop() waits for its last one. */
+async function startCheckpointer(path: string) {
+  const worker = new Worker(new URL('./checkpointer.ts', import.meta.url))
+  const said = (what: string) =>
+    new Promise<void>((resolve) => {
+      const listener = (event: MessageEvent) => {
+        if (event.data !== what) return
+        worker.removeEventListener('message', listener)
+        resolve()
+      }
+      worker.addEventListener('message', listener)
+    })
+  const ready = said('ready')
+  worker.postMessage({ path: resolve(path) })
+  await ready
+  // A server that stops without close() must not be held open by this thread.
+  ;(worker as unknown as { unref(): void }).unref()
+  return {
+    async stop() {
+      const stopped = said('stopped')
+      worker.postMessage('stop')
+      await Promise.race([stopped, Bun.sleep(2000)])
+      worker.terminate()
+    },
+  }
+}
+
+async function openSqlite(path: string): Promise<Database> {
   const writerConn = sqliteConnection(path)
   const writer = drizzle({ client: writerConn, schema })
   migrate(writer, { migrationsFolder: MIGRATIONS })
   const memory = path === ':memory:'
+  if (!memory) writerConn.run(`PRAGMA wal_autocheckpoint = ${WRITER_CHECKPOINT_PAGES}`)
+  const checkpointer = memory ? undefined : await startCheckpointer(path)
   const readerConn = memory ? writerConn : sqliteConnection(path)
   const reader = memory ? writer : drizzle({ client: readerConn, schema })
   sqliteHandles.add(writer)
@@ -126,6 +158,7 @@ function openSqlite(path: string): Database {
       readerConn.query('SELECT 1').get()
     },
     close: async () => {
+      await checkpointer?.stop()
       if (!memory) readerConn.close()
       writerConn.close()
     },
