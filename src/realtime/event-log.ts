@@ -45,27 +45,25 @@ export async function ensureEventMeta(tx: Tx): Promise<{ epoch: string; lastSeq:
   return { epoch: row!.epoch, lastSeq: row!.last_seq }
 }
 
+interface RawStatement {
+  get(...args: unknown[]): unknown
+  run(...args: unknown[]): unknown
+}
+
+// Every write runs these two statements, straight on bun:sqlite: building and preparing them each time
+// cost more than running them, and so did drizzle's placeholder filling per event row.
 function prepareAppend(tx: Tx) {
+  const client = (tx as unknown as { $client: { prepare(sql: string): RawStatement } }).$client
   return {
-    bump: tx
-      .update(eventMeta)
-      .set({ last_seq: sql`${eventMeta.last_seq} + ${sql.placeholder('count')}` })
-      .where(eq(eventMeta.id, 1))
-      .returning({ lastSeq: eventMeta.last_seq, webhookRev: eventMeta.webhook_rev })
-      .prepare(),
-    insert: tx
-      .insert(events)
-      .values({
-        seq: sql.placeholder('seq'),
-        channels: sql.placeholder('channels'),
-        payload: sql.placeholder('payload'),
-        created_at: sql.placeholder('created_at'),
-      })
-      .prepare(),
+    bump: client.prepare(
+      'update event_meta set last_seq = last_seq + ? where id = 1 returning last_seq as lastSeq, webhook_rev as webhookRev',
+    ),
+    insert: client.prepare(
+      'insert into events (seq, channels, payload, created_at) values (?, ?, ?, ?)',
+    ),
   }
 }
 
-// Every write runs these two statements; building and preparing them each time cost more than running them.
 const appendStatements = (tx: Tx) => prepared(tx, 'append-events', () => prepareAppend(tx))
 
 export interface Appended {
@@ -79,7 +77,7 @@ export async function appendEvents(tx: Tx, drafts: Draft[], now = Date.now()): P
   if (drafts.length === 0) return { stored: [], webhookRev: -1 }
   const statements = isSqlite(tx) ? appendStatements(tx) : undefined
   const [row] = statements
-    ? await statements.bump.all({ count: drafts.length })
+    ? [statements.bump.get(drafts.length) as { lastSeq: number; webhookRev: number }]
     : await tx
         .update(eventMeta)
         .set({ last_seq: sql`${eventMeta.last_seq} + ${drafts.length}` })
@@ -100,16 +98,18 @@ export async function appendEvents(tx: Tx, drafts: Draft[], now = Date.now()): P
     )
     return { seq, channels, payload: JSON.stringify(message), message }
   })
+  if (statements) {
+    for (const e of stored) statements.insert.run(e.seq, e.channels, e.payload, now)
+    return { stored, webhookRev: row!.webhookRev }
+  }
   const rows = stored.map((e) => ({
     seq: e.seq,
     channels: e.channels,
     payload: e.payload,
     created_at: now,
   }))
-  if (statements) for (const row of rows) await statements.insert.run(row)
-  else
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK)
-      await tx.insert(events).values(rows.slice(i, i + INSERT_CHUNK))
+  for (let i = 0; i < rows.length; i += INSERT_CHUNK)
+    await tx.insert(events).values(rows.slice(i, i + INSERT_CHUNK))
   return { stored, webhookRev: row!.webhookRev }
 }
 

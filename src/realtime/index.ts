@@ -79,7 +79,11 @@ export async function createRealtime(
     system_event: metrics.eventsEmitted.labels('system_event'),
   }
   const emitter = createEmitter(db, (stored) => {
-    for (const event of stored) emitted[event.message.type].inc()
+    // One increment per type and transaction: prom-client hashes its labels on every call.
+    let entity = 0
+    for (const event of stored) if (event.message.type === 'entity_event') entity += 1
+    if (entity > 0) emitted.entity_event.inc(entity)
+    if (stored.length > entity) emitted.system_event.inc(stored.length - entity)
     publisher.publish(stored)
     cluster.broadcast(stored)
   })
