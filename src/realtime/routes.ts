@@ -1,21 +1,20 @@
 // The WebSocket endpoint /api/v1/ws, the test-event endpoint and the connection statistics.
+import type { Server } from 'bun'
 import { Elysia, t } from 'elysia'
+import { isNumericString } from 'elysia/utils'
 import type { AppContext } from '../context'
 import { clientAddress } from '../lib/client-address'
 import { InvalidFieldError, NotFoundError, UpgradeRequiredError } from '../lib/errors'
 import { errorResponse, errors, OneOf } from '../lib/schemas'
 import { CHANNEL_HELP, isChannel } from './channels'
 import type { Socket } from './hub'
-import { CLOSE, parseChannels, type Admission, type HandshakeQuery } from './socket'
-
-const HandshakeQuerySchema = t.Object({
-  channel: t.Optional(t.String()),
-  user_id: t.Optional(t.String()),
-  since: t.Optional(t.String()),
-  epoch: t.Optional(t.String()),
-  token: t.Optional(t.String()),
-  snapshot: t.Optional(t.String()),
-})
+import {
+  CLOSE,
+  parseChannels,
+  type Admission,
+  type HandshakeQuery,
+  type SocketLayer,
+} from './socket'
 
 const UserStat = t.Object({ user_id: t.String(), connected_at: t.String({ format: 'date-time' }) })
 const Truncated = t.Optional(
@@ -84,89 +83,141 @@ export const openAdmit: Admit = async (query) => {
   return { channels: parsed.channels, userId }
 }
 
+/** A text frame as Elysia's WebSocket route handed it on: JSON-looking text parsed, numbers and literals too. */
+function parseMessage(message: string | Buffer): unknown {
+  if (typeof message !== 'string') return message
+  const start = message.charCodeAt(0)
+  if (start === 34 || start === 47 || start === 91 || start === 123) {
+    try {
+      return JSON.parse(message)
+    } catch {
+      return message
+    }
+  }
+  if (isNumericString(message)) return +message
+  if (message === 'true') return true
+  if (message === 'false') return false
+  if (message === 'null') return null
+  return message
+}
+
+/**
+ * What Bun keeps per connection (`ws.data`): the handshake, then the verdict. Bun's server calls these
+ * methods (Elysia's server-wide handler dispatches to `ws.data`), so a connection holds one small object
+ * and no closures of its own.
+ */
+class Connection {
+  /** Messages that arrive while the handshake is still being checked wait for the verdict, in order. */
+  admitting: Promise<void> | undefined
+  admission: Admission | undefined
+
+  constructor(
+    readonly layer: SocketLayer,
+    readonly admit: Admit,
+    readonly query: HandshakeQuery & { token?: string },
+    readonly secure: boolean,
+    readonly forwardedFor: string | undefined,
+    readonly trustProxy: AppContext['config']['trustProxy'],
+  ) {}
+
+  open(ws: Socket) {
+    const ip = clientAddress(this.trustProxy, this.forwardedFor, ws.remoteAddress)
+    this.admitting = this.admit(this.query, this.secure).then((verdict) => {
+      this.admitting = undefined
+      if (ws.readyState !== 1) return
+      if ('code' in verdict) return this.layer.refuse(ws, verdict.code, verdict.reason)
+      this.admission = verdict
+      this.layer.open(ws, this.query, { ip, ...verdict })
+    })
+  }
+
+  message(ws: Socket, message: string | Buffer) {
+    const data = parseMessage(message)
+    const handle = () => this.layer.message(ws, data, this.admission)
+    if (this.admitting) this.admitting.then(handle)
+    else handle()
+  }
+
+  close(ws: Socket) {
+    this.layer.close(ws)
+  }
+
+  drain(ws: Socket) {
+    this.layer.drain(ws)
+  }
+
+  ping(ws: Socket) {
+    this.layer.alive(ws)
+  }
+
+  pong(ws: Socket) {
+    this.layer.alive(ws)
+  }
+}
+
+/** Text of one query parameter as Elysia's query parser gives it (the last of a repeated one). */
+function handshakeQuery(url: string): HandshakeQuery & { token?: string } {
+  const at = url.indexOf('?')
+  const out: Record<string, string> = {}
+  if (at < 0) return out
+  for (const [key, value] of new URLSearchParams(url.slice(at + 1)))
+    if (HANDSHAKE_KEYS.has(key)) out[key] = value
+  return out
+}
+const HANDSHAKE_KEYS = new Set(['channel', 'user_id', 'since', 'epoch', 'token', 'snapshot'])
+
 export const realtimeRoutes = (ctx: AppContext, admit: Admit = openAdmit) => {
   const { realtime, config } = ctx
   const { sockets, hub, emitter, cluster } = realtime
-  const admissions = new WeakMap<object, Admission>()
-  // Messages that arrive while the handshake is still being checked wait for the verdict, in order.
-  const admitting = new WeakMap<object, Promise<void>>()
 
-  const socketHandlers = (secure: boolean) => ({
-    query: HandshakeQuerySchema,
-    async open(ws: {
-      raw: unknown
-      data: { query: HandshakeQuery; headers: Record<string, string | undefined> }
-    }) {
-      const raw = ws.raw as Socket
-      const query = ws.data.query
-      const ip = clientAddress(
+  /**
+   * The upgrade, served by Bun's own WebSocket handler behind Elysia's route: a plain request answers
+   * 426; a WebSocket handshake is upgraded with a Connection as its only per-socket state.
+   */
+  const upgrade =
+    (path: string, secure: boolean) =>
+    ({
+      request,
+      server,
+      set,
+    }: {
+      request: Request
+      server: Server<unknown> | null
+      set: { headers: Record<string, unknown> }
+    }) => {
+      if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket' || !server)
+        throw new UpgradeRequiredError(path)
+      const data = new Connection(
+        sockets,
+        admit,
+        handshakeQuery(request.url),
+        secure,
+        request.headers.get('x-forwarded-for') ?? undefined,
         config.trustProxy,
-        ws.data.headers['x-forwarded-for'],
-        raw.remoteAddress,
       )
-      const pending = admit(query, secure).then((verdict) => {
-        admitting.delete(raw)
-        if (raw.readyState !== 1) return
-        if ('code' in verdict) return sockets.refuse(raw, verdict.code, verdict.reason)
-        admissions.set(raw, verdict)
-        sockets.open(raw, query, { ip, ...verdict })
-      })
-      admitting.set(raw, pending)
-      await pending
-    },
-    message(ws: { raw: unknown }, message: unknown) {
-      const raw = ws.raw as Socket
-      const handle = () => sockets.message(raw, message, admissions.get(raw))
-      const pending = admitting.get(raw)
-      if (pending) pending.then(handle)
-      else handle()
-    },
-    close(ws: { raw: unknown }) {
-      sockets.close(ws.raw as Socket)
-    },
-    drain(ws: { raw: unknown }) {
-      sockets.drain(ws.raw as Socket)
-    },
-    pong(raw: unknown) {
-      sockets.alive(raw as Socket)
-    },
-    ping(raw: unknown) {
-      sockets.alive(raw as Socket)
-    },
-  })
+      const headers = Object.keys(set.headers).length > 0 ? set.headers : undefined
+      if (server.upgrade(request, { data, headers: headers as HeadersInit | undefined })) return
+      throw new UpgradeRequiredError(path)
+    }
 
   return new Elysia({ name: 'realtime', prefix: '/api/v1/ws', detail: { tags: ['websocket'] } })
-    .ws('', socketHandlers(false))
-    .ws('/secure', socketHandlers(true))
-    .get(
-      '',
-      () => {
-        throw new UpgradeRequiredError('/api/v1/ws')
+    .get('', upgrade('/api/v1/ws', false), {
+      response: { 426: errorResponse(426) },
+      detail: {
+        summary: 'The WebSocket endpoint (query: channel, user_id, since, epoch, snapshot)',
+        description:
+          'Open it with a WebSocket client; a plain HTTP request answers 426. Its channels, messages and close codes are described by the AsyncAPI document at /asyncapi.',
       },
-      {
-        response: { 426: errorResponse(426) },
-        detail: {
-          summary: 'The WebSocket endpoint (query: channel, user_id, since, epoch, snapshot)',
-          description:
-            'Open it with a WebSocket client; a plain HTTP request answers 426. Its channels, messages and close codes are described by the AsyncAPI document at /asyncapi.',
-        },
+    })
+    .get('/secure', upgrade('/api/v1/ws/secure', true), {
+      response: { 426: errorResponse(426) },
+      detail: {
+        summary:
+          'The authenticated WebSocket endpoint (query: channel, token, since, epoch, snapshot)',
+        description:
+          'Open it with a WebSocket client; a plain HTTP request answers 426. Its channels, messages and close codes are described by the AsyncAPI document at /asyncapi.',
       },
-    )
-    .get(
-      '/secure',
-      () => {
-        throw new UpgradeRequiredError('/api/v1/ws/secure')
-      },
-      {
-        response: { 426: errorResponse(426) },
-        detail: {
-          summary:
-            'The authenticated WebSocket endpoint (query: channel, token, since, epoch, snapshot)',
-          description:
-            'Open it with a WebSocket client; a plain HTTP request answers 426. Its channels, messages and close codes are described by the AsyncAPI document at /asyncapi.',
-        },
-      },
-    )
+    })
     .post(
       '/test-event',
       async ({ query }) => {
