@@ -14,7 +14,7 @@ import { anomaliesModule } from './modules/anomalies'
 import { predictionsModule } from './modules/predictions'
 import { websocketOptions } from './realtime'
 import { thresholdsModule } from './modules/thresholds'
-import { realtimeRoutes } from './realtime/routes'
+import { nativeUpgrades, realtimeRoutes } from './realtime/routes'
 import { authModule } from './modules/auth'
 import { tokenAdmit } from './modules/auth/admit'
 import { createGuard } from './modules/auth/guard'
@@ -31,13 +31,21 @@ export function createApp(ctx: AppContext) {
   const { config } = ctx
   const tokens = createTokens(config, ctx.revocations)
   const guard = createGuard(config, tokens, deviceKeyCheck(ctx.db, ctx.log))
+  const admit = tokenAdmit(config, tokens, ctx.revocations)
+  // The Bun routes hand what they do not upgrade to the app, which exists once built below.
+  let handler: { fetch(request: Request): Response | Promise<Response> } | undefined
   const app = new Elysia({
     name: 'vigia',
     // bodyLimit answers oversized bodies with a JSON 413 from Content-Length, so Bun's own cap
     // (a bare 413 before any hook runs) must not come first.
     // Elysia shares the port by default (SO_REUSEPORT): a second instance started on a taken port
     // would silently take half the connections instead of failing.
-    serve: { maxRequestBodySize: Number.MAX_SAFE_INTEGER, reusePort: false },
+    // WebSocket handshakes are upgraded by Bun routes ahead of Elysia (realtime/routes.ts).
+    serve: {
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+      reusePort: false,
+      routes: nativeUpgrades(ctx, admit, () => handler!),
+    },
     // Elysia finds the path by skipping 11 characters ("http://" and a 4-character host) by default;
     // with a shorter Host header (`Host: x`) it read part of the path as the host, so
     // `/ab/metrics` was served as /metrics. 7 skips "http://" only (the server speaks plain HTTP).
@@ -47,6 +55,7 @@ export function createApp(ctx: AppContext) {
     encodeSchema: false,
     websocket: websocketOptions(config),
   })
+  handler = app
   return (
     app
       .use(errorHandler(ctx, (path) => allowedMethods(app.routes, path)))
@@ -64,7 +73,7 @@ export function createApp(ctx: AppContext) {
       .use(usersModule(ctx, guard))
       .use(webhooksModule(ctx.webhooks.service, guard))
       .use(deviceKeysModule(ctx.db, guard))
-      .use(realtimeRoutes(ctx, tokenAdmit(config, tokens, ctx.revocations)))
+      .use(realtimeRoutes(ctx, admit))
       .use(locationsModule(ctx))
       .use(sensorsModule(ctx))
       .use(readingsModule(ctx))

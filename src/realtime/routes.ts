@@ -166,6 +166,53 @@ function handshakeQuery(url: string): HandshakeQuery & { token?: string } {
 }
 const HANDSHAKE_KEYS = new Set(['channel', 'user_id', 'since', 'epoch', 'token', 'snapshot'])
 
+/** The Connection a WebSocket handshake on `/api/v1/ws` (`secure`: `/secure`) is upgraded with. */
+const connectionFor = (ctx: AppContext, admit: Admit, request: Request, secure: boolean) =>
+  new Connection(
+    ctx.realtime.sockets,
+    admit,
+    handshakeQuery(request.url),
+    secure,
+    request.headers.get('x-forwarded-for') ?? undefined,
+    ctx.config.trustProxy,
+  )
+
+const isHandshake = (request: Request) =>
+  request.headers.get('upgrade')?.toLowerCase() === 'websocket'
+
+/**
+ * Bun routes (Elysia's `serve.routes`) for the two WebSocket paths: a handshake is upgraded right there,
+ * before Elysia builds a request context, so a connection leaves no request garbage behind; anything else
+ * (a plain GET answering 426, a handshake from an origin CORS_ORIGINS does not list, which gets its 403)
+ * goes through the app as before.
+ */
+export function nativeUpgrades(
+  ctx: AppContext,
+  admit: Admit,
+  app: () => { fetch(request: Request): Response | Promise<Response> },
+) {
+  const origins = ctx.config.corsOrigins === '*' ? undefined : new Set(ctx.config.corsOrigins)
+  const route = (path: string, secure: boolean) => ({
+    GET(request: Request, server: Server<unknown>) {
+      const origin = request.headers.get('origin')
+      if (isHandshake(request) && !(origin && origins && !origins.has(origin))) {
+        const start = performance.now()
+        const data = connectionFor(ctx, admit, request, secure)
+        if (server.upgrade(request, { data })) {
+          // Counted like every request the app answers (the system module's hook).
+          ctx.metrics.observeHttp('GET', path, 101, (performance.now() - start) / 1000)
+          return undefined
+        }
+      }
+      return app().fetch(request)
+    },
+  })
+  return {
+    '/api/v1/ws': route('/api/v1/ws', false),
+    '/api/v1/ws/secure': route('/api/v1/ws/secure', true),
+  }
+}
+
 export const realtimeRoutes = (ctx: AppContext, admit: Admit = openAdmit) => {
   const { realtime, config } = ctx
   const { sockets, hub, emitter, cluster } = realtime
@@ -185,16 +232,8 @@ export const realtimeRoutes = (ctx: AppContext, admit: Admit = openAdmit) => {
       server: Server<unknown> | null
       set: { headers: Record<string, unknown> }
     }) => {
-      if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket' || !server)
-        throw new UpgradeRequiredError(path)
-      const data = new Connection(
-        sockets,
-        admit,
-        handshakeQuery(request.url),
-        secure,
-        request.headers.get('x-forwarded-for') ?? undefined,
-        config.trustProxy,
-      )
+      if (!isHandshake(request) || !server) throw new UpgradeRequiredError(path)
+      const data = connectionFor(ctx, admit, request, secure)
       const headers = Object.keys(set.headers).length > 0 ? set.headers : undefined
       if (server.upgrade(request, { data, headers: headers as HeadersInit | undefined })) return
       throw new UpgradeRequiredError(path)
