@@ -178,31 +178,6 @@ export function reviveState(raw: unknown, bins = 48): VariableState {
   return state
 }
 
-/** A deep copy, keys in the order newState makes them (what a rolled-back batch is restored from). */
-export function cloneState(s: VariableState): VariableState {
-  const { profile: p, envelope: e, drift: d } = s
-  return {
-    v: 3,
-    n: s.n,
-    last: s.last,
-    prev: s.prev,
-    res: s.res,
-    ts: s.ts.slice(),
-    xs: s.xs.slice(),
-    bias: s.bias,
-    mad: s.mad,
-    k: s.k,
-    spike: { ...s.spike },
-    stuck: { ...s.stuck },
-    profile: { m: p.m.slice(), bin: p.bin, day: p.day, sum: p.sum, cnt: p.cnt },
-    drift: { e: d.e, mean: d.mean, mad: d.mad, k: d.k, tail: { ...d.tail }, sampled: d.sampled },
-    envelope: { lo: e.lo.slice(), hi: e.hi.slice(), days: e.days.slice(), last: e.last.slice() },
-    episode: { ...s.episode, kinds: s.episode.kinds.slice() },
-    breach: { ...s.breach },
-    normal: { ...s.normal },
-  }
-}
-
 let scratch = new Float64Array(64)
 
 /** Median of xs[from..to) by insertion sort into a reused buffer (no allocation on the hot path). */
