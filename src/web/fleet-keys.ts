@@ -115,7 +115,7 @@ export class KeysDialog {
             revoke.addEventListener('click', () => this.revoke(key.id))
             return el(
               'tr',
-              { 'data-key-id': key.id, 'data-revoked': key.revoked_at !== null },
+              { 'data-key-id': key.id, 'data-revoked': String(key.revoked_at !== null) },
               el('td', {}, el('code', {}, `${key.prefix}…`)),
               el('td', {}, key.name ?? ''),
               el('td', {}, clock(key.created_at)),
