@@ -148,7 +148,10 @@ export interface FleetPageRun {
   /** Median DOM lag over the first and the last fifth of the run, ms. */
   earlyP50: number
   lateP50: number
-  /** Readings never shown, or a lag that grew (last fifth's median above twice the first's + 100 ms). */
+  /** The page's own share (table shows it − bare socket has it), median over the first and last fifth, ms. */
+  ownEarlyP50: number
+  ownLateP50: number
+  /** Readings never shown, or the page's own share grew (last fifth's median > twice the first's + 100 ms). */
   behind: boolean
   pageErrors: string[]
 }

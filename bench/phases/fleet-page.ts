@@ -2,8 +2,9 @@
 // and quick runs) spread over located places, then readings arrive at a fixed 200/s for a bounded time.
 // Each reading is timed from its POST to the moment the page's table shows its temperatura (a
 // MutationObserver in the page), and, as the reference in the same page and run, to the moment a bare
-// WebSocket on `readings` in that page has the event (transport only, no rendering). Falling behind shows
-// as a lag that grows from the first fifth of the run to the last, or readings never shown.
+// WebSocket on `readings` in that page has the event (transport only, no rendering). The page falls behind
+// when readings are never shown, or when its own share of the lag (table minus socket) grows from the
+// first fifth of the run to the last.
 import { existsSync } from 'node:fs'
 import { chromium } from 'playwright-core'
 import type { Ctx } from '../lib/context'
@@ -224,16 +225,21 @@ export async function fleetPagePhase(ctx: Ctx): Promise<FleetPageRun | undefined
     let missed = 0
     const timed = sent.filter((s) => s.timed)
     const lagAt = new Array<number>(timed.length)
+    /** The page's own share: the table shows it this long after the bare socket had it. */
+    const ownAt = new Array<number>(timed.length)
     timed.forEach((s, i) => {
       const ws = heardByKey.get(`${s.id}:${s.text}`)
       if (ws !== undefined && ws >= s.t) transport.push(ws - s.t)
       const dom = shownAt.get(s)
       if (dom === undefined) return void (missed += 1)
       lags.push((lagAt[i] = dom - s.t))
+      if (ws !== undefined) ownAt[i] = dom - ws
     })
     const fifth = Math.max(1, Math.floor(timed.length / 5))
     const early = median(lagAt.slice(0, fifth).filter((x) => x !== undefined))
     const late = median(lagAt.slice(-fifth).filter((x) => x !== undefined))
+    const ownEarly = median(ownAt.slice(0, fifth).filter((x) => x !== undefined))
+    const ownLate = median(ownAt.slice(-fifth).filter((x) => x !== undefined))
     const run: FleetPageRun = {
       sensors,
       places: PLACES,
@@ -251,7 +257,9 @@ export async function fleetPagePhase(ctx: Ctx): Promise<FleetPageRun | undefined
       transport: summary(transport),
       earlyP50: early,
       lateP50: late,
-      behind: missed > 0 || late > 2 * early + 100,
+      ownEarlyP50: ownEarly,
+      ownLateP50: ownLate,
+      behind: missed > 0 || ownLate > 2 * ownEarly + 100,
       pageErrors: errors.slice(0, 5),
     }
     return run
