@@ -73,12 +73,17 @@ export class KeysDialog {
       input.select()
       void navigator.clipboard?.writeText(input.value).catch(() => document.execCommand('copy'))
     })
-    byId('keys-close').addEventListener('click', () => this.dialog.close())
-    // The key is shown once: gone from the page when the dialog closes.
-    this.dialog.addEventListener('close', () => {
+    // The key is shown once: gone from the page when the dialog closes (the button, or Escape, whose
+    // `close` event comes a task later).
+    const forget = () => {
       byId<HTMLInputElement>('issued-key').value = ''
       byId('issued').hidden = true
+    }
+    byId('keys-close').addEventListener('click', () => {
+      forget()
+      this.dialog.close()
     })
+    this.dialog.addEventListener('close', forget)
   }
 
   async open(sensor: Sensor) {
