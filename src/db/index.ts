@@ -28,7 +28,11 @@ export interface Database {
    * a service may read, decide and write safely, and the event seq (bumped in the event_meta row) is
    * handed out gap-free and in commit order.
    */
-  transaction<T>(fn: (tx: Tx) => Promise<T>, afterCommit?: (result: T) => void): Promise<T>
+  transaction<T>(
+    fn: (tx: Tx) => Promise<T>,
+    afterCommit?: (result: T) => void,
+    scope?: WriteScope,
+  ): Promise<T>
   /**
    * Runs reads that all see one committed state of the database (the same commits, nothing in
    * flight), without waiting for writers: what a WebSocket snapshot and its seq are read in.
@@ -36,6 +40,16 @@ export interface Database {
   snapshot<T>(fn: (tx: Tx) => Promise<T>): Promise<T>
   ping(): Promise<void>
   close(): Promise<void>
+}
+
+/**
+ * A write that reads, decides and writes only rows owned by these keys (sensor ids: their readings,
+ * latest values, detector states, anomalies), plus the event log. On PostgreSQL such writes run side
+ * by side (across instances too) unless their keys meet; every other write still runs alone. SQLite
+ * has one writer either way.
+ */
+export interface WriteScope {
+  keys: readonly number[]
 }
 
 const MIGRATIONS = resolve(import.meta.dir, '../../drizzle/sqlite')

@@ -117,20 +117,23 @@ export async function createReadings(services: Services, inputs: ReadingBatch, b
   const names = new Set<string>()
   for (const row of rows) for (const name in row.values) names.add(name)
   const fresh = unregistered(services, names)
-  const stored = await services.emitter.transact(async (tx, emit) => {
-    const statuses = await readingSensors(tx, rows, at)
-    await registerVariables(tx, fresh, now)
-    const stored = await insertMany(tx, emit, readingResource, rows)
-    // After the readings' events: a client that waits for the next event after a POST gets the reading.
-    await markSeen(tx, emit, statuses, now)
-    const checked = stored.map((reading, i): StoredValues => ({
-      ...reading,
-      t: rows[i]!.timestamp,
-    }))
-    await updateLatest(tx, checked)
-    await detectAnomalies(services, tx, emit, checked)
-    return stored
-  })
+  const stored = await services.emitter.transact(
+    async (tx, emit) => {
+      const statuses = await readingSensors(tx, rows, at)
+      await registerVariables(tx, fresh, now)
+      const stored = await insertMany(tx, emit, readingResource, rows)
+      // After the readings' events: a client that waits for the next event after a POST gets the reading.
+      await markSeen(tx, emit, statuses, now)
+      const checked = stored.map((reading, i): StoredValues => ({
+        ...reading,
+        t: rows[i]!.timestamp,
+      }))
+      await updateLatest(tx, checked)
+      await detectAnomalies(services, tx, emit, checked)
+      return stored
+    },
+    { keys: rows.map((r) => r.sensor_id) },
+  )
   rememberVariables(services, fresh)
   return stored
 }
