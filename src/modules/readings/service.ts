@@ -139,6 +139,7 @@ export async function createReadings(services: Services, inputs: ReadingBatch, b
 }
 
 // Single POSTs that arrive together share one transaction (one commit, one detector pass per sensor).
+const SENSOR_LANES = 4
 const groups = new WeakMap<Services, GroupCommit<ReadingCreate, Reading>>()
 
 /** Stores one reading; resolves once it is committed, refuses it alone if it is invalid. */
@@ -147,7 +148,13 @@ export function createReading(services: Services, input: ReadingCreate) {
   if (!group)
     groups.set(
       services,
-      (group = new GroupCommit((inputs) => createReadings(services, inputs, false))),
+      (group = new GroupCommit(
+        (inputs) => createReadings(services, inputs, false),
+        500,
+        // PostgreSQL writes readings of different sensors side by side (see WriteScope).
+        services.db.dialect === 'postgres' ? SENSOR_LANES : 1,
+        (input) => input.sensor_id,
+      )),
     )
   return group.add(input)
 }
