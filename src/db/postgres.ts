@@ -108,14 +108,16 @@ export async function openPostgres(url: string, log?: Logger): Promise<Database>
     // int4 keys: a larger id shares its lock with another, which only makes them wait for each other.
     const sorted = [...new Set(keys.map((k) => k % 2_147_483_647))].sort((a, b) => a - b)
     return pg.transaction(async (tx) => {
-      // Sent together (postgres.js pipelines a transaction's queries): one round trip, run in order.
-      await Promise.all([
+      // Not awaited before fn's first query: postgres.js pipelines a transaction's queries, and
+      // PostgreSQL runs them in order, so that query runs once the locks are held, one round trip on.
+      const locked = Promise.all([
         tx.execute(sql`select pg_advisory_xact_lock_shared(${WRITER_LOCK})`),
         tx.execute(
           sql`select pg_advisory_xact_lock(${KEY_LOCKS}::int, k) from unnest(${`{${sorted.join(',')}}`}::int[]) as k`,
         ),
       ])
-      return fn(tx)
+      const result = await Promise.all([locked, fn(tx)])
+      return result[1]
     })
   }
   const retried = async <T>(run: () => Promise<T>, afterCommit?: (result: T) => void) => {

@@ -123,12 +123,12 @@ export async function createReadings(services: Services, inputs: ReadingBatch, b
       await registerVariables(tx, fresh, now)
       const stored = await insertMany(tx, emit, readingResource, rows)
       // After the readings' events: a client that waits for the next event after a POST gets the reading.
-      await markSeen(tx, emit, statuses, now)
       const checked = stored.map((reading, i): StoredValues => ({
         ...reading,
         t: rows[i]!.timestamp,
       }))
-      await updateLatest(tx, checked)
+      // Sent together (one round trip on PostgreSQL); only markSeen emits, so the order stays.
+      await Promise.all([markSeen(tx, emit, statuses, now), updateLatest(tx, checked)])
       await detectAnomalies(services, tx, emit, checked)
       return stored
     },
