@@ -26,7 +26,8 @@ export interface Database {
    * Runs fn in one write transaction; afterCommit runs right after COMMIT. Write transactions run one
    * at a time (SQLite: its single writer; PostgreSQL: an advisory lock shared by every instance), so
    * a service may read, decide and write safely, and the event seq (bumped in the event_meta row) is
-   * handed out gap-free and in commit order.
+   * handed out gap-free and in commit order. With a `scope`, PostgreSQL runs the write beside other
+   * scoped writes whose keys it does not share (see WriteScope); seqs stay gap-free and in commit order.
    */
   transaction<T>(
     fn: (tx: Tx) => Promise<T>,
