@@ -8,7 +8,7 @@ import { LOAD, PLANS, type Ctx, type Mode } from './lib/context'
 import { startWorkers, stopWorkers } from './lib/pool'
 import { loadAverage, machine, openFileLimit } from './lib/procfs'
 import { renderChart, renderMarkdown, writeMarkdown } from './lib/report'
-import type { Results } from './lib/results'
+import type { Backend, Results } from './lib/results'
 import { ROOT, TARGETS, type Target } from './lib/servers'
 import { latestPhase, probeRoutes, webhookPhases } from './phases/extras'
 import { historyPhases } from './phases/history'
@@ -46,6 +46,8 @@ const { values: args } = parseArgs({
     render: { type: 'string' },
     /** Writes a quick run's results into BENCHMARKS.md and bench/ as a full run does. */
     publish: { type: 'boolean', default: false },
+    /** Ingest only on these backends (sqlite, postgres, postgres-2), e.g. while working on one of them. */
+    backends: { type: 'string' },
   },
 })
 const mode: Mode = args.tiny ? 'tiny' : args.quick ? 'quick' : 'full'
@@ -142,6 +144,7 @@ async function main() {
     results,
     profile: args.profile ? join(ROOT, '.tmp', 'bench-profile') : undefined,
     vars: args.vars ? (Number(args.vars) as 2 | 5) : undefined,
+    backends: args.backends ? (args.backends.split(',') as Backend[]) : undefined,
     log,
     async attempt(what, run) {
       try {

@@ -15,6 +15,7 @@ const PINNED = [
   'integrations-cluster.test.ts',
   'outage.test.ts',
   'chaos.test.ts',
+  'pg-concurrency.test.ts',
 ]
 const read = (name: string) => readFileSync(join(import.meta.dir, name), 'utf8')
 const startsServer = (text: string) => text.includes('startTestServer(')

@@ -1,6 +1,6 @@
 // What every phase of a run shares: the plan (full, quick or tiny), how hard the generator pushes, the
 // results being filled in, and the log.
-import type { Results } from './results'
+import type { Backend, Results } from './results'
 
 export const PLANS = {
   full: {
@@ -111,6 +111,8 @@ export interface Ctx {
   profile?: string
   /** Forced variable count (`--vars`); detected from the server when unset. */
   vars?: 2 | 5
+  /** Ingest backends to run (`--backends`); every one when unset. */
+  backends?: Backend[]
   log(line: string): void
   /** Runs one measurement; a failure is logged and listed, and the run goes on. */
   attempt<T>(what: string, run: () => Promise<T>): Promise<T | undefined>

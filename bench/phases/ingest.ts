@@ -393,8 +393,11 @@ const rate = (n: number) => Math.round(n).toLocaleString('en-US')
 /** Every ingest phase, repeated; each batch run of Vigía followed at once by its reference. */
 export async function ingestPhases(ctx: Ctx) {
   const pgDown = await postgresReachable()
-  const backends: Backend[] = ['sqlite', 'postgres', 'postgres-2']
-  for (const b of backends.slice(1)) if (pgDown) ctx.skip(`ingest: ${BACKEND_LABEL[b]}`, pgDown)
+  const backends = (['sqlite', 'postgres', 'postgres-2'] as Backend[]).filter(
+    (b) => !ctx.backends || ctx.backends.includes(b),
+  )
+  for (const b of backends)
+    if (b !== 'sqlite' && pgDown) ctx.skip(`ingest: ${BACKEND_LABEL[b]}`, pgDown)
   const push = (run: IngestRun | undefined, what: string) => {
     if (!run) return
     ctx.results.ingest.push(run)
@@ -436,6 +439,7 @@ export async function ingestPhases(ctx: Ctx) {
         }
       }
     }
+    if (!backends.includes('sqlite')) continue
     const upper = `ingest: upper bound (identical readings), ${BATCH[1]!.label}, run ${rep}`
     push(
       await ctx.attempt(upper, () =>

@@ -26,9 +26,14 @@ export interface Database {
    * Runs fn in one write transaction; afterCommit runs right after COMMIT. Write transactions run one
    * at a time (SQLite: its single writer; PostgreSQL: an advisory lock shared by every instance), so
    * a service may read, decide and write safely, and the event seq (bumped in the event_meta row) is
-   * handed out gap-free and in commit order.
+   * handed out gap-free and in commit order. With a `scope`, PostgreSQL runs the write beside other
+   * scoped writes whose keys it does not share (see WriteScope); seqs stay gap-free and in commit order.
    */
-  transaction<T>(fn: (tx: Tx) => Promise<T>, afterCommit?: (result: T) => void): Promise<T>
+  transaction<T>(
+    fn: (tx: Tx) => Promise<T>,
+    afterCommit?: (result: T) => void,
+    scope?: WriteScope,
+  ): Promise<T>
   /**
    * Runs reads that all see one committed state of the database (the same commits, nothing in
    * flight), without waiting for writers: what a WebSocket snapshot and its seq are read in.
@@ -36,6 +41,16 @@ export interface Database {
   snapshot<T>(fn: (tx: Tx) => Promise<T>): Promise<T>
   ping(): Promise<void>
   close(): Promise<void>
+}
+
+/**
+ * A write that reads, decides and writes only rows owned by these keys (sensor ids: their readings,
+ * latest values, detector states, anomalies), plus the event log. On PostgreSQL such writes run side
+ * by side (across instances too) unless their keys meet; every other write still runs alone. SQLite
+ * has one writer either way.
+ */
+export interface WriteScope {
+  keys: readonly number[]
 }
 
 const MIGRATIONS = resolve(import.meta.dir, '../../drizzle/sqlite')

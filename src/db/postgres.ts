@@ -6,16 +6,20 @@ import { drizzle } from 'drizzle-orm/postgres-js'
 import { migrate } from 'drizzle-orm/postgres-js/migrator'
 import postgres from 'postgres'
 import type { Logger } from '../lib/logger'
-import type { Database, Tx } from '.'
+import type { Database, Tx, WriteScope } from '.'
 import { Availability } from './availability'
 import { dbErrorCode } from './errors'
-import { Mutex } from './mutex'
+import { Mutex, Semaphore } from './mutex'
 import * as schema from './schema'
 
 const MIGRATIONS = resolve(import.meta.dir, '../../drizzle/postgres')
 /** Any fixed numbers: every instance takes the first while it migrates, the second in each write. */
 const MIGRATION_LOCK = 7_143_105_342
 const WRITER_LOCK = 7_143_105_343
+/** The int4 namespace of the per-key locks of scoped writes (pg_advisory_xact_lock(space, key)). */
+const KEY_LOCKS = 714_310_534
+/** Scoped writes this instance runs at once (the pool has 10 connections; reads keep the rest). */
+const SCOPED_PARALLEL = 4
 /** Serialization failures and deadlocks: the transaction did nothing and can simply run again. */
 const RETRYABLE = new Set(['40001', '40P01'])
 const ATTEMPTS = 3
@@ -86,33 +90,63 @@ export async function openPostgres(url: string, log?: Logger): Promise<Database>
    * deployment an advisory lock every instance takes in each write. Services read, decide and write in
    * one transaction (detector state, counters), which is only safe when writes are serialized.
    * Readers never wait. The lock goes with COMMIT or ROLLBACK.
+   *
+   * Scoped writes (readings: see WriteScope) take that lock shared, so they run beside each other but
+   * never beside a plain write, and one exclusive lock per key, in key order (no deadlock between
+   * them), so two writes of one sensor still run one after the other. Seqs stay gap-free and in commit
+   * order without the single lock: the event_meta row the seq is bumped in stays locked until COMMIT,
+   * and appendEvents bumps it last, so the next writer gets its seqs only once this one committed.
    */
   const writers = new Mutex()
+  const scopedWriters = new Semaphore(SCOPED_PARALLEL)
   const serialized = <T>(fn: (tx: Tx) => Promise<T>) =>
     pg.transaction(async (tx) => {
       await tx.execute(sql`select pg_advisory_xact_lock(${WRITER_LOCK})`)
       return fn(tx)
     })
+  const scoped = <T>(fn: (tx: Tx) => Promise<T>, keys: readonly number[]) => {
+    // int4 keys: a larger id shares its lock with another, which only makes them wait for each other.
+    const sorted = [...new Set(keys.map((k) => k % 2_147_483_647))].sort((a, b) => a - b)
+    return pg.transaction(async (tx) => {
+      // Not awaited before fn's first query: postgres.js pipelines a transaction's queries, and
+      // PostgreSQL runs them in order, so that query runs once the locks are held, one round trip on.
+      const locked = Promise.all([
+        tx.execute(sql`select pg_advisory_xact_lock_shared(${WRITER_LOCK})`),
+        tx.execute(
+          sql`select pg_advisory_xact_lock(${KEY_LOCKS}::int, k) from unnest(${`{${sorted.join(',')}}`}::int[]) as k`,
+        ),
+      ])
+      const result = await Promise.all([locked, fn(tx)])
+      return result[1]
+    })
+  }
+  const retried = async <T>(run: () => Promise<T>, afterCommit?: (result: T) => void) => {
+    for (let attempt = 1; ; attempt++) {
+      let result: T
+      try {
+        result = await run()
+      } catch (error) {
+        if (attempt < ATTEMPTS && RETRYABLE.has(dbErrorCode(error) ?? '')) continue
+        throw error
+      }
+      afterCommit?.(result)
+      return result
+    }
+  }
   return {
     dialect: 'postgres',
     read: db,
-    // Writers commit one at a time, in seq order: a repeatable-read view sees a prefix of them.
+    // Writers commit in seq order: a repeatable-read view sees a prefix of them.
     snapshot: (fn) =>
       pg.transaction(fn, { isolationLevel: 'repeatable read', accessMode: 'read only' }),
-    transaction: <T>(fn: (tx: Tx) => Promise<T>, afterCommit?: (result: T) => void) =>
-      writers.run(async () => {
-        for (let attempt = 1; ; attempt++) {
-          let result: T
-          try {
-            result = await serialized(fn)
-          } catch (error) {
-            if (attempt < ATTEMPTS && RETRYABLE.has(dbErrorCode(error) ?? '')) continue
-            throw error
-          }
-          afterCommit?.(result)
-          return result
-        }
-      }),
+    transaction: <T>(
+      fn: (tx: Tx) => Promise<T>,
+      afterCommit?: (result: T) => void,
+      scope?: WriteScope,
+    ) =>
+      scope
+        ? scopedWriters.run(() => retried(() => scoped(fn, scope.keys), afterCommit))
+        : writers.run(() => retried(() => serialized(fn), afterCommit)),
     ping: async () => {
       availability.check()
       let timer: Timer | undefined

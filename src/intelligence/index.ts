@@ -5,6 +5,7 @@ import type { Statement } from 'bun:sqlite'
 import { sql, type Placeholder } from 'drizzle-orm'
 import type { Config } from '../config'
 import { isSqlite, onRollback, type Database, type Tx } from '../db'
+import { bulkInsert } from '../db/bulk'
 import { prepared, selectByIds } from '../db/prepared'
 import { detectorState } from '../db/schema'
 import type { Logger } from '../lib/logger'
@@ -225,7 +226,13 @@ export class DetectorStates {
         }).prepare(),
       )
       for (const row of rows) await upsert.run(row)
-    } else for (let i = 0; i < rows.length; i += 200) await upsertStates(tx, rows.slice(i, i + 200))
+    } else
+      await bulkInsert(
+        tx,
+        detectorState,
+        rows,
+        'on conflict (sensor_id, variable) do update set rev = excluded.rev, state = excluded.state, updated_at = excluded.updated_at',
+      )
     for (const row of rows) {
       this.cache.set(stateKey(row.sensor_id, row.variable), { rev: row.rev, state: row.state })
       let cached = this.cachedOf.get(row.sensor_id)

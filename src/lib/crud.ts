@@ -2,6 +2,7 @@
 import { count, eq, getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm'
 import type { SQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core'
 import { isSqlite, type Tx } from '../db'
+import { bulkInsert } from '../db/bulk'
 import { prepared, selectByIds } from '../db/prepared'
 import type { EntityType } from '../realtime/channels'
 import type { Emit } from '../realtime/emitter'
@@ -153,6 +154,22 @@ const rawInsert = (tx: Tx, table: Table, columns: string[]): ((row: Loose) => nu
   })
 
 /** Inserts many rows in the caller's transaction and emits one event per row. */
+const allColumnsButId = (table: Table) =>
+  Object.keys(getTableColumns(table)).filter((key) => key !== 'id')
+
+/** True when every value has exactly these keys. */
+function sameKeys(values: Record<string, unknown>[], keys: string[]) {
+  for (const value of values) {
+    let n = 0
+    for (const key in value) {
+      if (!keys.includes(key)) return false
+      n += 1
+    }
+    if (n !== keys.length) return false
+  }
+  return true
+}
+
 export async function insertMany<Row, Dto extends { id: number }>(
   tx: Tx,
   emit: Emit,
@@ -169,6 +186,10 @@ export async function insertMany<Row, Dto extends { id: number }>(
       if (complete) rows.push({ ...value, id: rawInsert(tx, r.table, columns)(value) } as Row)
       else rows.push(await preparedInsert(tx, r.table, columns, true).get(value))
     }
+  } else if (values.length > 1 && sameKeys(values, allColumnsButId(r.table))) {
+    // Every column given: the rows are known but for their ids (returned in insertion order).
+    const ids = await bulkInsert(tx, r.table, values, 'returning id')
+    values.forEach((value, i) => rows.push({ ...value, id: Number(ids[i]!.id) } as Row))
   } else
     for (let i = 0; i < values.length; i += chunk)
       rows.push(

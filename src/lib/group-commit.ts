@@ -7,37 +7,49 @@ interface Waiter<In, Out> {
   reject(error: unknown): void
 }
 
+/** Inputs of one lane are grouped together; lanes are written side by side. */
+interface Lane<In, Out> {
+  pending: Waiter<In, Out>[]
+  flushing: boolean
+}
+
 export class GroupCommit<In, Out> {
-  private pending: Waiter<In, Out>[] = []
-  private flushing = false
+  private readonly lanes: Lane<In, Out>[]
 
   /**
    * `write` stores inputs in one transaction (all or none) and returns one result per input, in order.
    * A group it refuses is written again one input at a time, so a bad input spoils only itself.
+   * `laneOf` spreads inputs over `lanes` groups written at the same time (PostgreSQL: readings of
+   * different sensors, which do not wait for each other); one lane writes one group at a time.
    */
   constructor(
     private readonly write: (inputs: In[]) => Promise<Out[]>,
     private readonly maxGroup = 500,
-  ) {}
+    lanes = 1,
+    private readonly laneOf: (input: In) => number = () => 0,
+  ) {
+    this.lanes = Array.from({ length: lanes }, () => ({ pending: [], flushing: false }))
+  }
 
   add(input: In): Promise<Out> {
+    const lane = this.lanes[Math.abs(this.laneOf(input)) % this.lanes.length]!
     return new Promise((resolve, reject) => {
-      this.pending.push({ input, resolve, reject })
+      lane.pending.push({ input, resolve, reject })
       // After the I/O phase, so every request read in this turn of the event loop joins the group.
-      if (!this.flushing && this.pending.length === 1) setImmediate(() => void this.flush())
+      if (!lane.flushing && lane.pending.length === 1) setImmediate(() => void this.flush(lane))
     })
   }
 
-  private async flush() {
-    if (this.flushing) return
-    this.flushing = true
+  private async flush(lane: Lane<In, Out>) {
+    if (lane.flushing) return
+    lane.flushing = true
     try {
-      while (this.pending.length > 0) {
-        const group = this.pending.splice(0, this.maxGroup)
+      while (lane.pending.length > 0) {
+        const group = lane.pending.splice(0, this.maxGroup)
         await this.writeGroup(group)
       }
     } finally {
-      this.flushing = false
+      lane.flushing = false
     }
   }
 

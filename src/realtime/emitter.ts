@@ -1,5 +1,5 @@
 // The event emitter services use: events are logged in the transaction of the change and published after COMMIT.
-import type { Database, Tx } from '../db'
+import type { Database, Tx, WriteScope } from '../db'
 import type { DomainEvent, SystemEventDraft, SystemEventMessage } from './envelope'
 import { appendEvents, type Appended, type Draft, type StoredEvent } from './event-log'
 
@@ -11,10 +11,8 @@ export type EmitSystem = (event: SystemEventDraft) => void
  * so a rolled-back change leaves none and a committed one always has its share.
  */
 export interface Outbox {
-  /** Inside the transaction, once the events have their seq; true when it wrote anything. */
-  write(tx: Tx, appended: Appended): Promise<boolean>
-  /** After COMMIT of a transaction it wrote in; `wrote` is what write answered. */
-  committed(wrote: boolean): void
+  /** Inside the transaction, once the events have their seq; answers what to run after its COMMIT. */
+  write(tx: Tx, appended: Appended): Promise<() => void>
 }
 
 export interface Emitter {
@@ -23,7 +21,10 @@ export interface Emitter {
    * same transaction, then published once it commits. A rollback leaves no change and no event.
    * `system` emits a system_event in that same transaction.
    */
-  transact<T>(fn: (tx: Tx, emit: Emit, system: EmitSystem) => Promise<T>): Promise<T>
+  transact<T>(
+    fn: (tx: Tx, emit: Emit, system: EmitSystem) => Promise<T>,
+    scope?: WriteScope,
+  ): Promise<T>
   /** Emits a system_event (logged and published like any other). */
   system(event: SystemEventDraft): Promise<SystemEventMessage>
   /** Sets the outbox every transaction with events writes to. */
@@ -35,25 +36,29 @@ export function createEmitter(db: Database, commit: (stored: StoredEvent[]) => v
   let outbox: Outbox | undefined
   const append = async (tx: Tx, drafts: Draft[]) => {
     const appended = await appendEvents(tx, drafts)
-    const wrote =
+    const committed =
       outbox && appended.stored.length > 0 ? await outbox.write(tx, appended) : undefined
-    return { stored: appended.stored, wrote }
+    return { stored: appended.stored, committed }
   }
-  const after = ({ stored, wrote }: { stored: StoredEvent[]; wrote: boolean | undefined }) => {
+  const after = ({ stored, committed }: { stored: StoredEvent[]; committed?: () => void }) => {
     commit(stored)
-    if (wrote !== undefined) outbox?.committed(wrote)
+    committed?.()
   }
   return {
-    async transact(fn) {
-      const { result } = await db.transaction(async (tx) => {
-        const drafts: Draft[] = []
-        const result = await fn(
-          tx,
-          (event) => drafts.push({ kind: 'entity', event }),
-          (event) => drafts.push({ kind: 'system', event }),
-        )
-        return { result, ...(await append(tx, drafts)) }
-      }, after)
+    async transact(fn, scope) {
+      const { result } = await db.transaction(
+        async (tx) => {
+          const drafts: Draft[] = []
+          const result = await fn(
+            tx,
+            (event) => drafts.push({ kind: 'entity', event }),
+            (event) => drafts.push({ kind: 'system', event }),
+          )
+          return { result, ...(await append(tx, drafts)) }
+        },
+        after,
+        scope,
+      )
       return result
     },
     async system(event) {

@@ -1,6 +1,7 @@
 // The event log: hands out the deployment-wide seq, stores each frame as sent, reads it back for replay.
 import { and, asc, eq, gt, lt, lte, max, min, sql } from 'drizzle-orm'
 import { isSqlite, type Tx } from '../db'
+import { bulkInsert } from '../db/bulk'
 import { prepared } from '../db/prepared'
 import { events, eventMeta } from '../db/schema'
 import {
@@ -23,8 +24,6 @@ export interface StoredEvent {
   payload: string
   message: EventMessage
 }
-
-const INSERT_CHUNK = 500
 
 export function encodeChannels(channels: string[]): string {
   return ` ${channels.join(' ')} `
@@ -108,8 +107,7 @@ export async function appendEvents(tx: Tx, drafts: Draft[], now = Date.now()): P
     payload: e.payload,
     created_at: now,
   }))
-  for (let i = 0; i < rows.length; i += INSERT_CHUNK)
-    await tx.insert(events).values(rows.slice(i, i + INSERT_CHUNK))
+  await bulkInsert(tx, events, rows)
   return { stored, webhookRev: row!.webhookRev }
 }
 

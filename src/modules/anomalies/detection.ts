@@ -120,9 +120,12 @@ export async function detectAnomalies(
 ) {
   if (readings.length === 0) return
   const ids = [...new Set(readings.map((r) => r.sensor_id))]
-  const rules = await loadRules(tx, ids)
-  const states = await intelligence.states.take(tx, ids)
-  const open = await loadOpen(tx, ids)
+  // Sent together: on PostgreSQL one round trip (postgres.js pipelines a transaction's queries).
+  const [rules, states, open] = await Promise.all([
+    loadRules(tx, ids),
+    intelligence.states.take(tx, ids),
+    loadOpen(tx, ids),
+  ])
   const { warmupReadings, autoResolveReadings } = intelligence.options
   const touched = new Map<string, VariableState>()
   const dirty = new Set<string>()

@@ -5,6 +5,7 @@ import { and, asc, desc, eq, inArray, isNotNull, sql } from 'drizzle-orm'
 import type { Services } from '../../context'
 import { isSqlite, type Database, type Tx } from '../../db'
 import { measurement } from '../../db/measurements'
+import { bulkInsert } from '../../db/bulk'
 import { prepared } from '../../db/prepared'
 import { eventMeta, latestValues, readings, sensors } from '../../db/schema'
 import { NotFoundError } from '../../lib/errors'
@@ -62,7 +63,12 @@ async function write(tx: Tx, rows: LatestRow[], onlyNewer: boolean) {
     )
     for (const row of rows) await statement.run(row)
   } else
-    for (let i = 0; i < rows.length; i += 500) await upsert(tx, rows.slice(i, i + 500), onlyNewer)
+    await bulkInsert(
+      tx,
+      latestValues,
+      rows,
+      `on conflict (sensor_id, variable) do update set value = excluded.value, timestamp = excluded.timestamp, reading_id = excluded.reading_id${onlyNewer ? ` where excluded.timestamp > latest_values.timestamp or (excluded.timestamp = latest_values.timestamp and excluded.reading_id > latest_values.reading_id)` : ''}`,
+    )
 }
 
 /** Folds a batch of stored readings into the store: the batch's newest per sensor variable, if newer. */

@@ -43,6 +43,13 @@ const announce = (emit: Emit, row: SensorRow, liveness: 'online' | 'offline') =>
   })
 
 /**
+ * last_seen never moves back. On PostgreSQL batches of one sensor may commit in another order than
+ * their `now` (readings are written side by side), so the newer of the two wins.
+ */
+const seenAt = (tx: Tx, now: number) =>
+  isSqlite(tx) ? now : (sql`greatest(${sensors.last_seen}, ${now})` as unknown as number)
+
+/**
  * The sensors of a stored batch were heard from at `now`: last_seen moves (no event), and those that
  * were unknown or offline become online (a sensor `updated` event each) with their offline anomalies
  * resolved. Runs in the transaction that stores the readings.
@@ -61,11 +68,14 @@ export async function markSeen(tx: Tx, emit: Emit, statuses: Map<number, Status>
     )
     for (const id of online) await touch.run({ id, now })
   } else if (online.length > 0)
-    await tx.update(sensors).set({ last_seen: now }).where(inArray(sensors.id, online))
+    await tx
+      .update(sensors)
+      .set({ last_seen: seenAt(tx, now) })
+      .where(inArray(sensors.id, online))
   if (back.length === 0) return
   const rows = await tx
     .update(sensors)
-    .set({ status: 'online', last_seen: now })
+    .set({ status: 'online', last_seen: seenAt(tx, now) })
     .where(inArray(sensors.id, back))
     .returning()
   for (const row of rows.sort((a, b) => a.id - b.id)) announce(emit, row, 'online')

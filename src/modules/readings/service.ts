@@ -117,25 +117,29 @@ export async function createReadings(services: Services, inputs: ReadingBatch, b
   const names = new Set<string>()
   for (const row of rows) for (const name in row.values) names.add(name)
   const fresh = unregistered(services, names)
-  const stored = await services.emitter.transact(async (tx, emit) => {
-    const statuses = await readingSensors(tx, rows, at)
-    await registerVariables(tx, fresh, now)
-    const stored = await insertMany(tx, emit, readingResource, rows)
-    // After the readings' events: a client that waits for the next event after a POST gets the reading.
-    await markSeen(tx, emit, statuses, now)
-    const checked = stored.map((reading, i): StoredValues => ({
-      ...reading,
-      t: rows[i]!.timestamp,
-    }))
-    await updateLatest(tx, checked)
-    await detectAnomalies(services, tx, emit, checked)
-    return stored
-  })
+  const stored = await services.emitter.transact(
+    async (tx, emit) => {
+      const statuses = await readingSensors(tx, rows, at)
+      await registerVariables(tx, fresh, now)
+      const stored = await insertMany(tx, emit, readingResource, rows)
+      // After the readings' events: a client that waits for the next event after a POST gets the reading.
+      const checked = stored.map((reading, i): StoredValues => ({
+        ...reading,
+        t: rows[i]!.timestamp,
+      }))
+      // Sent together (one round trip on PostgreSQL); only markSeen emits, so the order stays.
+      await Promise.all([markSeen(tx, emit, statuses, now), updateLatest(tx, checked)])
+      await detectAnomalies(services, tx, emit, checked)
+      return stored
+    },
+    { keys: rows.map((r) => r.sensor_id) },
+  )
   rememberVariables(services, fresh)
   return stored
 }
 
 // Single POSTs that arrive together share one transaction (one commit, one detector pass per sensor).
+const SENSOR_LANES = 4
 const groups = new WeakMap<Services, GroupCommit<ReadingCreate, Reading>>()
 
 /** Stores one reading; resolves once it is committed, refuses it alone if it is invalid. */
@@ -144,7 +148,13 @@ export function createReading(services: Services, input: ReadingCreate) {
   if (!group)
     groups.set(
       services,
-      (group = new GroupCommit((inputs) => createReadings(services, inputs, false))),
+      (group = new GroupCommit(
+        (inputs) => createReadings(services, inputs, false),
+        500,
+        // PostgreSQL writes readings of different sensors side by side (see WriteScope).
+        services.db.dialect === 'postgres' ? SENSOR_LANES : 1,
+        (input) => input.sensor_id,
+      )),
     )
   return group.add(input)
 }

@@ -57,8 +57,6 @@ export function createOutbox(
   wake: (ids: Set<number>) => void,
 ): Outbox & { filters(): number } {
   let cache: Cache = { revision: -1, filters: [] }
-  let staged: Cache | undefined
-  let written = new Set<number>()
 
   /** Active and paused endpoints take new deliveries (paused ones hold them); disabled ones do not. */
   const load = async (tx: Tx) =>
@@ -76,13 +74,18 @@ export function createOutbox(
   return {
     filters: () => cache.filters.length,
     async write(tx, { stored, webhookRev }) {
-      staged = undefined
-      written = new Set()
+      // Per transaction: several may be in flight at once on PostgreSQL (readings of other sensors).
+      let staged: Cache | undefined
+      const written = new Set<number>()
+      const committed = (wrote: boolean) => () => {
+        if (staged && staged.revision > cache.revision) cache = staged
+        if (wrote) wake(written)
+      }
       let current = cache
       if (webhookRev !== cache.revision)
         current = staged = { revision: webhookRev, filters: await load(tx) }
       const filters = current.filters
-      if (filters.length === 0) return false
+      if (filters.length === 0) return committed(false)
       const now = Date.now()
       const rows = []
       for (const event of stored)
@@ -100,19 +103,14 @@ export function createOutbox(
               created_at: now,
             })
           }
-      if (rows.length === 0) return false
+      if (rows.length === 0) return committed(false)
       if (isSqlite(tx)) {
         const insert = prepared(tx, 'webhook-outbox', () => prepareInsert(tx))
         for (const row of rows) await insert.run(row)
       } else
         for (let i = 0; i < rows.length; i += INSERT_CHUNK)
           await tx.insert(webhookDeliveries).values(rows.slice(i, i + INSERT_CHUNK))
-      return true
-    },
-    committed(wrote) {
-      if (staged) cache = staged
-      staged = undefined
-      if (wrote) wake(written)
+      return committed(true)
     },
   }
 }

@@ -1,0 +1,191 @@
+// Many writers on two instances sharing PostgreSQL and Redis, readings of the same sensors written side
+// by side (scoped writes, no deployment-wide lock), with plain writes mixed in: the log stays gap-free,
+// every acknowledged reading is in it once, every subscriber on either instance gets exactly its
+// channel's part of the log in seq order, a client resuming on the other instance gets exactly the
+// rest, and each sensor variable's detector saw its readings as one writer at a time would have.
+// (Pinned in matrix.test.ts: it picks its databases itself.)
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { asc } from 'drizzle-orm'
+import { detectorState, eventMeta, events, readings } from '../src/db/schema'
+import { inChannels } from '../src/realtime/event-log'
+import {
+  createTestDatabase,
+  startTestServer,
+  TEST_REDIS_URL,
+  type TestServer,
+  type WsClient,
+} from './helpers'
+import { requireRedis } from './infra'
+
+setDefaultTimeout(120_000)
+
+let db: Awaited<ReturnType<typeof createTestDatabase>>
+let a: TestServer
+let b: TestServer
+
+beforeAll(async () => {
+  await requireRedis(TEST_REDIS_URL)
+  db = await createTestDatabase()
+  const env = {
+    DATABASE_URL: db.url,
+    REDIS_URL: TEST_REDIS_URL,
+    REDIS_PREFIX: `vigia-test-${crypto.randomUUID().slice(0, 8)}`,
+    ANOMALY_WARMUP_READINGS: '10',
+  }
+  a = await startTestServer({ ...env, INSTANCE_ID: 'writers-a' })
+  b = await startTestServer({ ...env, INSTANCE_ID: 'writers-b' })
+})
+afterAll(async () => {
+  await a?.stop()
+  await b?.stop()
+  await db?.drop()
+})
+
+/** A test event on general that every client has once this returns. */
+async function marker(server: TestServer, clients: WsClient[]) {
+  const text = `marker-${crypto.randomUUID()}`
+  const res = await server.api('POST', `/api/v1/ws/test-event?channel=general&message=${text}`)
+  expect(res.status).toBeLessThan(300)
+  for (const client of clients) await client.event((m) => m.message === text, 30_000)
+}
+
+const delivered = (client: WsClient) =>
+  client.messages.filter((m) => m.type === 'entity_event' || m.type === 'system_event')
+
+describe('many writers on two instances', () => {
+  test('gap-free seqs, every acknowledged reading once, every stream equal to the log, exact resume across instances, detectors serialized per sensor', async () => {
+    const sensors: number[] = []
+    for (let i = 0; i < 8; i++) {
+      const res = await a.api('POST', '/api/v1/sensors', { tipo: 'aire', modelo: 'm' })
+      expect(res.status).toBe(201)
+      sensors.push(res.body.id)
+    }
+    const watched = sensors[0]!
+    const subscriptions: [TestServer, string][] = [
+      [a, 'general'],
+      [a, 'general'],
+      [a, `readings:${watched}`],
+      [b, 'general'],
+      [b, 'readings'],
+      [b, 'anomalies'],
+    ]
+    const clients: { client: WsClient; channel: string; from: number }[] = []
+    for (const [server, channel] of subscriptions) {
+      const client = await server.ws('/api/v1/ws', { channel })
+      const hello = await client.connected()
+      clients.push({ client, channel, from: hello.last_seq })
+    }
+    // This one leaves halfway and comes back on the other instance with since.
+    const leaving = await a.ws('/api/v1/ws', { channel: 'general' })
+    const leavingHello = await leaving.connected()
+
+    const acknowledged: number[] = []
+    const base = Date.UTC(2025, 0, 1)
+    let tick = 0
+    // Each sensor's readings leave in time order (spikes now and then); writers racing each other
+    // commit some out of that order, and the detector skips a reading older than one it has seen.
+    const reading = (sensor: number) => {
+      tick += 1
+      return {
+        sensor_id: sensor,
+        timestamp: new Date(base + tick * 1000).toISOString(),
+        values: {
+          co2: tick % 29 === 0 ? 5000 : 400 + (tick % 7),
+          temperatura: 20 + (tick % 5) / 10,
+        },
+      }
+    }
+    const pick = () => sensors[Math.floor(Math.random() * sensors.length)]!
+    const writer = async (server: TestServer, w: number) => {
+      for (let round = 0; round < 12; round++) {
+        if (w % 4 === 3 && round % 4 === 0) {
+          // A plain write (the sensor row, no scope) between the scoped ones.
+          const res = await server.api('PATCH', `/api/v1/sensors/${pick()}`, {
+            modelo: `m-${w}-${round}`,
+          })
+          expect(res.status).toBe(200)
+          continue
+        }
+        if (round % 2 === 0) {
+          const res = await server.api('POST', '/api/v1/readings', reading(pick()))
+          expect(res.status).toBe(201)
+          acknowledged.push(res.body.id)
+        } else {
+          const batch = Array.from({ length: 15 }, () => reading(pick()))
+          const res = await server.api('POST', '/api/v1/readings/batch', batch)
+          expect(res.status).toBe(201)
+          for (const r of res.body) acknowledged.push(r.id)
+        }
+      }
+    }
+    const writers: Promise<void>[] = []
+    for (let w = 0; w < 16; w++) writers.push(writer(w % 2 ? a : b, w))
+    // Halfway: the leaving client's last seen seq, then it goes.
+    while (acknowledged.length < 600) await Bun.sleep(5)
+    const seen = delivered(leaving)
+    const lastSeen = seen.length > 0 ? seen.at(-1)!.seq : leavingHello.last_seq
+    await leaving.close()
+    await Promise.all(writers)
+    const resumed = await b.ws('/api/v1/ws', {
+      channel: 'general',
+      since: lastSeen,
+      epoch: leavingHello.epoch,
+    })
+    expect(await resumed.connected()).toMatchObject({ recovered: true })
+    await marker(a, [
+      ...clients.filter((c) => c.channel === 'general').map((c) => c.client),
+      resumed,
+    ])
+
+    const log = await a.ctx.db.read.select().from(events).orderBy(asc(events.seq))
+    // Gap-free: 1..last_seq, each once.
+    expect(log.map((e) => e.seq)).toEqual(Array.from({ length: log.length }, (_, i) => i + 1))
+    const [meta] = await a.ctx.db.read.select().from(eventMeta)
+    expect(meta!.last_seq).toBe(log.length)
+
+    // Every acknowledged reading is stored and announced exactly once; nothing else was.
+    const created = log
+      .map((e) => JSON.parse(e.payload))
+      .filter((m) => m.entity_type === 'reading' && m.event_type === 'created')
+      .map((m) => m.entity_id as number)
+    expect(created.length).toBe(acknowledged.length)
+    expect(new Set(created)).toEqual(new Set(acknowledged))
+    const stored = await a.ctx.db.read.select({ id: readings.id }).from(readings)
+    expect(new Set(stored.map((r) => r.id))).toEqual(new Set(acknowledged))
+
+    // Every stream is its channel's part of the log after its start, in seq order, frame for frame.
+    for (const { client, channel, from } of clients) {
+      const wanted = log.filter((e) => e.seq > from && inChannels(e.channels, [channel]))
+      // Other channels have no marker: wait for as many frames as the log holds for them.
+      if (channel !== 'general') await client.events(wanted.length, () => true, 30_000)
+      expect(delivered(client).map((m) => JSON.stringify(m))).toEqual(wanted.map((e) => e.payload))
+    }
+    const rest = log.filter((e) => e.seq > lastSeen && inChannels(e.channels, ['general']))
+    expect(delivered(resumed).map((m) => JSON.stringify(m))).toEqual(rest.map((e) => e.payload))
+    expect(log.some((m) => JSON.parse(m.payload).entity_type === 'anomaly')).toBe(true)
+
+    // One writer at a time per sensor: each detector counted exactly the readings it would have
+    // checked in commit order (those not older than the newest before them), none lost to a race.
+    const expected = new Map<string, number>()
+    const newest = new Map<string, number>()
+    for (const e of log) {
+      const m = JSON.parse(e.payload)
+      if (m.entity_type !== 'reading' || m.event_type !== 'created') continue
+      const t = Date.parse(m.data.timestamp)
+      for (const variable of Object.keys(m.data.values)) {
+        const key = `${m.data.sensor_id}:${variable}`
+        if (t < (newest.get(key) ?? -Infinity)) continue
+        newest.set(key, t)
+        expected.set(key, (expected.get(key) ?? 0) + 1)
+      }
+    }
+    const states = await a.ctx.db.read.select().from(detectorState)
+    const counted = new Map(
+      states.map((s) => [`${s.sensor_id}:${s.variable}`, (s.state as { n: number }).n]),
+    )
+    expect(counted).toEqual(expected)
+
+    for (const { client } of clients) await client.close()
+    await resumed.close()
+  })
+})
