@@ -24,15 +24,30 @@ test('retention prunes old readings under concurrent writers; rollups answer the
   const sensors = [await createSensor(server), await createSensor(server)]
   const now = Date.now()
   const rand = mulberry32(3)
+  // Writers post fresh readings (single and batch) from the start, while old ones arrive and retention runs; every acknowledged one stays.
+  const acknowledged: number[] = []
+  let writing = true
+  const writer = async (k: number) => {
+    for (let i = 0; writing; i++) {
+      const res = await server.api('POST', '/api/v1/readings', {
+        sensor_id: sensors[k % 2]!,
+        temperatura: i,
+        timestamp: iso(Date.now() - (i % 10) * 60_000),
+      })
+      expect(res.status).toBe(201)
+      acknowledged.push(res.body.id)
+    }
+  }
+  const writers = [writer(0), writer(1), writer(2)]
   // Old readings: 6 to 3 hours ago, well before the cut (2 h ago, aligned down to the hour).
-  const old = Array.from({ length: 1200 }, (_, i) => ({
+  const old = Array.from({ length: 6000 }, (_, i) => ({
     sensor_id: sensors[i % 2]!,
     values: { temperatura: Math.round(rand() * 3000) / 100, humedad: 40 + (i % 50) },
     timestamp: iso(now - 6 * HOUR + Math.floor(rand() * 3 * HOUR)),
   }))
   const stored: Raw[] = []
-  for (let i = 0; i < old.length; i += 400) {
-    const res = await server.api('POST', '/api/v1/readings/batch', old.slice(i, i + 400))
+  for (let i = 0; i < old.length; i += 1000) {
+    const res = await server.api('POST', '/api/v1/readings/batch', old.slice(i, i + 1000))
     expect(res.status).toBe(201)
     for (const r of res.body)
       stored.push({
@@ -63,21 +78,6 @@ test('retention prunes old readings under concurrent writers; rollups answer the
     ),
   )
 
-  // Writers post fresh readings (single and batch) while retention runs; every acknowledged one stays.
-  const acknowledged: number[] = []
-  let writing = true
-  const writer = async (k: number) => {
-    for (let i = 0; writing; i++) {
-      const res = await server.api('POST', '/api/v1/readings', {
-        sensor_id: sensors[k % 2]!,
-        temperatura: i,
-        timestamp: iso(Date.now() - (i % 10) * 60_000),
-      })
-      expect(res.status).toBe(201)
-      acknowledged.push(res.body.id)
-    }
-  }
-  const writers = [writer(0), writer(1), writer(2)]
   const oldLeft = async () => {
     const [row] = await server.ctx.db.read
       .select({ n: count() })
