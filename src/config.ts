@@ -93,6 +93,8 @@ export interface Config {
     retentionInterval: number
     /** The most rows one aggregate query may answer (sensors × buckets in its range). */
     aggregateMaxRows: number
+    /** false: no rollup worker (aggregates read raw rows only); for measuring what rollups cost. */
+    rollups: boolean
   }
   intelligence: {
     /** Readings a sensor variable needs before the statistical detector may raise anything. */
@@ -377,6 +379,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       retentionMs: retention(env, 'READINGS_RETENTION'),
       retentionInterval: int(env, 'READINGS_RETENTION_INTERVAL', 60, 1, 86_400),
       aggregateMaxRows: int(env, 'AGGREGATE_MAX_ROWS', 100_000, 1, 10_000_000),
+      rollups: bool(env, 'HISTORY_ROLLUPS', true),
     },
     intelligence: {
       warmupReadings: int(env, 'ANOMALY_WARMUP_READINGS', 30, 10, 100_000),

@@ -18,6 +18,7 @@ import type { HistoryRun } from '../lib/results'
 import { call, startServer, type RunningServer } from '../lib/servers'
 import { PgWriter, SqliteWriter } from '../lib/writers'
 import { NOT_AVAILABLE, timeRequests } from './extras'
+import { rollupCost } from './history-cost'
 
 const DAY = 86_400_000
 const ROUTES = {
@@ -272,6 +273,9 @@ export async function historyRun(ctx: Ctx, engine: 'sqlite' | 'postgres', routes
     if (routes.has(ROUTES.aggregate)) await measureAggregate(ctx, server, s, run)
     const header = routes.has(ROUTES.export) ? await measureExport(ctx, server, s, run) : undefined
     if (routes.has(ROUTES.import)) await measureImport(ctx, server, s, run, header)
+    await server.stop()
+    server = undefined
+    if (routes.has(ROUTES.aggregate)) run.rollupCost = await rollupCost(ctx, engine)
     return run
   } finally {
     await server?.stop()

@@ -10,7 +10,8 @@ export const ROLLUP_INTERVAL_SECONDS = 1
 
 export function startHistory(services: Services, config: Pick<Config, 'history'>) {
   const { db, intelligence } = services
-  intelligence.every(ROLLUP_INTERVAL_SECONDS, () => catchUp(db), 'rollup catch-up')
+  if (config.history.rollups)
+    intelligence.every(ROLLUP_INTERVAL_SECONDS, () => catchUp(db), 'rollup catch-up')
   const retention = config.history.retentionMs
   if (retention !== undefined)
     intelligence.every(
