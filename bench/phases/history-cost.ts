@@ -35,6 +35,7 @@ async function once(ctx: Ctx, engine: 'sqlite' | 'postgres', rollups: boolean, r
     server = await startServer('vigia', 2000, {
       ...(db ? { postgresUrl: db.url } : { sqliteFile: join(dir, 'cost.db') }),
       env: { HISTORY_ROLLUPS: String(rollups) },
+      startTimeoutMs: 120_000,
     })
     await createFleet(server, sensors)
     await quiet(server)
