@@ -198,6 +198,11 @@ export function historyTables(results: Results): string[] {
         '',
       )
     }
+    if (h.prune)
+      out.push(
+        `Write latency, batches of 100 POSTed one after the other for ${h.prune.seconds} s each: without retention p50 ${ms(h.prune.before.p50)} ms, p99 ${ms(h.prune.before.p99)} ms, worst ${ms(h.prune.before.max)} ms; restarted with READINGS_RETENTION=15d (pruning half the history, 500 readings per transaction) p50 ${ms(h.prune.during.p50)} ms, p99 ${ms(h.prune.during.p99)} ms, worst ${ms(h.prune.during.max)} ms.`,
+        '',
+      )
     if (h.import)
       out.push(
         `Import (CSV, one request): ${h.import.rows.toLocaleString('en-US')} rows in ${h.import.seconds.toFixed(2)} s, ${rate(h.import.perSecond)} rows/s (status ${h.import.status}).`,

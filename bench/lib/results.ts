@@ -110,7 +110,15 @@ export interface HistoryRun {
   import?: { rows: number; seconds: number; perSecond: number; status: number }
   /** Ingest with the rollup worker off and on (bench/phases/history-cost.ts). */
   rollupCost?: RollupCost
+  /** Write latency without retention, then while READINGS_RETENTION prunes (bench/phases/history-prune.ts). */
+  prune?: PruneLatency
   notes: string[]
+}
+
+export interface PruneLatency {
+  seconds: number
+  before: { batches: number; p50: number; p99: number; max: number }
+  during: { batches: number; p50: number; p99: number; max: number }
 }
 
 export interface RollupCost {
