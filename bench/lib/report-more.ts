@@ -189,6 +189,20 @@ export function historyTables(results: Results): string[] {
         `Export (CSV, streamed): ${h.export.rows.toLocaleString('en-US')} rows in ${h.export.seconds.toFixed(2)} s, ${rate(h.export.perSecond)} rows/s, ${(h.export.bytes / 1e6).toFixed(1)} MB; server RSS grew ${h.export.rssGrowthMb.toFixed(1)} MB at most.`,
         '',
       )
+    if (h.rollupCost) {
+      const c = h.rollupCost
+      const median = (xs: number[]) =>
+        [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN
+      out.push(
+        `Ingest with rollups (${c.readings.toLocaleString('en-US')} fleet readings in batches of 1,000 into a fresh server, alternating): rollups off ${c.off.map(rate).join(', ')} readings/s, on ${c.on.map(rate).join(', ')} readings/s (${(median(c.off) / median(c.on)).toFixed(2)}× the time); the worker had folded everything ${c.catchUp.map((x) => x.toFixed(1)).join(', ')} s after the last batch.`,
+        '',
+      )
+    }
+    if (h.prune)
+      out.push(
+        `Write latency, batches of 100 POSTed one after the other for ${h.prune.seconds} s each: without retention p50 ${ms(h.prune.before.p50)} ms, p99 ${ms(h.prune.before.p99)} ms, worst ${ms(h.prune.before.max)} ms; restarted with READINGS_RETENTION=15d (pruning half the history, 500 readings per transaction) p50 ${ms(h.prune.during.p50)} ms, p99 ${ms(h.prune.during.p99)} ms, worst ${ms(h.prune.during.max)} ms.`,
+        '',
+      )
     if (h.import)
       out.push(
         `Import (CSV, one request): ${h.import.rows.toLocaleString('en-US')} rows in ${h.import.seconds.toFixed(2)} s, ${rate(h.import.perSecond)} rows/s (status ${h.import.status}).`,

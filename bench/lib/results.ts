@@ -108,7 +108,26 @@ export interface HistoryRun {
   aggregate: Timing[]
   export?: { rows: number; seconds: number; perSecond: number; bytes: number; rssGrowthMb: number }
   import?: { rows: number; seconds: number; perSecond: number; status: number }
+  /** Ingest with the rollup worker off and on (bench/phases/history-cost.ts). */
+  rollupCost?: RollupCost
+  /** Write latency without retention, then while READINGS_RETENTION prunes (bench/phases/history-prune.ts). */
+  prune?: PruneLatency
   notes: string[]
+}
+
+export interface PruneLatency {
+  seconds: number
+  before: { batches: number; p50: number; p99: number; max: number }
+  during: { batches: number; p50: number; p99: number; max: number }
+}
+
+export interface RollupCost {
+  readings: number
+  /** Readings/s of each run, alternating off and on. */
+  off: number[]
+  on: number[]
+  /** Seconds after the last batch until the worker had folded everything. */
+  catchUp: number[]
 }
 
 export interface WebhookRun {

@@ -18,6 +18,8 @@ import type { HistoryRun } from '../lib/results'
 import { call, startServer, type RunningServer } from '../lib/servers'
 import { PgWriter, SqliteWriter } from '../lib/writers'
 import { NOT_AVAILABLE, timeRequests } from './extras'
+import { rollupCost } from './history-cost'
+import { pruneLatency } from './history-prune'
 
 const DAY = 86_400_000
 const ROUTES = {
@@ -254,9 +256,10 @@ export async function historyRun(ctx: Ctx, engine: 'sqlite' | 'postgres', routes
     ctx.log(
       `  ${engine} history: ${readings.toLocaleString('en-US')} readings written in ${buildSeconds.toFixed(1)} s`,
     )
+    const where = db ? { postgresUrl: db.url } : { sqliteFile: join(dir, 'history.db') }
     server = await startServer('vigia', 2000, {
       profileDir: ctx.profile,
-      ...(db ? { postgresUrl: db.url } : { sqliteFile: join(dir, 'history.db') }),
+      ...where,
       startTimeoutMs: 900_000,
     })
     const settleSeconds = await settle(server, 900_000)
@@ -272,6 +275,24 @@ export async function historyRun(ctx: Ctx, engine: 'sqlite' | 'postgres', routes
     if (routes.has(ROUTES.aggregate)) await measureAggregate(ctx, server, s, run)
     const header = routes.has(ROUTES.export) ? await measureExport(ctx, server, s, run) : undefined
     if (routes.has(ROUTES.import)) await measureImport(ctx, server, s, run, header)
+    if (routes.has(ROUTES.aggregate))
+      run.prune = await pruneLatency(ctx, server, where, {
+        sensors: s.sensors,
+        end: s.end,
+        vars: s.vars,
+      }).catch((error) => {
+        run.notes.push(`write latency while pruning not measured: ${String(error).slice(0, 200)}`)
+        return undefined
+      })
+    await server.stop()
+    server = undefined
+    if (routes.has(ROUTES.aggregate))
+      run.rollupCost = await rollupCost(ctx, engine).catch((error) => {
+        run.notes.push(
+          `ingest with and without rollups not measured: ${String(error).slice(0, 200)}`,
+        )
+        return undefined
+      })
     return run
   } finally {
     await server?.stop()
