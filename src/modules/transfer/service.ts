@@ -385,8 +385,14 @@ function toRow(record: Parsed, offset: number, variables: string[], now: number)
  * latest values kept. Unlike a batch (imported readings are history, not news): sensors' liveness is
  * not touched and the anomaly detector does not run.
  */
-export async function importReadings(services: Services, text: string | undefined) {
-  if (typeof text !== 'string' || text.trim() === '')
+export async function importReadings(services: Services, text: unknown) {
+  if (text !== undefined && typeof text !== 'string')
+    throw new AppError(
+      415,
+      'unsupported_media_type',
+      'Send the readings as CSV with Content-Type: text/csv (a JSON array goes to POST /api/v1/readings/batch).',
+    )
+  if (text === undefined || text.trim() === '')
     throw new AppError(
       422,
       'validation_error',
