@@ -95,8 +95,9 @@ describe('an export and its import', () => {
       `/api/v1/readings?sensor_id=2&from=${at(T0 + 3000)}&to=${at(T0 + 15_000)}&order=asc`,
     )
     const lines = filtered.text.trim().split('\n')
-    // Sensor 2 never measured humedad: no column for it.
-    expect(lines[0]).toBe('id,sensor_id,timestamp,co2,presion_hpa,temperatura')
+    // The columns are the server's variables: sensor 2 never measured humedad, its cells are empty.
+    expect(lines[0]).toBe('id,sensor_id,timestamp,co2,humedad,presion_hpa,temperatura')
+    expect(lines.slice(1).every((line) => line.split(',')[4] === '')).toBe(true)
     expect(lines.slice(1).map((l) => Number(l.split(',')[0]))).toEqual(
       list.body.map((r: { id: number }) => r.id),
     )

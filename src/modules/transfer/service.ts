@@ -5,8 +5,8 @@ import { Database as SQLite } from 'bun:sqlite'
 import { CsvError, parse } from 'csv-parse/sync'
 import { and, asc, eq, gt, gte, lte, or, sql, type SQL } from 'drizzle-orm'
 import type { Services } from '../../context'
-import type { Tx } from '../../db'
-import { latestValues, readings } from '../../db/schema'
+import { isSqlite, type Tx } from '../../db'
+import { readings } from '../../db/schema'
 import { insertMany } from '../../lib/crud'
 import { AppError } from '../../lib/errors'
 import { instant, iso, readingTimeProblem, parseIso } from '../../lib/time'
@@ -60,11 +60,9 @@ const sqliteSource =
       if (filter.from !== undefined) where.push('timestamp >= ?') && params.push(filter.from)
       if (filter.to !== undefined) where.push('timestamp <= ?') && params.push(filter.to)
       const columns = conn
-        .query<{ variable: string }, number[]>(
-          `select distinct variable from latest_values${filter.sensorId !== undefined ? ' where sensor_id = ?' : ''} order by variable`,
-        )
-        .all(...(filter.sensorId !== undefined ? [filter.sensorId] : []))
-        .map((r) => r.variable)
+        .query<{ name: string }, []>(`${REGISTERED} order by name`)
+        .all()
+        .map((r) => r.name)
       const rows = conn
         .query<RawRow, number[]>(
           `select id, sensor_id, timestamp, "values" from readings${where.length ? ` where ${where.join(' and ')}` : ''} order by timestamp, id`,
@@ -93,16 +91,19 @@ const conditions = (filter: Filter): SQL[] =>
     filter.to !== undefined ? lte(readings.timestamp, filter.to) : undefined,
   ].filter((c): c is SQL => c !== undefined)
 
-const columnsIn = async (tx: Tx, filter: Filter) =>
-  (
-    await tx
-      .selectDistinct({ variable: latestValues.variable })
-      .from(latestValues)
-      .where(
-        filter.sensorId !== undefined ? eq(latestValues.sensor_id, filter.sensorId) : undefined,
-      )
-      .orderBy(asc(latestValues.variable))
-  ).map((r) => r.variable)
+/**
+ * The CSV's variable columns: every name the server knows readings to carry (the registry that every
+ * ingest fills, and the last-value store that corrections keep), known before the first row is read.
+ */
+const REGISTERED = 'select name from variables union select variable as name from latest_values'
+
+const columnsIn = async (tx: Tx) => {
+  const query = sql.raw(`${REGISTERED} order by name`)
+  const rows = isSqlite(tx)
+    ? await tx.all<{ name: string }>(query)
+    : await (tx as unknown as { execute(q: SQL): Promise<{ name: string }[]> }).execute(query)
+  return rows.map((r) => r.name)
+}
 
 /**
  * PostgreSQL: a repeatable-read transaction (one snapshot) with a cursor, fetched a page at a time; the
@@ -115,7 +116,7 @@ const postgresSource: (services: Services) => Produce = (services) => (filter, b
     await pg.execute(
       sql`declare export_cursor no scroll cursor for select id, sensor_id, timestamp, "values"::text as values from readings ${where.length ? sql`where ${and(...where)}` : sql``} order by timestamp, id`,
     )
-    await body(await columnsIn(tx, filter), async function* () {
+    await body(await columnsIn(tx), async function* () {
       for (;;) {
         const rows = await pg.execute(sql.raw(`fetch ${PAGE} from export_cursor`))
         if (rows.length === 0) return
@@ -128,7 +129,7 @@ const postgresSource: (services: Services) => Produce = (services) => (filter, b
 /** In-memory SQLite (development): keyset pages in the database's own snapshot. */
 const keysetSource: (services: Services) => Produce = (services) => (filter, body) =>
   services.db.snapshot(async (tx) => {
-    await body(await columnsIn(tx, filter), async function* () {
+    await body(await columnsIn(tx), async function* () {
       let after: { timestamp: number; id: number } | undefined
       for (;;) {
         const rows = await tx
@@ -199,8 +200,23 @@ function csvChunk(rows: RawRow[], columns: string[]) {
   for (const row of rows) {
     const values = JSON.parse(row.values) as Record<string, number>
     out += `${row.id},${row.sensor_id},${iso(Number(row.timestamp))}`
-    for (const name of columns) out += `,${values[name] ?? ''}`
+    let written = 0
+    for (const name of columns) {
+      const value = values[name]
+      if (value === undefined) out += ','
+      else {
+        out += `,${value}`
+        written += 1
+      }
+    }
     out += '\n'
+    // A name outside the registry (a row written around the server) would be dropped: fail instead.
+    let count = 0
+    for (const _ in values) count += 1
+    if (count !== written)
+      throw new Error(
+        `reading ${row.id} carries a variable missing from the variables table; the export stopped rather than drop it`,
+      )
   }
   return out
 }
