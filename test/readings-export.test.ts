@@ -1,8 +1,17 @@
 // GET /api/v1/readings/export and POST /api/v1/readings/import against real servers: an export imports
 // back identically, the export's order, filters, formats and headers, its streaming from one snapshot,
 // and the import's events and latest values.
+import { Database as SQLite } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { createSensor, startTestServer, type TestServer, type WsClient } from './helpers'
+import { join } from 'node:path'
+import postgres from 'postgres'
+import {
+  createSensor,
+  startTestServer,
+  TEST_DATABASE,
+  type TestServer,
+  type WsClient,
+} from './helpers'
 
 setDefaultTimeout(60_000)
 
@@ -206,5 +215,41 @@ describe('a large export', () => {
       ['created', 5, 402],
       ['created', 4, 403],
     ])
+  })
+})
+
+describe('a reading written around the server', () => {
+  let server: TestServer
+  beforeAll(async () => {
+    server = await startTestServer()
+    await createSensor(server)
+    await importCsv(server, `sensor_id,timestamp,co2\n1,${at(T0)},400\n`)
+    // A row whose variable never went through the server's registry (a hand-written INSERT).
+    const row = [1, JSON.stringify({ ghost: 7 }), T0 + 1000, T0]
+    const insert = 'insert into readings (sensor_id, "values", timestamp, created_at)'
+    if (TEST_DATABASE === 'sqlite') {
+      const db = new SQLite(join(server.dir, 'test.db'))
+      db.run(`${insert} values (?, ?, ?, ?)`, row as never)
+      db.close()
+    } else {
+      const sql = postgres(server.config.database.url, { max: 1 })
+      await sql.unsafe(`${insert} values ($1, $2::jsonb, $3, $4)`, row as never)
+      await sql.end()
+    }
+  })
+  afterAll(() => server.stop())
+
+  test('stops the CSV export with an error instead of dropping its measurement', async () => {
+    // The client sees a broken transfer (never a complete file missing a measurement).
+    const outcome = await fetch(`${server.base}/api/v1/readings/export`)
+      .then((res) => res.text())
+      .then(
+        () => 'complete',
+        () => 'broken',
+      )
+    expect(outcome).toBe('broken')
+    // NDJSON carries every name as stored: nothing is lost there.
+    const ndjson = await exportText(server, '?format=ndjson')
+    expect(ndjson.text).toContain('"ghost"')
   })
 })
