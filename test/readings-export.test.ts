@@ -7,11 +7,13 @@ import { join } from 'node:path'
 import postgres from 'postgres'
 import {
   createSensor,
+  settle,
   startTestServer,
   TEST_DATABASE,
   type TestServer,
   type WsClient,
 } from './helpers'
+import { IMPORT_EVENT_LIMIT } from '../src/modules/transfer/service'
 
 setDefaultTimeout(60_000)
 
@@ -215,6 +217,28 @@ describe('a large export', () => {
       ['created', 5, 402],
       ['created', 4, 403],
     ])
+  })
+  test('an import larger than IMPORT_EVENT_LIMIT emits one summary event instead', async () => {
+    const lines = ['sensor_id,timestamp,co2']
+    for (let k = 0; k <= IMPORT_EVENT_LIMIT; k++)
+      lines.push(`${(k % 3) + 6},${at(T0 + 7200_000 + k * 1000)},${5000 + k}`)
+    const res = await importCsv(server, `${lines.join('\n')}\n`)
+    expect(res.body).toEqual({ imported: IMPORT_EVENT_LIMIT + 1 })
+    const event = await watcher.event(
+      (m) => m.type === 'system_event' && m.data?.action === 'readings_imported',
+    )
+    expect(event.data).toMatchObject({
+      imported: IMPORT_EVENT_LIMIT + 1,
+      sensor_ids: [6, 7, 8],
+      from: at(T0 + 7200_000).replace('.000Z', 'Z'),
+      to: at(T0 + 7200_000 + IMPORT_EVENT_LIMIT * 1000).replace('.000Z', 'Z'),
+    })
+    expect(event.data.last_id - event.data.first_id).toBe(IMPORT_EVENT_LIMIT)
+    await settle(server, watcher, 'readings')
+    const perReading = watcher.messages.filter(
+      (m) => m.type === 'entity_event' && m.data?.values?.co2 >= 5000,
+    )
+    expect(perReading).toEqual([])
   })
 })
 

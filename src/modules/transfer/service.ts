@@ -113,6 +113,8 @@ const postgresSource: (services: Services) => Produce = (services) => (filter, b
   services.db.snapshot(async (tx) => {
     const pg = tx as unknown as { execute(query: SQL): Promise<Record<string, unknown>[]> }
     const where = conditions(filter)
+    // A cursor is planned for its first rows by default (cursor_tuple_fraction 0.1); an export reads all.
+    await pg.execute(sql`set local cursor_tuple_fraction = 1`)
     await pg.execute(
       sql`declare export_cursor no scroll cursor for select id, sensor_id, timestamp, "values"::text as values from readings ${where.length ? sql`where ${and(...where)}` : sql``} order by timestamp, id`,
     )
@@ -395,11 +397,41 @@ function toRow(record: Parsed, offset: number, variables: string[], now: number)
   return { sensor_id: Number(sensor), values, timestamp: ms, created_at: now }
 }
 
+/** Up to this many readings, an import emits one `created` event per reading, like a batch. */
+export const IMPORT_EVENT_LIMIT = 1000
+
+/** The one event of a larger import: a system_event on general and readings. */
+function summary(stored: { id: number }[], rows: { sensor_id: number; timestamp: number }[]) {
+  let from = Infinity
+  let to = -Infinity
+  const sensors = new Set<number>()
+  for (const row of rows) {
+    from = Math.min(from, row.timestamp)
+    to = Math.max(to, row.timestamp)
+    sensors.add(row.sensor_id)
+  }
+  return {
+    level: 'info' as const,
+    message: `Imported ${rows.length} readings of ${sensors.size} sensors, ${iso(from)} to ${iso(to)}.`,
+    channel: 'readings',
+    data: {
+      action: 'readings_imported',
+      imported: rows.length,
+      first_id: stored[0]!.id,
+      last_id: stored.at(-1)!.id,
+      sensor_ids: [...sensors].sort((a, b) => a - b),
+      from: iso(from),
+      to: iso(to),
+    },
+  }
+}
+
 /**
  * Stores every reading of a CSV in one transaction, or none (a 422 names the first bad line). Like a
- * batch: unknown sensors are refused, new variable names registered, one `created` event per reading,
- * latest values kept. Unlike a batch (imported readings are history, not news): sensors' liveness is
- * not touched and the anomaly detector does not run.
+ * batch: unknown sensors are refused, new variable names registered, latest values kept, one `created`
+ * event per reading up to IMPORT_EVENT_LIMIT (a larger import emits one summary system_event instead).
+ * Unlike a batch (imported readings are history, not news): sensors' liveness is not touched and the
+ * anomaly detector does not run.
  */
 export async function importReadings(services: Services, text: unknown) {
   if (text !== undefined && typeof text !== 'string')
@@ -439,7 +471,8 @@ export async function importReadings(services: Services, text: unknown) {
     lines.push(record.line)
   }
   const fresh = unregistered(services, variables)
-  const count = await services.emitter.transact(async (tx, emit) => {
+  const each = rows.length <= IMPORT_EVENT_LIMIT
+  const count = await services.emitter.transact(async (tx, emit, system) => {
     const statuses = await sensorStatuses(
       tx,
       rows.map((r) => r.sensor_id),
@@ -457,7 +490,8 @@ export async function importReadings(services: Services, text: unknown) {
         },
       )
     await registerVariables(tx, fresh, now)
-    const stored = await insertMany(tx, emit, readingResource, rows)
+    const stored = await insertMany(tx, each ? emit : () => undefined, readingResource, rows)
+    if (!each) system(summary(stored, rows))
     await updateLatest(
       tx,
       stored.map((reading, i) => ({ ...reading, t: rows[i]!.timestamp })),
