@@ -74,7 +74,7 @@ export const transferModule = (ctx: AppContext) => {
       detail: {
         summary: 'Import readings from CSV (all or none)',
         description:
-          'Content-Type: text/csv. Header sensor_id,timestamp then variable names (an export with its leading id column imports as it is); one reading per line, an empty cell a measurement the reading lacks. Every line is checked, then all are stored in one transaction, or none: a 422 names the first bad line. Like a batch, one `created` event per reading and new variables registered; as history, sensors’ liveness is left alone and the anomaly detector does not run. The body is limited by BODY_LIMIT_BYTES (413).',
+          'Content-Type: text/csv. Header sensor_id,timestamp then variable names (an export with its leading id column imports as it is); one reading per line, an empty cell a measurement the reading lacks. Every line is checked, then all are stored in one transaction, or none: a 422 names the first bad line. Like a batch, one `created` event per reading (up to 1,000; a larger import emits one system_event, action readings_imported, on general and readings) and new variables registered; as history, sensors’ liveness is left alone and the anomaly detector does not run. The body is limited by BODY_LIMIT_BYTES (413).',
         requestBody: {
           required: true,
           content: { 'text/csv': { schema: ImportBody, example: IMPORT_EXAMPLE } },
