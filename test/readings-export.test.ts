@@ -257,7 +257,7 @@ describe('a reading written around the server', () => {
       db.close()
     } else {
       const sql = postgres(server.config.database.url, { max: 1 })
-      await sql.unsafe(`${insert} values ($1, $2::jsonb, $3, $4)`, row as never)
+      await sql.unsafe(`${insert} values (1, '{"ghost":7}'::jsonb, ${T0 + 1000}, ${T0})`)
       await sql.end()
     }
   })
