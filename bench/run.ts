@@ -40,6 +40,8 @@ const { values: args } = parseArgs({
     sensors: { type: 'string' },
     /** Variables per reading, 2 or 5; detected from the server when left out. */
     vars: { type: 'string' },
+    /** Databases the history phase builds, `sqlite,postgres` (the quick run builds only SQLite's). */
+    'history-engines': { type: 'string' },
     /** Vigía runs under Bun's CPU profiler; profiles land in .tmp/bench-profile. */
     profile: { type: 'boolean', default: false },
     /** Re-renders the report from a results.json without measuring. */
@@ -56,6 +58,12 @@ if (args.reps)
   plan.reps = plan.ingestReps = plan.recoveryReps = plan.realtimeRounds = Number(args.reps)
 if (args.sizes) plan.sizes = args.sizes.split(',').map(Number)
 if (args.sensors) plan.sensors = Number(args.sensors)
+if (args['history-engines']) {
+  const engines = args['history-engines'].split(',')
+  if (engines.some((e) => e !== 'sqlite' && e !== 'postgres'))
+    throw new Error('--history-engines takes sqlite, postgres or both')
+  plan.historyEngines = engines as ('sqlite' | 'postgres')[]
+}
 if (args.vars && args.vars !== '2' && args.vars !== '5') throw new Error('--vars takes 2 or 5')
 const only = new Set<string>(args.only ? args.only.split(',') : SCENARIOS)
 for (const name of only)

@@ -11,6 +11,7 @@ import { sensorsModule } from './modules/sensors'
 import { locationsModule } from './modules/locations'
 import { readingsModule } from './modules/readings'
 import { historyModule } from './modules/history'
+import { transferModule } from './modules/transfer'
 import { anomaliesModule } from './modules/anomalies'
 import { predictionsModule } from './modules/predictions'
 import { websocketOptions } from './realtime'
@@ -78,6 +79,7 @@ export function createApp(ctx: AppContext) {
       .use(locationsModule(ctx))
       .use(sensorsModule(ctx))
       .use(historyModule(ctx))
+      .use(transferModule(ctx))
       .use(readingsModule(ctx))
       .use(anomaliesModule(ctx))
       .use(predictionsModule(ctx))

@@ -70,6 +70,11 @@ async function buildSqlite(ctx: Ctx, s: Shape, file: string) {
     w.createSensors(s.sensors)
     w.ensureLookups(VARIABLES.slice(0, s.vars))
     for (const batch of batches(s, ctx.results.meta.fleet!.seed, 10_000)) w.write(batch)
+    // The server's variable registry, as its ingest fills it (the export's CSV columns come from it).
+    const register = db.prepare(
+      'insert or ignore into variables (name, created_at, updated_at) values (?, ?, ?)',
+    )
+    for (const name of VARIABLES.slice(0, s.vars)) register.run(name, s.end, s.end)
     db.run('PRAGMA wal_checkpoint(TRUNCATE)')
   } finally {
     db.close()
@@ -88,6 +93,8 @@ async function buildPostgres(ctx: Ctx, s: Shape, url: string) {
       for (let next = source.next(); !next.done; next = source.next()) await w.write(next.value)
     }
     await Promise.all([lane(), lane(), lane(), lane()])
+    for (const name of VARIABLES.slice(0, s.vars))
+      await sql`insert into variables (name, created_at, updated_at) values (${name}, ${s.end}, ${s.end}) on conflict do nothing`
     await sql`analyze`
   } finally {
     await sql.end({ timeout: 2 })
