@@ -69,6 +69,33 @@ describe('self-calibration', () => {
     expect(far).toBeGreaterThan(near!)
     expect(far).toBeLessThan(1)
   })
+
+  test('scores the same jump lower on a variable that has been finding something every few hundred readings', () => {
+    const base = generate(temperatureSpec(START, 5 * DAY), [], 4).values
+    const jump = (values: number[], i: number) => (values[i] = values[i - 1]! + 6)
+    const quiet = [...base]
+    jump(quiet, 6000)
+    const bursty = [...base]
+    for (let i = 1000; i < 6000; i += 250) jump(bursty, i)
+    jump(bursty, 6000)
+    const scoreAt = (values: number[]) => run(values).hits.find((h) => h.i === 6000)!.hit.score
+    const [calm, busy] = [scoreAt(quiet), scoreAt(bursty)]
+    expect(busy).toBeGreaterThanOrEqual(0.5)
+    expect(busy).toBeLessThan(calm - 0.1)
+  })
+
+  test('a stored state from before the onset rate revives with none and keeps raising hits', () => {
+    const values = generate(temperatureSpec(START, DAY), [], 5).values
+    const state = newState()
+    values.slice(0, 800).forEach((x, i) => step(state, START + i * MIN, x, null, detectorOptions()))
+    const stored = JSON.parse(JSON.stringify(state))
+    delete stored.onsets
+    const revived = reviveState(stored)
+    expect(revived.onsets).toBe(0)
+    const hit = step(revived, START + 800 * MIN, values[799]! + 6, null, detectorOptions())
+    expect(hit[0]?.score).toBeGreaterThan(0.5)
+    expect(Number.isFinite(revived.onsets)).toBe(true)
+  })
 })
 
 describe('time of day', () => {

@@ -143,6 +143,11 @@ export interface VariableState {
   /** The statistical episode under way: its worst severity (null: none), the kinds it has shown, and
    *  readings since its last finding. */
   episode: { severity: Severity | null; kinds: Kind[]; quiet: number }
+  /** Episode onsets per reading, decaying over about 5,000 readings: how rare a finding is on this
+   *  variable, which grades the hits' scores (added within v3; a state stored without it starts at 0). */
+  onsets: number
+  /** The strongest finding's r / (1 + r) lately, decaying over about 1,000 readings (added within v3). */
+  peak: number
   breach: { n: number; since: number | null }
   /** Consecutive readings with no finding, per rule (auto-resolve counts on these). */
   normal: Record<Rule, number>
@@ -166,6 +171,8 @@ export function newState(bins = 48): VariableState {
     drift: { e: 0, mean: 0, mad: 0, k: 0, tail: newTail(), sampled: 0 },
     envelope: newEnvelope(),
     episode: { severity: null, kinds: [], quiet: 0 },
+    onsets: 0,
+    peak: 0,
     breach: { n: 0, since: null },
     normal: { threshold: 0, statistical: 0 },
   }
@@ -175,6 +182,8 @@ export function newState(bins = 48): VariableState {
 export function reviveState(raw: unknown, bins = 48): VariableState {
   const state = raw as VariableState | null
   if (!state || state.v !== 3 || state.profile?.m?.length !== bins) return newState(bins)
+  state.onsets ??= 0
+  state.peak ??= 0
   return state
 }
 
@@ -285,6 +294,28 @@ const ratioSeverity = (ratio: number): Severity =>
   ratio >= 4.8 ? 'critical' : ratio >= 2.4 ? 'major' : 'minor'
 
 const strength = (ratio: number) => Math.round((1000 * ratio) / (1 + ratio)) / 1000
+
+/** Smoothing of the onset rate: about the last 5,000 readings. */
+const RARE_ALPHA = 1 / 5000
+/** Onsets in that span at which rarity halves a score's grade. */
+const RARE_HALF = 4
+/** Decay per reading of the strongest recent finding: about the last 1,000 readings. */
+const PEAK_ALPHA = 1 / 1000
+
+/**
+ * A hit's score in [0.5, 1): 0.5 plus half its grade, where the grade is how far past its limit it is
+ * (s = r / (1 + r) mapped to [0, 1)) times how rare onsets are on this variable (1 / (1 + onsets in about
+ * the last 5,000 readings / 4)), halved unless it is stronger than every finding in about the last
+ * 1,000 readings, and a quarter of that for an episode's later hits. A bursty variable's
+ * hits grade low, a quiet one's first finding high, in the manner of HTM's anomaly likelihood; 0.5 stays
+ * every hit's floor, so score ≥ 0.5 is still exactly what production raises.
+ */
+function gradeScore(s: number, onset: boolean, rate: number, peak: number): number {
+  const past = 2 * s - 1
+  const rarity = 1 / (1 + rate / RARE_ALPHA / RARE_HALF)
+  const grade = (0.25 + 0.75 * past) * rarity * (onset ? 1 : 0.25) * (s > peak ? 1 : 0.5)
+  return Math.round(1000 * (0.5 + 0.5 * Math.min(grade, 0.998))) / 1000
+}
 
 const worstOf = (hits: Hit[]) =>
   hits.reduce((a, b) => (SEVERITY_RANK[b.severity] > SEVERITY_RANK[a.severity] ? b : a))
@@ -469,13 +500,20 @@ export function step(
   // One episode per lasting condition: a hit when it starts, when it gets worse and when it shows a
   // kind it had not. The tails learn from calm readings only: an anomaly must not raise the bar.
   const ep = state.episode
+  state.onsets = (state.onsets ?? 0) * (1 - RARE_ALPHA)
+  state.peak = (state.peak ?? 0) * (1 - PEAK_ALPHA)
   if (found.length > 0) {
     const worst = { ...worstOf(found), score: Math.max(...found.map((f) => f.score)) }
     const fresh = found.find((f) => !ep.kinds.includes(f.kind))
+    const onset = ep.severity === null
+    if (onset) state.onsets += RARE_ALPHA
+    const peak = state.peak
+    const graded = (h: Hit) => ({ ...h, score: gradeScore(h.score, onset, state.onsets, peak) })
+    state.peak = Math.max(peak, worst.score)
     if (ep.severity === null || SEVERITY_RANK[worst.severity] > SEVERITY_RANK[ep.severity]) {
-      hits.push(worst)
+      hits.push(graded(worst))
       ep.severity = higherSeverity(ep.severity ?? worst.severity, worst.severity)
-    } else if (fresh) hits.push(fresh)
+    } else if (fresh) hits.push(graded(fresh))
     for (const f of found) if (!ep.kinds.includes(f.kind)) ep.kinds.push(f.kind)
     ep.quiet = 0
     state.normal.statistical = 0
