@@ -47,6 +47,8 @@ function cloneState(s: VariableState): VariableState {
     drift: { e: d.e, mean: d.mean, mad: d.mad, k: d.k, tail: { ...d.tail }, sampled: d.sampled },
     envelope: { lo: e.lo.slice(), hi: e.hi.slice(), days: e.days.slice(), last: e.last.slice() },
     episode: { ...s.episode, kinds: s.episode.kinds.slice() },
+    onsets: s.onsets,
+    peak: s.peak,
     breach: { ...s.breach },
     normal: { ...s.normal },
   }

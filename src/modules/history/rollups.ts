@@ -244,17 +244,7 @@ export async function repairRollups(tx: Tx, touched: Touched[]) {
     hourKeys.set(`${sensor}|${name}|${hour}`, [sensor, name, hour])
   }
   for (const [sensor, name, hour] of hourKeys.values()) {
-    const minutes = await tx
-      .select()
-      .from(rollupsMinute)
-      .where(
-        and(
-          eq(rollupsMinute.sensor_id, sensor),
-          eq(rollupsMinute.variable, name),
-          gte(rollupsMinute.bucket, hour),
-          lt(rollupsMinute.bucket, hour + HOUR),
-        ),
-      )
+    const minutes = await rollupRows(tx, rollupsMinute, [sensor], name, hour, hour + HOUR)
     let total: Partial | undefined
     for (const m of minutes) total = total ? merge(total, m) : { ...m }
     await replaceBucket(tx, rollupsHour as unknown as RollupTable, sensor, name, hour, total)
