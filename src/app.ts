@@ -10,6 +10,7 @@ import { systemModule } from './modules/system'
 import { sensorsModule } from './modules/sensors'
 import { locationsModule } from './modules/locations'
 import { readingsModule } from './modules/readings'
+import { historyModule } from './modules/history'
 import { anomaliesModule } from './modules/anomalies'
 import { predictionsModule } from './modules/predictions'
 import { websocketOptions } from './realtime'
@@ -67,6 +68,7 @@ export function createApp(ctx: AppContext) {
       .use(realtimeRoutes(ctx, tokenAdmit(config, tokens, ctx.revocations)))
       .use(locationsModule(ctx))
       .use(sensorsModule(ctx))
+      .use(historyModule(ctx))
       .use(readingsModule(ctx))
       .use(anomaliesModule(ctx))
       .use(predictionsModule(ctx))

@@ -86,6 +86,14 @@ export interface Config {
     retryBaseMs: number
     retryMaxMs: number
   }
+  history: {
+    /** READINGS_RETENTION in ms: raw readings older than this are deleted; undefined keeps them forever. */
+    retentionMs: number | undefined
+    /** Seconds between retention passes. */
+    retentionInterval: number
+    /** The most rows one aggregate query may answer (sensors × buckets in its range). */
+    aggregateMaxRows: number
+  }
   intelligence: {
     /** Readings a sensor variable needs before the statistical detector may raise anything. */
     warmupReadings: number
@@ -121,6 +129,15 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   const value = Number(text)
   if (value < min || value > max) bad(name, raw, `an integer from ${min} to ${max}`)
   return value
+}
+
+/** `<n>d` or `<n>h` as ms; unset = undefined. */
+function retention(env: Env, name: string): number | undefined {
+  const raw = env[name]
+  if (raw === undefined || raw.trim() === '') return undefined
+  const match = /^([1-9]\d{0,5})([dh])$/.exec(raw.trim())
+  if (!match) bad(name, raw, 'a duration such as 30d or 12h (days or hours, at least 1)')
+  return Number(match[1]) * (match[2] === 'd' ? 86_400_000 : 3_600_000)
 }
 
 function bool(env: Env, name: string, fallback: boolean): boolean {
@@ -355,6 +372,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       retryForMs: int(env, 'WEBHOOK_RETRY_FOR', 24 * 3600, 1, 30 * 24 * 3600) * 1000,
       retryBaseMs: int(env, 'WEBHOOK_RETRY_BASE_MS', 5000, 10, 3_600_000),
       retryMaxMs: int(env, 'WEBHOOK_RETRY_MAX_MS', 3_600_000, 10, 24 * 3_600_000),
+    },
+    history: {
+      retentionMs: retention(env, 'READINGS_RETENTION'),
+      retentionInterval: int(env, 'READINGS_RETENTION_INTERVAL', 60, 1, 86_400),
+      aggregateMaxRows: int(env, 'AGGREGATE_MAX_ROWS', 100_000, 1, 10_000_000),
     },
     intelligence: {
       warmupReadings: int(env, 'ANOMALY_WARMUP_READINGS', 30, 10, 100_000),

@@ -7,6 +7,7 @@ import { VERSION } from './lib/version'
 import { ensureFirstUser } from './modules/users/service'
 import { startForecasting } from './modules/predictions/service'
 import { startLiveness } from './modules/liveness/service'
+import { startHistory } from './modules/history/worker'
 
 const SHUTDOWN_GRACE_MS = 10_000
 
@@ -28,6 +29,7 @@ export async function startServer(config: Readonly<Config>, log?: Logger) {
   await ctx.webhooks.start(server.port!)
   await startForecasting(ctx)
   startLiveness(ctx)
+  startHistory(ctx, config)
   await ctx.emitter.system({
     level: 'info',
     message: 'Sistema iniciado correctamente',

@@ -82,7 +82,10 @@ export const readings = pgTable(
     timestamp: ms('timestamp').notNull(),
     created_at: ms('created_at').notNull(),
   },
-  (table) => [index('readings_sensor_time_idx').on(table.sensor_id, table.timestamp)],
+  (table) => [
+    index('readings_sensor_time_idx').on(table.sensor_id, table.timestamp),
+    index('readings_time_idx').on(table.timestamp),
+  ],
 )
 
 export const latestValues = pgTable(
@@ -130,7 +133,10 @@ export const anomalies = pgTable(
     acknowledged_at: ms('acknowledged_at'),
     ...timestamps,
   },
-  (table) => [index('anomalies_sensor_status_idx').on(table.sensor_id, table.status)],
+  (table) => [
+    index('anomalies_sensor_status_idx').on(table.sensor_id, table.status),
+    index('anomalies_reading_idx').on(table.reading_id),
+  ],
 )
 
 export const detectorState = pgTable(
@@ -270,3 +276,35 @@ export const webhookDeliveries = pgTable(
       .where(sql`status = 'pending'`),
   ],
 )
+
+const rollupColumns = {
+  sensor_id: ms('sensor_id')
+    .notNull()
+    .references(() => sensors.id, { onDelete: 'cascade' }),
+  variable: text('variable').notNull(),
+  bucket: ms('bucket').notNull(),
+  count: ms('count').notNull(),
+  sum: doublePrecision('sum').notNull(),
+  min: doublePrecision('min').notNull(),
+  max: doublePrecision('max').notNull(),
+  first: doublePrecision('first').notNull(),
+  first_ts: ms('first_ts').notNull(),
+  first_id: ms('first_id').notNull(),
+  last: doublePrecision('last').notNull(),
+  last_ts: ms('last_ts').notNull(),
+  last_id: ms('last_id').notNull(),
+}
+
+export const rollupsMinute = pgTable('rollups_minute', rollupColumns, (table) => [
+  primaryKey({ columns: [table.sensor_id, table.variable, table.bucket] }),
+])
+
+export const rollupsHour = pgTable('rollups_hour', rollupColumns, (table) => [
+  primaryKey({ columns: [table.sensor_id, table.variable, table.bucket] }),
+])
+
+export const historyState = pgTable('history_state', {
+  id: integer('id').primaryKey(),
+  watermark: ms('watermark').notNull().default(0),
+  pruned_before: ms('pruned_before').notNull().default(0),
+})

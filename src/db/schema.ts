@@ -83,7 +83,11 @@ export const readings = sqliteTable(
     timestamp: integer('timestamp').notNull(),
     created_at: integer('created_at').notNull(),
   },
-  (table) => [index('readings_sensor_time_idx').on(table.sensor_id, table.timestamp)],
+  (table) => [
+    index('readings_sensor_time_idx').on(table.sensor_id, table.timestamp),
+    // Retention deletes the oldest readings of every sensor: by time, across sensors.
+    index('readings_time_idx').on(table.timestamp),
+  ],
 )
 
 /**
@@ -137,7 +141,11 @@ export const anomalies = sqliteTable(
     acknowledged_at: integer('acknowledged_at'),
     ...timestamps,
   },
-  (table) => [index('anomalies_sensor_status_idx').on(table.sensor_id, table.status)],
+  (table) => [
+    index('anomalies_sensor_status_idx').on(table.sensor_id, table.status),
+    // Deleting a reading sets its anomalies' reading_id to null: found by index, not a scan.
+    index('anomalies_reading_idx').on(table.reading_id),
+  ],
 )
 
 /**
@@ -302,3 +310,45 @@ export const webhookDeliveries = sqliteTable(
       .where(sql`status = 'pending'`),
   ],
 )
+
+/**
+ * Per-minute and per-hour summaries of one sensor variable (docs/storage.md#history): kept by the rollup
+ * worker (src/modules/history/rollups.ts), they answer aggregates over long ranges and outlive retention.
+ * `bucket` is the bucket's start (ms, UTC epoch multiple); first/last are the values of the earliest and
+ * latest reading in it (by timestamp, then id).
+ */
+const rollupColumns = {
+  sensor_id: integer('sensor_id')
+    .notNull()
+    .references(() => sensors.id, { onDelete: 'cascade' }),
+  variable: text('variable').notNull(),
+  bucket: integer('bucket').notNull(),
+  count: integer('count').notNull(),
+  sum: real('sum').notNull(),
+  min: real('min').notNull(),
+  max: real('max').notNull(),
+  first: real('first').notNull(),
+  first_ts: integer('first_ts').notNull(),
+  first_id: integer('first_id').notNull(),
+  last: real('last').notNull(),
+  last_ts: integer('last_ts').notNull(),
+  last_id: integer('last_id').notNull(),
+}
+
+export const rollupsMinute = sqliteTable('rollups_minute', rollupColumns, (table) => [
+  primaryKey({ columns: [table.sensor_id, table.variable, table.bucket] }),
+])
+
+export const rollupsHour = sqliteTable('rollups_hour', rollupColumns, (table) => [
+  primaryKey({ columns: [table.sensor_id, table.variable, table.bucket] }),
+])
+
+/**
+ * The rollups' progress (one row, id 1): every reading with id <= `watermark` is in them; raw readings
+ * older than `pruned_before` (ms) were deleted by retention.
+ */
+export const historyState = sqliteTable('history_state', {
+  id: integer('id').primaryKey(),
+  watermark: integer('watermark').notNull().default(0),
+  pruned_before: integer('pruned_before').notNull().default(0),
+})

@@ -16,6 +16,7 @@ import {
 import { UnknownReferenceError } from '../../lib/errors'
 import { GroupCommit } from '../../lib/group-commit'
 import { instant, iso, readingInstant } from '../../lib/time'
+import { repairRollups } from '../history/rollups'
 import { detectAnomalies } from '../anomalies/detection'
 import { refreshLatest, updateLatest, type StoredValues } from '../latest/service'
 import { markSeen, sensorStatuses } from '../liveness/service'
@@ -180,6 +181,7 @@ const correct = (
     if (patch.sensor_id !== undefined) await checkReadingSensors(tx, [row], () => '')
     const dto = await updateOne(tx, emit, readingResource, id, row)
     await refreshLatest(tx, touched(current, row))
+    await repairRollups(tx, [current, { id, ...row }])
     return dto
   })
 
@@ -193,6 +195,8 @@ export const patchReading = (services: Services, id: number, patch: ReadingPatch
 
 export const deleteReading = ({ emitter }: Services, id: number) =>
   emitter.transact(async (tx, emit) => {
-    const dto = await deleteOne(tx, emit, readingResource, id)
-    await refreshLatest(tx, touched(dto))
+    const row = await findRow(tx, readingResource, id)
+    await deleteOne(tx, emit, readingResource, id)
+    await refreshLatest(tx, touched(row))
+    await repairRollups(tx, [row])
   })

@@ -1,0 +1,323 @@
+// Per-minute and per-hour rollups: a catch-up worker folds readings into them in id order behind a
+// persisted watermark (every reading with id <= watermark is in them, none after), and corrections
+// recompute the buckets they touch inside their own transaction, so the rollups stay exact.
+import { and, asc, eq, gt, gte, inArray, isNotNull, lt, lte, sql } from 'drizzle-orm'
+import type { Database, Tx } from '../../db'
+import { isSqlite } from '../../db'
+import { measurement } from '../../db/measurements'
+import { prepared } from '../../db/prepared'
+import { historyState, readings, rollupsHour, rollupsMinute } from '../../db/schema'
+import { ConflictError } from '../../lib/errors'
+import { iso } from '../../lib/time'
+
+export const MINUTE = 60_000
+export const HOUR = 3_600_000
+/** Readings folded per transaction: small enough that ingest never waits long for the writer. */
+const BATCH = 2000
+
+/** What a bucket holds, mergeable: the rollup row's columns without its key. */
+export interface Partial {
+  count: number
+  sum: number
+  min: number
+  max: number
+  first: number
+  first_ts: number
+  first_id: number
+  last: number
+  last_ts: number
+  last_id: number
+}
+
+export const single = (value: number, ts: number, id: number): Partial => ({
+  count: 1,
+  sum: value,
+  min: value,
+  max: value,
+  first: value,
+  first_ts: ts,
+  first_id: id,
+  last: value,
+  last_ts: ts,
+  last_id: id,
+})
+
+/** Folds b into a (a is changed and returned). First and last go by timestamp, then reading id. */
+export function merge(a: Partial, b: Partial): Partial {
+  a.count += b.count
+  a.sum += b.sum
+  if (b.min < a.min) a.min = b.min
+  if (b.max > a.max) a.max = b.max
+  if (b.first_ts < a.first_ts || (b.first_ts === a.first_ts && b.first_id < a.first_id)) {
+    a.first = b.first
+    a.first_ts = b.first_ts
+    a.first_id = b.first_id
+  }
+  if (b.last_ts > a.last_ts || (b.last_ts === a.last_ts && b.last_id > a.last_id)) {
+    a.last = b.last
+    a.last_ts = b.last_ts
+    a.last_id = b.last_id
+  }
+  return a
+}
+
+// Both tables have the same columns; typed as the minute one.
+export type RollupTable = typeof rollupsMinute
+type RollupRow = typeof rollupsMinute.$inferSelect
+
+const excluded = (column: string) => sql.raw(`excluded.${column}`)
+
+function upsert(tx: Tx, table: RollupTable, values: unknown) {
+  const earlier = sql`(${excluded('first_ts')} < ${table.first_ts} or (${excluded('first_ts')} = ${table.first_ts} and ${excluded('first_id')} < ${table.first_id}))`
+  const later = sql`(${excluded('last_ts')} > ${table.last_ts} or (${excluded('last_ts')} = ${table.last_ts} and ${excluded('last_id')} > ${table.last_id}))`
+  const pick = (cond: typeof earlier, column: keyof RollupRow) =>
+    sql`case when ${cond} then ${excluded(column)} else ${table[column]} end`
+  return tx
+    .insert(table)
+    .values(values as RollupRow[])
+    .onConflictDoUpdate({
+      target: [table.sensor_id, table.variable, table.bucket],
+      set: {
+        count: sql`${table.count} + ${excluded('count')}`,
+        sum: sql`${table.sum} + ${excluded('sum')}`,
+        min: sql`case when ${excluded('min')} < ${table.min} then ${excluded('min')} else ${table.min} end`,
+        max: sql`case when ${excluded('max')} > ${table.max} then ${excluded('max')} else ${table.max} end`,
+        first: pick(earlier, 'first'),
+        first_ts: pick(earlier, 'first_ts'),
+        first_id: pick(earlier, 'first_id'),
+        last: pick(later, 'last'),
+        last_ts: pick(later, 'last_ts'),
+        last_id: pick(later, 'last_id'),
+      },
+    })
+}
+
+const COLUMNS = [
+  'sensor_id',
+  'variable',
+  'bucket',
+  'count',
+  'sum',
+  'min',
+  'max',
+  'first',
+  'first_ts',
+  'first_id',
+  'last',
+  'last_ts',
+  'last_id',
+] as const
+const placeholders = Object.fromEntries(COLUMNS.map((c) => [c, sql.placeholder(c)]))
+
+/** Adds these partial rows into a rollup table (merging with what each bucket already holds). */
+async function addRows(tx: Tx, table: RollupTable, rows: RollupRow[]) {
+  if (rows.length === 0) return
+  if (isSqlite(tx)) {
+    const key = table === rollupsMinute ? 'rollup-minute' : 'rollup-hour'
+    const statement = prepared(tx, key, () => upsert(tx, table, placeholders).prepare())
+    for (const row of rows) await statement.run(row)
+  } else for (let i = 0; i < rows.length; i += 400) await upsert(tx, table, rows.slice(i, i + 400))
+}
+
+/** The state row (created on first use). */
+export async function historyStateOf(tx: Tx) {
+  const [row] = await tx.select().from(historyState).where(eq(historyState.id, 1))
+  return row ?? { id: 1, watermark: 0, pruned_before: 0 }
+}
+
+async function ensureState(tx: Tx) {
+  await tx.insert(historyState).values({ id: 1 }).onConflictDoNothing()
+}
+
+/**
+ * Folds the next batch of readings after the watermark into the rollups and moves the watermark, in
+ * one write transaction (so on several instances each reading is folded once: the writer lock
+ * serializes the passes and each reads the watermark inside it). Answers how many readings it folded.
+ */
+export async function catchUpOnce(db: Database, batch = BATCH): Promise<number> {
+  return db.transaction(async (tx) => {
+    await ensureState(tx)
+    const { watermark } = await historyStateOf(tx)
+    const rows = await tx
+      .select({
+        id: readings.id,
+        sensor_id: readings.sensor_id,
+        timestamp: readings.timestamp,
+        values: readings.values,
+      })
+      .from(readings)
+      .where(gt(readings.id, watermark))
+      .orderBy(asc(readings.id))
+      .limit(batch)
+    if (rows.length === 0) return 0
+    const minutes = new Map<string, RollupRow>()
+    const hours = new Map<string, RollupRow>()
+    const fold = (
+      into: Map<string, RollupRow>,
+      size: number,
+      sensor: number,
+      name: string,
+      p: Partial,
+    ) => {
+      const bucket = Math.floor(p.first_ts / size) * size
+      const key = `${sensor}|${name}|${bucket}`
+      const current = into.get(key)
+      if (current) merge(current, p)
+      else into.set(key, { sensor_id: sensor, variable: name, bucket, ...p })
+    }
+    for (const r of rows) {
+      const values = typeof r.values === 'string' ? JSON.parse(r.values) : r.values
+      for (const name in values) {
+        const v = Number(values[name])
+        fold(minutes, MINUTE, r.sensor_id, name, single(v, r.timestamp, r.id))
+        fold(hours, HOUR, r.sensor_id, name, single(v, r.timestamp, r.id))
+      }
+    }
+    await addRows(tx, rollupsMinute, [...minutes.values()])
+    await addRows(tx, rollupsHour as unknown as RollupTable, [...hours.values()])
+    await tx
+      .update(historyState)
+      .set({ watermark: rows[rows.length - 1]!.id })
+      .where(eq(historyState.id, 1))
+    return rows.length
+  })
+}
+
+/** Catches up until no reading is left behind the watermark; yields between batches. */
+export async function catchUp(db: Database, batch = BATCH) {
+  let total = 0
+  for (;;) {
+    const n = await catchUpOnce(db, batch)
+    total += n
+    if (n < batch) return total
+    await Bun.sleep(0)
+  }
+}
+
+/** A reading as a correction saw it, before or after: which buckets it counts in. */
+export interface Touched {
+  id: number
+  sensor_id: number
+  timestamp: number
+  values: Record<string, number>
+}
+
+/**
+ * Recomputes every minute and hour bucket these readings (old and new versions) count in, from the
+ * raw readings the rollups cover (id <= watermark). Runs inside the correction's transaction, after it.
+ * Refuses (409) a correction in a range whose raw readings retention already deleted.
+ */
+export async function repairRollups(tx: Tx, touched: Touched[]) {
+  const { watermark, pruned_before } = await historyStateOf(tx)
+  for (const t of touched)
+    if (t.timestamp < pruned_before)
+      throw new ConflictError(
+        `Reading ${t.id} is (or would be) at ${iso(t.timestamp)}, before ${iso(pruned_before)}, where READINGS_RETENTION has deleted raw readings and only rollups remain: it can no longer be corrected.`,
+        { reading_id: t.id },
+      )
+  const minuteKeys = new Map<string, [number, string, number]>()
+  for (const t of touched) {
+    if (t.id > watermark) continue
+    for (const name in t.values) {
+      const bucket = Math.floor(t.timestamp / MINUTE) * MINUTE
+      minuteKeys.set(`${t.sensor_id}|${name}|${bucket}`, [t.sensor_id, name, bucket])
+    }
+  }
+  const hourKeys = new Map<string, [number, string, number]>()
+  for (const [sensor, name, bucket] of minuteKeys.values()) {
+    const from = bucket
+    const value = measurement(tx, name)
+    const rows = await tx
+      .select({ id: readings.id, timestamp: readings.timestamp, value })
+      .from(readings)
+      .where(
+        and(
+          eq(readings.sensor_id, sensor),
+          gte(readings.timestamp, from),
+          lt(readings.timestamp, from + MINUTE),
+          lte(readings.id, watermark),
+          isNotNull(value),
+        ),
+      )
+    await replaceBucket(tx, rollupsMinute, sensor, name, bucket, fold(rows))
+    const hour = Math.floor(bucket / HOUR) * HOUR
+    hourKeys.set(`${sensor}|${name}|${hour}`, [sensor, name, hour])
+  }
+  for (const [sensor, name, hour] of hourKeys.values()) {
+    const minutes = await tx
+      .select()
+      .from(rollupsMinute)
+      .where(
+        and(
+          eq(rollupsMinute.sensor_id, sensor),
+          eq(rollupsMinute.variable, name),
+          gte(rollupsMinute.bucket, hour),
+          lt(rollupsMinute.bucket, hour + HOUR),
+        ),
+      )
+    let total: Partial | undefined
+    for (const m of minutes) total = total ? merge(total, m) : { ...m }
+    await replaceBucket(tx, rollupsHour as unknown as RollupTable, sensor, name, hour, total)
+  }
+}
+
+function fold(rows: { id: number; timestamp: number; value: number | null }[]) {
+  let total: Partial | undefined
+  for (const r of rows) {
+    const p = single(Number(r.value), r.timestamp, r.id)
+    total = total ? merge(total, p) : p
+  }
+  return total
+}
+
+async function replaceBucket(
+  tx: Tx,
+  table: RollupTable,
+  sensor: number,
+  name: string,
+  bucket: number,
+  total: Partial | undefined,
+) {
+  await tx
+    .delete(table)
+    .where(and(eq(table.sensor_id, sensor), eq(table.variable, name), eq(table.bucket, bucket)))
+  if (total) {
+    const { count, sum, min, max, first, first_ts, first_id, last, last_ts, last_id } = total
+    await tx.insert(table).values({
+      sensor_id: sensor,
+      variable: name,
+      bucket,
+      count,
+      sum,
+      min,
+      max,
+      first,
+      first_ts,
+      first_id,
+      last,
+      last_ts,
+      last_id,
+    })
+  }
+}
+
+/** Rollup rows of these sensors and variable with bucket in [from, to). */
+export const rollupRows = (
+  tx: Tx,
+  table: RollupTable,
+  ids: number[],
+  variable: string,
+  from: number,
+  to: number,
+) =>
+  tx
+    .select()
+    .from(table)
+    .where(
+      and(
+        inArray(table.sensor_id, ids),
+        eq(table.variable, variable),
+        gte(table.bucket, from),
+        lt(table.bucket, to),
+      ),
+    )
