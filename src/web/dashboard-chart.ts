@@ -75,6 +75,8 @@ export class SensorChart {
   private generation = 0
   private reloadTimer: ReturnType<typeof setTimeout> | undefined
   private readonly slide: ReturnType<typeof setInterval>
+  /** The last instant of the chart's data (a forecast may reach past now). */
+  private dataEnd = 0
   private labels: { splits: number[]; labels: string[] } = { splits: [], labels: [] }
 
   constructor(
@@ -299,7 +301,8 @@ export class SensorChart {
     }
     let points = 0
     for (const [start, b] of this.buckets) {
-      if (start + this.bucket <= from || start >= to + this.bucket) continue
+      if (start + this.bucket <= from || start >= (range.kind === 'fixed' ? to : to + this.bucket))
+        continue
       const row = at(start + this.bucket / 2)
       row[1] = round(b.sum / b.count)
       row[2] = b.min
@@ -315,6 +318,7 @@ export class SensorChart {
     }
     for (const a of marks) at(seconds(a.last_seen))[8] = a.value
     const sorted = [...rows.values()].sort((a, b) => a[0]! - b[0]!)
+    this.dataEnd = sorted.at(-1)?.[0] ?? 0
     const data = sorted.length
       ? ((sorted[0] ?? []).map((_, i) => sorted.map((row) => row[i]!)) as uPlot.AlignedData)
       : (Array.from({ length: 9 }, () => []) as unknown as uPlot.AlignedData)
@@ -353,10 +357,11 @@ export class SensorChart {
       scales: {
         x: {
           time: true,
-          range: (_u, min, max) => {
+          range: () => {
             const w = windowOf(this.host.range())
-            const end = this.host.range().kind === 'relative' ? Math.max(w.to, max) : w.to
-            return [Math.min(w.from, min), end]
+            // Forecast points may reach past now (uPlot's own max is padded around a single point).
+            const end = this.host.range().kind === 'relative' ? Math.max(w.to, this.dataEnd) : w.to
+            return [w.from, end]
           },
         },
       },
@@ -365,7 +370,7 @@ export class SensorChart {
         { label: unit ? `${variable} (${unit})` : variable },
       ],
       series: [
-        { value: (_u, v) => instantText(v) },
+        { label: 'Hora', value: (_u, v) => instantText(v) },
         { label: `${variable} (media)`, stroke: '#2563eb', width: 2, spanGaps: true },
         { label: 'mín', stroke: 'rgba(37, 99, 235, 0.35)', spanGaps: true },
         { label: 'máx', stroke: 'rgba(37, 99, 235, 0.35)', spanGaps: true },
@@ -395,6 +400,7 @@ export class SensorChart {
             // Where each time label went, so a test can check they are 24-hour and never overlap.
             const boxes = labelBoxes(u, this.labels.splits, this.labels.labels)
             this.card.dataset.xLabels = JSON.stringify(boxes)
+            this.card.dataset.labelsFor = String(this.bucket)
           },
         ],
       },

@@ -296,7 +296,8 @@ function wire(client: RealtimeClient) {
       placeholders('Sin conexión con el servidor; reintentando…')
   })
   client.on('disconnected', (d) => {
-    if (client === realtime && d.code === 4401 && !d.willReconnect)
+    // Refused at the start: connect() below says why. Here: a session that ended (expired, revoked).
+    if (client === realtime && client.greeting && d.code === 4401 && !d.willReconnect)
       needToken('La sesión ha caducado o se ha cerrado: vuelve a iniciar sesión.')
   })
   client.on('gap', () => {
