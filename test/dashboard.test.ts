@@ -42,7 +42,10 @@ async function openPage(url: string): Promise<Page> {
 async function weekOfReadings(srv: TestServer) {
   const sensor = await srv.api('POST', '/api/v1/sensors', { tipo: 'temperatura', modelo: 'DHT22' })
   const lastHour = Math.floor(Date.now() / HOUR) * HOUR
-  const times = Array.from({ length: WEEK }, (_, i) => lastHour - 7 * 24 * HOUR + i * 600_000 + 300_000)
+  const times = Array.from(
+    { length: WEEK },
+    (_, i) => lastHour - 7 * 24 * HOUR + i * 600_000 + 300_000,
+  )
   const batch = await srv.api(
     'POST',
     '/api/v1/readings/batch',
@@ -115,9 +118,9 @@ describe('the dashboard on any variable', () => {
         'co2 (ppm)',
         'presion',
       ])
-      expect(
-        await page.locator(`.sensor[data-sensor-id="${air.body.id}"] input`).isChecked(),
-      ).toBe(true)
+      expect(await page.locator(`.sensor[data-sensor-id="${air.body.id}"] input`).isChecked()).toBe(
+        true,
+      )
       expect(
         await page.locator(`.sensor[data-sensor-id="${other.body.id}"] .variables`).textContent(),
       ).toBe('humedad')
@@ -200,9 +203,10 @@ describe('the range picker', () => {
         `.chart-card[data-sensor-id="${id}"][data-points="${WEEK + 1}"][data-live-points="1"][data-latest="31.5"]`,
       )
 
+      const weekBucket = await data(page, id, 'bucket')
       await page.selectOption('#range', '30d')
       await page.waitForSelector(
-        `.chart-card[data-sensor-id="${id}"][data-points="${WEEK + 1}"]:not([data-bucket="${await data(page, id, 'bucket')}"])`,
+        `.chart-card[data-sensor-id="${id}"][data-points="${WEEK + 1}"]:not([data-bucket="${weekBucket}"])`,
       )
       expect(asked.at(-1)!.searchParams.get('bucket')).toBe(await data(page, id, 'bucket'))
 

@@ -11,7 +11,8 @@ export const RANGES: Record<string, number> = {
 }
 
 /** A relative range ends now and slides; a custom one is fixed. Times in seconds since 1970. */
-export type TimeRange = { kind: 'relative'; span: number } | { kind: 'fixed'; from: number; to: number }
+export type TimeRange =
+  { kind: 'relative'; span: number } | { kind: 'fixed'; from: number; to: number }
 
 /** The window a range covers at `now` (seconds). */
 export function windowOf(range: TimeRange, now = Date.now() / 1000) {
