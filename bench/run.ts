@@ -12,6 +12,7 @@ import type { Results } from './lib/results'
 import { ROOT, TARGETS, type Target } from './lib/servers'
 import { latestPhase, probeRoutes, webhookPhases } from './phases/extras'
 import { historyPhases } from './phases/history'
+import { fleetPagePhase } from './phases/fleet-page'
 import { detectFleet, ingestPhases } from './phases/ingest'
 import { fanoutRun, realtimeRound, recoveryRun } from './phases/realtime'
 
@@ -23,6 +24,7 @@ const SCENARIOS = [
   'latest',
   'history',
   'recovery',
+  'fleet-page',
 ] as const
 
 const { values: args } = parseArgs({
@@ -126,6 +128,7 @@ async function main() {
     latest: [],
     history: [],
     webhooks: [],
+    fleetPage: [],
     skipped: [],
     failures: [],
   }
@@ -204,6 +207,16 @@ async function main() {
       results.recovery.push(run)
     }
 
+  if (only.has('fleet-page')) {
+    const run = await ctx.attempt('fleet page', () => fleetPagePhase(ctx))
+    if (run) {
+      results.fleetPage!.push(run)
+      log(
+        `fleet page: ${run.sensors} sensors, ${Math.round(run.sentPerSecond)} readings/s: shown p50 ${run.dom.p50.toFixed(1)} ms, p99 ${run.dom.p99.toFixed(1)} ms (socket alone p50 ${run.transport.p50.toFixed(1)} ms); ${run.shown}/${run.timed} shown${run.behind ? ', FELL BEHIND' : ''}`,
+      )
+    }
+  }
+
   results.meta.load.after = loadAverage()
   results.meta.seconds = Math.round((Date.now() - started) / 1000)
 
@@ -241,7 +254,14 @@ try {
   if (args.render) {
     const results = JSON.parse(readFileSync(args.render, 'utf8')) as Results
     // Results from before a phase existed render without it.
-    for (const key of ['realtime', 'latest', 'history', 'webhooks', 'skipped'] as const)
+    for (const key of [
+      'realtime',
+      'latest',
+      'history',
+      'webhooks',
+      'fleetPage',
+      'skipped',
+    ] as const)
       results[key] ??= []
     write(results, args.render)
   } else await main()

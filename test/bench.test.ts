@@ -88,6 +88,14 @@ describe('bun run bench --tiny', () => {
     measuredOrSkipped('webhooks', results.webhooks)
     expect(results.recovery).toHaveLength(1)
     expect(results.recovery[0]).toMatchObject({ count: 300, inOrder: true, recovered: true })
+    // The fleet page in Chromium: every timed reading caught up with on the page, with no script error.
+    expect(results.fleetPage).toHaveLength(1)
+    const page = results.fleetPage![0]!
+    expect(page.timed).toBeGreaterThan(0)
+    expect(page.shown).toBe(page.timed)
+    expect(page.dom.count).toBe(page.shown)
+    expect(page.transport.count).toBeGreaterThan(0)
+    expect(page.pageErrors).toEqual([])
 
     const markdown = readFileSync(join(out, 'BENCHMARKS.md'), 'utf8')
     for (const heading of [
@@ -101,6 +109,7 @@ describe('bun run bench --tiny', () => {
       '#### Upper bound (identical readings)',
       '### 4. Connections',
       '### 8. Webhooks',
+      '### 9. Fleet page',
     ])
       expect(markdown).toContain(heading)
     expect(markdown).toContain('| Vigía / plain bun:sqlite (run by run) |')

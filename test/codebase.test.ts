@@ -1,7 +1,9 @@
 // The repository's own rules: one formatter, strict types, committed migrations that match the schema,
 // and a README that documents every setting.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { dirname, join, normalize } from 'node:path'
+import GithubSlugger from 'github-slugger'
 import { loadConfig } from '../src/config'
 
 setDefaultTimeout(30_000)
@@ -57,5 +59,37 @@ describe('the codebase', () => {
       .split('\n')
       .filter((line, i, lines) => /^\| `[A-Z_]+`/.test(line) && !lines[i + 1]?.startsWith('| ---'))
     expect(rows).toEqual([])
+  })
+})
+
+describe('the documentation', () => {
+  const root = `${import.meta.dir}/..`
+  const pages = [
+    'README.md',
+    'BENCHMARKS.md',
+    ...readdirSync(`${root}/docs`).map((f) => `docs/${f}`),
+  ]
+  const anchors = (page: string) => {
+    const slugger = new GithubSlugger()
+    return readFileSync(`${root}/${page}`, 'utf8')
+      .split('\n')
+      .filter((line) => /^#{1,6} /.test(line))
+      .map((line) => slugger.slug(line.replace(/^#+ /, '')))
+  }
+
+  test('every relative link names a file that exists, and an anchor that is one of its headings', () => {
+    const broken: string[] = []
+    for (const page of pages.filter((p) => p.endsWith('.md'))) {
+      const text = readFileSync(`${root}/${page}`, 'utf8')
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/.test(target!) || target!.startsWith('/')) continue
+        const [file, anchor] = target!.split('#')
+        const path = file ? normalize(join(dirname(page), file)) : page
+        if (!existsSync(`${root}/${path}`)) broken.push(`${page}: ${target} (no file)`)
+        else if (anchor && path.endsWith('.md') && !anchors(path).includes(anchor))
+          broken.push(`${page}: ${target} (no heading)`)
+      }
+    }
+    expect(broken).toEqual([])
   })
 })

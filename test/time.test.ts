@@ -3,6 +3,12 @@ import { describe, expect, test } from 'bun:test'
 import { iso, parseIso } from '../src/lib/time'
 
 describe('iso', () => {
+  test('writes what toISOString writes (without .000) for any instant, in any order', () => {
+    const reference = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z')
+    const instants = [0, 999, 59_999, 60_000, -1, -62_198_755_200_000, 253_402_300_800_000, 8.64e15]
+    for (let i = 0; i < 20_000; i++) instants.push(Math.floor(Math.random() * 4e12))
+    for (const ms of instants) expect(iso(ms)).toBe(reference(ms))
+  })
   test('shows whole seconds without milliseconds', () => {
     expect(iso(Date.UTC(2025, 6, 20, 10, 30))).toBe('2025-07-20T10:30:00Z')
     expect(iso(0)).toBe('1970-01-01T00:00:00Z')

@@ -196,12 +196,14 @@ describe('deliveries', () => {
         sent[0]!,
       ),
     ).toThrow()
-    const log = await server.api(
-      'GET',
-      `/api/v1/webhooks/${created.id}/deliveries`,
-      undefined,
-      admin,
+    // The receiver has the request before the server has recorded its answer: wait for the log.
+    const deliveries = () =>
+      server.api('GET', `/api/v1/webhooks/${created.id}/deliveries`, undefined, admin)
+    await until(
+      async () => (await deliveries()).body.every((d: any) => d.status !== 'pending'),
+      'the log records both answers',
     )
+    const log = await deliveries()
     expect(log.headers.get('x-total-count')).toBe('2')
     expect(log.body).toHaveLength(2)
     for (const d of log.body)

@@ -1,6 +1,7 @@
 // Turns results.json into the tables of BENCHMARKS.md and an SVG chart of latency against subscriber count.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import type { Path } from './protocol'
+import { FLEET_PAGE_TEXT, fleetPageGoals, fleetPageTable } from './report-fleet'
 import type { PhaseResult, Results } from './results'
 import {
   historyTables,
@@ -213,7 +214,7 @@ function goals(results: Results): Goal[] {
       measured: `${kb(perConn)} KB (bare Bun.serve ${kb(idle('bun'))} KB, Socket.IO ${kb(idle('socketio'))} KB)`,
       met: perConn <= 4,
     })
-  return [...list, ...moreGoals(results)]
+  return [...list, ...moreGoals(results), ...fleetPageGoals(results)]
 }
 
 export function renderMarkdown(results: Results, chart: string): string {
@@ -310,6 +311,12 @@ export function renderMarkdown(results: Results, chart: string): string {
     "A local receiver (in a load-generator process) answers 204 at once and checks each Standard Webhooks signature; latency runs from the event frame's own `timestamp` (its commit) to the moment the receiver has it.",
     '',
     ...orSkipped(webhookTables(results), results, 'webhooks'),
+    '',
+    '### 9. Fleet page (issue 13)',
+    '',
+    FLEET_PAGE_TEXT,
+    '',
+    ...orSkipped(fleetPageTable(results), results, 'fleet page'),
     '',
     END,
   ]

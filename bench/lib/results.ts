@@ -123,6 +123,39 @@ export interface WebhookRun {
   signed: boolean
 }
 
+/** The fleet page in Chromium with readings arriving at a fixed rate (issue 13). */
+export interface FleetPageRun {
+  sensors: number
+  places: number
+  /** Readings per second asked for, and sent. */
+  rate: number
+  seconds: number
+  sent: number
+  sentPerSecond: number
+  httpErrors: number
+  /** Readings whose temperatura changed the text on the page (the others change nothing to see). */
+  timed: number
+  shown: number
+  missed: number
+  /** Opening the page until every sensor shows as online, ms. */
+  loadMs: number
+  /** After the last send, until the page showed the last timed reading, ms. */
+  drainMs: number
+  /** POST sent → the table shows the value, ms. */
+  dom: Latency
+  /** Reference in the same page: POST sent → a bare WebSocket on `readings` has the event, ms. */
+  transport: Latency
+  /** Median DOM lag over the first and the last fifth of the run, ms. */
+  earlyP50: number
+  lateP50: number
+  /** The page's own share (table shows it − bare socket has it), median over the first and last fifth, ms. */
+  ownEarlyP50: number
+  ownLateP50: number
+  /** Readings never shown, or the page's own share grew (last fifth's median > twice the first's + 100 ms). */
+  behind: boolean
+  pageErrors: string[]
+}
+
 export interface RecoveryRun {
   rep: number
   events: number
@@ -178,6 +211,8 @@ export interface Results {
   latest: Timing[]
   history: HistoryRun[]
   webhooks: WebhookRun[]
+  /** Absent in results from before the fleet page phase existed. */
+  fleetPage?: FleetPageRun[]
   /** Phases the build under test cannot run (a route it does not have), with the reason. */
   skipped: { what: string; why: string }[]
   /** Runs that threw instead of producing figures (the run goes on without them). */

@@ -93,6 +93,7 @@ export const readings = sqliteTable(
 /**
  * The newest value of each sensor variable (greatest timestamp, then greatest reading id), kept in the
  * ingest transaction: "what does every sensor read right now" is one small table, never a scan of readings.
+ * Its migration creates it WITHOUT ROWID (drizzle cannot declare that): read whole in key order.
  */
 export const latestValues = sqliteTable(
   'latest_values',

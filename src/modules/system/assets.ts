@@ -1,15 +1,27 @@
 // Browser code under /assets: the client library and the pages that use it, bundled by Bun on first request
-// (no build step, no copy), and uPlot's stylesheet from node_modules; ETag and compression on each.
+// (no build step, no copy), and uPlot's and Leaflet's stylesheets (and Leaflet's images) from node_modules; ETag and compression on each.
 import { dirname, join, resolve } from 'node:path'
 import { Elysia } from 'elysia'
 import { StaticContent, staticFile } from '../../lib/http-standards'
 
 const SRC = resolve(import.meta.dir, '../..')
-/** Served as /assets/client/index.js, /assets/web/websocket-client.js, /assets/web/dashboard.js. */
-const ENTRIES = ['client/index.ts', 'web/websocket-client.ts', 'web/dashboard.ts']
+/** Served as /assets/client/index.js, /assets/web/websocket-client.js, /assets/web/dashboard.js, /assets/web/fleet.js. */
+const ENTRIES = ['client/index.ts', 'web/websocket-client.ts', 'web/dashboard.ts', 'web/fleet.ts']
 const uplotDir = dirname(Bun.resolveSync('uplot/package.json', import.meta.dir))
+const leafletDir = join(dirname(Bun.resolveSync('leaflet/package.json', import.meta.dir)), 'dist')
 const VENDOR: Record<string, string> = {
   'vendor/uPlot.min.css': join(uplotDir, 'dist/uPlot.min.css'),
+  // Leaflet's stylesheet and the images it names (relative to it), for the fleet page's map.
+  'vendor/leaflet.css': join(leafletDir, 'leaflet.css'),
+  ...Object.fromEntries(
+    [
+      'layers.png',
+      'layers-2x.png',
+      'marker-icon.png',
+      'marker-icon-2x.png',
+      'marker-shadow.png',
+    ].map((image) => [`vendor/images/${image}`, join(leafletDir, 'images', image)]),
+  ),
 }
 
 let bundle: Promise<Map<string, Blob>> | undefined
