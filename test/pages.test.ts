@@ -114,6 +114,29 @@ describe('the WebSocket test client page', () => {
   )
 
   test(
+    'after a disconnect it connects to the channel picked now, not the one it had before',
+    async () => {
+      server = await startTestServer()
+      const srv = server
+      const page = await openPage(`${srv.base}/websocket_client.html`)
+      await connectClient(page, 'general', 'navegador-2')
+      await page.click('#disconnect')
+      await page.waitForSelector('#status[data-state="closed"]')
+      await page.locator('#channels', { hasText: '(se usará general)' }).waitFor()
+
+      await connectClient(page, 'sensors')
+      await page.locator('#log .line.ev-connection', { hasText: 'Conectado a sensors' }).waitFor()
+      expect(await page.locator('#channels .chip').allTextContents()).toEqual(['sensors×'])
+      const sensor = await srv.api('POST', '/api/v1/sensors', { tipo: 'humedad', modelo: 'x' })
+      await line(page, 'sensor', sensor.body.id).waitFor()
+      const stats = await srv.api('GET', '/api/v1/ws/stats')
+      expect(stats.body.channels.sensors.connections).toBe(1)
+      expect(stats.body.channels.general).toBeUndefined()
+    },
+    PAGE_TEST_MS,
+  )
+
+  test(
     'says so when the gap cannot be recovered (the server came back with another event history)',
     async () => {
       restartable = await restartableServer()

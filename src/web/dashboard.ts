@@ -1,42 +1,50 @@
-// The live dashboard (public/dashboard.html): sensors by location, a uPlot chart per selected sensor with its
-// latest forecast band ahead of the readings, and open anomalies as they are detected, acknowledged or resolved.
-import uPlot from 'uplot'
+// The live dashboard (public/dashboard.html): sensors by location, a chart per selected sensor on any of its
+// variables over a picked range (src/web/dashboard-chart.ts), open anomalies as they are detected, acknowledged
+// or resolved, and an access panel when the server wants a token. Deep link: ?sensor=<id>&variable=<name>.
 import {
   ConnectionRefusedError,
   createApi,
   RealtimeClient,
   type Anomaly,
   type Location,
-  type Prediction,
-  type Reading,
   type Sensor,
 } from '../client'
+import { RANGES, type TimeRange } from './chart-time'
+import { askForToken, forgetToken, initialToken } from './dashboard-auth'
+import { SensorChart, type ChartHost } from './dashboard-chart'
 import { byId, clock, el, errorText } from './dom'
+import { anomalyText, anomalyTitle, say, STATUS_TEXT } from './texts'
 
-type Variable = 'temperatura' | 'humedad'
-const UNITS: Record<Variable, string> = { temperatura: '°C', humedad: '%' }
-const MAX_POINTS = 500
+/** Units of the original's two variables, until GET /api/v1/variables answers. */
+const UNITS = new Map<string, string>([
+  ['temperatura', '°C'],
+  ['humedad', '%'],
+])
+const VARIABLE_NAME = /^[a-z][a-z0-9_]{0,62}$/
 
-// Under AUTH_MODE=required: open the page as /dashboard.html?token=<JWT> (kept for the tab's session).
-const token =
-  new URLSearchParams(location.search).get('token') ??
-  sessionStorage.getItem('vigia.token') ??
-  undefined
-if (token) sessionStorage.setItem('vigia.token', token)
-const api = createApi(location.origin, { token })
-const realtime = new RealtimeClient({
-  url: location.origin,
-  channels: ['sensors', 'locations', 'anomalies'],
-  token,
-})
+const params = new URLSearchParams(location.search)
+let token = initialToken()
+const api = createApi(location.origin, { token: () => token })
+let realtime: RealtimeClient | undefined
 
 const sensors = new Map<number, Sensor>()
 const locations = new Map<number, Location>()
 /** Open and acknowledged anomalies. */
 const anomalies = new Map<number, Anomaly>()
+/** The variables each sensor has sent, by sensor id. */
+const sensorVariables = new Map<number, Set<string>>()
 const charts = new Map<number, SensorChart>()
-const variableSelect = byId<HTMLSelectElement>('variable')
-let variable = variableSelect.value as Variable
+let deepLink = params.get('sensor')
+
+const host: ChartHost = {
+  api: () => api,
+  headers: (): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {}),
+  anomalies,
+  label: sensorLabel,
+  unit: (name) => UNITS.get(name) ?? '',
+  range: () => range,
+  unauthorized: () => needToken('Tu sesión ya no vale: vuelve a iniciar sesión.'),
+}
 
 /** Keeps the newer of two versions of a row (an event may overtake the list that was being fetched). */
 function merge<T extends { id: number; updated_at?: string; created_at: string }>(
@@ -48,171 +56,62 @@ function merge<T extends { id: number; updated_at?: string; created_at: string }
   if (!current || stamp(current) <= stamp(row)) into.set(row.id, row)
 }
 
-const seconds = (iso: string) => Date.parse(iso) / 1000
-const round = (value: number) => Math.round(value * 100) / 100
-
-class SensorChart {
-  readonly card: HTMLElement
-  private readonly box: HTMLElement
-  private readonly latest: HTMLElement
-  private readonly forecastInfo: HTMLElement
-  private readonly readings = new Map<number, Reading>()
-  private prediction: Prediction | undefined
-  private plot: uPlot | undefined
-  private frame = 0
-
-  constructor(readonly sensorId: number) {
-    this.box = el('div', { class: 'chart' })
-    this.latest = el('div', { class: 'latest' }, 'Sin lecturas todavía')
-    this.forecastInfo = el('div', { class: 'muted forecast' }, 'Sin pronóstico')
-    this.card = el(
-      'section',
-      { class: 'panel chart-card', 'data-sensor-id': sensorId },
-      el('h2', {}, sensorLabel(sensorId)),
-      this.latest,
-      this.box,
-      this.forecastInfo,
-    )
-  }
-
-  async load() {
-    const [readings, predictions] = await Promise.all([
-      api.api.v1.readings.get({
-        query: { sensor_id: this.sensorId, limit: MAX_POINTS, order: 'desc' },
-      }),
-      this.fetchPrediction(),
-    ])
-    for (const r of readings.data ?? []) this.readings.set(r.id, r)
-    if (predictions) this.setPrediction(predictions)
-    this.draw()
-  }
-
-  /** The latest completed forecast of the shown variable. */
-  private async fetchPrediction() {
-    const { data } = await api.api.v1.predictions.get({
-      query: { sensor_id: this.sensorId, variable, status: 'completed', limit: 1 },
-    })
-    return data?.[0]
-  }
-
-  async changeVariable() {
-    this.prediction = undefined
-    const prediction = await this.fetchPrediction()
-    if (prediction) this.setPrediction(prediction)
-    this.draw()
-  }
-
-  addReading(reading: Reading) {
-    this.readings.set(reading.id, reading)
-    if (this.readings.size > MAX_POINTS) {
-      const oldest = [...this.readings.values()].sort(
-        (a, b) => seconds(a.timestamp) - seconds(b.timestamp),
-      )[0]!
-      this.readings.delete(oldest.id)
-    }
-    this.draw()
-  }
-
-  removeReading(id: number) {
-    if (this.readings.delete(id)) this.draw()
-  }
-
-  setPrediction(prediction: Prediction) {
-    if (prediction.variable !== variable || prediction.status !== 'completed') return
-    if (this.prediction && this.prediction.id > prediction.id) return
-    this.prediction = prediction
-    this.draw()
-  }
-
-  /** Redraws on the next frame, once however many changes came in. */
-  draw() {
-    if (this.frame) return
-    this.frame = requestAnimationFrame(() => {
-      this.frame = 0
-      this.render()
-    })
-  }
-
-  private render() {
-    const shown = [...this.readings.values()]
-      .filter((r) => r[variable] !== null)
-      .sort((a, b) => seconds(a.timestamp) - seconds(b.timestamp))
-    const forecast = this.prediction?.forecast ?? []
-    const marks = [...anomalies.values()].filter(
-      (a) => a.sensor_id === this.sensorId && a.variable === variable,
-    )
-    // uPlot wants one x axis: every instant of every series, the others null there.
-    const rows = new Map<number, (number | null)[]>()
-    const at = (x: number) => {
-      let row = rows.get(x)
-      if (!row) rows.set(x, (row = [x, null, null, null, null, null]))
-      return row
-    }
-    for (const r of shown) at(seconds(r.timestamp))[1] = r[variable]
-    for (const f of forecast) {
-      const row = at(seconds(f.timestamp))
-      row[2] = f.value
-      row[3] = f.lower ?? null
-      row[4] = f.upper ?? null
-    }
-    for (const a of marks) at(seconds(a.last_seen))[5] = a.value
-    const sorted = [...rows.values()].sort((a, b) => a[0]! - b[0]!)
-    const data = [0, 1, 2, 3, 4, 5].map((i) => sorted.map((row) => row[i]!)) as uPlot.AlignedData
-
-    if (!this.plot) this.plot = new uPlot(this.options(), data, this.box)
-    else this.plot.setData(data)
-
-    const last = shown.at(-1)
-    this.latest.textContent = last
-      ? `Última: ${round(last[variable]!)} ${UNITS[variable]} · ${clock(last.timestamp)} · ${shown.length} lecturas`
-      : 'Sin lecturas todavía'
-    this.forecastInfo.textContent = this.prediction
-      ? `Pronóstico #${this.prediction.id} (${this.prediction.model ?? 'modelo'}, ${this.prediction.horizon_minutes} min): ${forecast.length} puntos`
-      : 'Sin pronóstico'
-    this.card.dataset.points = String(shown.length)
-    this.card.dataset.latest = last ? String(last[variable]) : ''
-    this.card.dataset.forecastPoints = String(forecast.length)
-    this.card.dataset.anomalyMarks = String(marks.length)
-  }
-
-  private options(): uPlot.Options {
-    const band = 'rgba(126, 34, 206, 0.15)'
-    return {
-      width: Math.max(320, this.box.clientWidth || 600),
-      height: 240,
-      scales: { x: { time: true } },
-      series: [
-        {},
-        { label: variable, stroke: '#2563eb', width: 2, spanGaps: true },
-        { label: 'pronóstico', stroke: '#7e22ce', dash: [6, 4], spanGaps: true },
-        { label: 'mín', stroke: 'rgba(126, 34, 206, 0.35)', spanGaps: true },
-        { label: 'máx', stroke: 'rgba(126, 34, 206, 0.35)', spanGaps: true },
-        {
-          label: 'anomalías',
-          stroke: '#dc2626',
-          paths: () => null,
-          points: { show: true, size: 10, fill: '#dc2626' },
-        },
-      ],
-      bands: [{ series: [4, 3], fill: band }],
-    }
-  }
-
-  resize() {
-    this.plot?.setSize({ width: Math.max(320, this.box.clientWidth), height: 240 })
-  }
-
-  destroy() {
-    cancelAnimationFrame(this.frame)
-    this.plot?.destroy()
-    this.card.remove()
-  }
-}
+/** The HTTP status of an Eden Treaty error. */
+const statusOf = (error: unknown) => (error as { status?: number } | null | undefined)?.status
 
 function sensorLabel(id: number) {
   const s = sensors.get(id)
   if (!s) return `Sensor #${id}`
   return `#${s.id} ${s.nombre ?? s.tipo} · ${s.modelo}`
+}
+
+function knowVariables(sensorId: number, names: Iterable<string>) {
+  let set = sensorVariables.get(sensorId)
+  if (!set) sensorVariables.set(sensorId, (set = new Set()))
+  let grew = false
+  for (const name of names) if (!set.has(name)) grew = Boolean(set.add(name))
+  return grew
+}
+
+// ---- range picker ----
+
+const rangeSelect = byId<HTMLSelectElement>('range')
+const customBox = byId('custom-range')
+const fromInput = byId<HTMLInputElement>('range-from')
+const toInput = byId<HTMLInputElement>('range-to')
+let range: TimeRange = { kind: 'relative', span: RANGES['1h']! }
+
+/** datetime-local's value (local time) of an instant in seconds. */
+function localInput(seconds: number) {
+  const d = new Date(seconds * 1000 - new Date(seconds * 1000).getTimezoneOffset() * 60_000)
+  return d.toISOString().slice(0, 16)
+}
+
+function setRange(next: TimeRange) {
+  range = next
+  for (const chart of charts.values()) void chart.load()
+}
+
+rangeSelect.addEventListener('change', () => {
+  const span = RANGES[rangeSelect.value]
+  customBox.hidden = span !== undefined
+  if (span !== undefined) return setRange({ kind: 'relative', span })
+  const now = Date.now() / 1000
+  fromInput.value ||= localInput(now - 86_400)
+  toInput.value ||= localInput(now)
+})
+byId('range-apply').addEventListener('click', () => {
+  const from = Date.parse(fromInput.value) / 1000
+  const to = Date.parse(toInput.value) / 1000
+  const error = byId('range-error')
+  error.hidden = Number.isFinite(from) && Number.isFinite(to) && from < to
+  if (!error.hidden) return (error.textContent = 'El inicio del rango debe ser anterior al final.')
+  setRange({ kind: 'fixed', from, to })
+})
+const linked = params.get('range')
+if (linked && RANGES[linked] !== undefined) {
+  rangeSelect.value = linked
+  range = { kind: 'relative', span: RANGES[linked]! }
 }
 
 // ---- sensors and locations ----
@@ -248,35 +147,50 @@ function locationSection(place: Location | undefined, list: Sensor[]) {
 
 function sensorRow(s: Sensor) {
   const box = el('input', { type: 'checkbox', checked: charts.has(s.id) })
-  box.addEventListener('change', () => (box.checked ? select(s.id) : deselect(s.id)))
+  box.addEventListener('change', () => (box.checked ? void select(s.id) : deselect(s.id)))
+  const names = [...(sensorVariables.get(s.id) ?? [])].sort()
   return el(
     'label',
     { class: 'sensor', 'data-sensor-id': s.id },
     box,
     `#${s.id} ${s.nombre ?? s.tipo} · ${s.modelo}`,
+    el('span', { class: 'muted variables' }, names.join(', ')),
   )
 }
 
-async function select(id: number) {
-  if (charts.has(id)) return
-  const chart = new SensorChart(id)
+async function select(id: number, variable?: string) {
+  if (charts.has(id)) {
+    charts.get(id)!.setVariable(variable)
+    return
+  }
+  const s = sensors.get(id)
+  const known = sensorVariables.get(id) ?? new Set<string>()
+  // Opens on the asked variable, else the sensor's tipo when it is one of its variables (or it has none yet).
+  const first =
+    variable ??
+    (s && VARIABLE_NAME.test(s.tipo) && (known.has(s.tipo) || known.size === 0)
+      ? s.tipo
+      : undefined)
+  const chart = new SensorChart(id, host, first)
   charts.set(id, chart)
   byId('charts').append(chart.card)
   byId('charts-hint').hidden = true
   // Join the sensor's channels first, so nothing falls between the fetch and the live stream.
   await Promise.all([
-    realtime.subscribe(`readings:${id}`),
-    realtime.subscribe(`predictions:${id}`),
+    realtime?.subscribe(`readings:${id}`),
+    realtime?.subscribe(`predictions:${id}`),
   ]).catch((error) => console.warn('subscribe failed', error))
-  await chart.load()
+  if (charts.get(id) !== chart) return
+  chart.addVariables(known)
+  if (chart.variable === first) await chart.load()
 }
 
 function deselect(id: number) {
   charts.get(id)?.destroy()
   charts.delete(id)
   byId('charts-hint').hidden = charts.size > 0
-  void realtime.unsubscribe(`readings:${id}`).catch(() => undefined)
-  void realtime.unsubscribe(`predictions:${id}`).catch(() => undefined)
+  void realtime?.unsubscribe(`readings:${id}`).catch(() => undefined)
+  void realtime?.unsubscribe(`predictions:${id}`).catch(() => undefined)
 }
 
 // ---- anomalies ----
@@ -308,12 +222,13 @@ function anomalyItem(a: Anomaly) {
       'data-status': a.status,
       'data-severity': a.severity,
     },
-    el('strong', {}, a.severity),
-    ` · ${sensorLabel(a.sensor_id)} · ${a.variable} = ${a.value}`,
+    el('strong', { class: 'title' }, anomalyTitle(a)),
+    ` · ${sensorLabel(a.sensor_id)}`,
+    el('div', { class: 'text' }, anomalyText(a)),
     el(
       'div',
       { class: 'muted' },
-      `${a.message ?? a.rule} · ${clock(a.first_seen)}${a.count > 1 ? ` · ×${a.count}` : ''} · ${a.status === 'open' ? 'abierta' : 'reconocida'}`,
+      `${clock(a.first_seen)}${a.count > 1 ? ` · ×${a.count}` : ''} · ${say(STATUS_TEXT, a.status)}`,
     ),
     el('div', { class: 'actions' }, ack, resolve),
   )
@@ -321,6 +236,8 @@ function anomalyItem(a: Anomaly) {
 
 async function setStatus(id: number, status: 'acknowledged' | 'resolved') {
   const { data, error } = await api.api.v1.anomalies({ id }).patch({ status })
+  if (statusOf(error) === 401)
+    return needToken('Para reconocer o resolver anomalías hace falta iniciar sesión.')
   if (!data) return alert(`No se pudo cambiar la anomalía #${id}: ${errorText(error)}`)
   applyAnomaly(data)
 }
@@ -331,35 +248,7 @@ function applyAnomaly(a: Anomaly, fresh = false) {
   renderAnomalies(fresh ? a.id : undefined)
 }
 
-// ---- live updates ----
-
-realtime.onEntity('sensor', (e) => {
-  if (e.event_type === 'deleted') {
-    sensors.delete(e.entity_id)
-    deselect(e.entity_id)
-  } else merge(sensors, e.data)
-  renderSensors()
-})
-realtime.onEntity('location', (e) => {
-  if (e.event_type === 'deleted') locations.delete(e.entity_id)
-  else merge(locations, e.data)
-  renderSensors()
-})
-realtime.onEntity('anomaly', (e) => {
-  if (e.event_type === 'deleted') {
-    anomalies.delete(e.entity_id)
-    return renderAnomalies()
-  }
-  applyAnomaly(e.data, e.event_type === 'anomaly_detected')
-})
-realtime.onEntity('reading', (e) => {
-  const chart = charts.get(e.data.sensor_id)
-  if (e.event_type === 'deleted') chart?.removeReading(e.entity_id)
-  else chart?.addReading(e.data)
-})
-realtime.onEntity('prediction', 'prediction_completed', (e) =>
-  charts.get(e.data.sensor_id)?.setPrediction(e.data),
-)
+// ---- the connection, live updates and the lists ----
 
 const status = byId('status')
 const STATE_TEXT = {
@@ -369,49 +258,154 @@ const STATE_TEXT = {
   reconnecting: 'Reconectando…',
   closed: 'Desconectado',
 }
-realtime.on('state', (state) => {
-  status.dataset.state = state
-  status.textContent = STATE_TEXT[state]
-})
-realtime.on('gap', () => {
-  const banner = byId('gap')
-  banner.textContent =
-    'Se perdieron eventos mientras el panel estaba desconectado; los datos se han vuelto a cargar.'
-  banner.hidden = false
-  void loadAll()
-})
 
-variableSelect.addEventListener('change', () => {
-  variable = variableSelect.value as Variable
-  for (const chart of charts.values()) void chart.changeVariable()
-})
-addEventListener('resize', () => {
-  for (const chart of charts.values()) chart.resize()
-})
+function wire(client: RealtimeClient) {
+  client.onEntity('sensor', (e) => {
+    if (e.event_type === 'deleted') {
+      sensors.delete(e.entity_id)
+      deselect(e.entity_id)
+    } else merge(sensors, e.data)
+    renderSensors()
+  })
+  client.onEntity('location', (e) => {
+    if (e.event_type === 'deleted') locations.delete(e.entity_id)
+    else merge(locations, e.data)
+    renderSensors()
+  })
+  client.onEntity('anomaly', (e) => {
+    if (e.event_type === 'deleted') {
+      anomalies.delete(e.entity_id)
+      return renderAnomalies()
+    }
+    applyAnomaly(e.data, e.event_type === 'anomaly_detected')
+  })
+  client.onEntity('reading', (e) => {
+    const chart = charts.get(e.data.sensor_id)
+    if (knowVariables(e.data.sensor_id, Object.keys(e.data.values ?? {}))) renderSensors()
+    if (e.event_type === 'created') chart?.addReading(e.data)
+    else chart?.changedReading(e.event_type === 'deleted' ? undefined : e.data)
+  })
+  client.onEntity('prediction', 'prediction_completed', (e) =>
+    charts.get(e.data.sensor_id)?.setPrediction(e.data),
+  )
+  client.on('state', (state) => {
+    if (client !== realtime) return
+    status.dataset.state = state
+    status.textContent = STATE_TEXT[state]
+    if (state === 'reconnecting' && !sensors.size)
+      placeholders('Sin conexión con el servidor; reintentando…')
+  })
+  client.on('disconnected', (d) => {
+    // Refused at the start: connect() below says why. Here: a session that ended (expired, revoked).
+    if (client === realtime && client.greeting && d.code === 4401 && !d.willReconnect)
+      needToken('La sesión ha caducado o se ha cerrado: vuelve a iniciar sesión.')
+  })
+  client.on('gap', () => {
+    const banner = byId('gap')
+    banner.textContent =
+      'Se perdieron eventos mientras el panel estaba desconectado; los datos se han vuelto a cargar.'
+    banner.hidden = false
+    void loadAll().then(() => {
+      for (const chart of charts.values()) void chart.load()
+    })
+  })
+}
+
+function placeholders(text: string) {
+  byId('sensors').replaceChildren(el('span', { class: 'muted' }, text))
+  byId('anomalies').replaceChildren(el('span', { class: 'muted' }, text))
+}
+
+/** The server wants a (valid) token: say so, and show where to give one. */
+function needToken(reason: string) {
+  const old = realtime
+  realtime = undefined
+  void old?.close()
+  status.dataset.state = 'closed'
+  status.textContent = 'Se necesita un token válido: inicia sesión o pega un token.'
+  placeholders('Inicia sesión (arriba) para ver el panel.')
+  askForToken(reason, (given) => {
+    token = given
+    start()
+  })
+}
 
 async function loadAll() {
-  const [s, l, open, acknowledged] = await Promise.all([
+  const [s, l, open, acknowledged, latest, variables] = await Promise.all([
     api.api.v1.sensors.get({ query: { limit: 1000 } }),
     api.api.v1.locations.get({ query: { limit: 1000 } }),
     api.api.v1.anomalies.get({ query: { status: 'open', limit: 1000 } }),
     api.api.v1.anomalies.get({ query: { status: 'acknowledged', limit: 1000 } }),
+    api.api.v1.latest.get({ query: {} }),
+    api.api.v1.variables.get(),
   ])
+  const failed = [s, l, open, acknowledged, latest, variables].find((r) => r.error)
+  if (statusOf(failed?.error) === 401)
+    return needToken('El servidor pide un token para leer estos datos.')
+  for (const v of variables.data ?? []) if (v.unit) UNITS.set(v.name, v.unit)
+  for (const row of latest.data ?? []) knowVariables(row.sensor_id, Object.keys(row.values))
   for (const row of s.data ?? []) merge(sensors, row)
   for (const row of l.data ?? []) merge(locations, row)
   for (const row of [...(open.data ?? []), ...(acknowledged.data ?? [])]) merge(anomalies, row)
   renderSensors()
   renderAnomalies()
-  const failed = [s, l, open, acknowledged].find((r) => r.error)
   if (failed) byId('sensors').prepend(el('div', { class: 'banner' }, errorText(failed.error)))
+  openDeepLink()
 }
 
-// Live first, then the lists: an event that lands in between is not lost.
-realtime
-  .connect()
-  .then(loadAll)
-  .catch((error) => {
-    status.textContent =
-      error instanceof ConnectionRefusedError && error.code === 4401
-        ? 'Se necesita un token válido: abre /dashboard.html?token=…'
-        : `Sin conexión: ${errorText(error)}`
+/** ?sensor=<id>&variable=<name>: that sensor's chart on that variable, once. */
+function openDeepLink() {
+  if (!deepLink) return
+  const id = Number(deepLink)
+  deepLink = null
+  const variable = params.get('variable') ?? undefined
+  if (!Number.isInteger(id) || !sensors.has(id)) {
+    const banner = byId('gap')
+    banner.textContent = `El enlace pide el sensor #${params.get('sensor')}, que no existe.`
+    banner.hidden = false
+    return
+  }
+  void select(id, variable && VARIABLE_NAME.test(variable) ? variable : undefined)
+  renderSensors()
+}
+
+/** Live first, then the lists: an event that lands in between is not lost. */
+function start() {
+  for (const id of [...charts.keys()]) deselect(id)
+  const client = new RealtimeClient({
+    url: location.origin,
+    channels: ['sensors', 'locations', 'anomalies'],
+    token,
   })
+  realtime = client
+  wire(client)
+  byId('logout').hidden = !token
+  client
+    .connect()
+    .then(() => (client === realtime ? loadAll() : undefined))
+    .catch((error) => {
+      if (client !== realtime) return
+      if (error instanceof ConnectionRefusedError && error.code === 4401)
+        return needToken(
+          token
+            ? 'El token no es válido o ha caducado: inicia sesión o pega otro.'
+            : 'Este servidor pide iniciar sesión (AUTH_MODE=required).',
+        )
+      status.textContent = `Sin conexión: ${errorText(error)}`
+      placeholders(`No se pudo conectar con el servidor: ${errorText(error)}`)
+    })
+}
+
+byId('logout').addEventListener('click', async () => {
+  const old = token
+  token = undefined
+  forgetToken()
+  if (old)
+    await fetch('/auth/logout', { method: 'POST', headers: { authorization: `Bearer ${old}` } })
+  start()
+})
+addEventListener('resize', () => {
+  for (const chart of charts.values()) chart.resize()
+})
+
+start()

@@ -7,9 +7,11 @@ import {
   RealtimeClient,
   type Api,
   type ClientState,
+  type EntityEvent,
   type ServerEvent,
 } from '../client'
 import { byId, clock, el, errorText } from './dom'
+import { anomalyText, anomalyTitle, predictionText } from './texts'
 
 const urlInput = byId<HTMLInputElement>('url')
 const channelSelect = byId<HTMLSelectElement>('channel')
@@ -87,7 +89,7 @@ function logEvent(event: ServerEvent) {
     )
   log(
     `ev-${event.event_type}`,
-    `#${event.seq}  ${event.entity_type}.${event.event_type}  id=${event.entity_id}  ${JSON.stringify(event.data)}`,
+    `#${event.seq}  ${event.entity_type}.${event.event_type}  id=${event.entity_id}${summary(event)}  ${JSON.stringify(event.data)}`,
     {
       'data-seq': event.seq,
       'data-kind': event.entity_type,
@@ -95,6 +97,15 @@ function logEvent(event: ServerEvent) {
       'data-entity-id': event.entity_id,
     },
   )
+}
+
+/** A Spanish line ahead of the JSON for the events whose codes are English (anomalies, predictions). */
+function summary(event: EntityEvent) {
+  if (event.event_type === 'deleted') return ''
+  if (event.entity_type === 'anomaly')
+    return `  «${anomalyTitle(event.data)}: ${anomalyText(event.data)}»`
+  if (event.entity_type === 'prediction') return `  «${predictionText(event.data)}»`
+  return ''
 }
 
 filterInput.addEventListener('input', () => {
@@ -202,7 +213,8 @@ function connect() {
   next.on('state', (state) => {
     if (state !== 'reconnecting') setState(state)
     if (state === 'closed' && client === next) {
-      chosen = [...next.channels]
+      // The next Connect joins what is picked then (and what is added after), not the old channels.
+      chosen = []
       client = undefined
       renderChannels()
     }
