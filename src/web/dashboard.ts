@@ -13,7 +13,7 @@ import { RANGES, type TimeRange } from './chart-time'
 import { askForToken, forgetToken, initialToken } from './dashboard-auth'
 import { SensorChart, type ChartHost } from './dashboard-chart'
 import { byId, clock, el, errorText } from './dom'
-import { anomalyText, anomalyTitle, say, STATUS_TEXT } from './texts'
+import { anomalyText, anomalyTitle, LIVE_STATE_TEXT as STATE_TEXT, say, STATUS_TEXT } from './texts'
 
 /** Units of the original's two variables, until GET /api/v1/variables answers. */
 const UNITS = new Map<string, string>([
@@ -251,13 +251,6 @@ function applyAnomaly(a: Anomaly, fresh = false) {
 // ---- the connection, live updates and the lists ----
 
 const status = byId('status')
-const STATE_TEXT = {
-  idle: 'Desconectado',
-  connecting: 'Conectando…',
-  open: 'En vivo',
-  reconnecting: 'Reconectando…',
-  closed: 'Desconectado',
-}
 
 function wire(client: RealtimeClient) {
   client.onEntity('sensor', (e) => {

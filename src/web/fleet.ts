@@ -14,6 +14,7 @@ import { byId, clock, el, errorText } from './dom'
 import { askLogin, KeysDialog, showSession } from './fleet-keys'
 import { FleetMap, type PlaceStatus } from './fleet-map'
 import { sessionApi, sessionToken } from './session'
+import { LIVE_STATE_TEXT as STATE_TEXT } from './texts'
 
 type Status = Sensor['status']
 const STATUS_TEXT: Record<Status, string> = {
@@ -340,13 +341,6 @@ async function loadAll() {
 
 let realtime: RealtimeClient | undefined
 const statusBox = byId('status')
-const STATE_TEXT = {
-  idle: 'Desconectado',
-  connecting: 'Conectando…',
-  open: 'En vivo',
-  reconnecting: 'Reconectando…',
-  closed: 'Desconectado',
-}
 
 async function goLive() {
   realtime?.close()

@@ -1,6 +1,6 @@
 // Spanish display texts for what the API names in English codes (anomaly severities, kinds, rules, statuses,
 // forecast models): the API keeps its codes and its English `message`; the pages show these instead.
-import type { Anomaly, Prediction } from '../client'
+import type { Anomaly, ClientState, Prediction } from '../client'
 
 export const SEVERITY_TEXT: Record<string, string> = {
   warning: 'aviso',
@@ -92,4 +92,13 @@ export function predictionText(p: Prediction): string {
   if (p.status === 'failed') return `${head}: fallido`
   if (p.status === 'pending') return `${head}: pendiente`
   return `${head} (modelo ${say(MODEL_TEXT, p.model) || 'desconocido'}): ${p.forecast?.length ?? 0} puntos`
+}
+
+/** The live pages' connection state (the test client says "Conectado" instead of "En vivo"). */
+export const LIVE_STATE_TEXT: Record<ClientState, string> = {
+  idle: 'Desconectado',
+  connecting: 'Conectando…',
+  open: 'En vivo',
+  reconnecting: 'Reconectando…',
+  closed: 'Desconectado',
 }
