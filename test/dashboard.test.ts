@@ -238,9 +238,13 @@ describe('the range picker', () => {
       const page = await openPage(`${server.base}/dashboard.html?sensor=${id}`)
       const time = /^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?(\n\d{2}\/\d{2})?$|^\d{2}\/\d{2}$/
       const hours = new Set<number>()
-      for (const range of ['1h', '24h', '7d', '30d']) {
+      const SPAN = { '1h': 3600, '24h': 86_400, '7d': 604_800, '30d': 2_592_000 }
+      for (const [range, span] of Object.entries(SPAN)) {
         await page.selectOption('#range', range)
-        await page.waitForSelector(`.chart-card[data-sensor-id="${id}"]:not([data-loading])`)
+        // Loaded for this range (not still showing the one before it).
+        await page.waitForSelector(
+          `.chart-card[data-sensor-id="${id}"][data-span="${span}"]:not([data-loading])`,
+        )
         await page.waitForFunction(
           ([sel, bucket]) => {
             const el = document.querySelector<HTMLElement>(sel!)

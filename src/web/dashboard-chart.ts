@@ -205,6 +205,7 @@ export class SensorChart {
     for (const reading of queued) this.addReading(reading)
     this.card.dataset.bucket = bucketParam(bucket)
     this.card.dataset.bucketSeconds = String(bucket)
+    this.card.dataset.span = String(Math.round(to - from))
     delete this.card.dataset.loading
     this.draw()
   }
