@@ -184,9 +184,23 @@ export async function catchUpOnce(db: Database, batch = BATCH): Promise<number> 
 }
 
 /** Catches up until no reading is left behind the watermark; yields between batches. */
+/** Whether a reading is past the watermark: read without the writer lock, so an idle pass takes none. */
+async function behind(db: Database) {
+  const { watermark } = await historyStateOf(db.read)
+  const [row] = await db.read
+    .select({ id: readings.id })
+    .from(readings)
+    .where(gt(readings.id, watermark))
+    .limit(1)
+  return row !== undefined
+}
+
 export async function catchUp(db: Database, batch = BATCH) {
   let total = 0
   for (;;) {
+    // An idle pass takes no write lock: one a second is not free, and on SQLite a write waits for
+    // another process's lock on the event loop (busy_timeout).
+    if (!(await behind(db))) return total
     const n = await catchUpOnce(db, batch)
     total += n
     if (n < batch) return total
