@@ -92,15 +92,20 @@ function liveOf(id: number): Live {
 
 const later = (a: string | null, b: string | null) => (a === null || (b !== null && b > a) ? b : a)
 
-/** Keeps the newer of two versions of a sensor; its status and last_seen go with it. */
-function mergeSensor(row: Sensor) {
+/**
+ * Keeps the newer of two versions of a sensor; its status and last_seen go with it. A row of the REST list
+ * (`listed`) may be older than the snapshot and the events already applied (going offline does not change
+ * updated_at), so it sets the status only of a sensor the page has no live state for.
+ */
+function mergeSensor(row: Sensor, listed = false) {
   const current = sensors.get(row.id)
   if (current && current.updated_at > row.updated_at) return
   const moved = !current || current.location_id !== row.location_id
   const renamed = !current || current.nombre !== row.nombre || current.tipo !== row.tipo
   sensors.set(row.id, row)
+  const known = live.has(row.id)
   const state = liveOf(row.id)
-  state.status = row.status
+  if (!listed || !known) state.status = row.status
   state.last_seen = later(state.last_seen, row.last_seen)
   if (moved || !rows.has(row.id)) relayout()
   else {
@@ -330,7 +335,7 @@ async function loadAll() {
       loadUnits(),
     ])
     for (const place of l) locations.set(place.id, place)
-    for (const sensor of s) mergeSensor(sensor)
+    for (const sensor of s) mergeSensor(sensor, true)
     relayout()
   } catch (error) {
     const box = byId('error')
