@@ -7,44 +7,18 @@ import { and, asc, eq } from 'drizzle-orm'
 import { anomalies, events } from '../src/db/schema'
 import { sweepOffline } from '../src/modules/liveness/service'
 import { inChannels } from '../src/realtime/event-log'
-import {
-  createTestDatabase,
-  startTestServer,
-  TEST_REDIS_URL,
-  type TestServer,
-  type WsClient,
-} from './helpers'
-import { requireRedis } from './infra'
+import { settle, startPair, type TestServer, type WsClient } from './helpers'
 
 setDefaultTimeout(60_000)
 
-let db: Awaited<ReturnType<typeof createTestDatabase>>
 let a: TestServer
 let b: TestServer
+let stop = async () => {}
 
 beforeAll(async () => {
-  await requireRedis(TEST_REDIS_URL)
-  db = await createTestDatabase()
-  const env = {
-    DATABASE_URL: db.url,
-    REDIS_URL: TEST_REDIS_URL,
-    REDIS_PREFIX: `vigia-test-${crypto.randomUUID().slice(0, 8)}`,
-  }
-  a = await startTestServer({ ...env, INSTANCE_ID: 'fleet-a' })
-  b = await startTestServer({ ...env, INSTANCE_ID: 'fleet-b' })
+  ;({ a, b, stop } = await startPair(['fleet-a', 'fleet-b']))
 })
-afterAll(async () => {
-  await a?.stop()
-  await b?.stop()
-  await db?.drop()
-})
-
-/** A test event on `channel` that every client (all on that channel) has once this returns. */
-async function marker(server: TestServer, channel: string, clients: WsClient[]) {
-  const text = `marker-${crypto.randomUUID()}`
-  await server.api('POST', `/api/v1/ws/test-event?channel=${channel}&message=${text}`)
-  for (const client of clients) await client.event((m) => m.message === text, 15_000)
-}
+afterAll(() => stop())
 
 const log = async (server: TestServer) =>
   (await server.ctx.db.read.select().from(events).orderBy(asc(events.seq))).map((row) => ({
@@ -77,7 +51,7 @@ describe('liveness on two instances', () => {
         )
     // Several more sweeps on both instances: nothing more happens.
     await Bun.sleep(2500)
-    await marker(a, 'sensors', [onA, onB])
+    await settle(a, [onA, onB], 'sensors', 15_000)
 
     const offline = (await log(a)).filter(
       (e) =>
@@ -161,7 +135,7 @@ describe('snapshot and latest values on two instances', () => {
     }
     running = false
     await Promise.all(writers)
-    await marker(a, 'readings', clients)
+    await settle(a, clients, 'readings', 15_000)
 
     const all = await log(a)
     for (const client of clients) {

@@ -7,6 +7,7 @@ import postgres from 'postgres'
 import { loadConfig } from '../src/config'
 import { createLogger, type Logger } from '../src/lib/logger'
 import { startServer } from '../src/server'
+import { requireRedis } from './infra'
 
 export type TestServer = Awaited<ReturnType<typeof startTestServer>>
 
@@ -278,17 +279,23 @@ export class WsClient {
 }
 
 /**
- * Proves a client got nothing more about `pred`: emits a marker test-event that the client's
- * channel receives (events arrive in seq order, so anything sent before the marker is in by then).
+ * Proves clients got nothing more: emits a marker test-event that each client's channel receives (events
+ * arrive in seq order, so anything sent before the marker is in by then).
  */
-export async function settle(server: TestServer, client: WsClient, channel: string) {
+export async function settle(
+  server: TestServer,
+  clients: WsClient | WsClient[],
+  channel: string,
+  timeout?: number,
+) {
   const marker = `marker-${crypto.randomUUID()}`
   const res = await server.api(
     'POST',
     `/api/v1/ws/test-event?channel=${encodeURIComponent(channel)}&message=${marker}`,
   )
   if (res.status !== 200) throw new Error(`marker failed: ${JSON.stringify(res.body)}`)
-  await client.event((m) => m.type === 'system_event' && m.message === marker)
+  for (const client of [clients].flat())
+    await client.event((m) => m.type === 'system_event' && m.message === marker, timeout)
 }
 
 /** Creates a temperature sensor (fields of `body` on top) and returns its id. */
@@ -326,4 +333,31 @@ export async function startWatchedServer(env: Record<string, string> = {}) {
   const general = await server.ws('/api/v1/ws', { channel: 'general' })
   await general.connected()
   return { server, general }
+}
+
+/**
+ * Two instances sharing a PostgreSQL database of their own and Redis under a fresh prefix (`env` on top);
+ * stop() stops both and drops the database.
+ */
+export async function startPair(names: [string, string], env: Record<string, string> = {}) {
+  await requireRedis(TEST_REDIS_URL)
+  const db = await createTestDatabase()
+  const shared = {
+    DATABASE_URL: db.url,
+    REDIS_URL: TEST_REDIS_URL,
+    REDIS_PREFIX: `vigia-test-${crypto.randomUUID().slice(0, 8)}`,
+    ...env,
+  }
+  const started: TestServer[] = []
+  const stop = async () => {
+    for (const server of started) await server.stop()
+    await db.drop()
+  }
+  try {
+    for (const name of names) started.push(await startTestServer({ ...shared, INSTANCE_ID: name }))
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  return { a: started[0]!, b: started[1]!, stop }
 }

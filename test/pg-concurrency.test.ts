@@ -8,46 +8,18 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from '
 import { asc } from 'drizzle-orm'
 import { detectorState, eventMeta, events, readings } from '../src/db/schema'
 import { inChannels } from '../src/realtime/event-log'
-import {
-  createTestDatabase,
-  startTestServer,
-  TEST_REDIS_URL,
-  type TestServer,
-  type WsClient,
-} from './helpers'
-import { requireRedis } from './infra'
+import { settle, startPair, type TestServer, type WsClient } from './helpers'
 
 setDefaultTimeout(120_000)
 
-let db: Awaited<ReturnType<typeof createTestDatabase>>
 let a: TestServer
 let b: TestServer
+let stop = async () => {}
 
 beforeAll(async () => {
-  await requireRedis(TEST_REDIS_URL)
-  db = await createTestDatabase()
-  const env = {
-    DATABASE_URL: db.url,
-    REDIS_URL: TEST_REDIS_URL,
-    REDIS_PREFIX: `vigia-test-${crypto.randomUUID().slice(0, 8)}`,
-    ANOMALY_WARMUP_READINGS: '10',
-  }
-  a = await startTestServer({ ...env, INSTANCE_ID: 'writers-a' })
-  b = await startTestServer({ ...env, INSTANCE_ID: 'writers-b' })
+  ;({ a, b, stop } = await startPair(['writers-a', 'writers-b'], { ANOMALY_WARMUP_READINGS: '10' }))
 })
-afterAll(async () => {
-  await a?.stop()
-  await b?.stop()
-  await db?.drop()
-})
-
-/** A test event on general that every client has once this returns. */
-async function marker(server: TestServer, clients: WsClient[]) {
-  const text = `marker-${crypto.randomUUID()}`
-  const res = await server.api('POST', `/api/v1/ws/test-event?channel=general&message=${text}`)
-  expect(res.status).toBeLessThan(300)
-  for (const client of clients) await client.event((m) => m.message === text, 30_000)
-}
+afterAll(() => stop())
 
 const delivered = (client: WsClient) =>
   client.messages.filter((m) => m.type === 'entity_event' || m.type === 'system_event')
@@ -132,10 +104,12 @@ describe('many writers on two instances', () => {
       epoch: leavingHello.epoch,
     })
     expect(await resumed.connected()).toMatchObject({ recovered: true })
-    await marker(a, [
-      ...clients.filter((c) => c.channel === 'general').map((c) => c.client),
-      resumed,
-    ])
+    await settle(
+      a,
+      [...clients.filter((c) => c.channel === 'general').map((c) => c.client), resumed],
+      'general',
+      30_000,
+    )
 
     const log = await a.ctx.db.read.select().from(events).orderBy(asc(events.seq))
     // Gap-free: 1..last_seq, each once.
