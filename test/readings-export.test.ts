@@ -13,7 +13,7 @@ import {
   type TestServer,
   type WsClient,
 } from './helpers'
-import { IMPORT_EVENT_LIMIT } from '../src/modules/transfer/service'
+import { IMPORT_EVENT_LIMIT } from '../src/modules/transfer/csv-import'
 
 setDefaultTimeout(60_000)
 

@@ -11,7 +11,8 @@ import {
   ImportResult,
   NDJSON_EXAMPLE,
 } from './model'
-import { exportReadings, importReadings } from './service'
+import { importReadings } from './csv-import'
+import { exportReadings } from './service'
 
 const text = (description: string, example: string) => ({
   schema: { type: 'string' as const, description },
