@@ -3,7 +3,8 @@
 // rolling median-of-15 z-score, the least a statistical check per reading does. Also the state's JSON
 // size and its round trip, paid once per sensor variable and ingest batch. Medians of 7 runs.
 import { existsSync, readFileSync } from 'node:fs'
-import { detectorOptions, newState, reviveState, step } from '../src/intelligence/detector'
+import { detectorOptions, step } from '../src/intelligence/detector'
+import { newState, reviveState } from '../src/intelligence/state'
 import { generate, humiditySpec, temperatureSpec } from '../scripts/synthetic'
 
 const START = Date.UTC(2025, 6, 1)

@@ -1,13 +1,8 @@
 // The detector calibrates itself on each series (no per-variable constants), learns what its hour of
 // day looks like, speaks once per episode, and restarts cleanly from a state of an older version.
 import { describe, expect, test } from 'bun:test'
-import {
-  detectorOptions,
-  newState,
-  reviveState,
-  step,
-  type Hit,
-} from '../src/intelligence/detector'
+import { detectorOptions, step, type Hit } from '../src/intelligence/detector'
+import { newState, reviveState } from '../src/intelligence/state'
 import { gaussian, generate, rng, temperatureSpec } from '../scripts/synthetic'
 
 const START = Date.UTC(2025, 6, 1)

@@ -1,14 +1,8 @@
 // The anomaly detector on its own: spikes, stuck values, drifts and threshold rules, warm-up, and a
 // state that comes back from JSON exactly as it left.
 import { describe, expect, test } from 'bun:test'
-import {
-  detectorOptions,
-  newState,
-  reviveState,
-  step,
-  type Hit,
-  type ThresholdRule,
-} from '../src/intelligence/detector'
+import { detectorOptions, step, type Hit, type ThresholdRule } from '../src/intelligence/detector'
+import { newState, reviveState } from '../src/intelligence/state'
 import { generate, humiditySpec, temperatureSpec, type Injection } from '../scripts/synthetic'
 
 const START = Date.UTC(2025, 6, 1)

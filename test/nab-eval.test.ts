@@ -3,7 +3,8 @@
 import { afterAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { detectorOptions, newState, step } from '../src/intelligence/detector'
+import { detectorOptions, step } from '../src/intelligence/detector'
+import { newState } from '../src/intelligence/state'
 import {
   loadCorpus,
   loadProfiles,

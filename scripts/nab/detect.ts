@@ -2,13 +2,8 @@
 // detection.ts): one sensor variable, readings in time order, no threshold rule, the production options,
 // and the state persisted as JSON and revived between batches. One anomaly score per row.
 import { loadConfig } from '../../src/config'
-import {
-  detectorOptions,
-  newState,
-  reviveState,
-  step,
-  type VariableState,
-} from '../../src/intelligence/detector'
+import { detectorOptions, step } from '../../src/intelligence/detector'
+import { newState, reviveState, type VariableState } from '../../src/intelligence/state'
 import type { NabFile } from './corpus'
 
 /** Readings per simulated ingest batch: the state goes through JSON between batches, as it is stored. */

@@ -10,7 +10,7 @@ import { prepared, selectByIds } from '../db/prepared'
 import { detectorState } from '../db/schema'
 import type { Logger } from '../lib/logger'
 import { JobQueue } from './queue'
-import { reviveState, type VariableState } from './detector'
+import { cloneState, reviveState, type VariableState } from './state'
 
 const excluded = (column: string) => sql.raw(`excluded.${column}`)
 
@@ -26,33 +26,6 @@ const upsertStates = (tx: Tx, values: StateRow[] | { [K in keyof StateRow]: Plac
     })
 
 export const stateKey = (sensorId: number, variable: string) => `${sensorId}:${variable}`
-
-/** A deep copy, keys in the order newState makes them (what a rolled-back batch is restored from). */
-function cloneState(s: VariableState): VariableState {
-  const { profile: p, envelope: e, drift: d } = s
-  return {
-    v: 3,
-    n: s.n,
-    last: s.last,
-    prev: s.prev,
-    res: s.res,
-    ts: s.ts.slice(),
-    xs: s.xs.slice(),
-    bias: s.bias,
-    mad: s.mad,
-    k: s.k,
-    spike: { ...s.spike },
-    stuck: { ...s.stuck },
-    profile: { m: p.m.slice(), bin: p.bin, day: p.day, sum: p.sum, cnt: p.cnt },
-    drift: { e: d.e, mean: d.mean, mad: d.mad, k: d.k, tail: { ...d.tail }, sampled: d.sampled },
-    envelope: { lo: e.lo.slice(), hi: e.hi.slice(), days: e.days.slice(), last: e.last.slice() },
-    episode: { ...s.episode, kinds: s.episode.kinds.slice() },
-    onsets: s.onsets,
-    peak: s.peak,
-    breach: { ...s.breach },
-    normal: { ...s.normal },
-  }
-}
 
 /** How often states changed on SQLite are written back (and once more at shutdown). */
 const WRITE_BACK_MS = 1000

@@ -9,15 +9,14 @@ import { anomalies, sensors, sensorTypeThresholds } from '../../db/schema'
 import {
   detectorOptions,
   higherSeverity,
-  newState,
   step,
   type DetectorOptions,
   type Hit,
   type Rule,
   type Severity,
   type ThresholdRule,
-  type VariableState,
 } from '../../intelligence/detector'
+import { newState, type VariableState } from '../../intelligence/state'
 import { stateKey } from '../../intelligence'
 import { insertOne, updateOne } from '../../lib/crud'
 import type { Emit } from '../../realtime/emitter'

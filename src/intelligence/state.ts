@@ -1,0 +1,105 @@
+// The detector's state for one sensor variable (a plain JSON object, stored as is): its shape, a fresh one,
+// one read back from storage, and a deep copy (what a rolled-back SQLite batch is restored from).
+import type { Kind, Rule, Severity } from './detector'
+import { newEnvelope, newProfile, type Envelope, type Profile } from './season'
+import { newTail, type Tail } from './tail'
+
+export interface VariableState {
+  v: 3
+  /** Readings checked so far. */
+  n: number
+  /** Timestamp (ms) of the last reading checked; older ones are stored but not checked. */
+  last: number | null
+  /** The previous value, and the smallest change between two readings (the sensor's resolution). */
+  prev: number | null
+  res: number | null
+  /** The rolling window: times and values (spikes enter clipped). */
+  ts: number[]
+  xs: number[]
+  /** Residual bias and mean absolute deviation around it, and how many residuals fed them. */
+  bias: number
+  mad: number
+  k: number
+  /** Tail of the spike statistic |z|. */
+  spike: Tail
+  /** Current run of one value, the sensor's rate of repeats, and its longest calm run (decaying). */
+  stuck: { value: number | null; run: number; p0: number; k: number; longest: number }
+  profile: Profile
+  /** EWMA chart of the profile residual, its slow mean and spread, the tail of |chart| / spread and
+   *  when that tail last took a value. */
+  drift: { e: number; mean: number; mad: number; k: number; tail: Tail; sampled: number }
+  /** Lowest and highest reading per hour of day. */
+  envelope: Envelope
+  /** The statistical episode under way: its worst severity (null: none), the kinds it has shown, and
+   *  readings since its last finding. */
+  episode: { severity: Severity | null; kinds: Kind[]; quiet: number }
+  /** Episode onsets per reading, decaying over about 5,000 readings: how rare a finding is on this
+   *  variable, which grades the hits' scores (added within v3; a state stored without it starts at 0). */
+  onsets: number
+  /** The strongest finding's r / (1 + r) lately, decaying over about 1,000 readings (added within v3). */
+  peak: number
+  breach: { n: number; since: number | null }
+  /** Consecutive readings with no finding, per rule (auto-resolve counts on these). */
+  normal: Record<Rule, number>
+}
+
+export function newState(bins = 48): VariableState {
+  return {
+    v: 3,
+    n: 0,
+    last: null,
+    prev: null,
+    res: null,
+    ts: [],
+    xs: [],
+    bias: 0,
+    mad: 0,
+    k: 0,
+    spike: newTail(),
+    stuck: { value: null, run: 0, p0: 0, k: 0, longest: 0 },
+    profile: newProfile(bins),
+    drift: { e: 0, mean: 0, mad: 0, k: 0, tail: newTail(), sampled: 0 },
+    envelope: newEnvelope(),
+    episode: { severity: null, kinds: [], quiet: 0 },
+    onsets: 0,
+    peak: 0,
+    breach: { n: 0, since: null },
+    normal: { threshold: 0, statistical: 0 },
+  }
+}
+
+/** A stored state, or a fresh one when it is missing or of another shape (older versions restart). */
+export function reviveState(raw: unknown, bins = 48): VariableState {
+  const state = raw as VariableState | null
+  if (!state || state.v !== 3 || state.profile?.m?.length !== bins) return newState(bins)
+  state.onsets ??= 0
+  state.peak ??= 0
+  return state
+}
+
+/** A deep copy, keys in the order newState makes them (what a rolled-back batch is restored from). */
+export function cloneState(s: VariableState): VariableState {
+  const { profile: p, envelope: e, drift: d } = s
+  return {
+    v: 3,
+    n: s.n,
+    last: s.last,
+    prev: s.prev,
+    res: s.res,
+    ts: s.ts.slice(),
+    xs: s.xs.slice(),
+    bias: s.bias,
+    mad: s.mad,
+    k: s.k,
+    spike: { ...s.spike },
+    stuck: { ...s.stuck },
+    profile: { m: p.m.slice(), bin: p.bin, day: p.day, sum: p.sum, cnt: p.cnt },
+    drift: { e: d.e, mean: d.mean, mad: d.mad, k: d.k, tail: { ...d.tail }, sampled: d.sampled },
+    envelope: { lo: e.lo.slice(), hi: e.hi.slice(), days: e.days.slice(), last: e.last.slice() },
+    episode: { ...s.episode, kinds: s.episode.kinds.slice() },
+    onsets: s.onsets,
+    peak: s.peak,
+    breach: { ...s.breach },
+    normal: { ...s.normal },
+  }
+}
