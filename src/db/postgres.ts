@@ -15,7 +15,7 @@ import * as schema from './schema'
 const MIGRATIONS = resolve(import.meta.dir, '../../drizzle/postgres')
 /** Any fixed numbers: every instance takes the first while it migrates, the second in each write. */
 const MIGRATION_LOCK = 7_143_105_342
-const WRITER_LOCK = 7_143_105_343
+export const WRITER_LOCK = 7_143_105_343
 /** The int4 namespace of the per-key locks of scoped writes (pg_advisory_xact_lock(space, key)). */
 const KEY_LOCKS = 714_310_534
 /** Scoped writes this instance runs at once (the pool has 10 connections; reads keep the rest). */

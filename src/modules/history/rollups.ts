@@ -8,6 +8,7 @@ import { measurement } from '../../db/measurements'
 import { prepared } from '../../db/prepared'
 import { historyState, readings, rollupsHour, rollupsMinute } from '../../db/schema'
 import { ConflictError } from '../../lib/errors'
+import { settledReadingId } from './horizon'
 import { iso } from '../../lib/time'
 
 export const MINUTE = 60_000
@@ -131,13 +132,18 @@ async function ensureState(tx: Tx) {
 
 /**
  * Folds the next batch of readings after the watermark into the rollups and moves the watermark, in
- * one write transaction (so on several instances each reading is folded once: the writer lock
- * serializes the passes and each reads the watermark inside it). Answers how many readings it folded.
+ * one write transaction (so on several instances each reading is folded once: each pass reads the
+ * watermark inside it, under the writer lock on SQLite, under a row lock on PostgreSQL, where it runs
+ * beside ingest and folds only readings no writer can still commit below). Answers how many it folded.
  */
 export async function catchUpOnce(db: Database, batch = BATCH): Promise<number> {
-  return db.transaction(async (tx) => {
+  // PostgreSQL: up to the settled id only, beside ingest (see horizon.ts); SQLite has one writer.
+  const postgres = db.dialect === 'postgres'
+  const upTo = postgres ? await settledReadingId(db) : undefined
+  const pass = async (tx: Tx) => {
     await ensureState(tx)
-    const { watermark } = await historyStateOf(tx)
+    const watermark = postgres ? await lockedWatermark(tx) : (await historyStateOf(tx)).watermark
+    if (upTo !== undefined && upTo <= watermark) return 0
     const rows = await tx
       .select({
         id: readings.id,
@@ -146,7 +152,12 @@ export async function catchUpOnce(db: Database, batch = BATCH): Promise<number> 
         values: readings.values,
       })
       .from(readings)
-      .where(gt(readings.id, watermark))
+      .where(
+        and(
+          gt(readings.id, watermark),
+          upTo === undefined ? undefined : lte(readings.id, upTo),
+        ),
+      )
       .orderBy(asc(readings.id))
       .limit(batch)
     if (rows.length === 0) return 0
@@ -180,7 +191,19 @@ export async function catchUpOnce(db: Database, batch = BATCH): Promise<number> 
       .set({ watermark: rows[rows.length - 1]!.id })
       .where(eq(historyState.id, 1))
     return rows.length
-  })
+  }
+  // The writer lock shared (corrections and retention, which take it alone, wait), the watermark row
+  // locked (two instances' workers take turns).
+  return postgres ? db.transaction(pass, undefined, { keys: [] }) : db.transaction(pass)
+}
+
+type Execute = { execute(query: ReturnType<typeof sql>): Promise<Record<string, unknown>[]> }
+
+async function lockedWatermark(tx: Tx) {
+  const [row] = await (tx as unknown as Execute).execute(
+    sql`select watermark from history_state where id = 1 for update`,
+  )
+  return Number(row!.watermark)
 }
 
 /** Catches up until no reading is left behind the watermark; yields between batches. */

@@ -1,6 +1,7 @@
 // Starts the history background work on an instance: the rollup catch-up every second and, when
-// READINGS_RETENTION is set, retention passes. On several instances each pass takes the writer lock
-// and reads the watermark inside it, so work is never done twice (docs/storage.md#history).
+// READINGS_RETENTION is set, retention passes. On several instances each pass locks the watermark
+// (the writer lock on SQLite, its row on PostgreSQL) and reads it inside, so work is never done twice
+// (docs/storage.md#history).
 import type { Config } from '../../config'
 import type { Services } from '../../context'
 import { catchUp } from './rollups'
