@@ -6,7 +6,8 @@
 // (Pinned in matrix.test.ts: it picks its databases itself.)
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { asc } from 'drizzle-orm'
-import { detectorState, eventMeta, events, readings } from '../src/db/schema'
+import { detectorState, eventMeta, events, readings, rollupsMinute } from '../src/db/schema'
+import { catchUp } from '../src/modules/history/rollups'
 import { inChannels } from '../src/realtime/event-log'
 import { settle, startPair, type TestServer, type WsClient } from './helpers'
 
@@ -92,12 +93,19 @@ describe('many writers on two instances', () => {
     }
     const writers: Promise<void>[] = []
     for (let w = 0; w < 16; w++) writers.push(writer(w % 2 ? a : b, w))
+    // Rollup passes on both instances back to back while the writers run, beside them.
+    let writing = true
+    const folders = [a, b].map(async (server) => {
+      while (writing) await catchUp(server.ctx.db, 20)
+    })
     // Halfway: the leaving client's last seen seq, then it goes.
     while (acknowledged.length < 600) await Bun.sleep(5)
     const seen = delivered(leaving)
     const lastSeen = seen.length > 0 ? seen.at(-1)!.seq : leavingHello.last_seq
     await leaving.close()
     await Promise.all(writers)
+    writing = false
+    await Promise.all(folders)
     const resumed = await b.ws('/api/v1/ws', {
       channel: 'general',
       since: lastSeen,
@@ -158,6 +166,27 @@ describe('many writers on two instances', () => {
       states.map((s) => [`${s.sensor_id}:${s.variable}`, (s.state as { n: number }).n]),
     )
     expect(counted).toEqual(expected)
+
+    // The rollup workers folded while the writers ran, beside them: once caught up, the minute rollups
+    // count every stored measurement once (a reading committed below a folded id would be missing).
+    await catchUp(a.ctx.db)
+    const raw = await a.ctx.db.read
+      .select({ sensor_id: readings.sensor_id, values: readings.values })
+      .from(readings)
+    const measured = new Map<string, number>()
+    for (const r of raw)
+      for (const variable of Object.keys(r.values))
+        measured.set(
+          `${r.sensor_id}:${variable}`,
+          (measured.get(`${r.sensor_id}:${variable}`) ?? 0) + 1,
+        )
+    const folded = new Map<string, number>()
+    for (const r of await a.ctx.db.read.select().from(rollupsMinute))
+      folded.set(
+        `${r.sensor_id}:${r.variable}`,
+        (folded.get(`${r.sensor_id}:${r.variable}`) ?? 0) + r.count,
+      )
+    expect(folded).toEqual(measured)
 
     for (const { client } of clients) await client.close()
     await resumed.close()

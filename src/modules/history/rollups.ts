@@ -153,10 +153,7 @@ export async function catchUpOnce(db: Database, batch = BATCH): Promise<number> 
       })
       .from(readings)
       .where(
-        and(
-          gt(readings.id, watermark),
-          upTo === undefined ? undefined : lte(readings.id, upTo),
-        ),
+        and(gt(readings.id, watermark), upTo === undefined ? undefined : lte(readings.id, upTo)),
       )
       .orderBy(asc(readings.id))
       .limit(batch)
