@@ -29,6 +29,7 @@ export async function settledReadingId(db: Database): Promise<number> {
   const [locks] = await read.execute(
     sql`select coalesce(array_agg(virtualtransaction), '{}') as writers from pg_locks
         where locktype = 'advisory' and granted and objsubid = 1 and pid <> pg_backend_pid()
+          and database = (select oid from pg_database where datname = current_database())
           and (classid::bigint << 32 | objid::bigint) = ${WRITER_LOCK}`,
   )
   const now: Horizon = { id: Number(seq!.id), writers: locks!.writers as string[] }
