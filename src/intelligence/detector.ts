@@ -422,6 +422,7 @@ export function step(
   const err = Math.max(
     spikeZ < 0 ? 0 : strength(spikeZ / tailLimit(state.spike, o.tailTimes, o.spikeZ)),
     driftZ < 0 ? 0 : strength(driftZ / tailLimit(state.drift.tail, o.tailTimes, o.driftK)),
+    outside ? strength(outside.ratio / o.envelopeTolerance) : 0,
   )
   const lik = learnLikelihood(state.lik, err)
   state.onsets = (state.onsets ?? 0) * (1 - RARE_ALPHA)
