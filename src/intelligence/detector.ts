@@ -210,6 +210,7 @@ function foreseen(
 const ratioSeverity = (ratio: number): Severity =>
   ratio >= 4.8 ? 'critical' : ratio >= 2.4 ? 'major' : 'minor'
 
+const bounded = (ratio: number) => ratio / (1 + ratio)
 const strength = (ratio: number) => Math.round((1000 * ratio) / (1 + ratio)) / 1000
 
 /** Smoothing of the onset rate: about the last 5,000 readings. */
@@ -418,11 +419,14 @@ export function step(
   // One episode per lasting condition: a hit when it starts, when it gets worse and when it shows a
   // kind it had not. The tails learn from calm readings only: an anomaly must not raise the bar.
   const ep = state.episode
-  // The bounded error of this reading: the stronger of the spike and drift statistics against their limits.
-  const err = Math.max(
-    spikeZ < 0 ? 0 : strength(spikeZ / tailLimit(state.spike, o.tailTimes, o.spikeZ)),
-    driftZ < 0 ? 0 : strength(driftZ / tailLimit(state.drift.tail, o.tailTimes, o.driftK)),
-    outside ? strength(outside.ratio / o.envelopeTolerance) : 0,
+  // The bounded error of this reading: the strongest of the spike, drift and envelope statistics
+  // against their limits, r / (1 + r).
+  const err = bounded(
+    Math.max(
+      spikeZ < 0 ? 0 : spikeZ / tailLimit(state.spike, o.tailTimes, o.spikeZ),
+      driftZ < 0 ? 0 : driftZ / tailLimit(state.drift.tail, o.tailTimes, o.driftK),
+      outside ? outside.ratio / o.envelopeTolerance : 0,
+    ),
   )
   const lik = learnLikelihood(state.lik, err)
   state.onsets = (state.onsets ?? 0) * (1 - RARE_ALPHA)
