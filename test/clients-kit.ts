@@ -2,7 +2,8 @@
 // file, headless Debian Chromium driven by playwright-core, and waits on the client library's events.
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { chromium } from 'playwright-core'
+import { afterAll, afterEach, beforeAll, expect } from 'bun:test'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { loadConfig } from '../src/config'
 import { createLogger } from '../src/lib/logger'
 import type { RealtimeClient, RealtimeEvents, ServerEvent } from '../src/client'
@@ -26,6 +27,60 @@ export function launchChromium() {
       '--disable-sync',
     ],
   })
+}
+
+export interface PageOptions {
+  viewport?: { width: number; height: number }
+  /** Installs Playwright's fake clock before the page loads. */
+  clock?: boolean
+  /** Aborts, and fails the test on, any request that leaves the page's own origin. */
+  localOnly?: boolean
+}
+
+/**
+ * One Chromium for the test file and a fresh context per page. Registers the file's hooks: the browser
+ * launched before all tests and closed after them; after each test its pages' contexts closed (before the
+ * file's own afterEach stops its server: hooks run in the order registered) and their script errors none.
+ */
+export function chromiumPages(defaults: PageOptions = {}) {
+  let browser: Browser
+  let contexts: BrowserContext[] = []
+  let errors: string[] = []
+  beforeAll(async () => {
+    browser = await launchChromium()
+  })
+  afterAll(() => browser.close())
+  afterEach(async () => {
+    await Promise.all(contexts.map((c) => c.close()))
+    const seen = errors
+    contexts = []
+    errors = []
+    expect(seen).toEqual([])
+  })
+  return {
+    /** A fresh page at `url` whose script errors fail the test. */
+    async open(url: string, options: PageOptions = {}): Promise<Page> {
+      const { viewport, clock, localOnly } = { ...defaults, ...options }
+      const context = await browser.newContext(viewport ? { viewport } : {})
+      contexts.push(context)
+      const page = await context.newPage()
+      page.on('pageerror', (e) => errors.push(e.message))
+      if (localOnly) {
+        const origin = new URL(url).origin
+        await page.route('**/*', (route) =>
+          route.request().url().startsWith(origin) ? route.continue() : route.abort(),
+        )
+        page.on('requestfailed', (r) => {
+          if (!r.url().startsWith(origin)) errors.push(`left the server: ${r.url()}`)
+        })
+      }
+      if (clock) await page.clock.install()
+      await page.goto(url)
+      return page
+    },
+    /** Closes a page's context now (a page the test is done with). */
+    close: (page: Page) => page.context().close(),
+  }
 }
 
 type Running = Awaited<ReturnType<typeof startServer>>

@@ -1,9 +1,9 @@
 // The dashboard in real headless Chromium: any variable with the fleet page's deep link, the range picker over
 // `aggregate` (bucket fitted to the chart's width, min–max band and average, live points still appended), a
 // 24-hour time axis without overlapping labels, Spanish anomaly texts and the access panel under AUTH_MODE=required.
-import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { launchChromium } from './clients-kit'
+import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import type { Page } from 'playwright-core'
+import { chromiumPages } from './clients-kit'
 import { startTestServer, type TestServer } from './helpers'
 
 setDefaultTimeout(30_000)
@@ -12,31 +12,14 @@ const HOUR = 3_600_000
 /** Readings in weekOfReadings. */
 const WEEK = 7 * 24 * 6
 
-let browser: Browser
-let context: BrowserContext | undefined
+const pages = chromiumPages({ viewport: { width: 1280, height: 900 } })
+const openPage = (url: string) => pages.open(url)
 let server: TestServer | undefined
-let errors: string[] = []
 
-beforeAll(async () => {
-  browser = await launchChromium()
-})
-afterAll(() => browser.close())
 afterEach(async () => {
-  await context?.close()
   await server?.stop()
-  context = server = undefined
-  expect(errors).toEqual([])
-  errors = []
+  server = undefined
 })
-
-/** A fresh page that fails the test on any script error. */
-async function openPage(url: string): Promise<Page> {
-  context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
-  const page = await context.newPage()
-  page.on('pageerror', (e) => errors.push(e.message))
-  await page.goto(url)
-  return page
-}
 
 /** A temperature sensor with a reading every 10 minutes (at :05, :15, …) over the last 7 days, varying. */
 async function weekOfReadings(srv: TestServer) {

@@ -3,6 +3,7 @@
 import { describe, expect, test } from 'bun:test'
 import { detectorOptions, step, type Hit } from '../src/intelligence/detector'
 import { newState, reviveState } from '../src/intelligence/state'
+import { learnLikelihood, newLikelihood } from '../src/intelligence/tail'
 import { gaussian, generate, rng, temperatureSpec } from '../scripts/synthetic'
 
 const START = Date.UTC(2025, 6, 1)
@@ -79,17 +80,32 @@ describe('self-calibration', () => {
     expect(busy).toBeLessThan(calm - 0.1)
   })
 
-  test('a stored state from before the onset rate revives with none and keeps raising hits', () => {
+  test('grades by likelihood: an error as usual as ever scores low, a run of errors far above it near 1', () => {
+    const rand = rng(6)
+    const l = newLikelihood()
+    const usual: number[] = []
+    for (let i = 0; i < 3000; i++) usual.push(learnLikelihood(l, 0.2 + 0.1 * rand()))
+    expect(Math.max(...usual.slice(200))).toBeLessThan(0.5)
+    const unusual = Array.from({ length: 10 }, () => learnLikelihood(l, 0.9))
+    expect(unusual[9]!).toBeGreaterThan(0.9)
+    expect(unusual[9]!).toBeLessThanOrEqual(1)
+  })
+
+  test('a stored state from before the onset rate and the likelihood revives with none and keeps raising hits', () => {
     const values = generate(temperatureSpec(START, DAY), [], 5).values
     const state = newState()
     values.slice(0, 800).forEach((x, i) => step(state, START + i * MIN, x, null, detectorOptions()))
     const stored = JSON.parse(JSON.stringify(state))
     delete stored.onsets
+    delete stored.lik
     const revived = reviveState(stored)
     expect(revived.onsets).toBe(0)
+    expect(revived.lik).toEqual(newLikelihood())
     const hit = step(revived, START + 800 * MIN, values[799]! + 6, null, detectorOptions())
-    expect(hit[0]?.score).toBeGreaterThan(0.5)
+    // A fresh likelihood grades nothing for its first 100 readings: the hit is raised at the floor.
+    expect(hit[0]?.score).toBe(0.5)
     expect(Number.isFinite(revived.onsets)).toBe(true)
+    expect(revived.lik.k).toBe(1)
   })
 })
 

@@ -1,46 +1,22 @@
 // The fleet page in real headless Chromium: sensors by location with status, last seen and latest values
 // with units, live (a sensor turns offline, then online, while the page is open), the map of located
 // places with no tiles, the click through to the dashboard, and device keys issued and shown once.
-import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import type { Page } from 'playwright-core'
 import { ADMIN, bearer, startAuthServer, userToken } from './auth-kit'
-import { launchChromium } from './clients-kit'
+import { chromiumPages } from './clients-kit'
 import { startTestServer, type TestServer } from './helpers'
 
 setDefaultTimeout(60_000)
 
-let browser: Browser
-let context: BrowserContext | undefined
+const pages = chromiumPages({ localOnly: true })
+const openPage = (url: string) => pages.open(url)
 let server: TestServer | undefined
-let errors: string[] = []
 
-beforeAll(async () => {
-  browser = await launchChromium()
-})
-afterAll(() => browser.close())
 afterEach(async () => {
-  await context?.close()
   await server?.stop()
-  context = server = undefined
-  expect(errors).toEqual([])
+  server = undefined
 })
-
-/** A fresh page that fails the test on any script error, and on any request that leaves the server. */
-async function openPage(url: string): Promise<Page> {
-  context = await browser.newContext()
-  const page = await context.newPage()
-  errors = []
-  page.on('pageerror', (e) => errors.push(e.message))
-  const origin = new URL(url).origin
-  await page.route('**/*', (route) =>
-    route.request().url().startsWith(origin) ? route.continue() : route.abort(),
-  )
-  page.on('requestfailed', (r) => {
-    if (!r.url().startsWith(origin)) errors.push(`left the server: ${r.url()}`)
-  })
-  await page.goto(url)
-  return page
-}
 
 const row = (page: Page, id: number) => page.locator(`#fleet tr[data-sensor-id="${id}"]`)
 const chip = (page: Page, id: number, variable: string) =>

@@ -1,9 +1,9 @@
 // The pages in real headless Chromium: the WebSocket test client, the live dashboard, the index and Swagger UI.
-import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import type { Page } from 'playwright-core'
 import { insertOne } from '../src/lib/crud'
 import { predictionResource } from '../src/modules/predictions/service'
-import { launchChromium, restartableServer, type RestartableServer } from './clients-kit'
+import { chromiumPages, restartableServer, type RestartableServer } from './clients-kit'
 import { startTestServer, type TestServer } from './helpers'
 
 // bunfig's [test] timeout is not read (oven-sh/bun#7789); real servers, brokers and browsers need more than 5 s.
@@ -11,35 +11,16 @@ setDefaultTimeout(30_000)
 
 const PAGE_TEST_MS = 60_000
 
-let browser: Browser
-let context: BrowserContext | undefined
+const pages = chromiumPages()
+const openPage = (url: string, clock = false) => pages.open(url, { clock })
 let restartable: RestartableServer | undefined
 let server: TestServer | undefined
 
-beforeAll(async () => {
-  browser = await launchChromium()
-})
-afterAll(() => browser.close())
 afterEach(async () => {
-  await context?.close()
   await restartable?.cleanup()
   await server?.stop()
-  context = restartable = server = undefined
+  restartable = server = undefined
 })
-
-/** A fresh page that fails the test on any script error. */
-async function openPage(url: string, clock = false): Promise<Page> {
-  context = await browser.newContext()
-  const page = await context.newPage()
-  const errors: string[] = []
-  page.on('pageerror', (e) => errors.push(e.message))
-  if (clock) await page.clock.install()
-  await page.goto(url)
-  afterPage = () => expect(errors).toEqual([])
-  return page
-}
-let afterPage = () => {}
-afterEach(() => afterPage())
 
 /** The test client connected to `channel` (optionally a sub-channel id) as `userId`. */
 async function connectClient(page: Page, channel: string, userId?: string) {
@@ -316,7 +297,7 @@ describe('the live dashboard', () => {
 
       const anonymous = await openPage(`${srv.base}/dashboard.html`)
       await anonymous.locator('#status', { hasText: 'Se necesita un token válido' }).waitFor()
-      await context?.close()
+      await pages.close(anonymous)
 
       const page = await openPage(`${srv.base}/dashboard.html?token=${token}`)
       await page.waitForSelector('#status[data-state="open"]')

@@ -98,6 +98,8 @@ export const latestValues = pgTable(
     value: doublePrecision('value').notNull(),
     timestamp: ms('timestamp').notNull(),
     reading_id: ms('reading_id').notNull(),
+    /** This entry of GET /latest's `values`, as JSON text (`"co2":{"value":415,"timestamp":"…"}`). */
+    entry: text('entry').notNull().default(''),
   },
   (table) => [primaryKey({ columns: [table.sensor_id, table.variable] })],
 )

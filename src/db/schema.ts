@@ -105,6 +105,8 @@ export const latestValues = sqliteTable(
     value: real('value').notNull(),
     timestamp: integer('timestamp').notNull(),
     reading_id: integer('reading_id').notNull(),
+    /** This entry of GET /latest's `values`, as JSON text (`"co2":{"value":415,"timestamp":"…"}`). */
+    entry: text('entry').notNull().default(''),
   },
   (table) => [primaryKey({ columns: [table.sensor_id, table.variable] })],
 )

@@ -5,7 +5,7 @@
 // tails (tail.ts) and the statistical rules speak once per episode. All it knows lives in a plain JSON
 // state object (state.ts).
 import { DAY, envelopeExcess, learnEnvelope, learnProfile, profileAt, profileBin } from './season'
-import { learnTail, tailLimit } from './tail'
+import { learnLikelihood, learnTail, tailLimit } from './tail'
 import type { VariableState } from './state'
 
 export { DAY }
@@ -210,6 +210,7 @@ function foreseen(
 const ratioSeverity = (ratio: number): Severity =>
   ratio >= 4.8 ? 'critical' : ratio >= 2.4 ? 'major' : 'minor'
 
+const bounded = (ratio: number) => ratio / (1 + ratio)
 const strength = (ratio: number) => Math.round((1000 * ratio) / (1 + ratio)) / 1000
 
 /** Smoothing of the onset rate: about the last 5,000 readings. */
@@ -223,15 +224,16 @@ const PEAK_ALPHA = 1 / 1000
  * A hit's score in [0.5, 1): 0.5 plus half its grade, where the grade is how far past its limit it is
  * (s = r / (1 + r) mapped to [0, 1)) times how rare onsets are on this variable (1 / (1 + onsets in about
  * the last 5,000 readings / 4)), halved unless it is stronger than every finding in about the last
- * 1,000 readings, and a quarter of that for an episode's later hits. A bursty variable's
- * hits grade low, a quiet one's first finding high, in the manner of HTM's anomaly likelihood; 0.5 stays
- * every hit's floor, so score ≥ 0.5 is still exactly what production raises.
+ * 1,000 readings, a quarter of that for an episode's later hits, and times the anomaly likelihood of
+ * the error (tail.ts: HTM's form, 0 while the recent error is ordinary for this variable). A bursty
+ * variable's hits grade low, a quiet one's first finding high; 0.5 stays every hit's floor, so
+ * score ≥ 0.5 is still exactly what production raises.
  */
-function gradeScore(s: number, onset: boolean, rate: number, peak: number): number {
+function gradeScore(s: number, onset: boolean, rate: number, peak: number, lik: number): number {
   const past = 2 * s - 1
   const rarity = 1 / (1 + rate / RARE_ALPHA / RARE_HALF)
-  const grade = (0.25 + 0.75 * past) * rarity * (onset ? 1 : 0.25) * (s > peak ? 1 : 0.5)
-  return Math.round(1000 * (0.5 + 0.5 * Math.min(grade, 0.998))) / 1000
+  const grade = (0.25 + 0.75 * past) * rarity * (onset ? 1 : 0.25) * (s > peak ? 1 : 0.5) * lik
+  return Math.round(1e6 * (0.5 + 0.5 * Math.min(grade, 0.998))) / 1e6
 }
 
 const worstOf = (hits: Hit[]) =>
@@ -417,6 +419,16 @@ export function step(
   // One episode per lasting condition: a hit when it starts, when it gets worse and when it shows a
   // kind it had not. The tails learn from calm readings only: an anomaly must not raise the bar.
   const ep = state.episode
+  // The bounded error of this reading: the strongest of the spike, drift and envelope statistics
+  // against their limits, r / (1 + r).
+  const err = bounded(
+    Math.max(
+      spikeZ < 0 ? 0 : spikeZ / tailLimit(state.spike, o.tailTimes, o.spikeZ),
+      driftZ < 0 ? 0 : driftZ / tailLimit(state.drift.tail, o.tailTimes, o.driftK),
+      outside ? outside.ratio / o.envelopeTolerance : 0,
+    ),
+  )
+  const lik = learnLikelihood(state.lik, err)
   state.onsets = (state.onsets ?? 0) * (1 - RARE_ALPHA)
   state.peak = (state.peak ?? 0) * (1 - PEAK_ALPHA)
   if (found.length > 0) {
@@ -425,7 +437,10 @@ export function step(
     const onset = ep.severity === null
     if (onset) state.onsets += RARE_ALPHA
     const peak = state.peak
-    const graded = (h: Hit) => ({ ...h, score: gradeScore(h.score, onset, state.onsets, peak) })
+    const graded = (h: Hit) => ({
+      ...h,
+      score: gradeScore(h.score, onset, state.onsets, peak, lik),
+    })
     state.peak = Math.max(peak, worst.score)
     if (ep.severity === null || SEVERITY_RANK[worst.severity] > SEVERITY_RANK[ep.severity]) {
       hits.push(graded(worst))

@@ -2,7 +2,7 @@
 // one read back from storage, and a deep copy (what a rolled-back SQLite batch is restored from).
 import type { Kind, Rule, Severity } from './detector'
 import { newEnvelope, newProfile, type Envelope, type Profile } from './season'
-import { newTail, type Tail } from './tail'
+import { newLikelihood, newTail, type Likelihood, type Tail } from './tail'
 
 export interface VariableState {
   v: 3
@@ -38,6 +38,9 @@ export interface VariableState {
   onsets: number
   /** The strongest finding's r / (1 + r) lately, decaying over about 1,000 readings (added within v3). */
   peak: number
+  /** Anomaly likelihood of the bounded error (tail.ts), which grades hits (added within v3; a state
+   *  stored without it starts afresh). */
+  lik: Likelihood
   breach: { n: number; since: number | null }
   /** Consecutive readings with no finding, per rule (auto-resolve counts on these). */
   normal: Record<Rule, number>
@@ -63,6 +66,7 @@ export function newState(bins = 48): VariableState {
     episode: { severity: null, kinds: [], quiet: 0 },
     onsets: 0,
     peak: 0,
+    lik: newLikelihood(),
     breach: { n: 0, since: null },
     normal: { threshold: 0, statistical: 0 },
   }
@@ -74,6 +78,7 @@ export function reviveState(raw: unknown, bins = 48): VariableState {
   if (!state || state.v !== 3 || state.profile?.m?.length !== bins) return newState(bins)
   state.onsets ??= 0
   state.peak ??= 0
+  state.lik ??= newLikelihood()
   return state
 }
 
@@ -99,6 +104,7 @@ export function cloneState(s: VariableState): VariableState {
     episode: { ...s.episode, kinds: s.episode.kinds.slice() },
     onsets: s.onsets,
     peak: s.peak,
+    lik: { ...s.lik },
     breach: { ...s.breach },
     normal: { ...s.normal },
   }

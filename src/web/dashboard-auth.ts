@@ -2,27 +2,7 @@
 // a user and password (POST /auth/login) or a pasted token, instead of leaving the page waiting.
 import { LoginError, login } from '../client'
 import { byId, errorText } from './dom'
-
-const KEY = 'vigia.token'
-
-/**
- * The token the page starts with: `?token=` (taken out of the address bar and kept for the tab's session),
- * else the one kept from earlier in this tab.
- */
-export function initialToken(): string | undefined {
-  const url = new URL(location.href)
-  const given = url.searchParams.get('token')
-  if (given) {
-    sessionStorage.setItem(KEY, given)
-    url.searchParams.delete('token')
-    history.replaceState(null, '', url)
-  }
-  return given ?? sessionStorage.getItem(KEY) ?? undefined
-}
-
-export function forgetToken() {
-  sessionStorage.removeItem(KEY)
-}
+import { setSessionToken } from './session'
 
 /** Shows the access panel with why it is needed; `onToken` gets the token the person gives. */
 export function askForToken(reason: string, onToken: (token: string) => void) {
@@ -32,7 +12,7 @@ export function askForToken(reason: string, onToken: (token: string) => void) {
   panel.hidden = false
   error.hidden = true
   const done = (token: string) => {
-    sessionStorage.setItem(KEY, token)
+    setSessionToken(token)
     panel.hidden = true
     onToken(token)
   }

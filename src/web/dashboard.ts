@@ -10,7 +10,8 @@ import {
   type Sensor,
 } from '../client'
 import { RANGES, type TimeRange } from './chart-time'
-import { askForToken, forgetToken, initialToken } from './dashboard-auth'
+import { askForToken } from './dashboard-auth'
+import { sessionToken, setSessionToken } from './session'
 import { SensorChart, type ChartHost } from './dashboard-chart'
 import { byId, clock, el, errorText } from './dom'
 import { anomalyText, anomalyTitle, LIVE_STATE_TEXT as STATE_TEXT, say, STATUS_TEXT } from './texts'
@@ -23,7 +24,7 @@ const UNITS = new Map<string, string>([
 const VARIABLE_NAME = /^[a-z][a-z0-9_]{0,62}$/
 
 const params = new URLSearchParams(location.search)
-let token = initialToken()
+let token = sessionToken()
 const api = createApi(location.origin, { token: () => token })
 let realtime: RealtimeClient | undefined
 
@@ -392,7 +393,7 @@ function start() {
 byId('logout').addEventListener('click', async () => {
   const old = token
   token = undefined
-  forgetToken()
+  setSessionToken(undefined)
   if (old)
     await fetch('/auth/logout', { method: 'POST', headers: { authorization: `Bearer ${old}` } })
   start()

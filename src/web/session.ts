@@ -1,12 +1,22 @@
-// The page's token, shared by the pages' scripts: taken from `?token=<JWT>` (kept for the tab's session in
-// sessionStorage), or from a login through POST /auth/login; and who it belongs to (GET /api/v1/auth/me).
+// The page's token, shared by the pages' scripts: taken from `?token=<JWT>` (out of the address bar, kept
+// for the tab's session in sessionStorage), or from a login through POST /auth/login; and who it belongs to
+// (GET /api/v1/auth/me).
 import { createApi, login, type Api } from '../client'
 
 const KEY = 'vigia.token'
 
-let current: string | undefined =
-  new URLSearchParams(location.search).get('token') ?? sessionStorage.getItem(KEY) ?? undefined
-if (current) sessionStorage.setItem(KEY, current)
+/** `?token=` (taken out of the address bar, so it is not bookmarked or shared), else this tab's earlier one. */
+function initialToken(): string | undefined {
+  const url = new URL(location.href)
+  const given = url.searchParams.get('token')
+  if (!given) return sessionStorage.getItem(KEY) ?? undefined
+  sessionStorage.setItem(KEY, given)
+  url.searchParams.delete('token')
+  history.replaceState(null, '', url)
+  return given
+}
+
+let current = initialToken()
 
 /** The token in use, if any. */
 export const sessionToken = () => current
