@@ -13,8 +13,12 @@ import { iso } from '../../lib/time'
 
 export const MINUTE = 60_000
 export const HOUR = 3_600_000
-/** Readings folded per transaction: small enough that ingest never waits long for the writer. */
-const BATCH = 2000
+/**
+ * Readings folded per transaction. Each pass upserts every bucket its readings touch once, so larger
+ * passes write each minute row fewer times (2,000 readings of 1,000 sensors upserted five rows per
+ * reading, 10,000 one); a pass of 10,000 holds SQLite's writer for about a tenth of a second.
+ */
+const BATCH = 10_000
 
 /** What a bucket holds, mergeable: the rollup row's columns without its key. */
 export interface Partial {
@@ -42,6 +46,38 @@ export const single = (value: number, ts: number, id: number): Partial => ({
   last_ts: ts,
   last_id: id,
 })
+
+/** A bucket with nothing in it yet (add() and merge() fill it). */
+const empty = (): Partial => ({
+  count: 0,
+  sum: 0,
+  min: Infinity,
+  max: -Infinity,
+  first: 0,
+  first_ts: Infinity,
+  first_id: 0,
+  last: 0,
+  last_ts: -Infinity,
+  last_id: 0,
+})
+
+/** Adds one value into a bucket: merge(p, single(value, ts, id)) without the object. */
+function add(p: Partial, value: number, ts: number, id: number) {
+  p.count += 1
+  p.sum += value
+  if (value < p.min) p.min = value
+  if (value > p.max) p.max = value
+  if (ts < p.first_ts || (ts === p.first_ts && id < p.first_id)) {
+    p.first = value
+    p.first_ts = ts
+    p.first_id = id
+  }
+  if (ts > p.last_ts || (ts === p.last_ts && id > p.last_id)) {
+    p.last = value
+    p.last_ts = ts
+    p.last_id = id
+  }
+}
 
 /** Folds b into a (a is changed and returned). First and last go by timestamp, then reading id. */
 export function merge(a: Partial, b: Partial): Partial {
@@ -160,25 +196,39 @@ export async function catchUpOnce(db: Database, batch = BATCH): Promise<number> 
     if (rows.length === 0) return 0
     const minutes = new Map<string, RollupRow>()
     const hours = new Map<string, RollupRow>()
-    const fold = (
+    // Each sensor variable's current minute and hour rows: a sensor's readings mostly arrive in time
+    // order, so most values land in the row the previous one did (no key built, no object made).
+    const current = new Map<string, { minute: RollupRow; hour: RollupRow }>()
+    const rowFor = (
       into: Map<string, RollupRow>,
       size: number,
       sensor: number,
       name: string,
-      p: Partial,
+      ts: number,
     ) => {
-      const bucket = Math.floor(p.first_ts / size) * size
+      const bucket = Math.floor(ts / size) * size
       const key = `${sensor}|${name}|${bucket}`
-      const current = into.get(key)
-      if (current) merge(current, p)
-      else into.set(key, { sensor_id: sensor, variable: name, bucket, ...p })
+      let row = into.get(key)
+      if (!row) into.set(key, (row = { sensor_id: sensor, variable: name, bucket, ...empty() }))
+      return row
     }
     for (const r of rows) {
       const values = typeof r.values === 'string' ? JSON.parse(r.values) : r.values
+      const ts = r.timestamp
       for (const name in values) {
         const v = Number(values[name])
-        fold(minutes, MINUTE, r.sensor_id, name, single(v, r.timestamp, r.id))
-        fold(hours, HOUR, r.sensor_id, name, single(v, r.timestamp, r.id))
+        const key = `${r.sensor_id}|${name}`
+        let at = current.get(key)
+        if (!at || ts < at.minute.bucket || ts >= at.minute.bucket + MINUTE) {
+          const minute = rowFor(minutes, MINUTE, r.sensor_id, name, ts)
+          const hour =
+            at && ts >= at.hour.bucket && ts < at.hour.bucket + HOUR
+              ? at.hour
+              : rowFor(hours, HOUR, r.sensor_id, name, ts)
+          current.set(key, (at = { minute, hour }))
+        }
+        add(at.minute, v, ts, r.id)
+        add(at.hour, v, ts, r.id)
       }
     }
     await addRows(tx, rollupsMinute, [...minutes.values()])
