@@ -167,7 +167,10 @@ export async function fleetPagePhase(ctx: Ctx): Promise<FleetPageRun | undefined
     // Paced sends, each timed from the moment its POST leaves; a reading equal to the sensor's previous
     // temperatura changes no text, so it is sent but not timed.
     const sent: Sent[] = []
-    const previous = new Map<number, string>()
+    // The first batch's values are on screen already: a first live reading equal to one changes nothing.
+    const previous = new Map<number, string>(
+      first.map((b) => [b.sensor_id, String(b.values?.temperatura)]),
+    )
     const total = RATE * seconds
     const start = performance.now()
     const pending: Promise<unknown>[] = []
