@@ -4,8 +4,7 @@
 import { getTableColumns, getTableName, sql } from 'drizzle-orm'
 import type { SQLiteTable } from 'drizzle-orm/sqlite-core'
 import type { Tx } from '.'
-
-type Execute = { execute(query: ReturnType<typeof sql>): Promise<Record<string, unknown>[]> }
+import { pgExecute } from './postgres'
 
 const quote = (name: string) => `"${name.replace(/"/g, '""')}"`
 
@@ -33,7 +32,8 @@ export async function bulkInsert(
     : rows
   const name = quote(getTableName(table))
   const list = names.join(', ')
-  return (tx as unknown as Execute).execute(
+  return pgExecute(
+    tx,
     sql`${sql.raw(`insert into ${name} (${list}) select ${list} from json_populate_recordset(null::${name}, `)}${JSON.stringify(body)}${sql.raw(`::text::json) ${tail}`)}`,
   )
 }

@@ -1,7 +1,7 @@
 // PostgreSQL through postgres.js: a connection pool behind a circuit breaker, migrations under an advisory
 // lock, retried transactions.
 import { resolve } from 'node:path'
-import { sql } from 'drizzle-orm'
+import { sql, type SQL } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/postgres-js'
 import { migrate } from 'drizzle-orm/postgres-js/migrator'
 import postgres from 'postgres'
@@ -16,6 +16,10 @@ const MIGRATIONS = resolve(import.meta.dir, '../../drizzle/postgres')
 /** Any fixed numbers: every instance takes the first while it migrates, the second in each write. */
 const MIGRATION_LOCK = 7_143_105_342
 export const WRITER_LOCK = 7_143_105_343
+/** Raw SQL on a PostgreSQL handle (drizzle's postgres-js `execute`): the rows it answers. */
+export const pgExecute = (tx: Tx | Database['read'], query: SQL) =>
+  (tx as unknown as { execute(query: SQL): Promise<Record<string, unknown>[]> }).execute(query)
+
 /** The int4 namespace of the per-key locks of scoped writes (pg_advisory_xact_lock(space, key)). */
 const KEY_LOCKS = 714_310_534
 /** Scoped writes this instance runs at once (the pool has 10 connections; reads keep the rest). */

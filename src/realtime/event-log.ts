@@ -1,6 +1,7 @@
 // The event log: hands out the deployment-wide seq, stores each frame as sent, reads it back for replay.
 import { and, asc, eq, gt, lt, lte, max, min, sql } from 'drizzle-orm'
 import { isSqlite, type Tx } from '../db'
+import { pgExecute } from '../db/postgres'
 import { prepared } from '../db/prepared'
 import { events, eventMeta } from '../db/schema'
 import {
@@ -86,8 +87,6 @@ function frame(draft: Draft, seq: number, now: number) {
   }
 }
 
-type Execute = { execute(query: ReturnType<typeof sql>): Promise<Record<string, unknown>[]> }
-
 /** Gives the drafts consecutive seqs and writes them, inside the caller's transaction. */
 export async function appendEvents(tx: Tx, drafts: Draft[], now = Date.now()): Promise<Appended> {
   if (drafts.length === 0) return { stored: [], webhookRev: -1 }
@@ -120,7 +119,9 @@ async function appendPostgres(tx: Tx, drafts: Draft[], now: number): Promise<App
   const body = JSON.stringify(
     framed.map((f, i) => ({ ord: i + 1, channels: f.channels, head: f.head })),
   )
-  const [row] = await (tx as unknown as Execute).execute(sql`
+  const [row] = await pgExecute(
+    tx,
+    sql`
     with bumped as (
       update event_meta set last_seq = last_seq + ${n} where id = 1 returning last_seq, webhook_rev
     ), appended as (
@@ -128,7 +129,8 @@ async function appendPostgres(tx: Tx, drafts: Draft[], now: number): Promise<App
       select b.last_seq - ${n} + e.ord, e.channels, e.head || (b.last_seq - ${n} + e.ord)::text || '}', ${now}
       from bumped b, json_to_recordset(${body}::text::json) as e(ord int, channels text, head text)
     )
-    select last_seq, webhook_rev from bumped`)
+    select last_seq, webhook_rev from bumped`,
+  )
   let seq = Number(row!.last_seq) - n
   const stored = framed.map(({ message, channels, head }): StoredEvent => {
     seq += 1

@@ -5,9 +5,7 @@
 // sequence read N have all ended, every reading with id <= N that will ever exist is committed.
 import { sql } from 'drizzle-orm'
 import type { Database } from '../../db'
-import { WRITER_LOCK } from '../../db/postgres'
-
-type Execute = { execute(query: ReturnType<typeof sql>): Promise<Record<string, unknown>[]> }
+import { pgExecute, WRITER_LOCK } from '../../db/postgres'
 
 interface Horizon {
   /** The highest id handed out when it was read. */
@@ -21,12 +19,13 @@ const horizons = new WeakMap<Database, { settled: number; pending?: Horizon }>()
 
 /** The highest reading id below which no reading can still appear (PostgreSQL only). */
 export async function settledReadingId(db: Database): Promise<number> {
-  const read = db.read as unknown as Execute
   // The id first, then the lock holders: a writer that took an id <= N held the lock before N was read.
-  const [seq] = await read.execute(
+  const [seq] = await pgExecute(
+    db.read,
     sql`select coalesce(pg_sequence_last_value(pg_get_serial_sequence('readings', 'id')), 0) as id`,
   )
-  const [locks] = await read.execute(
+  const [locks] = await pgExecute(
+    db.read,
     sql`select coalesce(array_agg(virtualtransaction), '{}') as writers from pg_locks
         where locktype = 'advisory' and granted and objsubid = 1 and pid <> pg_backend_pid()
           and database = (select oid from pg_database where datname = current_database())
@@ -42,7 +41,8 @@ export async function settledReadingId(db: Database): Promise<number> {
   }
   const pending = known.pending
   if (pending) {
-    const [left] = await read.execute(
+    const [left] = await pgExecute(
+      db.read,
       sql`select count(*)::int as n from pg_locks where virtualtransaction = any(${`{${pending.writers.join(',')}}`}::text[])`,
     )
     if (Number(left!.n) > 0) return known.settled

@@ -5,6 +5,7 @@ import { and, asc, eq, gt, gte, inArray, isNotNull, lt, lte, sql } from 'drizzle
 import type { Database, Tx } from '../../db'
 import { isSqlite } from '../../db'
 import { measurement } from '../../db/measurements'
+import { pgExecute } from '../../db/postgres'
 import { prepared } from '../../db/prepared'
 import { historyState, readings, rollupsHour, rollupsMinute } from '../../db/schema'
 import { ConflictError } from '../../lib/errors'
@@ -34,19 +35,6 @@ export interface Partial {
   last_id: number
 }
 
-export const single = (value: number, ts: number, id: number): Partial => ({
-  count: 1,
-  sum: value,
-  min: value,
-  max: value,
-  first: value,
-  first_ts: ts,
-  first_id: id,
-  last: value,
-  last_ts: ts,
-  last_id: id,
-})
-
 /** A bucket with nothing in it yet (add() and merge() fill it). */
 const empty = (): Partial => ({
   count: 0,
@@ -61,7 +49,7 @@ const empty = (): Partial => ({
   last_id: 0,
 })
 
-/** Adds one value into a bucket: merge(p, single(value, ts, id)) without the object. */
+/** Adds one value into a bucket (what merge() does with a bucket of one, without making that bucket). */
 function add(p: Partial, value: number, ts: number, id: number) {
   p.count += 1
   p.sum += value
@@ -77,6 +65,13 @@ function add(p: Partial, value: number, ts: number, id: number) {
     p.last_ts = ts
     p.last_id = id
   }
+}
+
+/** A bucket holding one value. */
+export const single = (value: number, ts: number, id: number): Partial => {
+  const p = empty()
+  add(p, value, ts, id)
+  return p
 }
 
 /** Folds b into a (a is changed and returned). First and last go by timestamp, then reading id. */
@@ -244,10 +239,9 @@ export async function catchUpOnce(db: Database, batch = BATCH): Promise<number> 
   return postgres ? db.transaction(pass, undefined, { keys: [] }) : db.transaction(pass)
 }
 
-type Execute = { execute(query: ReturnType<typeof sql>): Promise<Record<string, unknown>[]> }
-
 async function lockedWatermark(tx: Tx) {
-  const [row] = await (tx as unknown as Execute).execute(
+  const [row] = await pgExecute(
+    tx,
     sql`select watermark from history_state where id = 1 for update`,
   )
   return Number(row!.watermark)

@@ -212,7 +212,10 @@ async function latestRows(db: Tx, filter: Filter) {
   }
 }
 
-/** The selected sensors' entries (SensorLatest, by id) as one JSON array text. */
+/**
+ * The selected sensors' entries (SensorLatest, by id) as one JSON array text: objects for the whole fleet,
+ * stringified and checked against the route's schema, cost ten times the read on 10,000 sensors.
+ */
 export async function latestJson(db: Tx, filter: Filter): Promise<string> {
   const { list, entries } = await latestRows(db, filter)
   const parts: string[] = []
