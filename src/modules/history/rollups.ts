@@ -3,7 +3,6 @@
 // recompute the buckets they touch inside their own transaction, so the rollups stay exact.
 import { and, asc, eq, gt, gte, inArray, isNotNull, lt, lte, sql } from 'drizzle-orm'
 import type { Database, Tx } from '../../db'
-import { isSqlite } from '../../db'
 import { measurement } from '../../db/measurements'
 import { pgExecute } from '../../db/postgres'
 import { prepared } from '../../db/prepared'
@@ -99,30 +98,34 @@ type RollupRow = typeof rollupsMinute.$inferSelect
 
 const excluded = (column: string) => sql.raw(`excluded.${column}`)
 
-function upsert(tx: Tx, table: RollupTable, values: unknown) {
+/** How a partial row merges into the bucket already stored (what merge() does, in SQL). */
+function onConflict(table: RollupTable) {
   const earlier = sql`(${excluded('first_ts')} < ${table.first_ts} or (${excluded('first_ts')} = ${table.first_ts} and ${excluded('first_id')} < ${table.first_id}))`
   const later = sql`(${excluded('last_ts')} > ${table.last_ts} or (${excluded('last_ts')} = ${table.last_ts} and ${excluded('last_id')} > ${table.last_id}))`
   const pick = (cond: typeof earlier, column: keyof RollupRow) =>
     sql`case when ${cond} then ${excluded(column)} else ${table[column]} end`
-  return tx
+  return {
+    target: [table.sensor_id, table.variable, table.bucket],
+    set: {
+      count: sql`${table.count} + ${excluded('count')}`,
+      sum: sql`${table.sum} + ${excluded('sum')}`,
+      min: sql`case when ${excluded('min')} < ${table.min} then ${excluded('min')} else ${table.min} end`,
+      max: sql`case when ${excluded('max')} > ${table.max} then ${excluded('max')} else ${table.max} end`,
+      first: pick(earlier, 'first'),
+      first_ts: pick(earlier, 'first_ts'),
+      first_id: pick(earlier, 'first_id'),
+      last: pick(later, 'last'),
+      last_ts: pick(later, 'last_ts'),
+      last_id: pick(later, 'last_id'),
+    },
+  }
+}
+
+const upsert = (tx: Tx, table: RollupTable, values: unknown) =>
+  tx
     .insert(table)
     .values(values as RollupRow[])
-    .onConflictDoUpdate({
-      target: [table.sensor_id, table.variable, table.bucket],
-      set: {
-        count: sql`${table.count} + ${excluded('count')}`,
-        sum: sql`${table.sum} + ${excluded('sum')}`,
-        min: sql`case when ${excluded('min')} < ${table.min} then ${excluded('min')} else ${table.min} end`,
-        max: sql`case when ${excluded('max')} > ${table.max} then ${excluded('max')} else ${table.max} end`,
-        first: pick(earlier, 'first'),
-        first_ts: pick(earlier, 'first_ts'),
-        first_id: pick(earlier, 'first_id'),
-        last: pick(later, 'last'),
-        last_ts: pick(later, 'last_ts'),
-        last_id: pick(later, 'last_id'),
-      },
-    })
-}
+    .onConflictDoUpdate(onConflict(table))
 
 const COLUMNS = [
   'sensor_id',
@@ -141,14 +144,11 @@ const COLUMNS = [
 ] as const
 const placeholders = Object.fromEntries(COLUMNS.map((c) => [c, sql.placeholder(c)]))
 
-/** Adds these partial rows into a rollup table (merging with what each bucket already holds). */
+/** Adds these partial rows into a rollup table on SQLite (merging with what each bucket holds). */
 async function addRows(tx: Tx, table: RollupTable, rows: RollupRow[]) {
-  if (rows.length === 0) return
-  if (isSqlite(tx)) {
-    const key = table === rollupsMinute ? 'rollup-minute' : 'rollup-hour'
-    const statement = prepared(tx, key, () => upsert(tx, table, placeholders).prepare())
-    for (const row of rows) await statement.run(row)
-  } else for (let i = 0; i < rows.length; i += 400) await upsert(tx, table, rows.slice(i, i + 400))
+  const key = table === rollupsMinute ? 'rollup-minute' : 'rollup-hour'
+  const statement = prepared(tx, key, () => upsert(tx, table, placeholders).prepare())
+  for (const row of rows) await statement.run(row)
 }
 
 /** The state row (created on first use). */
@@ -159,6 +159,98 @@ export async function historyStateOf(tx: Tx) {
 
 async function ensureState(tx: Tx) {
   await tx.insert(historyState).values({ id: 1 }).onConflictDoNothing()
+}
+
+/** Folds the next `batch` readings after the watermark here, then adds the buckets into the tables. */
+async function foldInProcess(tx: Tx, watermark: number, batch: number) {
+  const rows = await tx
+    .select({
+      id: readings.id,
+      sensor_id: readings.sensor_id,
+      timestamp: readings.timestamp,
+      values: readings.values,
+    })
+    .from(readings)
+    .where(gt(readings.id, watermark))
+    .orderBy(asc(readings.id))
+    .limit(batch)
+  if (rows.length === 0) return { count: 0, last: watermark }
+  const minutes = new Map<string, RollupRow>()
+  const hours = new Map<string, RollupRow>()
+  // Each sensor variable's current minute and hour rows: a sensor's readings mostly arrive in time
+  // order, so most values land in the row the previous one did (no key built, no object made).
+  const current = new Map<string, { minute: RollupRow; hour: RollupRow }>()
+  const rowFor = (
+    into: Map<string, RollupRow>,
+    size: number,
+    sensor: number,
+    name: string,
+    ts: number,
+  ) => {
+    const bucket = Math.floor(ts / size) * size
+    const key = `${sensor}|${name}|${bucket}`
+    let row = into.get(key)
+    if (!row) into.set(key, (row = { sensor_id: sensor, variable: name, bucket, ...empty() }))
+    return row
+  }
+  for (const r of rows) {
+    const values = typeof r.values === 'string' ? JSON.parse(r.values) : r.values
+    const ts = r.timestamp
+    for (const name in values) {
+      const v = Number(values[name])
+      const key = `${r.sensor_id}|${name}`
+      let at = current.get(key)
+      if (!at || ts < at.minute.bucket || ts >= at.minute.bucket + MINUTE) {
+        const minute = rowFor(minutes, MINUTE, r.sensor_id, name, ts)
+        const hour =
+          at && ts >= at.hour.bucket && ts < at.hour.bucket + HOUR
+            ? at.hour
+            : rowFor(hours, HOUR, r.sensor_id, name, ts)
+        current.set(key, (at = { minute, hour }))
+      }
+      add(at.minute, v, ts, r.id)
+      add(at.hour, v, ts, r.id)
+    }
+  }
+  await addRows(tx, rollupsMinute, [...minutes.values()])
+  await addRows(tx, rollupsHour as unknown as RollupTable, [...hours.values()])
+  return { count: rows.length, last: rows[rows.length - 1]!.id }
+}
+
+/**
+ * PostgreSQL folds a pass itself, one grouped insert per table, so a backlog (a restore, a long outage)
+ * is folded at the database's speed instead of crossing the wire as one partial row per bucket. First
+ * and last go by timestamp, then reading id, as in merge().
+ */
+async function foldInPostgres(tx: Tx, watermark: number, upTo: number, batch: number) {
+  const [range] = await pgExecute(
+    tx,
+    sql`select count(*)::int as count, coalesce(max(id), 0) as last from (
+          select id from readings where id > ${watermark} and id <= ${upTo} order by id limit ${batch}) pass`,
+  )
+  const count = Number(range!.count)
+  const last = Number(range!.last)
+  if (count === 0) return { count, last }
+  for (const [table, size] of [
+    [rollupsMinute, MINUTE],
+    [rollupsHour as unknown as RollupTable, HOUR],
+  ] as const)
+    await tx
+      .insert(table)
+      .select(
+        // Reading times are after 2000 (readingTimeProblem), so `%` is the floor's remainder.
+        sql`select sensor_id, variable, bucket, count(*), sum(value), min(value), max(value),
+              (array_agg(value order by ts, id))[1], min(ts), (array_agg(id order by ts, id))[1],
+              (array_agg(value order by ts desc, id desc))[1], max(ts),
+              (array_agg(id order by ts desc, id desc))[1]
+            from (select r.id, r.sensor_id, r.timestamp as ts, v.key as variable,
+                    v.value::double precision as value, r.timestamp - r.timestamp % ${size} as bucket
+                  from readings r cross join lateral jsonb_each_text(r."values") v
+                  where r.id > ${watermark} and r.id <= ${last}) pass
+            group by sensor_id, variable, bucket`,
+      )
+      .onConflictDoUpdate(onConflict(table))
+  return { count, last }
 }
 
 /**
@@ -175,64 +267,13 @@ export async function catchUpOnce(db: Database, batch = BATCH): Promise<number> 
     await ensureState(tx)
     const watermark = postgres ? await lockedWatermark(tx) : (await historyStateOf(tx)).watermark
     if (upTo !== undefined && upTo <= watermark) return 0
-    const rows = await tx
-      .select({
-        id: readings.id,
-        sensor_id: readings.sensor_id,
-        timestamp: readings.timestamp,
-        values: readings.values,
-      })
-      .from(readings)
-      .where(
-        and(gt(readings.id, watermark), upTo === undefined ? undefined : lte(readings.id, upTo)),
-      )
-      .orderBy(asc(readings.id))
-      .limit(batch)
-    if (rows.length === 0) return 0
-    const minutes = new Map<string, RollupRow>()
-    const hours = new Map<string, RollupRow>()
-    // Each sensor variable's current minute and hour rows: a sensor's readings mostly arrive in time
-    // order, so most values land in the row the previous one did (no key built, no object made).
-    const current = new Map<string, { minute: RollupRow; hour: RollupRow }>()
-    const rowFor = (
-      into: Map<string, RollupRow>,
-      size: number,
-      sensor: number,
-      name: string,
-      ts: number,
-    ) => {
-      const bucket = Math.floor(ts / size) * size
-      const key = `${sensor}|${name}|${bucket}`
-      let row = into.get(key)
-      if (!row) into.set(key, (row = { sensor_id: sensor, variable: name, bucket, ...empty() }))
-      return row
-    }
-    for (const r of rows) {
-      const values = typeof r.values === 'string' ? JSON.parse(r.values) : r.values
-      const ts = r.timestamp
-      for (const name in values) {
-        const v = Number(values[name])
-        const key = `${r.sensor_id}|${name}`
-        let at = current.get(key)
-        if (!at || ts < at.minute.bucket || ts >= at.minute.bucket + MINUTE) {
-          const minute = rowFor(minutes, MINUTE, r.sensor_id, name, ts)
-          const hour =
-            at && ts >= at.hour.bucket && ts < at.hour.bucket + HOUR
-              ? at.hour
-              : rowFor(hours, HOUR, r.sensor_id, name, ts)
-          current.set(key, (at = { minute, hour }))
-        }
-        add(at.minute, v, ts, r.id)
-        add(at.hour, v, ts, r.id)
-      }
-    }
-    await addRows(tx, rollupsMinute, [...minutes.values()])
-    await addRows(tx, rollupsHour as unknown as RollupTable, [...hours.values()])
-    await tx
-      .update(historyState)
-      .set({ watermark: rows[rows.length - 1]!.id })
-      .where(eq(historyState.id, 1))
-    return rows.length
+    const folded =
+      upTo === undefined
+        ? await foldInProcess(tx, watermark, batch)
+        : await foldInPostgres(tx, watermark, upTo, batch)
+    if (folded.count > 0)
+      await tx.update(historyState).set({ watermark: folded.last }).where(eq(historyState.id, 1))
+    return folded.count
   }
   // The writer lock shared (corrections and retention, which take it alone, wait), the watermark row
   // locked (two instances' workers take turns).
@@ -247,7 +288,6 @@ async function lockedWatermark(tx: Tx) {
   return Number(row!.watermark)
 }
 
-/** Catches up until no reading is left behind the watermark; yields between batches. */
 /** Whether a reading is past the watermark: read without the writer lock, so an idle pass takes none. */
 async function behind(db: Database) {
   const { watermark } = await historyStateOf(db.read)
@@ -259,6 +299,7 @@ async function behind(db: Database) {
   return row !== undefined
 }
 
+/** Catches up until no reading is left behind the watermark; yields between batches. */
 export async function catchUp(db: Database, batch = BATCH) {
   let total = 0
   for (;;) {
