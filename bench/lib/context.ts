@@ -27,6 +27,8 @@ export const PLANS = {
     latestRequests: 200,
     historyReadings: 10_000_000,
     historySensors: 1000,
+    /** Readings the server folds into rollups itself after it starts (the build folds the rest). */
+    historyServerFolds: 1_000_000,
     /** The quick run builds only the SQLite history (the PostgreSQL one takes minutes). */
     historyEngines: ['sqlite', 'postgres'] as ('sqlite' | 'postgres')[],
     importRows: 100_000,
@@ -52,6 +54,7 @@ export const PLANS = {
     latestRequests: 100,
     historyReadings: 1_000_000,
     historySensors: 1000,
+    historyServerFolds: 1_000_000,
     historyEngines: ['sqlite'] as ('sqlite' | 'postgres')[],
     importRows: 50_000,
     webhookEvents: 2000,
@@ -77,6 +80,7 @@ export const PLANS = {
     latestRequests: 10,
     historyReadings: 20_000,
     historySensors: 20,
+    historyServerFolds: 5_000,
     historyEngines: ['sqlite', 'postgres'] as ('sqlite' | 'postgres')[],
     importRows: 500,
     webhookEvents: 50,

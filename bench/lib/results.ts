@@ -103,11 +103,14 @@ export interface HistoryRun {
   sensors: number
   /** Writing the rows directly, before the server starts, s. */
   buildSeconds: number
+  /** Of them, the readings the build folded into rollups with the server's catch-up (the rest the server did). */
+  foldedAtBuild?: number
   /** From start until the server's CPU went quiet (rollup catch-up, if it has one), s. */
   settleSeconds: number
   aggregate: Timing[]
   export?: { rows: number; seconds: number; perSecond: number; bytes: number; rssGrowthMb: number }
-  import?: { rows: number; seconds: number; perSecond: number; status: number }
+  /** The median of `runs` imports of `rows` each into successive ranges (perSecond of each in `runs`). */
+  import?: { rows: number; seconds: number; perSecond: number; status: number; runs?: number[] }
   /** Ingest with the rollup worker off and on (bench/phases/history-cost.ts). */
   rollupCost?: RollupCost
   /** Write latency without retention, then while READINGS_RETENTION prunes (bench/phases/history-prune.ts). */

@@ -1,15 +1,26 @@
 // History at scale (issue 14): a database of `historyReadings` fleet readings over 30 days, written
 // directly into Vigía's layout before it starts (bun:sqlite into its file, postgres.js into a fresh
-// PostgreSQL database), then the server is left to catch up whatever it keeps beside raw readings
-// (rollups) until its CPU goes quiet, and measured: aggregate queries (CONTRACT §8), a streamed CSV export
-// with the server's RSS growth, and a CSV import. Each part runs only when the build has its route.
+// PostgreSQL database). All but the last million are folded into the rollups during the build by the
+// server's own catch-up (src/modules/history/rollups.ts, in large passes), as if the server had kept up;
+// the server then catches up the last million itself (timed: until its CPU goes quiet), and is measured:
+// aggregate queries (CONTRACT §8), a streamed CSV export with the server's RSS growth, and CSV imports.
+// Each part runs only when the build has its route.
 import { Database } from 'bun:sqlite'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
+import type { DatabaseConfig } from '../../src/config'
+import { openDatabase } from '../../src/db'
+import { catchUpOnce } from '../../src/modules/history/rollups'
 import type { Ctx } from '../lib/context'
-import { fleetStart, readingAt, VARIABLES, type VariableCount } from '../lib/fleet'
+import {
+  fleetStart,
+  readingAt,
+  VARIABLES,
+  type FleetReading,
+  type VariableCount,
+} from '../lib/fleet'
 import { migratePostgres, migrateSqlite, postgresLayout, sqliteLayout } from '../lib/layout'
 import { freshDatabase, postgresReachable } from '../lib/pg'
 import { cpuSeconds, rssKb } from '../lib/procfs'
@@ -41,16 +52,36 @@ function shape(ctx: Ctx) {
     start,
     end,
     stepMs,
+    serverFolds: ctx.plan.historyServerFolds,
     vars: ctx.results.meta.fleet!.vars as VariableCount,
   }
 }
 
 type Shape = ReturnType<typeof shape>
 
-/** The readings in time order (all sensors at one instant, then the next), in batches. */
-function* batches(s: Shape, seed: number, size: number) {
+/**
+ * How many instants (all sensors at one time) the build writes before folding them into rollups: all
+ * but the last `historyServerFolds` readings, which the server folds itself after it starts.
+ */
+const foldedSteps = (s: Shape) => Math.max(0, s.perSensor - Math.ceil(s.serverFolds / s.sensors))
+
+/**
+ * Folds every reading written so far into the rollups with the server's own catch-up, in passes larger
+ * than the server's (it folds 10,000 at a time beside ingest; nothing else writes here).
+ */
+async function foldWritten(config: DatabaseConfig, pass: number) {
+  const db = await openDatabase(config)
+  try {
+    while ((await catchUpOnce(db, pass)) > 0);
+  } finally {
+    await db.close()
+  }
+}
+
+/** The readings of instants [from, to) in time order (all sensors at one instant, then the next). */
+function* batches(s: Shape, seed: number, size: number, from = 0, to = s.perSensor) {
   let batch = []
-  for (let k = 0; k < s.perSensor; k++)
+  for (let k = from; k < to; k++)
     for (let sensor = 1; sensor <= s.sensors; sensor++) {
       batch.push(readingAt(seed, sensor, s.start + k * s.stepMs, s.vars))
       if (batch.length === size) {
@@ -65,17 +96,26 @@ async function buildSqlite(ctx: Ctx, s: Shape, file: string) {
   const db = new Database(file, { create: true })
   try {
     SqliteWriter.pragmas(db)
+    // The server's catch-up opens the file beside this connection (its checkpoints take the lock briefly).
+    db.run('PRAGMA busy_timeout = 30000')
     await migrateSqlite(db)
-    const w = new SqliteWriter(db, sqliteLayout(db))
+    const layout = sqliteLayout(db)
+    const w = new SqliteWriter(db, layout)
     w.createSensors(s.sensors)
     w.ensureLookups(VARIABLES.slice(0, s.vars))
-    for (const batch of batches(s, ctx.results.meta.fleet!.seed, 10_000)) w.write(batch)
+    const seed = ctx.results.meta.fleet!.seed
+    const cut = foldedSteps(s)
+    for (const batch of batches(s, seed, 10_000, 0, cut)) w.write(batch)
+    const folds = cut > 0 && layout.has('history_state')
+    if (folds) await foldWritten({ kind: 'sqlite', path: file, url: `sqlite:${file}` }, 200_000)
+    for (const batch of batches(s, seed, 10_000, cut)) w.write(batch)
     // The server's variable registry, as its ingest fills it (the export's CSV columns come from it).
     const register = db.prepare(
       'insert or ignore into variables (name, created_at, updated_at) values (?, ?, ?)',
     )
     for (const name of VARIABLES.slice(0, s.vars)) register.run(name, s.end, s.end)
     db.run('PRAGMA wal_checkpoint(TRUNCATE)')
+    return folds ? cut * s.sensors : 0
   } finally {
     db.close()
   }
@@ -85,17 +125,29 @@ async function buildPostgres(ctx: Ctx, s: Shape, url: string) {
   const sql = postgres(url, { max: 4, onnotice: () => {} })
   try {
     await migratePostgres(sql)
-    const w = new PgWriter(sql, await postgresLayout(sql))
+    const layout = await postgresLayout(sql)
+    const w = new PgWriter(sql, layout)
     await w.createSensors(s.sensors)
     await w.ensureLookups(VARIABLES.slice(0, s.vars))
-    const source = batches(s, ctx.results.meta.fleet!.seed, 10_000)
-    const lane = async () => {
-      for (let next = source.next(); !next.done; next = source.next()) await w.write(next.value)
+    const seed = ctx.results.meta.fleet!.seed
+    const write = async (source: Generator<FleetReading[]>) => {
+      const lane = async () => {
+        for (let next = source.next(); !next.done; next = source.next()) await w.write(next.value)
+      }
+      await Promise.all([lane(), lane(), lane(), lane()])
     }
-    await Promise.all([lane(), lane(), lane(), lane()])
+    const cut = foldedSteps(s)
+    await write(batches(s, seed, 10_000, 0, cut))
+    const folds = cut > 0 && layout.has('history_state')
+    if (folds) {
+      await sql`analyze`
+      await foldWritten({ kind: 'postgres', url }, 1_000_000)
+    }
+    await write(batches(s, seed, 10_000, cut))
     for (const name of VARIABLES.slice(0, s.vars))
       await sql`insert into variables (name, created_at, updated_at) values (${name}, ${s.end}, ${s.end}) on conflict do nothing`
     await sql`analyze`
+    return folds ? cut * s.sensors : 0
   } finally {
     await sql.end({ timeout: 2 })
   }
@@ -217,36 +269,56 @@ async function measureExport(ctx: Ctx, server: RunningServer, s: Shape, run: His
   return header
 }
 
+/** Imports measured one after the other (the first into a server that has not imported yet). */
+const IMPORTS = 3
+
 async function measureImport(
   ctx: Ctx,
   server: RunningServer,
   s: Shape,
-  run: HistoryRun,
+  hr: HistoryRun,
   header?: string,
 ) {
   const names = header
     ? header.split(',').filter((c) => c !== 'id' && c !== 'sensor_id' && c !== 'timestamp')
     : [...VARIABLES.slice(0, s.vars)].sort()
-  const lines = [['sensor_id', 'timestamp', ...names].join(',')]
   const seed = ctx.results.meta.fleet!.seed
-  for (let i = 0; i < ctx.plan.importRows; i++) {
-    const sensor = (i % s.sensors) + 1
-    const r = readingAt(seed, sensor, s.end + Math.floor(i / s.sensors) * 1000, s.vars)
-    lines.push([sensor, iso(r.ms), ...names.map((n) => r.values[n as 'co2'] ?? '')].join(','))
-  }
-  const body = `${lines.join('\n')}\n`
-  const t0 = now()
-  const res = await fetch(`${server.base}/api/v1/readings/import`, {
-    method: 'POST',
-    headers: { 'content-type': 'text/csv' },
-    body,
-  })
-  const answer = await res.text()
-  const seconds = (now() - t0) / 1000
   const rows = ctx.plan.importRows
-  run.import = { rows, seconds, perSecond: rows / seconds, status: res.status }
-  if (res.status >= 300) run.notes.push(`import answered ${res.status}: ${answer.slice(0, 200)}`)
-  ctx.log(`  ${run.engine} import: ${rows} rows in ${seconds.toFixed(2)} s (status ${res.status})`)
+  const runs: { perSecond: number; seconds: number; status: number }[] = []
+  // One after the other, each into the time range after the previous one's.
+  for (let run = 0; run < IMPORTS; run++) {
+    const lines = [['sensor_id', 'timestamp', ...names].join(',')]
+    const base = run * (Math.ceil(rows / s.sensors) + 1)
+    for (let i = 0; i < rows; i++) {
+      const sensor = (i % s.sensors) + 1
+      const at = s.end + (base + Math.floor(i / s.sensors)) * 1000
+      const r = readingAt(seed, sensor, at, s.vars)
+      lines.push([sensor, iso(r.ms), ...names.map((n) => r.values[n as 'co2'] ?? '')].join(','))
+    }
+    const body = `${lines.join('\n')}\n`
+    const t0 = now()
+    const res = await fetch(`${server.base}/api/v1/readings/import`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/csv' },
+      body,
+    })
+    const answer = await res.text()
+    const seconds = (now() - t0) / 1000
+    runs.push({ perSecond: rows / seconds, seconds, status: res.status })
+    if (res.status >= 300) hr.notes.push(`import answered ${res.status}: ${answer.slice(0, 200)}`)
+    ctx.log(
+      `  ${hr.engine} import ${run + 1}: ${rows} rows in ${seconds.toFixed(2)} s (status ${res.status})`,
+    )
+  }
+  const median = [...runs].sort((a, b) => a.perSecond - b.perSecond)[Math.floor(runs.length / 2)]!
+  const status = Math.max(...runs.map((r) => r.status))
+  hr.import = {
+    rows,
+    seconds: median.seconds,
+    perSecond: median.perSecond,
+    status,
+    runs: runs.map((r) => r.perSecond),
+  }
 }
 
 export async function historyRun(ctx: Ctx, engine: 'sqlite' | 'postgres', routes: Set<string>) {
@@ -256,8 +328,9 @@ export async function historyRun(ctx: Ctx, engine: 'sqlite' | 'postgres', routes
   let server: RunningServer | undefined
   try {
     const t0 = now()
-    if (db) await buildPostgres(ctx, s, db.url)
-    else await buildSqlite(ctx, s, join(dir, 'history.db'))
+    const foldedAtBuild = db
+      ? await buildPostgres(ctx, s, db.url)
+      : await buildSqlite(ctx, s, join(dir, 'history.db'))
     const buildSeconds = (now() - t0) / 1000
     const readings = s.perSensor * s.sensors
     ctx.log(
@@ -275,6 +348,7 @@ export async function historyRun(ctx: Ctx, engine: 'sqlite' | 'postgres', routes
       readings,
       sensors: s.sensors,
       buildSeconds,
+      foldedAtBuild,
       settleSeconds,
       aggregate: [],
       notes: [],
