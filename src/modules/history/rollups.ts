@@ -263,10 +263,17 @@ async function foldInPostgres(tx: Tx, watermark: number, upTo: number, batch: nu
  * beside ingest and folds only readings no writer can still commit below). Answers how many it folded.
  */
 export async function catchUpOnce(db: Database, batch = BATCH): Promise<number> {
+  return (await foldPass(db, batch)).count
+}
+
+/** One catch-up pass: how many readings it folded and how long it held the writer transaction, ms. */
+async function foldPass(db: Database, batch: number) {
+  let held = 0
   // PostgreSQL: up to the settled id only, beside ingest (see horizon.ts); SQLite has one writer.
   const postgres = db.dialect === 'postgres'
   const upTo = postgres ? await settledReadingId(db) : undefined
   const pass = async (tx: Tx) => {
+    const start = performance.now()
     await ensureState(tx)
     const watermark = postgres ? await lockedWatermark(tx) : (await historyStateOf(tx)).watermark
     if (upTo !== undefined && upTo <= watermark) return 0
@@ -276,11 +283,32 @@ export async function catchUpOnce(db: Database, batch = BATCH): Promise<number> 
         : await foldInPostgres(tx, watermark, upTo, batch)
     if (folded.count > 0)
       await tx.update(historyState).set({ watermark: folded.last }).where(eq(historyState.id, 1))
+    held = performance.now() - start
     return folded.count
   }
   // The writer lock shared (corrections and retention, which take it alone, wait), the watermark row
   // locked (two instances' workers take turns).
-  return postgres ? db.transaction(pass, undefined, { keys: [] }) : db.transaction(pass)
+  const count = await (postgres
+    ? db.transaction(pass, undefined, { keys: [] })
+    : db.transaction(pass))
+  return { count, held }
+}
+
+/**
+ * How long a SQLite pass should hold the writer, which every ingest waits for meanwhile: on a large
+ * history whose minute rows each hold one reading, a pass of 10,000 readings took a second. The worker
+ * sizes its next pass from the last one's time, between MIN_BATCH and BATCH. PostgreSQL's passes run
+ * beside ingest and keep BATCH.
+ */
+const PASS_TARGET_MS = 150
+const MIN_BATCH = 1000
+const passSizes = new WeakMap<Database, number>()
+
+function nextSize(size: number, folded: number, held: number) {
+  if (folded < size || held <= 0) return size
+  const scaled = (size * PASS_TARGET_MS) / held
+  // At most halved or doubled per pass, so one slow pass (a checkpoint) does not swing it far.
+  return Math.round(Math.min(BATCH, Math.max(MIN_BATCH, size / 2, Math.min(size * 2, scaled))))
 }
 
 async function lockedWatermark(tx: Tx) {
@@ -302,16 +330,22 @@ async function behind(db: Database) {
   return row !== undefined
 }
 
-/** Catches up until no reading is left behind the watermark; yields between batches. */
-export async function catchUp(db: Database, batch = BATCH) {
+/**
+ * Catches up until no reading is left behind the watermark; yields between passes. Without `batch`,
+ * SQLite's passes are sized to hold the writer about PASS_TARGET_MS each.
+ */
+export async function catchUp(db: Database, batch?: number) {
+  const adapts = batch === undefined && db.dialect === 'sqlite'
   let total = 0
   for (;;) {
     // An idle pass takes no write lock: one a second is not free, and on SQLite a write waits for
     // another process's lock on the event loop (busy_timeout).
     if (!(await behind(db))) return total
-    const n = await catchUpOnce(db, batch)
-    total += n
-    if (n < batch) return total
+    const size = batch ?? (adapts ? passSizes.get(db) : undefined) ?? BATCH
+    const { count, held } = await foldPass(db, size)
+    if (adapts) passSizes.set(db, nextSize(size, count, held))
+    total += count
+    if (count < size) return total
     await Bun.sleep(0)
   }
 }
