@@ -171,7 +171,7 @@ export function historyTables(results: Results): string[] {
     out.push(
       `#### ${h.engine === 'sqlite' ? 'SQLite' : 'PostgreSQL'}: ${h.readings.toLocaleString('en-US')} readings of ${h.sensors.toLocaleString('en-US')} sensors over 30 days`,
       '',
-      `Written directly in ${h.buildSeconds.toFixed(0)} s${h.foldedAtBuild ? ` (with the first ${h.foldedAtBuild.toLocaleString('en-US')} folded into rollups by the server's own catch-up in large passes)` : ''}; the server then took ${h.settleSeconds.toFixed(0)} s to go quiet (catching up ${h.foldedAtBuild ? `the last ${(h.readings - h.foldedAtBuild).toLocaleString('en-US')} readings into` : 'anything it keeps beside raw readings:'} its rollups). ${h.notes.join('; ')}`,
+      `Written directly in ${h.buildSeconds.toFixed(0)} s${h.foldedAtBuild ? ` (with the first ${h.foldedAtBuild.toLocaleString('en-US')} folded into rollups by the server's own catch-up in large passes)` : ''}; the server then took ${h.settleSeconds.toFixed(0)} s to catch up ${h.foldedAtBuild ? `the last ${(h.readings - h.foldedAtBuild).toLocaleString('en-US')} readings` : 'what it keeps beside raw readings'} (until its CPU went quiet and, where it has rollups, their watermark reached the last reading). ${h.notes.join('; ')}`,
       '',
     )
     if (h.aggregate.length)
