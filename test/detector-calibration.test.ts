@@ -91,6 +91,29 @@ describe('self-calibration', () => {
     expect(unusual[9]!).toBeLessThanOrEqual(1)
   })
 
+  test('grades a later hit of an episode that has lasted two episode gaps as an onset, and a state without the episode’s start dates it from now', () => {
+    const values = generate(temperatureSpec(START, 3 * DAY), [], 7).values
+    for (let i = 3000; i < 3080; i += 15) values[i] = values[i - 1]! + 2.5
+    const state = newState()
+    const options = detectorOptions()
+    values.slice(0, 3080).forEach((x, i) => step(state, START + i * MIN, x, null, options))
+    expect(state.episode.severity).not.toBeNull()
+    const stored = JSON.parse(JSON.stringify(state))
+    expect(stored.episode.start).toBe(3000)
+    const escalate = (s: typeof state) =>
+      step(s, START + 3080 * MIN, values[3079]! + 12, null, options)[0]!.score
+    const lasting = escalate(reviveState(JSON.parse(JSON.stringify(stored))))
+    const young = reviveState(JSON.parse(JSON.stringify(stored)))
+    young.episode = { ...young.episode, start: 3070 } as typeof young.episode
+    const withoutStart = reviveState(JSON.parse(JSON.stringify(stored)))
+    delete (withoutStart.episode as { start?: number }).start
+    const [early, unknown] = [escalate(young), escalate(withoutStart)]
+    expect(early).toBeGreaterThan(0.5)
+    expect(unknown).toBe(early)
+    // The same hit, a quarter of its grade while the episode is young.
+    expect(lasting - 0.5).toBeCloseTo(4 * (early - 0.5), 4)
+  })
+
   test('a stored state from before the onset rate and the likelihood revives with none and keeps raising hits', () => {
     const values = generate(temperatureSpec(START, DAY), [], 5).values
     const state = newState()

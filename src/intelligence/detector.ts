@@ -224,15 +224,16 @@ const PEAK_ALPHA = 1 / 1000
  * A hit's score in [0.5, 1): 0.5 plus half its grade, where the grade is how far past its limit it is
  * (s = r / (1 + r) mapped to [0, 1)) times how rare onsets are on this variable (1 / (1 + onsets in about
  * the last 5,000 readings / 4)), halved unless it is stronger than every finding in about the last
- * 1,000 readings, a quarter of that for an episode's later hits, and times the anomaly likelihood of
+ * 1,000 readings, a quarter of that for an episode's later hits (unless the episode has lasted two
+ * episode gaps: a lasting condition grades as an onset does), and times the anomaly likelihood of
  * the error (tail.ts: HTM's form, 0 while the recent error is ordinary for this variable). A bursty
  * variable's hits grade low, a quiet one's first finding high; 0.5 stays every hit's floor, so
  * score ≥ 0.5 is still exactly what production raises.
  */
-function gradeScore(s: number, onset: boolean, rate: number, peak: number, lik: number): number {
+function gradeScore(s: number, first: boolean, rate: number, peak: number, lik: number): number {
   const past = 2 * s - 1
   const rarity = 1 / (1 + rate / RARE_ALPHA / RARE_HALF)
-  const grade = (0.25 + 0.75 * past) * rarity * (onset ? 1 : 0.25) * (s > peak ? 1 : 0.5) * lik
+  const grade = (0.25 + 0.75 * past) * rarity * (first ? 1 : 0.25) * (s > peak ? 1 : 0.5) * lik
   return Math.round(1e6 * (0.5 + 0.5 * Math.min(grade, 0.998))) / 1e6
 }
 
@@ -418,7 +419,9 @@ export function step(
 
   // One episode per lasting condition: a hit when it starts, when it gets worse and when it shows a
   // kind it had not. The tails learn from calm readings only: an anomaly must not raise the bar.
-  const ep = state.episode
+  // `start` (the reading that opened it) was added within v3: a state stored without it dates the
+  // episode from now.
+  const ep: VariableState['episode'] & { start?: number } = state.episode
   // The bounded error of this reading: the strongest of the spike, drift and envelope statistics
   // against their limits, r / (1 + r).
   const err = bounded(
@@ -435,11 +438,17 @@ export function step(
     const worst = { ...worstOf(found), score: Math.max(...found.map((f) => f.score)) }
     const fresh = found.find((f) => !ep.kinds.includes(f.kind))
     const onset = ep.severity === null
-    if (onset) state.onsets += RARE_ALPHA
+    if (onset) {
+      state.onsets += RARE_ALPHA
+      ep.start = state.n
+    }
+    // A finding still coming two episode gaps after the onset is a lasting condition, not a burst's
+    // tail: its hits grade as an onset does.
+    const lasting = state.n - (ep.start ??= state.n) >= 2 * o.episodeGap
     const peak = state.peak
     const graded = (h: Hit) => ({
       ...h,
-      score: gradeScore(h.score, onset, state.onsets, peak, lik),
+      score: gradeScore(h.score, onset || lasting, state.onsets, peak, lik),
     })
     state.peak = Math.max(peak, worst.score)
     if (ep.severity === null || SEVERITY_RANK[worst.severity] > SEVERITY_RANK[ep.severity]) {
