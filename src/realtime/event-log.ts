@@ -1,6 +1,7 @@
 // The event log: hands out the deployment-wide seq, stores each frame as sent, reads it back for replay.
 import { and, asc, eq, gt, lt, lte, max, min, sql } from 'drizzle-orm'
 import { isSqlite, type Tx } from '../db'
+import { selectLists } from '../db/bulk'
 import { pgExecute } from '../db/postgres'
 import { prepared } from '../db/prepared'
 import { events, eventMeta } from '../db/schema'
@@ -116,9 +117,16 @@ async function appendPostgres(tx: Tx, drafts: Draft[], now: number): Promise<App
     // `..."seq":0}`: the text before the 0, to which the seq and the closing brace are added.
     return { message, channels, head: JSON.stringify(message).slice(0, -2) }
   })
-  const body = JSON.stringify(
-    framed.map((f, i) => ({ ord: i + 1, channels: f.channels, head: f.head })),
-  )
+  // The frames as column lists (src/db/bulk.ts); as a JSON array if a channel name holds a separator.
+  const rows =
+    selectLists([
+      { values: framed.map((_, i) => i + 1), type: 'integer' },
+      { values: framed.map((f) => f.channels), type: 'text' },
+      { values: framed.map((f) => f.head), type: 'text' },
+    ]) ??
+    sql`select * from json_to_recordset(${JSON.stringify(
+      framed.map((f, i) => ({ ord: i + 1, channels: f.channels, head: f.head })),
+    )}::text::json) as e(ord int, channels text, head text)`
   const [row] = await pgExecute(
     tx,
     sql`
@@ -127,7 +135,7 @@ async function appendPostgres(tx: Tx, drafts: Draft[], now: number): Promise<App
     ), appended as (
       insert into events (seq, channels, payload, created_at)
       select b.last_seq - ${n} + e.ord, e.channels, e.head || (b.last_seq - ${n} + e.ord)::text || '}', ${now}
-      from bumped b, json_to_recordset(${body}::text::json) as e(ord int, channels text, head text)
+      from bumped b, (${rows}) as e(ord, channels, head)
     )
     select last_seq, webhook_rev from bumped`,
   )
