@@ -453,15 +453,17 @@ export function step(
     // tail: its hits grade as an onset does.
     const lasting = state.n - (ep.start ??= state.n) >= 2 * o.episodeGap
     const peak = state.peak
-    const graded = (h: Hit) => ({
+    // A kind coming back inside a lasting episode is graded without the likelihood: its long run has
+    // learned the episode's own error by then, so it would call the new condition ordinary.
+    const graded = (h: Hit, back = false) => ({
       ...h,
-      score: gradeScore(h.score, onset || lasting, state.onsets, peak, lik),
+      score: gradeScore(h.score, onset || lasting, state.onsets, peak, back ? 1 : lik),
     })
     state.peak = Math.max(peak, worst.score)
     if (ep.severity === null || SEVERITY_RANK[worst.severity] > SEVERITY_RANK[ep.severity]) {
       hits.push(graded(worst))
       ep.severity = higherSeverity(ep.severity ?? worst.severity, worst.severity)
-    } else if (fresh) hits.push(graded(fresh))
+    } else if (fresh) hits.push(graded(fresh, ep.kinds.includes(fresh.kind)))
     for (const f of found) {
       const i = ep.kinds.indexOf(f.kind)
       if (i < 0) ep.kinds.push(f.kind)
