@@ -114,6 +114,33 @@ describe('self-calibration', () => {
     expect(lasting - 0.5).toBeCloseTo(4 * (early - 0.5), 4)
   })
 
+  test('a kind the episode has not shown for two episode gaps raises a hit again (graded without the likelihood); a state without `at` dates its kinds from now', () => {
+    const values = generate(temperatureSpec(START, 3 * DAY), [], 7).values
+    for (let i = 3000; i < 3080; i += 15) values[i] = values[i - 1]! + 2.5
+    const state = newState()
+    const options = detectorOptions()
+    values.slice(0, 3080).forEach((x, i) => step(state, START + i * MIN, x, null, options))
+    expect(state.episode.kinds).toEqual(['spike'])
+    const stored = JSON.parse(JSON.stringify(state))
+    expect(stored.episode.at).toEqual([3075])
+    // The same spike as the episode's earlier ones: no escalation, so it hits only when spikes are old news.
+    const spike = (s: typeof state) =>
+      step(s, START + 3080 * MIN, values[3079]! + 2.5, null, options).filter(
+        (h) => h.kind === 'spike',
+      )
+    expect(spike(reviveState(JSON.parse(JSON.stringify(stored))))).toEqual([])
+    const old = reviveState(JSON.parse(JSON.stringify(stored)))
+    old.episode.at = [3080 - 2 * options.episodeGap - 1]
+    const back = spike(old)
+    expect(back).toHaveLength(1)
+    // Graded without the likelihood, which has learned the episode's own error by now.
+    expect(back[0]!.score).toBeGreaterThan(0.5)
+    const withoutAt = reviveState(JSON.parse(JSON.stringify(stored)))
+    delete withoutAt.episode.at
+    expect(spike(withoutAt)).toEqual([])
+    expect(withoutAt.episode.at as number[] | undefined).toEqual([3080])
+  })
+
   test('a stored state from before the onset rate and the likelihood revives with none and keeps raising hits', () => {
     const values = generate(temperatureSpec(START, DAY), [], 5).values
     const state = newState()

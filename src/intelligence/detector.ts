@@ -419,9 +419,10 @@ export function step(
 
   // One episode per lasting condition: a hit when it starts, when it gets worse and when it shows a
   // kind it had not. The tails learn from calm readings only: an anomaly must not raise the bar.
-  // `start` (the reading that opened it) was added within v3: a state stored without it dates the
-  // episode from now.
+  // `start` (the reading that opened it) and `at` (the reading that last showed each of its kinds) were
+  // added within v3: a state stored without them dates the episode, and its kinds, from now.
   const ep: VariableState['episode'] & { start?: number } = state.episode
+  ep.at ??= ep.kinds.map(() => state.n)
   // The bounded error of this reading: the strongest of the spike, drift and envelope statistics
   // against their limits, r / (1 + r).
   const err = bounded(
@@ -436,7 +437,13 @@ export function step(
   state.peak = (state.peak ?? 0) * (1 - PEAK_ALPHA)
   if (found.length > 0) {
     const worst = { ...worstOf(found), score: Math.max(...found.map((f) => f.score)) }
-    const fresh = found.find((f) => !ep.kinds.includes(f.kind))
+    // A kind the episode has not shown for two episode gaps is new again: a spike inside a long drift
+    // (or a drift returning) is a fresh condition, not the episode's old one.
+    const shown = (kind: Kind) => {
+      const i = ep.kinds.indexOf(kind)
+      return i >= 0 && state.n - ep.at![i]! <= 2 * o.episodeGap
+    }
+    const fresh = found.find((f) => !shown(f.kind))
     const onset = ep.severity === null
     if (onset) {
       state.onsets += RARE_ALPHA
@@ -446,22 +453,29 @@ export function step(
     // tail: its hits grade as an onset does.
     const lasting = state.n - (ep.start ??= state.n) >= 2 * o.episodeGap
     const peak = state.peak
-    const graded = (h: Hit) => ({
+    // A kind coming back inside a lasting episode is graded without the likelihood: its long run has
+    // learned the episode's own error by then, so it would call the new condition ordinary.
+    const graded = (h: Hit, back = false) => ({
       ...h,
-      score: gradeScore(h.score, onset || lasting, state.onsets, peak, lik),
+      score: gradeScore(h.score, onset || lasting, state.onsets, peak, back ? 1 : lik),
     })
     state.peak = Math.max(peak, worst.score)
     if (ep.severity === null || SEVERITY_RANK[worst.severity] > SEVERITY_RANK[ep.severity]) {
       hits.push(graded(worst))
       ep.severity = higherSeverity(ep.severity ?? worst.severity, worst.severity)
-    } else if (fresh) hits.push(graded(fresh))
-    for (const f of found) if (!ep.kinds.includes(f.kind)) ep.kinds.push(f.kind)
+    } else if (fresh) hits.push(graded(fresh, ep.kinds.includes(fresh.kind)))
+    for (const f of found) {
+      const i = ep.kinds.indexOf(f.kind)
+      if (i < 0) ep.kinds.push(f.kind)
+      ep.at![i < 0 ? ep.kinds.length - 1 : i] = state.n
+    }
     ep.quiet = 0
     state.normal.statistical = 0
   } else {
     if (ep.severity !== null && ++ep.quiet >= o.episodeGap) {
       ep.severity = null
       ep.kinds = []
+      ep.at = []
     }
     // Normal readings count once the episode is over: the anomaly it opened stays open while it lasts.
     state.normal.statistical = ep.severity === null ? state.normal.statistical + 1 : 0

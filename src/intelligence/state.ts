@@ -31,8 +31,9 @@ export interface VariableState {
   /** Lowest and highest reading per hour of day. */
   envelope: Envelope
   /** The statistical episode under way: its worst severity (null: none), the kinds it has shown, and
-   *  readings since its last finding. */
-  episode: { severity: Severity | null; kinds: Kind[]; quiet: number }
+   *  readings since its last finding; `at` is the reading that last showed each kind (added within v3,
+   *  optional: a state stored without it dates them from the next reading). */
+  episode: { severity: Severity | null; kinds: Kind[]; quiet: number; at?: number[] }
   /** Episode onsets per reading, decaying over about 5,000 readings: how rare a finding is on this
    *  variable, which grades the hits' scores (added within v3; a state stored without it starts at 0). */
   onsets: number
@@ -63,7 +64,7 @@ export function newState(bins = 48): VariableState {
     profile: newProfile(bins),
     drift: { e: 0, mean: 0, mad: 0, k: 0, tail: newTail(), sampled: 0 },
     envelope: newEnvelope(),
-    episode: { severity: null, kinds: [], quiet: 0 },
+    episode: { severity: null, kinds: [], quiet: 0, at: [] },
     onsets: 0,
     peak: 0,
     lik: newLikelihood(),
@@ -101,7 +102,7 @@ export function cloneState(s: VariableState): VariableState {
     profile: { m: p.m.slice(), bin: p.bin, day: p.day, sum: p.sum, cnt: p.cnt },
     drift: { e: d.e, mean: d.mean, mad: d.mad, k: d.k, tail: { ...d.tail }, sampled: d.sampled },
     envelope: { lo: e.lo.slice(), hi: e.hi.slice(), days: e.days.slice(), last: e.last.slice() },
-    episode: { ...s.episode, kinds: s.episode.kinds.slice() },
+    episode: { ...s.episode, kinds: s.episode.kinds.slice(), at: s.episode.at?.slice() },
     onsets: s.onsets,
     peak: s.peak,
     lik: { ...s.lik },
