@@ -6,6 +6,7 @@ import { getTableConfig as pgConfig, PgTable } from 'drizzle-orm/pg-core'
 import { getTableConfig as sqliteConfig, SQLiteTable } from 'drizzle-orm/sqlite-core'
 import { parseDatabaseUrl } from '../src/config'
 import { openDatabase } from '../src/db'
+import { bulkInsert } from '../src/db/bulk'
 import * as pgSchema from '../src/db/pg-schema'
 import * as schema from '../src/db/schema'
 import { createTestDatabase } from './helpers'
@@ -113,6 +114,48 @@ describe('the PostgreSQL schema', () => {
         })
         .from(schema.predictions)
       expect(kinds).toEqual({ forecast: 'array', created: 'bigint' })
+    } finally {
+      await db.close()
+      await pgDb.drop()
+    }
+  })
+
+  test('bulk inserts store every row as given, in order, as column lists and as one JSON array alike', async () => {
+    const pgDb = await createTestDatabase()
+    const db = await openDatabase(parseDatabaseUrl(pgDb.url))
+    try {
+      const now = Date.now()
+      // 150 rows go as column lists, 3 as the JSON array; the last batch holds a separator, so it
+      // goes as the JSON array although it is large.
+      const batch = (n: number, prefix: string, odd = '') =>
+        Array.from({ length: n }, (_, i) => ({
+          tipo: i === 1 ? '' : `${prefix}${i}${i === 2 ? odd : ''}`,
+          modelo: `m"\\'${i}`,
+          nombre: i % 3 === 0 ? null : `nombre ${i} ñ ✓`,
+          location_id: null,
+          thresholds: i % 2 === 0 ? { temperatura: { max: 30 + i / 7, min: null } } : null,
+          status: 'unknown' as const,
+          last_seen: i % 4 === 0 ? null : now + i,
+          offline_after: i % 5 === 0 ? 0 : null,
+          created_at: now,
+          updated_at: now,
+        }))
+      const batches = [batch(150, 'list '), batch(3, 'json '), batch(120, 'sep ', '\x1e')]
+      for (const rows of batches) {
+        const ids = await db.transaction((tx) =>
+          bulkInsert(tx, schema.sensors, rows, 'returning id'),
+        )
+        expect(ids).toHaveLength(rows.length)
+        const stored = await db.read
+          .select()
+          .from(schema.sensors)
+          .where(
+            sql`${schema.sensors.id} >= ${Number(ids[0]!.id)} and ${schema.sensors.id} <= ${Number(ids.at(-1)!.id)}`,
+          )
+          .orderBy(schema.sensors.id)
+        expect(stored.map((r) => r.id)).toEqual(ids.map((r) => Number(r.id)))
+        expect(stored.map(({ id: _, ...rest }) => rest)).toEqual(rows)
+      }
     } finally {
       await db.close()
       await pgDb.drop()
