@@ -178,6 +178,31 @@ export async function openPostgres(url: string, log?: Logger): Promise<Database>
 }
 
 /**
+ * Statements with at most this many parameters are prepared once per connection. drizzle runs every
+ * query unprepared, and postgres.js describes an unprepared statement with parameters before binding
+ * it: two round trips each (a single POST's transaction has 13 statements). Queries over long id
+ * lists have a text per length, so they stay unprepared and each connection keeps a bounded set.
+ */
+const PREPARE_MAX_PARAMETERS = 32
+
+const prepareOptions = (
+  params: Parameters<postgres.Sql['unsafe']>[1],
+  options: Parameters<postgres.Sql['unsafe']>[2],
+) => ({ ...options, prepare: (params?.length ?? 0) <= PREPARE_MAX_PARAMETERS })
+
+/** A transaction's handle whose queries are prepared as prepareOptions says. */
+function preparing(sql: postgres.TransactionSql): postgres.TransactionSql {
+  return new Proxy(sql, {
+    get(target, prop, receiver) {
+      if (prop === 'unsafe')
+        return (...[query, params, options]: Parameters<postgres.Sql['unsafe']>) =>
+          target.unsafe(query, params, prepareOptions(params, options))
+      return Reflect.get(target, prop, receiver)
+    },
+  })
+}
+
+/**
  * The pool as drizzle sees it: every query and transaction first asks the breaker (so while the
  * database is down they fail at once with DatabaseUnavailableError, answered 503), and reports its
  * failure to it. drizzle reaches PostgreSQL only through `unsafe` and `begin`.
@@ -186,9 +211,9 @@ function guarded(client: postgres.Sql, availability: Availability): postgres.Sql
   return new Proxy(client, {
     get(target, prop, receiver) {
       if (prop === 'unsafe')
-        return (...args: Parameters<postgres.Sql['unsafe']>) => {
+        return (...[query_, params, options]: Parameters<postgres.Sql['unsafe']>) => {
           availability.check()
-          const query = target.unsafe(...args)
+          const query = target.unsafe(query_, params, prepareOptions(params, options))
           // Observes the outcome only; drizzle awaits the query itself (postgres.js sends it a tick later).
           query.then(undefined, availability.report)
           return query
@@ -196,6 +221,9 @@ function guarded(client: postgres.Sql, availability: Availability): postgres.Sql
       if (prop === 'begin')
         return (...args: unknown[]) => {
           availability.check()
+          // The transaction's own handle prepares as the pool's does.
+          const fn = args.at(-1) as (sql: postgres.TransactionSql) => unknown
+          args[args.length - 1] = (sql: postgres.TransactionSql) => fn(preparing(sql))
           return (target.begin as (...a: unknown[]) => Promise<unknown>)(...args).catch(
             (error: unknown) => {
               availability.report(error)
