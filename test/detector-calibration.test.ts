@@ -23,6 +23,16 @@ const noisy = (n: number, noise: () => number) => {
   return Array.from({ length: n }, () => Math.round((50 + noise()) * 10) / 10)
 }
 
+/** A calm series whose readings 3000–3075 jump every 15: a spike episode under way at reading 3080. */
+function spikyEpisode() {
+  const values = generate(temperatureSpec(START, 3 * DAY), [], 7).values
+  for (let i = 3000; i < 3080; i += 15) values[i] = values[i - 1]! + 2.5
+  const state = newState()
+  const options = detectorOptions()
+  values.slice(0, 3080).forEach((x, i) => step(state, START + i * MIN, x, null, options))
+  return { values, state, options }
+}
+
 describe('self-calibration', () => {
   test('needs no per-variable setting: the same readings in other units raise the same hits', () => {
     const values = generate(
@@ -92,11 +102,7 @@ describe('self-calibration', () => {
   })
 
   test('grades a later hit of an episode that has lasted two episode gaps as an onset, and a state without the episode’s start dates it from now', () => {
-    const values = generate(temperatureSpec(START, 3 * DAY), [], 7).values
-    for (let i = 3000; i < 3080; i += 15) values[i] = values[i - 1]! + 2.5
-    const state = newState()
-    const options = detectorOptions()
-    values.slice(0, 3080).forEach((x, i) => step(state, START + i * MIN, x, null, options))
+    const { values, state, options } = spikyEpisode()
     expect(state.episode.severity).not.toBeNull()
     const stored = JSON.parse(JSON.stringify(state))
     expect(stored.episode.start).toBe(3000)
@@ -115,11 +121,7 @@ describe('self-calibration', () => {
   })
 
   test('a kind the episode has not shown for two episode gaps raises a hit again (graded without the likelihood); a state without `at` dates its kinds from now', () => {
-    const values = generate(temperatureSpec(START, 3 * DAY), [], 7).values
-    for (let i = 3000; i < 3080; i += 15) values[i] = values[i - 1]! + 2.5
-    const state = newState()
-    const options = detectorOptions()
-    values.slice(0, 3080).forEach((x, i) => step(state, START + i * MIN, x, null, options))
+    const { values, state, options } = spikyEpisode()
     expect(state.episode.kinds).toEqual(['spike'])
     const stored = JSON.parse(JSON.stringify(state))
     expect(stored.episode.at).toEqual([3075])
