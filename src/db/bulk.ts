@@ -57,17 +57,19 @@ function textList(values: readonly unknown[], json: boolean): string | undefined
 }
 
 /**
- * `select` of the lists' values, one row per index, each cast to its column's type; the columns come out
- * as c0, c1, … in the lists' order. Undefined when a list cannot be made (see textList) or for fewer
- * than LIST_MIN_ROWS rows (the caller sends its JSON array then).
+ * `select` of the rows as column lists, one output row per row, each column's value (`of`) cast to its
+ * type; the columns come out as c0, c1, … in `columns`' order. Undefined for fewer than LIST_MIN_ROWS
+ * rows (checked before any list is built) or when a list cannot be made (see textList): the caller
+ * sends its JSON array then.
  */
-export function selectLists(
-  lists: readonly { values: readonly unknown[]; type: string }[],
+export function selectLists<T>(
+  rows: readonly T[],
+  columns: readonly { type: string; of: (row: T, index: number) => unknown }[],
 ): SQL | undefined {
-  if ((lists[0]?.values.length ?? 0) < LIST_MIN_ROWS) return undefined
+  if (rows.length < LIST_MIN_ROWS) return undefined
   const texts: string[] = []
-  for (const { values, type } of lists) {
-    const text = textList(values, isJsonType(type))
+  for (const { type, of } of columns) {
+    const text = textList(rows.map(of), isJsonType(type))
     if (text === undefined) return undefined
     texts.push(text)
   }
@@ -75,9 +77,9 @@ export function selectLists(
     texts.map((text) => sql`(string_to_array(${text}::text, chr(30), chr(31)))[2:]`),
     sql`, `,
   )
-  const columns = lists.map((list, i) => `u.c${i}::${list.type} as c${i}`).join(', ')
-  const names = lists.map((_, i) => `c${i}`).join(', ')
-  return sql`${sql.raw(`select ${columns} from unnest(`)}${arrays}${sql.raw(`) as u(${names})`)}`
+  const casts = columns.map((column, i) => `u.c${i}::${column.type} as c${i}`).join(', ')
+  const names = columns.map((_, i) => `c${i}`).join(', ')
+  return sql`${sql.raw(`select ${casts} from unnest(`)}${arrays}${sql.raw(`) as u(${names})`)}`
 }
 
 /**
@@ -107,7 +109,8 @@ export async function bulkInsert(
     types &&
     names.every((n) => types.has(n)) &&
     selectLists(
-      keys.map((key, i) => ({ values: rows.map((row) => row[key]), type: types.get(names[i]!)! })),
+      rows,
+      keys.map((key, i) => ({ type: types.get(names[i]!)!, of: (row) => row[key] })),
     )
   if (select)
     return pgExecute(

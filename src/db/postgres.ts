@@ -211,9 +211,9 @@ function guarded(client: postgres.Sql, availability: Availability): postgres.Sql
   return new Proxy(client, {
     get(target, prop, receiver) {
       if (prop === 'unsafe')
-        return (...[query_, params, options]: Parameters<postgres.Sql['unsafe']>) => {
+        return (...[text, params, options]: Parameters<postgres.Sql['unsafe']>) => {
           availability.check()
-          const query = target.unsafe(query_, params, prepareOptions(params, options))
+          const query = target.unsafe(text, params, prepareOptions(params, options))
           // Observes the outcome only; drizzle awaits the query itself (postgres.js sends it a tick later).
           query.then(undefined, availability.report)
           return query

@@ -119,10 +119,10 @@ async function appendPostgres(tx: Tx, drafts: Draft[], now: number): Promise<App
   })
   // The frames as column lists (src/db/bulk.ts); as a JSON array if a channel name holds a separator.
   const rows =
-    selectLists([
-      { values: framed.map((_, i) => i + 1), type: 'integer' },
-      { values: framed.map((f) => f.channels), type: 'text' },
-      { values: framed.map((f) => f.head), type: 'text' },
+    selectLists(framed, [
+      { type: 'integer', of: (_, i) => i + 1 },
+      { type: 'text', of: (f) => f.channels },
+      { type: 'text', of: (f) => f.head },
     ]) ??
     sql`select * from json_to_recordset(${JSON.stringify(
       framed.map((f, i) => ({ ord: i + 1, channels: f.channels, head: f.head })),
