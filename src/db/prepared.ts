@@ -1,7 +1,8 @@
 // Statements prepared once per SQLite connection, and queries over a set of ids that pick the cheap
 // shape for each database: on SQLite a prepared statement run per id (in-process, no round trip; building
 // and preparing a statement costs more than running it), on PostgreSQL one statement per 500 ids.
-import { eq, inArray, sql, type Column, type SQL } from 'drizzle-orm'
+import type { Database as SQLiteClient } from 'bun:sqlite'
+import { eq, inArray, is, Param, Placeholder, sql, type Column, type SQL } from 'drizzle-orm'
 import { isSqlite, type Tx } from '.'
 
 const statements = new WeakMap<Tx, Map<string, unknown>>()
@@ -13,6 +14,33 @@ export function prepared<S>(tx: Tx, key: string, build: () => S): S {
   let statement = byKey.get(key) as S | undefined
   if (statement === undefined) byKey.set(key, (statement = build()))
   return statement
+}
+
+/**
+ * A drizzle statement of named placeholders, prepared once and run straight on bun:sqlite: drizzle fills
+ * and maps the placeholders on every run, which cost more than SQLite's own work for the small upserts
+ * the ingest path runs per sensor. The values given must be what the columns store (numbers, text).
+ */
+export function rawRun(
+  tx: Tx,
+  key: string,
+  build: () => { toSQL(): { sql: string; params: unknown[] } },
+): (values: Record<string, unknown>) => void {
+  return prepared(tx, `raw:${key}`, () => {
+    const query = build().toSQL()
+    const names = query.params.map((param) => {
+      const value = is(param, Param) ? param.value : param
+      if (!is(value, Placeholder))
+        throw new Error(`rawRun(${key}): every parameter must be a placeholder`)
+      return value.name
+    })
+    const statement = (tx as unknown as { $client: SQLiteClient }).$client.prepare(query.sql)
+    const args: unknown[] = new Array(names.length)
+    return (values) => {
+      for (let i = 0; i < names.length; i++) args[i] = values[names[i]!]
+      statement.run(...(args as never[]))
+    }
+  })
 }
 
 /** A query narrowed by `match(column)`: drizzle's builder before it runs (awaitable, preparable). */

@@ -6,7 +6,7 @@ import type { Services } from '../../context'
 import { isSqlite, type Database, type Tx } from '../../db'
 import { measurement } from '../../db/measurements'
 import { bulkInsert } from '../../db/bulk'
-import { prepared } from '../../db/prepared'
+import { rawRun } from '../../db/prepared'
 import { eventMeta, latestValues, readings, sensors } from '../../db/schema'
 import { NotFoundError } from '../../lib/errors'
 import { iso } from '../../lib/time'
@@ -60,10 +60,8 @@ const placeholders = {
 async function write(tx: Tx, rows: LatestRow[], onlyNewer: boolean) {
   if (rows.length === 0) return
   if (isSqlite(tx)) {
-    const statement = prepared(tx, `latest-upsert:${onlyNewer}`, () =>
-      upsert(tx, placeholders, onlyNewer).prepare(),
-    )
-    for (const row of rows) await statement.run(row)
+    const run = rawRun(tx, `latest-upsert:${onlyNewer}`, () => upsert(tx, placeholders, onlyNewer))
+    for (const row of rows) run(row)
   } else
     await bulkInsert(
       tx,

@@ -5,7 +5,7 @@
 import { and, asc, eq, getTableColumns, inArray, sql } from 'drizzle-orm'
 import type { Services } from '../../context'
 import { isSqlite, type Tx } from '../../db'
-import { prepared, selectByIds } from '../../db/prepared'
+import { rawRun, selectByIds } from '../../db/prepared'
 import { anomalies, sensors, sensorTypes } from '../../db/schema'
 import { insertOne, updateOne } from '../../lib/crud'
 import { NotFoundError } from '../../lib/errors'
@@ -59,14 +59,13 @@ export async function markSeen(tx: Tx, emit: Emit, statuses: Map<number, Status>
   const back: number[] = []
   for (const [id, status] of statuses) (status === 'online' ? online : back).push(id)
   if (isSqlite(tx)) {
-    const touch = prepared(tx, 'liveness-seen', () =>
+    const touch = rawRun(tx, 'liveness-seen', () =>
       tx
         .update(sensors)
         .set({ last_seen: sql.placeholder('now') as never })
-        .where(eq(sensors.id, sql.placeholder('id')))
-        .prepare(),
+        .where(eq(sensors.id, sql.placeholder('id'))),
     )
-    for (const id of online) await touch.run({ id, now })
+    for (const id of online) touch({ id, now })
   } else if (online.length > 0)
     await tx
       .update(sensors)
