@@ -335,6 +335,7 @@ describe('detector state cache', () => {
     const id = await createSensor(server)
     await feed(server, id, quiet(50))
     const { db, intelligence } = server.ctx
+    await intelligence.states.flush()
     const key = `${id}:temperatura`
     const read = async () =>
       JSON.stringify((await db.transaction((tx) => intelligence.states.take(tx, [id]))).get(key))
@@ -350,6 +351,9 @@ describe('detector state cache', () => {
     })
     await expect(attempt).rejects.toThrow('rolled back')
     expect(await read()).toBe(before)
+    // And it goes on learning from there.
+    await feed(server, id, quiet(5), START + 50 * MIN)
+    expect(JSON.parse(await read()).n).toBe(55)
   })
 })
 

@@ -10,7 +10,7 @@ import { prepared, selectByIds } from '../db/prepared'
 import { detectorState } from '../db/schema'
 import type { Logger } from '../lib/logger'
 import { JobQueue } from './queue'
-import { cloneState, reviveState, type VariableState } from './state'
+import { reviveState, type VariableState } from './state'
 
 const excluded = (column: string) => sql.raw(`excluded.${column}`)
 
@@ -39,9 +39,11 @@ const WRITE_BACK_SQL = `insert into detector_state (sensor_id, variable, rev, st
  * Detector states by sensor and variable. A caller evicts a state before changing it and puts it back
  * once changed. On PostgreSQL put() writes it with a new revision in the caller's transaction, so a
  * rolled-back batch (or another instance's write) shows up as a revision mismatch and the state is read
- * again from the database. On SQLite this process is the only writer: memory is the truth, a batch
- * rolled back restores the copies evict() kept, and changed states are written back every second and at
- * shutdown (a crash forgets at most that second of learning, never a reading or an anomaly).
+ * again from the database. On SQLite this process is the only writer: memory is the truth, changed
+ * states are written back every second and at shutdown (a crash forgets at most that second of learning,
+ * never a reading or an anomaly), and a batch rolled back after changing states (a failed write or
+ * commit) sends them back to the database's copy, as a crash would: copying every state a batch touches
+ * in case it rolls back cost a tenth of the ingest.
  */
 export class DetectorStates {
   private readonly cache = new Map<string, { rev: string; state: VariableState }>()
@@ -49,8 +51,8 @@ export class DetectorStates {
   private readonly cachedOf = new Map<number, Set<string>>()
   /** SQLite: the database written back to, the states changed since, the sensors read in full. */
   private readonly memory: { db: Database; dirty: Set<string>; loaded: Set<number> } | undefined
-  /** SQLite: copies of the states the transaction in progress changes (undefined: it created them). */
-  private undo: Map<string, VariableState | undefined> | undefined
+  /** SQLite: the states the transaction in progress changes. */
+  private changing: Set<string> | undefined
   private timer: Timer | undefined
   private flushing: Promise<void> | undefined
 
@@ -141,38 +143,35 @@ export class DetectorStates {
 
   /**
    * Called before a state is changed in a transaction: until put() writes it, the cache must not offer
-   * it (PostgreSQL); on SQLite a copy is kept to restore if that transaction rolls back.
+   * it (PostgreSQL); on SQLite it is forgotten if that transaction rolls back.
    */
   evict(key: string, tx?: Tx) {
     if (!this.memory || !tx) return void this.cache.delete(key)
-    if (!this.undo) {
-      const undo = (this.undo = new Map())
-      onRollback(tx, () => this.restore(undo))
+    if (!this.changing) {
+      const changing = (this.changing = new Set())
+      onRollback(tx, () => this.forget(changing))
     }
-    if (!this.undo.has(key)) {
-      const cached = this.cache.get(key)
-      this.undo.set(key, cached && cloneState(cached.state))
-    }
+    this.changing.add(key)
   }
 
-  private restore(undo: Map<string, VariableState | undefined>) {
-    if (this.undo === undo) this.undo = undefined
-    for (const [key, state] of undo) {
+  /** SQLite: these states are read again from the database (its last write back) when next taken. */
+  private forget(keys: Set<string>) {
+    if (this.changing === keys) this.changing = undefined
+    const { dirty, loaded } = this.memory!
+    for (const key of keys) {
       const [sensor, variable] = splitKey(key)
-      if (state) this.remember(key, sensor, variable, state)
-      else {
-        this.cache.delete(key)
-        this.cachedOf.get(sensor)?.delete(variable)
-        this.memory!.dirty.delete(key)
-      }
+      this.cache.delete(key)
+      this.cachedOf.get(sensor)?.delete(variable)
+      dirty.delete(key)
+      loaded.delete(sensor)
     }
   }
 
   /** Writes the states back in the caller's transaction and caches them under their new revision. */
   async put(tx: Tx, states: Map<string, VariableState>, now = Date.now()) {
     if (this.memory) {
-      // Kept in memory; written back by flush(). The transaction's copies go once it commits.
-      this.undo = undefined
+      // Kept in memory; written back by flush().
+      this.changing = undefined
       for (const [key, state] of states) {
         const [sensor, variable] = splitKey(key)
         this.remember(key, sensor, variable, state)

@@ -1,5 +1,5 @@
 // The detector's state for one sensor variable (a plain JSON object, stored as is): its shape, a fresh one,
-// one read back from storage, and a deep copy (what a rolled-back SQLite batch is restored from).
+// and one read back from storage.
 import type { Kind, Rule, Severity } from './detector'
 import { newEnvelope, newProfile, type Envelope, type Profile } from './season'
 import { newLikelihood, newTail, type Likelihood, type Tail } from './tail'
@@ -81,32 +81,4 @@ export function reviveState(raw: unknown, bins = 48): VariableState {
   state.peak ??= 0
   state.lik ??= newLikelihood()
   return state
-}
-
-/** A deep copy, keys in the order newState makes them (what a rolled-back batch is restored from). */
-export function cloneState(s: VariableState): VariableState {
-  const { profile: p, envelope: e, drift: d } = s
-  return {
-    v: 3,
-    n: s.n,
-    last: s.last,
-    prev: s.prev,
-    res: s.res,
-    ts: s.ts.slice(),
-    xs: s.xs.slice(),
-    bias: s.bias,
-    mad: s.mad,
-    k: s.k,
-    spike: { ...s.spike },
-    stuck: { ...s.stuck },
-    profile: { m: p.m.slice(), bin: p.bin, day: p.day, sum: p.sum, cnt: p.cnt },
-    drift: { e: d.e, mean: d.mean, mad: d.mad, k: d.k, tail: { ...d.tail }, sampled: d.sampled },
-    envelope: { lo: e.lo.slice(), hi: e.hi.slice(), days: e.days.slice(), last: e.last.slice() },
-    episode: { ...s.episode, kinds: s.episode.kinds.slice(), at: s.episode.at?.slice() },
-    onsets: s.onsets,
-    peak: s.peak,
-    lik: { ...s.lik },
-    breach: { ...s.breach },
-    normal: { ...s.normal },
-  }
 }
