@@ -1,6 +1,7 @@
 // Limits at the door: WebSocket caps (server-wide, per address, channels per connection), the stats'
 // size, body size, time and type, requests in progress per address, and CORS_ORIGINS.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { InProgress } from '../src/lib/in-progress'
 import { metric, startTestServer, until, WsClient } from './helpers'
 
 // bunfig's [test] timeout is not read by Bun 1.4.5; argon2 hashing and real servers need more than 5 s under load.
@@ -300,6 +301,33 @@ describe('slow and unusual requests', () => {
       for (const conn of held) conn.end()
       await server.stop()
     }
+  })
+
+  test('the count per address stays exact as counting starts and stops with the load, and a client gone is let go before a refusal', () => {
+    const limits = new InProgress(4, (r) => r.headers.get('x-forwarded-for')!)
+    const from = (address: string, signal?: AbortSignal) =>
+      new Request('http://vigia.test/', { headers: { 'x-forwarded-for': address }, signal })
+    const a = [from('a'), from('a'), from('a')]
+    const b = from('b')
+    for (const r of [...a, b]) expect(limits.admit(r)).toBeUndefined()
+    // Four in progress: counting starts, and a's fourth is still within the limit.
+    const gone = new AbortController()
+    const fourth = from('a', gone.signal)
+    expect(limits.admit(fourth)).toBeUndefined()
+    expect(limits.admit(from('a'))).toBe(4)
+    expect(limits.admit(from('b'))).toBeUndefined()
+    // a's fourth client goes away without an answer: let go before the next refusal.
+    gone.abort()
+    const next = from('a')
+    expect(limits.admit(next)).toBeUndefined()
+    expect(limits.admit(from('a'))).toBe(4)
+    // The load falls under half the limit (counting stops), then rises again: counted afresh.
+    for (const r of [...a, b, next]) limits.release(r)
+    limits.release(fourth)
+    const again = [from('a'), from('a'), from('a'), from('b')]
+    for (const r of again) expect(limits.admit(r)).toBeUndefined()
+    expect(limits.admit(from('a'))).toBeUndefined()
+    expect(limits.admit(from('a'))).toBe(4)
   })
 
   test('a JSON route refuses any other Content-Type with 415 and stores nothing', async () => {

@@ -1,9 +1,11 @@
 // What every request meets before routing: CORS by CORS_ORIGINS, the request body size limit, the
 // per-address cap on requests in progress, JSON-only bodies and the deadline to receive a body.
+import type { Server } from 'bun'
 import { Elysia } from 'elysia'
 import type { Config } from '../config'
 import { clientAddress } from './client-address'
 import { AppError } from './errors'
+import { InProgress } from './in-progress'
 
 const EXPOSED = 'X-Total-Count, Retry-After, WWW-Authenticate'
 const METHODS = 'GET, POST, PUT, PATCH, DELETE, OPTIONS'
@@ -114,41 +116,29 @@ const closing = (error: AppError) => {
  */
 export function requestLimits(config: Readonly<Config>) {
   const { bodyTimeout, maxRequestsPerIp } = config.http
-  const inProgress = new Map<string, number>()
-  const holder = new WeakMap<Request, string>()
-  const release = (request: Request) => {
-    const address = holder.get(request)
-    if (address === undefined) return
-    holder.delete(request)
-    const left = (inProgress.get(address) ?? 1) - 1
-    if (left > 0) inProgress.set(address, left)
-    else inProgress.delete(address)
-  }
+  let server: Server<unknown> | null = null
+  const inProgress = new InProgress(maxRequestsPerIp, (request) =>
+    clientAddress(
+      config.trustProxy,
+      request.headers.get('x-forwarded-for'),
+      server?.requestIP(request)?.address,
+    ),
+  )
   return new Elysia({ name: 'request-limits' })
-    .onRequest(({ request, server }) => {
-      if (maxRequestsPerIp > 0) {
-        const address = clientAddress(
-          config.trustProxy,
-          request.headers.get('x-forwarded-for'),
-          server?.requestIP(request)?.address,
-        )
-        const count = inProgress.get(address) ?? 0
-        if (count >= maxRequestsPerIp) {
-          const refusal = new AppError(
-            429,
-            'too_many_requests',
-            `Your address has ${count} requests in progress, the most allowed (HTTP_MAX_REQUESTS_PER_IP); wait for them to finish.`,
-          )
-          refusal.headers = { 'retry-after': '1' }
-          throw closing(refusal)
-        }
-        inProgress.set(address, count + 1)
-        holder.set(request, address)
-        // A client that goes away mid-request is released too, whatever the handler is waiting on.
-        request.signal.addEventListener('abort', () => release(request), { once: true })
-      }
+    .onRequest((context) => {
+      if (maxRequestsPerIp === 0) return
+      server ??= context.server
+      const count = inProgress.admit(context.request)
+      if (count === undefined) return
+      const refusal = new AppError(
+        429,
+        'too_many_requests',
+        `Your address has ${count} requests in progress, the most allowed (HTTP_MAX_REQUESTS_PER_IP); wait for them to finish.`,
+      )
+      refusal.headers = { 'retry-after': '1' }
+      throw closing(refusal)
     })
-    .onAfterResponse({ as: 'global' }, ({ request }) => release(request))
+    .onAfterResponse({ as: 'global' }, ({ request }) => inProgress.release(request))
     .onParse({ as: 'global' }, async ({ request }) => {
       if (!hasBody(request)) return
       let timer: Timer | undefined
