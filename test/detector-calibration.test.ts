@@ -101,6 +101,21 @@ describe('self-calibration', () => {
     expect(unusual[9]!).toBeLessThanOrEqual(1)
   })
 
+  test('finds a run of errors each under its rule’s limit but together far beyond the recent error', () => {
+    const rand = rng(8)
+    const values = noisy(5000, () => gaussian(rand))
+    // Readings swinging ±4σ about the level: no spike (5σ), no drift (they average out), no envelope yet.
+    for (let i = 4000; i < 4030; i++) values[i] = 50 + (i % 2 ? 4 : -4)
+    const found = run(values).hits.filter((h) => h.i >= 4000)
+    const without = run(values, { ...detectorOptions(), unlikelyZ: Infinity })
+    expect(without.hits.filter((h) => h.i >= 3000)).toEqual([])
+    expect(found.length).toBeGreaterThan(0)
+    expect(found[0]!.i).toBeLessThan(4030)
+    expect(found[0]!.hit.kind).toBe('drift')
+    expect(found[0]!.hit.score).toBeGreaterThan(0.5)
+    expect(run(values).hits.filter((h) => h.i >= 3000 && h.i < 4000)).toEqual([])
+  })
+
   test('grades a later hit of an episode that has lasted two episode gaps as an onset, and a state without the episode’s start dates it from now', () => {
     const { values, state, options } = spikyEpisode()
     expect(state.episode.severity).not.toBeNull()

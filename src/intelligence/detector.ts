@@ -1,11 +1,13 @@
 // Anomaly detection for one sensor variable, pure and synchronous: threshold rules, plus statistical
 // rules that calibrate themselves on the series, with no per-variable constants: spikes (robust z-score
 // of the residual from the local level), stuck values, drifts (EWMA chart of the residual from the daily
-// profile) and readings outside what their hour of day has shown. Limits grow with the series' own
+// profile), readings outside what their hour of day has shown, and a recent error far beyond its own
+// long run (a run of errors no rule finds one reading at a time). Limits grow with the series' own
 // tails (tail.ts) and the statistical rules speak once per episode. All it knows lives in a plain JSON
 // state object (state.ts).
 import { DAY, envelopeExcess, learnEnvelope, learnProfile, profileAt, profileBin } from './season'
-import { learnLikelihood, learnTail, tailLimit } from './tail'
+import { bounded, gradeScore, PEAK_ALPHA, RARE_ALPHA, strength } from './grade'
+import { learnLikelihood, learnTail, recentZ, tailLimit } from './tail'
 import type { VariableState } from './state'
 
 export { DAY }
@@ -72,6 +74,8 @@ export interface DetectorOptions {
   envelopeTolerance: number
   /** Readings without a statistical finding that end an episode: the next finding is a new onset. */
   episodeGap: number
+  /** Standard deviations of the recent error's long run past its mean that are a finding on their own. */
+  unlikelyZ: number
 }
 
 const MINUTE = 60_000
@@ -101,6 +105,7 @@ export function detectorOptions(_variable?: string, warmup = 30): DetectorOption
     envelopeDays: 7,
     envelopeTolerance: 1,
     episodeGap: 30,
+    unlikelyZ: 5,
   }
 }
 
@@ -210,33 +215,6 @@ function foreseen(
 const ratioSeverity = (ratio: number): Severity =>
   ratio >= 4.8 ? 'critical' : ratio >= 2.4 ? 'major' : 'minor'
 
-const bounded = (ratio: number) => ratio / (1 + ratio)
-const strength = (ratio: number) => Math.round((1000 * ratio) / (1 + ratio)) / 1000
-
-/** Smoothing of the onset rate: about the last 5,000 readings. */
-const RARE_ALPHA = 1 / 5000
-/** Onsets in that span at which rarity halves a score's grade. */
-const RARE_HALF = 4
-/** Decay per reading of the strongest recent finding: about the last 1,000 readings. */
-const PEAK_ALPHA = 1 / 1000
-
-/**
- * A hit's score in [0.5, 1): 0.5 plus half its grade, where the grade is how far past its limit it is
- * (s = r / (1 + r) mapped to [0, 1)) times how rare onsets are on this variable (1 / (1 + onsets in about
- * the last 5,000 readings / 4)), halved unless it is stronger than every finding in about the last
- * 1,000 readings, a quarter of that for an episode's later hits (unless the episode has lasted two
- * episode gaps: a lasting condition grades as an onset does), and times the anomaly likelihood of
- * the error (tail.ts: HTM's form, 0 while the recent error is ordinary for this variable). A bursty
- * variable's hits grade low, a quiet one's first finding high; 0.5 stays every hit's floor, so
- * score ≥ 0.5 is still exactly what production raises.
- */
-function gradeScore(s: number, first: boolean, rate: number, peak: number, lik: number): number {
-  const past = 2 * s - 1
-  const rarity = 1 / (1 + rate / RARE_ALPHA / RARE_HALF)
-  const grade = (0.25 + 0.75 * past) * rarity * (first ? 1 : 0.25) * (s > peak ? 1 : 0.5) * lik
-  return Math.round(1e6 * (0.5 + 0.5 * Math.min(grade, 0.998))) / 1e6
-}
-
 const worstOf = (hits: Hit[]) =>
   hits.reduce((a, b) => (SEVERITY_RANK[b.severity] > SEVERITY_RANK[a.severity] ? b : a))
 
@@ -312,12 +290,14 @@ export function step(
   let spike = false
   let clipped = x
   let spikeZ = -1
+  let foreseenStep = false
   if (level !== null) {
     const center = level + state.bias
     const z = (x - center) / sigma
     const limit = tailLimit(state.spike, o.tailTimes, o.spikeZ)
-    spike =
-      warm && state.k >= 10 && Math.abs(z) >= limit && !foreseen(state, t, x, previous, center)
+    const past = warm && state.k >= 10 && Math.abs(z) >= limit
+    foreseenStep = past && foreseen(state, t, x, previous, center)
+    spike = past && !foreseenStep
     spikeZ = Math.abs(z)
     if (spike) {
       clipped = center + Math.sign(z) * limit * sigma
@@ -343,6 +323,12 @@ export function step(
     }
   }
   if (!stuck) {
+    // A step the daily profile foresaw breaks the local context as a long silence does: a window that
+    // straddles it lags for half its length, and its errors would read as a burst.
+    if (foreseenStep) {
+      state.ts = []
+      state.xs = []
+    }
     state.ts.push(t)
     state.xs.push(clipped)
     if (state.xs.length > o.window) {
@@ -427,11 +413,25 @@ export function step(
   // against their limits, r / (1 + r).
   const err = bounded(
     Math.max(
-      spikeZ < 0 ? 0 : spikeZ / tailLimit(state.spike, o.tailTimes, o.spikeZ),
+      spikeZ < 0 || foreseenStep ? 0 : spikeZ / tailLimit(state.spike, o.tailTimes, o.spikeZ),
       driftZ < 0 ? 0 : driftZ / tailLimit(state.drift.tail, o.tailTimes, o.driftK),
       outside ? outside.ratio / o.envelopeTolerance : 0,
     ),
   )
+  // The recent error far beyond its own long run, with no rule at its limit: a condition the rules miss
+  // one reading at a time (a burst of moderate errors, a shape the series has not had).
+  const unlikely = recentZ(state.lik, err)
+  if (warm && found.length === 0 && state.episode.severity === null && unlikely >= o.unlikelyZ)
+    found.push({
+      rule: 'statistical',
+      kind: 'drift',
+      severity: ratioSeverity(unlikely / o.unlikelyZ),
+      value: x,
+      expected_min: null,
+      expected_max: null,
+      message: `The last readings are further from what was expected than this sensor has been lately (${unlikely.toFixed(1)} standard deviations of its recent error).`,
+      score: strength(unlikely / o.unlikelyZ),
+    })
   const lik = learnLikelihood(state.lik, err)
   state.onsets = (state.onsets ?? 0) * (1 - RARE_ALPHA)
   state.peak = (state.peak ?? 0) * (1 - PEAK_ALPHA)
