@@ -158,15 +158,17 @@ describe('self-calibration', () => {
     expect(withoutAt.episode.at as number[] | undefined).toEqual([3080])
   })
 
-  test('a stored state from before the onset rate and the likelihood revives with none and keeps raising hits', () => {
+  test('a stored state from before the onset rate, the likelihood and the last foreseen step revives with none and keeps raising hits', () => {
     const values = generate(temperatureSpec(START, DAY), [], 5).values
     const state = newState()
     values.slice(0, 800).forEach((x, i) => step(state, START + i * MIN, x, null, detectorOptions()))
     const stored = JSON.parse(JSON.stringify(state))
     delete stored.onsets
     delete stored.lik
+    delete stored.stepAt
     const revived = reviveState(stored)
     expect(revived.onsets).toBe(0)
+    expect(revived.stepAt).toBeNull()
     expect(revived.lik).toEqual(newLikelihood())
     const hit = step(revived, START + 800 * MIN, values[799]! + 6, null, detectorOptions())
     // A fresh likelihood grades nothing for its first 100 readings: the hit is raised at the floor.
@@ -177,7 +179,7 @@ describe('self-calibration', () => {
 })
 
 describe('time of day', () => {
-  test('learns a step the series takes at the same hour every day instead of flagging it daily', () => {
+  test('learns a step the series takes at the same hour every day instead of flagging it daily (nor the window lagging behind it as a burst of errors)', () => {
     const rand = rng(3)
     const values = Array.from({ length: 5 * DAY }, (_, i) => {
       const minute = i % DAY

@@ -323,12 +323,6 @@ export function step(
     }
   }
   if (!stuck) {
-    // A step the daily profile foresaw breaks the local context as a long silence does: a window that
-    // straddles it lags for half its length, and its errors would read as a burst.
-    if (foreseenStep) {
-      state.ts = []
-      state.xs = []
-    }
     state.ts.push(t)
     state.xs.push(clipped)
     if (state.xs.length > o.window) {
@@ -410,10 +404,13 @@ export function step(
   const ep: VariableState['episode'] & { start?: number } = state.episode
   ep.at ??= ep.kinds.map(() => state.n)
   // The bounded error of this reading: the strongest of the spike, drift and envelope statistics
-  // against their limits, r / (1 + r).
+  // against their limits, r / (1 + r). While the window straddles a step the daily profile foresaw, its
+  // level lags behind the step and the spike statistic is no error (a daily step would read as a burst).
+  if (foreseenStep) state.stepAt = state.n
+  const straddles = state.stepAt != null && state.n - state.stepAt < o.window
   const err = bounded(
     Math.max(
-      spikeZ < 0 || foreseenStep ? 0 : spikeZ / tailLimit(state.spike, o.tailTimes, o.spikeZ),
+      spikeZ < 0 || straddles ? 0 : spikeZ / tailLimit(state.spike, o.tailTimes, o.spikeZ),
       driftZ < 0 ? 0 : driftZ / tailLimit(state.drift.tail, o.tailTimes, o.driftK),
       outside ? outside.ratio / o.envelopeTolerance : 0,
     ),

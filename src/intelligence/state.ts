@@ -42,6 +42,8 @@ export interface VariableState {
   /** Anomaly likelihood of the bounded error (tail.ts), which grades hits (added within v3; a state
    *  stored without it starts afresh). */
   lik: Likelihood
+  /** The reading at which the last step the daily profile foresaw came (added within v3; null: none). */
+  stepAt: number | null
   breach: { n: number; since: number | null }
   /** Consecutive readings with no finding, per rule (auto-resolve counts on these). */
   normal: Record<Rule, number>
@@ -68,6 +70,7 @@ export function newState(bins = 48): VariableState {
     onsets: 0,
     peak: 0,
     lik: newLikelihood(),
+    stepAt: null,
     breach: { n: 0, since: null },
     normal: { threshold: 0, statistical: 0 },
   }
@@ -80,6 +83,7 @@ export function reviveState(raw: unknown, bins = 48): VariableState {
   state.onsets ??= 0
   state.peak ??= 0
   state.lik ??= newLikelihood()
+  state.stepAt ??= null
   return state
 }
 
@@ -106,6 +110,7 @@ export function cloneState(s: VariableState): VariableState {
     onsets: s.onsets,
     peak: s.peak,
     lik: { ...s.lik },
+    stepAt: s.stepAt,
     breach: { ...s.breach },
     normal: { ...s.normal },
   }
