@@ -206,6 +206,25 @@ describe('time of day', () => {
 })
 
 describe('episodes', () => {
+  test('a shift that lasts longer than `settle` readings becomes the new level and its episode ends', () => {
+    const rand = rng(9)
+    const values = noisy(6000, () => gaussian(rand)).map((x, i) => (i >= 3000 ? x + 30 : x))
+    const endOf = (settle: number) => {
+      const state = newState()
+      const options = { ...detectorOptions(), settle }
+      let end = -1
+      values.forEach((x, i) => {
+        step(state, START + i * MIN, x, null, options)
+        if (i > 3000 && end < 0 && state.episode.severity === null) end = i
+      })
+      return end
+    }
+    const settled = endOf(detectorOptions().settle)
+    expect(settled).toBeGreaterThan(3300)
+    expect(settled).toBeLessThan(3000 + 3 * detectorOptions().settle)
+    expect(endOf(Infinity)).toBeGreaterThan(5000)
+  })
+
   test('a burst of spikes raises one hit, and readings count as normal only once it is over', () => {
     const rand = rng(5)
     const values = noisy(3000, () => 0.15 * gaussian(rand)).map((x) => x - 30)

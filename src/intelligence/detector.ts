@@ -6,6 +6,7 @@
 // tails (tail.ts) and the statistical rules speak once per episode. All it knows lives in a plain JSON
 // state object (state.ts).
 import { DAY, envelopeExcess, learnEnvelope, learnProfile, profileAt, profileBin } from './season'
+import { localLevel } from './level'
 import { bounded, gradeScore, PEAK_ALPHA, RARE_ALPHA, strength } from './grade'
 import { learnLikelihood, learnTail, recentZ, tailLimit } from './tail'
 import type { VariableState } from './state'
@@ -76,6 +77,9 @@ export interface DetectorOptions {
   episodeGap: number
   /** Standard deviations of the recent error's long run past its mean that are a finding on their own. */
   unlikelyZ: number
+  /** Readings after which an episode's drift is taken as the series' new level (longer than any
+   *  synthetic drift: eval:intelligence's figures are unchanged from here on). */
+  settle: number
 }
 
 const MINUTE = 60_000
@@ -106,47 +110,13 @@ export function detectorOptions(_variable?: string, warmup = 30): DetectorOption
     envelopeTolerance: 1,
     episodeGap: 30,
     unlikelyZ: 5,
+    settle: 300,
   }
-}
-
-let scratch = new Float64Array(64)
-
-/** Median of xs[from..to) by insertion sort into a reused buffer (no allocation on the hot path). */
-function medianOf(xs: readonly number[], from: number, to: number): number {
-  const n = to - from
-  if (scratch.length < n) scratch = new Float64Array(n)
-  for (let i = 0; i < n; i++) {
-    const v = xs[from + i]!
-    let j = i - 1
-    while (j >= 0 && scratch[j]! > v) {
-      scratch[j + 1] = scratch[j]!
-      j--
-    }
-    scratch[j + 1] = v
-  }
-  const mid = n >> 1
-  return n % 2 ? scratch[mid]! : (scratch[mid - 1]! + scratch[mid]!) / 2
-}
-
-/** Median of an ascending range. */
-const sortedMedian = (xs: readonly number[], from: number, to: number) => {
-  const mid = (from + to - 1) / 2
-  return (xs[Math.floor(mid)]! + xs[Math.ceil(mid)]!) / 2
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000
 const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x))
 const ewAlpha = (dt: number, tau: number) => 1 - Math.exp(-Math.min(dt, tau) / tau)
-
-/** Level expected at `t` from the window: its median, moved along a robust slope (medians of thirds). */
-function localLevel(ts: number[], xs: number[], t: number): number | null {
-  const n = xs.length
-  if (n < 5) return null
-  const third = Math.max(2, Math.floor(n / 3))
-  const dt = sortedMedian(ts, n - third, n) - sortedMedian(ts, 0, third)
-  const slope = dt > 0 ? (medianOf(xs, n - third, n) - medianOf(xs, 0, third)) / dt : 0
-  return medianOf(xs, 0, n) + slope * (t - sortedMedian(ts, 0, n))
-}
 
 function thresholdSeverity(excess: number, rule: ThresholdRule): Severity {
   const width =
@@ -382,12 +352,17 @@ export function step(
         score: strength(Math.abs(dr.e) / (limit * sd)),
       })
     // Unusual residuals do not teach the spread, and the mean only slowly (very slowly during an
-    // alarm): a drift in progress must not become the new normal, a lasting shift does.
+    // alarm): a drift in progress must not become the new normal, a lasting shift does. An episode
+    // older than `settle` readings is such a shift: the mean learns at its usual pace, so the alarm
+    // ends and what comes next can open an episode of its own.
     usual = dr.k < o.warmup || (!drifting && Math.abs(dev) <= 3 * sd)
     if (dr.k >= o.warmup) driftZ = Math.abs(dr.e) / sd
     dr.k += 1
     const warming = dr.k <= o.warmup
-    const tau = usual ? o.driftMeanTau : drifting ? 12 * o.driftMeanTau : 4 * o.driftMeanTau
+    const { severity, start } = state.episode
+    const settled = severity !== null && state.n - (start ?? state.n) >= o.settle
+    const tau =
+      usual || settled ? o.driftMeanTau : drifting ? 12 * o.driftMeanTau : 4 * o.driftMeanTau
     dr.mean += (warming ? 1 / dr.k : ewAlpha(dt, tau)) * (d - dr.mean)
     if (usual)
       dr.mad += (warming ? 1 / dr.k : ewAlpha(dt, o.driftVarTau)) * (Math.abs(dev) - dr.mad)
@@ -401,7 +376,7 @@ export function step(
   // kind it had not. The tails learn from calm readings only: an anomaly must not raise the bar.
   // `start` (the reading that opened it) and `at` (the reading that last showed each of its kinds) were
   // added within v3: a state stored without them dates the episode, and its kinds, from now.
-  const ep: VariableState['episode'] & { start?: number } = state.episode
+  const ep = state.episode
   ep.at ??= ep.kinds.map(() => state.n)
   // The bounded error of this reading: the strongest of the spike, drift and envelope statistics
   // against their limits, r / (1 + r). While the window straddles a step the daily profile foresaw, its

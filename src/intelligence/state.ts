@@ -31,9 +31,16 @@ export interface VariableState {
   /** Lowest and highest reading per hour of day. */
   envelope: Envelope
   /** The statistical episode under way: its worst severity (null: none), the kinds it has shown, and
-   *  readings since its last finding; `at` is the reading that last showed each kind (added within v3,
-   *  optional: a state stored without it dates them from the next reading). */
-  episode: { severity: Severity | null; kinds: Kind[]; quiet: number; at?: number[] }
+   *  readings since its last finding; `at` is the reading that last showed each kind and `start` the
+   *  one that opened it (added within v3, optional: a state stored without them dates them from the
+   *  next finding). */
+  episode: {
+    severity: Severity | null
+    kinds: Kind[]
+    quiet: number
+    at?: number[]
+    start?: number
+  }
   /** Episode onsets per reading, decaying over about 5,000 readings: how rare a finding is on this
    *  variable, which grades the hits' scores (added within v3; a state stored without it starts at 0). */
   onsets: number
