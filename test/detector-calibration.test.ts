@@ -101,6 +101,21 @@ describe('self-calibration', () => {
     expect(unusual[9]!).toBeLessThanOrEqual(1)
   })
 
+  test('finds a run of errors each under its rule’s limit but together far beyond the recent error', () => {
+    const rand = rng(8)
+    const values = noisy(5000, () => gaussian(rand))
+    // Readings swinging ±4σ about the level: no spike (5σ), no drift (they average out), no envelope yet.
+    for (let i = 4000; i < 4030; i++) values[i] = 50 + (i % 2 ? 4 : -4)
+    const found = run(values).hits.filter((h) => h.i >= 4000)
+    const without = run(values, { ...detectorOptions(), unlikelyZ: Infinity })
+    expect(without.hits.filter((h) => h.i >= 3000)).toEqual([])
+    expect(found.length).toBeGreaterThan(0)
+    expect(found[0]!.i).toBeLessThan(4030)
+    expect(found[0]!.hit.kind).toBe('drift')
+    expect(found[0]!.hit.score).toBeGreaterThan(0.5)
+    expect(run(values).hits.filter((h) => h.i >= 3000 && h.i < 4000)).toEqual([])
+  })
+
   test('grades a later hit of an episode that has lasted two episode gaps as an onset, and a state without the episode’s start dates it from now', () => {
     const { values, state, options } = spikyEpisode()
     expect(state.episode.severity).not.toBeNull()
@@ -143,15 +158,17 @@ describe('self-calibration', () => {
     expect(withoutAt.episode.at as number[] | undefined).toEqual([3080])
   })
 
-  test('a stored state from before the onset rate and the likelihood revives with none and keeps raising hits', () => {
+  test('a stored state from before the onset rate, the likelihood and the last foreseen step revives with none and keeps raising hits', () => {
     const values = generate(temperatureSpec(START, DAY), [], 5).values
     const state = newState()
     values.slice(0, 800).forEach((x, i) => step(state, START + i * MIN, x, null, detectorOptions()))
     const stored = JSON.parse(JSON.stringify(state))
     delete stored.onsets
     delete stored.lik
+    delete stored.stepAt
     const revived = reviveState(stored)
     expect(revived.onsets).toBe(0)
+    expect(revived.stepAt).toBeNull()
     expect(revived.lik).toEqual(newLikelihood())
     const hit = step(revived, START + 800 * MIN, values[799]! + 6, null, detectorOptions())
     // A fresh likelihood grades nothing for its first 100 readings: the hit is raised at the floor.
@@ -162,7 +179,7 @@ describe('self-calibration', () => {
 })
 
 describe('time of day', () => {
-  test('learns a step the series takes at the same hour every day instead of flagging it daily', () => {
+  test('learns a step the series takes at the same hour every day instead of flagging it daily (nor the window lagging behind it as a burst of errors)', () => {
     const rand = rng(3)
     const values = Array.from({ length: 5 * DAY }, (_, i) => {
       const minute = i % DAY
@@ -189,6 +206,25 @@ describe('time of day', () => {
 })
 
 describe('episodes', () => {
+  test('a shift that lasts longer than `settle` readings becomes the new level and its episode ends', () => {
+    const rand = rng(9)
+    const values = noisy(6000, () => gaussian(rand)).map((x, i) => (i >= 3000 ? x + 30 : x))
+    const endOf = (settle: number) => {
+      const state = newState()
+      const options = { ...detectorOptions(), settle }
+      let end = -1
+      values.forEach((x, i) => {
+        step(state, START + i * MIN, x, null, options)
+        if (i > 3000 && end < 0 && state.episode.severity === null) end = i
+      })
+      return end
+    }
+    const settled = endOf(detectorOptions().settle)
+    expect(settled).toBeGreaterThan(3300)
+    expect(settled).toBeLessThan(3000 + 3 * detectorOptions().settle)
+    expect(endOf(Infinity)).toBeGreaterThan(5000)
+  })
+
   test('a burst of spikes raises one hit, and readings count as normal only once it is over', () => {
     const rand = rng(5)
     const values = noisy(3000, () => 0.15 * gaussian(rand)).map((x) => x - 30)

@@ -1,11 +1,14 @@
 // Anomaly detection for one sensor variable, pure and synchronous: threshold rules, plus statistical
 // rules that calibrate themselves on the series, with no per-variable constants: spikes (robust z-score
 // of the residual from the local level), stuck values, drifts (EWMA chart of the residual from the daily
-// profile) and readings outside what their hour of day has shown. Limits grow with the series' own
+// profile), readings outside what their hour of day has shown, and a recent error far beyond its own
+// long run (a run of errors no rule finds one reading at a time). Limits grow with the series' own
 // tails (tail.ts) and the statistical rules speak once per episode. All it knows lives in a plain JSON
 // state object (state.ts).
 import { DAY, envelopeExcess, learnEnvelope, learnProfile, profileAt, profileBin } from './season'
-import { learnLikelihood, learnTail, tailLimit } from './tail'
+import { localLevel } from './level'
+import { bounded, gradeScore, PEAK_ALPHA, RARE_ALPHA, strength } from './grade'
+import { learnLikelihood, learnTail, recentZ, tailLimit } from './tail'
 import type { VariableState } from './state'
 
 export { DAY }
@@ -72,6 +75,11 @@ export interface DetectorOptions {
   envelopeTolerance: number
   /** Readings without a statistical finding that end an episode: the next finding is a new onset. */
   episodeGap: number
+  /** Standard deviations of the recent error's long run past its mean that are a finding on their own. */
+  unlikelyZ: number
+  /** Readings after which an episode's drift is taken as the series' new level (longer than any
+   *  synthetic drift: eval:intelligence's figures are unchanged from here on). */
+  settle: number
 }
 
 const MINUTE = 60_000
@@ -101,47 +109,14 @@ export function detectorOptions(_variable?: string, warmup = 30): DetectorOption
     envelopeDays: 7,
     envelopeTolerance: 1,
     episodeGap: 30,
+    unlikelyZ: 5,
+    settle: 300,
   }
-}
-
-let scratch = new Float64Array(64)
-
-/** Median of xs[from..to) by insertion sort into a reused buffer (no allocation on the hot path). */
-function medianOf(xs: readonly number[], from: number, to: number): number {
-  const n = to - from
-  if (scratch.length < n) scratch = new Float64Array(n)
-  for (let i = 0; i < n; i++) {
-    const v = xs[from + i]!
-    let j = i - 1
-    while (j >= 0 && scratch[j]! > v) {
-      scratch[j + 1] = scratch[j]!
-      j--
-    }
-    scratch[j + 1] = v
-  }
-  const mid = n >> 1
-  return n % 2 ? scratch[mid]! : (scratch[mid - 1]! + scratch[mid]!) / 2
-}
-
-/** Median of an ascending range. */
-const sortedMedian = (xs: readonly number[], from: number, to: number) => {
-  const mid = (from + to - 1) / 2
-  return (xs[Math.floor(mid)]! + xs[Math.ceil(mid)]!) / 2
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000
 const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x))
 const ewAlpha = (dt: number, tau: number) => 1 - Math.exp(-Math.min(dt, tau) / tau)
-
-/** Level expected at `t` from the window: its median, moved along a robust slope (medians of thirds). */
-function localLevel(ts: number[], xs: number[], t: number): number | null {
-  const n = xs.length
-  if (n < 5) return null
-  const third = Math.max(2, Math.floor(n / 3))
-  const dt = sortedMedian(ts, n - third, n) - sortedMedian(ts, 0, third)
-  const slope = dt > 0 ? (medianOf(xs, n - third, n) - medianOf(xs, 0, third)) / dt : 0
-  return medianOf(xs, 0, n) + slope * (t - sortedMedian(ts, 0, n))
-}
 
 function thresholdSeverity(excess: number, rule: ThresholdRule): Severity {
   const width =
@@ -209,33 +184,6 @@ function foreseen(
 /** Severity by how far past its limit a statistic is: 2.4× major, 4.8× critical (a 5σ limit: 12σ, 24σ). */
 const ratioSeverity = (ratio: number): Severity =>
   ratio >= 4.8 ? 'critical' : ratio >= 2.4 ? 'major' : 'minor'
-
-const bounded = (ratio: number) => ratio / (1 + ratio)
-const strength = (ratio: number) => Math.round((1000 * ratio) / (1 + ratio)) / 1000
-
-/** Smoothing of the onset rate: about the last 5,000 readings. */
-const RARE_ALPHA = 1 / 5000
-/** Onsets in that span at which rarity halves a score's grade. */
-const RARE_HALF = 4
-/** Decay per reading of the strongest recent finding: about the last 1,000 readings. */
-const PEAK_ALPHA = 1 / 1000
-
-/**
- * A hit's score in [0.5, 1): 0.5 plus half its grade, where the grade is how far past its limit it is
- * (s = r / (1 + r) mapped to [0, 1)) times how rare onsets are on this variable (1 / (1 + onsets in about
- * the last 5,000 readings / 4)), halved unless it is stronger than every finding in about the last
- * 1,000 readings, a quarter of that for an episode's later hits (unless the episode has lasted two
- * episode gaps: a lasting condition grades as an onset does), and times the anomaly likelihood of
- * the error (tail.ts: HTM's form, 0 while the recent error is ordinary for this variable). A bursty
- * variable's hits grade low, a quiet one's first finding high; 0.5 stays every hit's floor, so
- * score ≥ 0.5 is still exactly what production raises.
- */
-function gradeScore(s: number, first: boolean, rate: number, peak: number, lik: number): number {
-  const past = 2 * s - 1
-  const rarity = 1 / (1 + rate / RARE_ALPHA / RARE_HALF)
-  const grade = (0.25 + 0.75 * past) * rarity * (first ? 1 : 0.25) * (s > peak ? 1 : 0.5) * lik
-  return Math.round(1e6 * (0.5 + 0.5 * Math.min(grade, 0.998))) / 1e6
-}
 
 const worstOf = (hits: Hit[]) =>
   hits.reduce((a, b) => (SEVERITY_RANK[b.severity] > SEVERITY_RANK[a.severity] ? b : a))
@@ -312,12 +260,14 @@ export function step(
   let spike = false
   let clipped = x
   let spikeZ = -1
+  let foreseenStep = false
   if (level !== null) {
     const center = level + state.bias
     const z = (x - center) / sigma
     const limit = tailLimit(state.spike, o.tailTimes, o.spikeZ)
-    spike =
-      warm && state.k >= 10 && Math.abs(z) >= limit && !foreseen(state, t, x, previous, center)
+    const past = warm && state.k >= 10 && Math.abs(z) >= limit
+    foreseenStep = past && foreseen(state, t, x, previous, center)
+    spike = past && !foreseenStep
     spikeZ = Math.abs(z)
     if (spike) {
       clipped = center + Math.sign(z) * limit * sigma
@@ -402,12 +352,17 @@ export function step(
         score: strength(Math.abs(dr.e) / (limit * sd)),
       })
     // Unusual residuals do not teach the spread, and the mean only slowly (very slowly during an
-    // alarm): a drift in progress must not become the new normal, a lasting shift does.
+    // alarm): a drift in progress must not become the new normal, a lasting shift does. An episode
+    // older than `settle` readings is such a shift: the mean learns at its usual pace, so the alarm
+    // ends and what comes next can open an episode of its own.
     usual = dr.k < o.warmup || (!drifting && Math.abs(dev) <= 3 * sd)
     if (dr.k >= o.warmup) driftZ = Math.abs(dr.e) / sd
     dr.k += 1
     const warming = dr.k <= o.warmup
-    const tau = usual ? o.driftMeanTau : drifting ? 12 * o.driftMeanTau : 4 * o.driftMeanTau
+    const { severity, start } = state.episode
+    const settled = severity !== null && state.n - (start ?? state.n) >= o.settle
+    const tau =
+      usual || settled ? o.driftMeanTau : drifting ? 12 * o.driftMeanTau : 4 * o.driftMeanTau
     dr.mean += (warming ? 1 / dr.k : ewAlpha(dt, tau)) * (d - dr.mean)
     if (usual)
       dr.mad += (warming ? 1 / dr.k : ewAlpha(dt, o.driftVarTau)) * (Math.abs(dev) - dr.mad)
@@ -421,17 +376,34 @@ export function step(
   // kind it had not. The tails learn from calm readings only: an anomaly must not raise the bar.
   // `start` (the reading that opened it) and `at` (the reading that last showed each of its kinds) were
   // added within v3: a state stored without them dates the episode, and its kinds, from now.
-  const ep: VariableState['episode'] & { start?: number } = state.episode
+  const ep = state.episode
   ep.at ??= ep.kinds.map(() => state.n)
   // The bounded error of this reading: the strongest of the spike, drift and envelope statistics
-  // against their limits, r / (1 + r).
+  // against their limits, r / (1 + r). While the window straddles a step the daily profile foresaw, its
+  // level lags behind the step and the spike statistic is no error (a daily step would read as a burst).
+  if (foreseenStep) state.stepAt = state.n
+  const straddles = state.stepAt != null && state.n - state.stepAt < o.window
   const err = bounded(
     Math.max(
-      spikeZ < 0 ? 0 : spikeZ / tailLimit(state.spike, o.tailTimes, o.spikeZ),
+      spikeZ < 0 || straddles ? 0 : spikeZ / tailLimit(state.spike, o.tailTimes, o.spikeZ),
       driftZ < 0 ? 0 : driftZ / tailLimit(state.drift.tail, o.tailTimes, o.driftK),
       outside ? outside.ratio / o.envelopeTolerance : 0,
     ),
   )
+  // The recent error far beyond its own long run, with no rule at its limit: a condition the rules miss
+  // one reading at a time (a burst of moderate errors, a shape the series has not had).
+  const unlikely = recentZ(state.lik, err)
+  if (warm && found.length === 0 && state.episode.severity === null && unlikely >= o.unlikelyZ)
+    found.push({
+      rule: 'statistical',
+      kind: 'drift',
+      severity: ratioSeverity(unlikely / o.unlikelyZ),
+      value: x,
+      expected_min: null,
+      expected_max: null,
+      message: `The last readings are further from what was expected than this sensor has been lately (${unlikely.toFixed(1)} standard deviations of its recent error).`,
+      score: strength(unlikely / o.unlikelyZ),
+    })
   const lik = learnLikelihood(state.lik, err)
   state.onsets = (state.onsets ?? 0) * (1 - RARE_ALPHA)
   state.peak = (state.peak ?? 0) * (1 - PEAK_ALPHA)

@@ -31,9 +31,16 @@ export interface VariableState {
   /** Lowest and highest reading per hour of day. */
   envelope: Envelope
   /** The statistical episode under way: its worst severity (null: none), the kinds it has shown, and
-   *  readings since its last finding; `at` is the reading that last showed each kind (added within v3,
-   *  optional: a state stored without it dates them from the next reading). */
-  episode: { severity: Severity | null; kinds: Kind[]; quiet: number; at?: number[] }
+   *  readings since its last finding; `at` is the reading that last showed each kind and `start` the
+   *  one that opened it (added within v3, optional: a state stored without them dates them from the
+   *  next finding). */
+  episode: {
+    severity: Severity | null
+    kinds: Kind[]
+    quiet: number
+    at?: number[]
+    start?: number
+  }
   /** Episode onsets per reading, decaying over about 5,000 readings: how rare a finding is on this
    *  variable, which grades the hits' scores (added within v3; a state stored without it starts at 0). */
   onsets: number
@@ -42,6 +49,8 @@ export interface VariableState {
   /** Anomaly likelihood of the bounded error (tail.ts), which grades hits (added within v3; a state
    *  stored without it starts afresh). */
   lik: Likelihood
+  /** The reading at which the last step the daily profile foresaw came (added within v3; null: none). */
+  stepAt: number | null
   breach: { n: number; since: number | null }
   /** Consecutive readings with no finding, per rule (auto-resolve counts on these). */
   normal: Record<Rule, number>
@@ -68,6 +77,7 @@ export function newState(bins = 48): VariableState {
     onsets: 0,
     peak: 0,
     lik: newLikelihood(),
+    stepAt: null,
     breach: { n: 0, since: null },
     normal: { threshold: 0, statistical: 0 },
   }
@@ -80,5 +90,6 @@ export function reviveState(raw: unknown, bins = 48): VariableState {
   state.onsets ??= 0
   state.peak ??= 0
   state.lik ??= newLikelihood()
+  state.stepAt ??= null
   return state
 }

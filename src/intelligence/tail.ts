@@ -58,6 +58,13 @@ function upperTail(z: number) {
   return Math.max(1e-12, q)
 }
 
+/** How many long-run standard deviations the short mean will be above its long-run mean once it takes
+ *  this error (0 for the likelihood's first 100 readings): what `learnLikelihood` scores, unscaled. */
+export function recentZ(l: Likelihood, error: number) {
+  if (l.k <= 100) return 0
+  return (l.s + SHORT * (error - l.s) - l.m) / Math.sqrt(Math.max(l.v, 1e-6))
+}
+
 /**
  * Takes this reading's error in [0, 1) and returns the likelihood score of the recent error, log-scaled
  * to [0, 1] as HTM scores it: log(q) / log(1e-5) for q the Gaussian tail probability of its short mean

@@ -1,0 +1,30 @@
+// How strong a statistical finding is: a statistic over its limit bounded to (0, 1), and the graded score
+// a hit carries (0.5 at its rule's limit, higher the further past it and the rarer, newer and less
+// likely the finding is on this variable). Grading ranks hits; it never decides whether one is raised.
+
+export const bounded = (ratio: number) => ratio / (1 + ratio)
+export const strength = (ratio: number) => Math.round((1000 * ratio) / (1 + ratio)) / 1000
+
+/** Smoothing of the onset rate: about the last 5,000 readings. */
+export const RARE_ALPHA = 1 / 5000
+/** Onsets in that span at which rarity halves a score's grade. */
+const RARE_HALF = 4
+/** Decay per reading of the strongest recent finding: about the last 1,000 readings. */
+export const PEAK_ALPHA = 1 / 1000
+
+/**
+ * A hit's score in [0.5, 1): 0.5 plus half its grade, where the grade is how far past its limit it is
+ * (s = r / (1 + r) mapped to [0, 1)) times how rare onsets are on this variable (1 / (1 + onsets in about
+ * the last 5,000 readings / 4)), halved unless it is stronger than every finding in about the last
+ * 1,000 readings, a quarter of that for an episode's later hits (unless the episode has lasted two
+ * episode gaps: a lasting condition grades as an onset does), and times the anomaly likelihood of
+ * the error (tail.ts: HTM's form, 0 while the recent error is ordinary for this variable). A bursty
+ * variable's hits grade low, a quiet one's first finding high; 0.5 stays every hit's floor, so
+ * score ≥ 0.5 is still exactly what production raises.
+ */
+export function gradeScore(s: number, first: boolean, rate: number, peak: number, lik: number) {
+  const past = 2 * s - 1
+  const rarity = 1 / (1 + rate / RARE_ALPHA / RARE_HALF)
+  const grade = (0.25 + 0.75 * past) * rarity * (first ? 1 : 0.25) * (s > peak ? 1 : 0.5) * lik
+  return Math.round(1e6 * (0.5 + 0.5 * Math.min(grade, 0.998))) / 1e6
+}
