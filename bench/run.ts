@@ -50,7 +50,7 @@ const { values: args } = parseArgs({
     publish: { type: 'boolean', default: false },
     /** Ingest only on these backends (sqlite, postgres, postgres-2), e.g. while working on one of them. */
     backends: { type: 'string' },
-    /** Warm-up before each measured phase, ms (the plan's otherwise). */
+    /** Warm-up before each measured ingest run, ms (the plan's otherwise). */
     warmup: { type: 'string' },
   },
 })
@@ -58,7 +58,7 @@ const mode: Mode = args.tiny ? 'tiny' : args.quick ? 'quick' : 'full'
 const plan = { ...PLANS[mode] }
 if (args.reps)
   plan.reps = plan.ingestReps = plan.recoveryReps = plan.realtimeRounds = Number(args.reps)
-if (args.warmup) plan.warmupMs = Number(args.warmup)
+if (args.warmup) plan.ingestWarmupMs = Number(args.warmup)
 if (args.sizes) plan.sizes = args.sizes.split(',').map(Number)
 if (args.sensors) plan.sensors = Number(args.sensors)
 if (args['history-engines']) {

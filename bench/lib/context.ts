@@ -10,6 +10,12 @@ export const PLANS = {
     throughputMs: 3000,
     latencyMs: 3000,
     ingestMs: 3000,
+    /**
+     * Before each measured ingest run, on its fresh server: the JIT compiles Vigía's request path for
+     * seconds (after 0.5 s, CPU per reading was 25-30 % above the same server's after 5 s; the
+     * references barely moved), and a fleet's server runs for days.
+     */
+    ingestWarmupMs: 5000,
     /** Vigía and its reference alternate, A/B/A/B, this many times each. */
     ingestReps: 3,
     /** Every sender count and batch size, or one of each (the harness check). */
@@ -41,6 +47,7 @@ export const PLANS = {
     throughputMs: 1000,
     latencyMs: 1000,
     ingestMs: 1500,
+    ingestWarmupMs: 5000,
     ingestReps: 1,
     ingestSet: 'all' as 'all' | 'few',
     recoveryEvents: 10_000,
@@ -67,6 +74,7 @@ export const PLANS = {
     throughputMs: 300,
     latencyMs: 300,
     ingestMs: 300,
+    ingestWarmupMs: 100,
     ingestReps: 1,
     ingestSet: 'few' as 'all' | 'few',
     recoveryEvents: 300,

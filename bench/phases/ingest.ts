@@ -269,7 +269,7 @@ export async function vigiaRun(
       })
       return { replies, readings, fin, cpu: cpu() }
     }
-    await phase(1, ctx.plan.warmupMs)
+    await phase(1, ctx.plan.ingestWarmupMs)
     const { replies, readings, fin, cpu } = await phase(2, ctx.plan.ingestMs)
     const first = Math.min(...replies.map((r) => r.first))
     const lastAnswer = Math.max(...replies.map((r) => r.last))
@@ -351,7 +351,11 @@ export async function referenceRun(
       template: template(ctx),
       lanes: config.concurrency,
     })
-    await ref.call<ReferenceReply>({ t: 'run', batch: config.batch, durationMs: ctx.plan.warmupMs })
+    await ref.call<ReferenceReply>({
+      t: 'run',
+      batch: config.batch,
+      durationMs: ctx.plan.ingestWarmupMs,
+    })
     const cpu = cpuWindow(ref.pid, pids())
     const r = await ref.call<ReferenceReply>({
       t: 'run',
