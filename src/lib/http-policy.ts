@@ -125,10 +125,10 @@ export function requestLimits(config: Readonly<Config>) {
     ),
   )
   return new Elysia({ name: 'request-limits' })
-    .onRequest((context) => {
+    .onRequest(({ request, server: current }) => {
       if (maxRequestsPerIp === 0) return
-      server ??= context.server
-      const count = inProgress.admit(context.request)
+      server ??= current
+      const count = inProgress.admit(request)
       if (count === undefined) return
       const refusal = new AppError(
         429,

@@ -58,7 +58,8 @@ export const compression = new Elysia({ name: 'compression' }).mapResponse(
   { as: 'global' },
   // A hook that returns nothing empties an error's body (Elysia 1.4's error path takes its result as
   // is), so what is not compressed is handed back unchanged.
-  async (context) => (await compressed(context)) ?? (context.response as Response),
+  async ({ request, response, set }) =>
+    (await compressed({ request, response, set })) ?? (response as Response),
 )
 
 async function compressed({
