@@ -58,19 +58,18 @@ export const compression = new Elysia({ name: 'compression' }).mapResponse(
   { as: 'global' },
   // A hook that returns nothing empties an error's body (Elysia 1.4's error path takes its result as
   // is), so what is not compressed is handed back unchanged.
-  async ({ request, response, set }) =>
-    (await compressed({ request, response, set })) ?? (response as Response),
+  ({ request, response, set }) => compressed(request, response, set) ?? (response as Response),
 )
 
-async function compressed({
-  request,
-  response,
-  set,
-}: {
-  request: Request
-  response: unknown
-  set: { status?: number | keyof typeof StatusMap; headers: Record<string, unknown> }
-}): Promise<Response | undefined> {
+/**
+ * The response compressed (a promise), or a JSON body below the threshold as the Response this hook
+ * serialized it into (Elysia would serialize it a second time), or undefined: left as it is.
+ */
+function compressed(
+  request: Request,
+  response: unknown,
+  set: { status?: number | keyof typeof StatusMap; headers: Record<string, unknown> },
+): Response | Promise<Response> | undefined {
   let value: unknown = response
   let status = typeof set.status === 'number' ? set.status : StatusMap[set.status ?? 'OK']
   if (value instanceof ElysiaCustomStatusResponse) {
@@ -80,32 +79,43 @@ async function compressed({
   if (value === null || value === undefined || value instanceof Response) return
   const headers = set.headers as Record<string, string>
   if (headers['content-encoding']) return
-  let body: string | Bytes
   let type = headers['content-type']
   if (typeof value === 'string') {
     if (value.length < COMPRESS_MIN_BYTES) return
-    body = value
-    type ??= 'text/plain;charset=utf-8'
-  } else if (value instanceof Blob) {
+    return encoded(request, headers, status, type ?? 'text/plain;charset=utf-8', value)
+  }
+  if (value instanceof Blob) {
     if (value.size < COMPRESS_MIN_BYTES) return
     type ??= value.type
     if (!worthCompressing(type, value.size)) return
-    body = await value.bytes()
-  } else if (typeof value === 'object') {
-    body = JSON.stringify(value)
-    if (body.length < COMPRESS_MIN_BYTES) return
-    type ??= 'application/json;charset=utf-8'
-  } else return
+    const blobType = type
+    return value.bytes().then((bytes) => encoded(request, headers, status, blobType, bytes)!)
+  }
+  if (typeof value !== 'object') return
+  const body = JSON.stringify(value)
+  type ??= 'application/json;charset=utf-8'
+  if (body.length < COMPRESS_MIN_BYTES)
+    return new Response(body, { status, headers: { 'content-type': type } })
+  return encoded(request, headers, status, type, body)
+}
+
+/** A body past the threshold, compressed for the client when its type is worth it. */
+function encoded(
+  request: Request,
+  headers: Record<string, string>,
+  status: number,
+  type: string,
+  body: string | Bytes,
+): Response | Promise<Response> | undefined {
   const bytes: Bytes = typeof body === 'string' ? new TextEncoder().encode(body) : body
   if (!worthCompressing(type, bytes.byteLength)) return
   addVary(headers, 'Accept-Encoding')
   const encoding = chooseEncoding(request)
   if (!encoding) return new Response(bytes, { status, headers: { 'content-type': type } })
   headers['content-encoding'] = encoding
-  return new Response(await compress(bytes, encoding, 'dynamic'), {
-    status,
-    headers: { 'content-type': type },
-  })
+  return compress(bytes, encoding, 'dynamic').then(
+    (out) => new Response(out, { status, headers: { 'content-type': type } }),
+  )
 }
 
 const etagOf = (bytes: Bytes) =>
