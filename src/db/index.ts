@@ -87,6 +87,9 @@ export function onRollback(tx: Tx, undo: () => void) {
  */
 export const isSqlite = (tx: Tx) => sqliteHandles.has(tx)
 
+/** The bun:sqlite connection under an SQLite handle, for statements run straight on it. */
+export const sqliteClient = (tx: Tx) => (tx as unknown as { $client: SQLite }).$client
+
 export async function openDatabase(config: DatabaseConfig, log?: Logger): Promise<Database> {
   if (config.kind === 'postgres') return openPostgres(config.url, log)
   return openSqlite(config.path)

@@ -1,9 +1,9 @@
 // Statements prepared once per SQLite connection, and queries over a set of ids that pick the cheap
 // shape for each database: on SQLite a prepared statement run per id (in-process, no round trip; building
 // and preparing a statement costs more than running it), on PostgreSQL one statement per 500 ids.
-import type { Database as SQLiteClient } from 'bun:sqlite'
+import type { SQLQueryBindings } from 'bun:sqlite'
 import { eq, inArray, is, Param, Placeholder, sql, type Column, type SQL } from 'drizzle-orm'
-import { isSqlite, type Tx } from '.'
+import { isSqlite, sqliteClient, type Tx } from '.'
 
 const statements = new WeakMap<Tx, Map<string, unknown>>()
 
@@ -25,7 +25,7 @@ export function rawRun(
   tx: Tx,
   key: string,
   build: () => { toSQL(): { sql: string; params: unknown[] } },
-): (values: Record<string, unknown>) => void {
+): (values: Record<string, SQLQueryBindings>) => void {
   return prepared(tx, `raw:${key}`, () => {
     const query = build().toSQL()
     const names = query.params.map((param) => {
@@ -34,11 +34,11 @@ export function rawRun(
         throw new Error(`rawRun(${key}): every parameter must be a placeholder`)
       return value.name
     })
-    const statement = (tx as unknown as { $client: SQLiteClient }).$client.prepare(query.sql)
-    const args: unknown[] = new Array(names.length)
+    const statement = sqliteClient(tx).prepare(query.sql)
+    const args: SQLQueryBindings[] = new Array(names.length)
     return (values) => {
       for (let i = 0; i < names.length; i++) args[i] = values[names[i]!]
-      statement.run(...(args as never[]))
+      statement.run(...args)
     }
   })
 }

@@ -1,10 +1,9 @@
 // The intelligence runtime of an instance: detector states in memory (on PostgreSQL checked against the
 // database by revision and written in each batch; on SQLite, the one writer, kept in memory and written
 // back every second), the forecast job queue, and the re-forecast schedule.
-import type { Statement } from 'bun:sqlite'
 import { sql, type Placeholder } from 'drizzle-orm'
 import type { Config } from '../config'
-import { isSqlite, onRollback, type Database, type Tx } from '../db'
+import { isSqlite, onRollback, sqliteClient, type Database, type Tx } from '../db'
 import { bulkInsert } from '../db/bulk'
 import { prepared, selectByIds } from '../db/prepared'
 import { detectorState } from '../db/schema'
@@ -222,8 +221,9 @@ export class DetectorStates {
     this.flushing ??= memory.db
       .transaction(
         async (tx) => {
-          const client = (tx as unknown as { $client: { prepare(q: string): Statement } }).$client
-          const write = prepared(tx, 'detector-write-back', () => client.prepare(WRITE_BACK_SQL))
+          const write = prepared(tx, 'detector-write-back', () =>
+            sqliteClient(tx).prepare(WRITE_BACK_SQL),
+          )
           const now = Date.now()
           const rev = crypto.randomUUID()
           const gone: string[] = []

@@ -1,7 +1,8 @@
 // The create / read / update / delete steps every resource shares, each emitting its entity event.
 import { count, eq, getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm'
+import type { SQLQueryBindings } from 'bun:sqlite'
 import type { SQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core'
-import { isSqlite, type Tx } from '../db'
+import { isSqlite, sqliteClient, type Tx } from '../db'
 import { bulkInsert } from '../db/bulk'
 import { prepared, selectByIds } from '../db/prepared'
 import type { EntityType } from '../realtime/channels'
@@ -139,11 +140,10 @@ const rawInsert = (tx: Tx, table: Table, columns: string[]): ((row: Loose) => nu
   prepared(tx, `raw-insert:${getTableName(table)}(${columns.join(',')})`, () => {
     const all = getTableColumns(table) as Record<string, Loose>
     const mapped = columns.map((c) => all[c])
-    const client = (tx as Loose).$client as { prepare(sql: string): Loose }
-    const statement = client.prepare(
+    const statement = sqliteClient(tx).prepare(
       `insert into "${getTableName(table)}" (${mapped.map((c) => `"${c.name}"`).join(', ')}) values (${mapped.map(() => '?').join(', ')})`,
     )
-    const args: unknown[] = new Array(columns.length)
+    const args: SQLQueryBindings[] = new Array(columns.length)
     return (row: Loose) => {
       for (let i = 0; i < columns.length; i++) {
         const value = row[columns[i]!]

@@ -1,6 +1,6 @@
 // The event log: hands out the deployment-wide seq, stores each frame as sent, reads it back for replay.
 import { and, asc, eq, gt, lt, lte, max, min, sql } from 'drizzle-orm'
-import { isSqlite, type Tx } from '../db'
+import { isSqlite, sqliteClient, type Tx } from '../db'
 import { selectLists } from '../db/bulk'
 import { pgExecute } from '../db/postgres'
 import { prepared } from '../db/prepared'
@@ -45,15 +45,10 @@ export async function ensureEventMeta(tx: Tx): Promise<{ epoch: string; lastSeq:
   return { epoch: row!.epoch, lastSeq: row!.last_seq }
 }
 
-interface RawStatement {
-  get(...args: unknown[]): unknown
-  run(...args: unknown[]): unknown
-}
-
 // Every write runs these two statements, straight on bun:sqlite: building and preparing them each time
 // cost more than running them, and so did drizzle's placeholder filling per event row.
 function prepareAppend(tx: Tx) {
-  const client = (tx as unknown as { $client: { prepare(sql: string): RawStatement } }).$client
+  const client = sqliteClient(tx)
   return {
     bump: client.prepare(
       'update event_meta set last_seq = last_seq + ? where id = 1 returning last_seq as lastSeq, webhook_rev as webhookRev',
