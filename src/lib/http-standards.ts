@@ -58,18 +58,24 @@ export const compression = new Elysia({ name: 'compression' }).mapResponse(
   { as: 'global' },
   // A hook that returns nothing empties an error's body (Elysia 1.4's error path takes its result as
   // is), so what is not compressed is handed back unchanged.
-  ({ request, response, set }) => compressed(request, response, set) ?? (response as Response),
+  ({ request, response, set }) => {
+    const out = compressed(request, response, set)
+    return out instanceof Promise
+      ? out.then((done) => done ?? (response as Response))
+      : (out ?? (response as Response))
+  },
 )
 
 /**
  * The response compressed (a promise), or a JSON body below the threshold as the Response this hook
- * serialized it into (Elysia would serialize it a second time), or undefined: left as it is.
+ * serialized it into (Elysia would serialize it a second time), or undefined (also from the promise):
+ * left as it is.
  */
 function compressed(
   request: Request,
   response: unknown,
   set: { status?: number | keyof typeof StatusMap; headers: Record<string, unknown> },
-): Response | Promise<Response> | undefined {
+): Response | Promise<Response | undefined> | undefined {
   let value: unknown = response
   let status = typeof set.status === 'number' ? set.status : StatusMap[set.status ?? 'OK']
   if (value instanceof ElysiaCustomStatusResponse) {
@@ -89,7 +95,7 @@ function compressed(
     type ??= value.type
     if (!worthCompressing(type, value.size)) return
     const blobType = type
-    return value.bytes().then((bytes) => encoded(request, headers, status, blobType, bytes)!)
+    return value.bytes().then((bytes) => encoded(request, headers, status, blobType, bytes))
   }
   if (typeof value !== 'object') return
   const body = JSON.stringify(value)

@@ -28,13 +28,14 @@ export class InProgress {
     if (!this.perAddress && this.requests.size >= this.max) this.startCounting(now)
     if (this.perAddress) {
       const address = this.address(request)
-      if ((this.perAddress.get(address) ?? 0) >= this.max) {
-        // Before refusing, let go of the clients that left since the last sweep.
+      let count = this.perAddress.get(address) ?? 0
+      if (count >= this.max) {
+        // Before refusing, let go of the clients that left since the last sweep (which may end counting).
         this.sweep(now)
-        const count = this.perAddress?.get(address) ?? 0
+        count = this.perAddress?.get(address) ?? 0
         if (count >= this.max) return count
       }
-      this.perAddress?.set(address, (this.perAddress.get(address) ?? 0) + 1)
+      this.perAddress?.set(address, count + 1)
     }
     this.requests.add(request)
     return undefined
