@@ -6,6 +6,7 @@ import { getTableConfig as pgConfig, PgTable } from 'drizzle-orm/pg-core'
 import { getTableConfig as sqliteConfig, SQLiteTable } from 'drizzle-orm/sqlite-core'
 import { parseDatabaseUrl } from '../src/config'
 import { openDatabase } from '../src/db'
+import { pgExecute } from '../src/db/postgres'
 import { bulkInsert } from '../src/db/bulk'
 import * as pgSchema from '../src/db/pg-schema'
 import * as schema from '../src/db/schema'
@@ -114,6 +115,45 @@ describe('the PostgreSQL schema', () => {
         })
         .from(schema.predictions)
       expect(kinds).toEqual({ forecast: 'array', created: 'bigint' })
+    } finally {
+      await db.close()
+      await pgDb.drop()
+    }
+  })
+
+  test('keeps a detector state of a few KB inline and uncompressed, with room on its page for the next version', async () => {
+    const pgDb = await createTestDatabase()
+    const db = await openDatabase(parseDatabaseUrl(pgDb.url))
+    try {
+      const now = Date.now()
+      const [sensor] = await db.transaction((tx) =>
+        tx
+          .insert(schema.sensors)
+          .values({ tipo: 't', modelo: 'm', created_at: now, updated_at: now })
+          .returning(),
+      )
+      // About the size of a state that has learned a few days (2.3 KB), past the 2 KB compression line.
+      const state = { m: Array.from({ length: 150 }, (_, i) => 1000 + i / 7) }
+      await db.transaction((tx) =>
+        tx.insert(schema.detectorState).values({
+          sensor_id: sensor!.id,
+          variable: 'temperatura',
+          rev: 'r',
+          state,
+          updated_at: now,
+        }),
+      )
+      const [row] = await pgExecute(
+        db.read,
+        sql`select length(state::text) as text, pg_column_size(state) as stored,
+          (select reloptions::text from pg_class where relname = 'detector_state') as options
+          from detector_state`,
+      )
+      expect(Number(row!.text)).toBeGreaterThan(2_100)
+      // Stored as written (a compressed value is smaller than its text).
+      expect(Number(row!.stored)).toBeGreaterThanOrEqual(Number(row!.text))
+      expect(row!.options).toContain('toast_tuple_target=8160')
+      expect(row!.options).toContain('fillfactor=50')
     } finally {
       await db.close()
       await pgDb.drop()

@@ -19,10 +19,12 @@ const RS = '\x1e'
 const NULL_TEXT = '\x1f'
 
 /**
- * Fewer rows go as the JSON array: in process, single POSTs from 64 senders (groups of about 16
- * readings, 80 states) ran about 8 % slower as lists, batches of 100 (500 states) 15 % faster.
+ * Fewer rows go as the JSON array. Session 7 measured single POSTs from 64 senders (groups of about 16
+ * readings, 80 states) about 8 % slower as lists, so the line was at 100 rows; session 9, with detector
+ * states that have learned a few days (2.3 KB), found lists cheaper from 80 states on (upsert alone
+ * 3.0-3.5 ms against 3.8-5.1) and PostgreSQL's CPU per single POST lower with lists in groups of 16-32.
  */
-const LIST_MIN_ROWS = 100
+const LIST_MIN_ROWS = 20
 
 /** Column name → PostgreSQL type, per table name, from the PostgreSQL schema. */
 const pgTypes = new Map<string, Map<string, string>>()
