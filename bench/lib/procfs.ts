@@ -87,14 +87,40 @@ export interface CpuWindow {
   orchestrator: number
   machine: number
   others: number
+  /** PostgreSQL's processes (every one on the machine), when the window counts them; not in `others`. */
+  database?: number
+}
+
+/** CPU seconds of every PostgreSQL process, by pid (a backend is a process of its own). */
+function postgresCpu(): Map<number, number> {
+  const out = new Map<number, number>()
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const stat = read(`/proc/${name}/stat`)
+      if (!stat.includes(' (postgres) ')) continue
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      out.set(Number(name), (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND)
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  return out
 }
 
 /**
  * Starts a CPU-accounting window; the result's figures are % of one core over the window. `server` may
  * be several processes (two instances), counted together.
  */
-export function cpuWindow(serverPids: number | number[], generatorPids: number[]) {
+export function cpuWindow(
+  serverPids: number | number[],
+  generatorPids: number[],
+  options: { database?: boolean } = {},
+) {
   const servers = Array.isArray(serverPids) ? serverPids : [serverPids]
+  // A backend that starts within the window counts from 0; one that ends within it is lost (rare: the
+  // pools keep their connections through a phase).
+  const d0 = options.database ? postgresCpu() : undefined
   const serverCpu = () => servers.reduce((a, pid) => a + cpuSeconds(pid), 0)
   const t0 = performance.now()
   const m0 = machineCpu()
@@ -109,7 +135,13 @@ export function cpuWindow(serverPids: number | number[], generatorPids: number[]
     const generators = generatorPids.map((pid, i) => pct(cpuSeconds(pid) - g0[i]!))
     const orchestrator = pct(cpuSeconds(process.pid) - o0)
     const machineBusy = pct(m1.busy - m0.busy)
-    const ours = server + generators.reduce((a, b) => a + b, 0) + orchestrator
+    let database: number | undefined
+    if (d0) {
+      let used = 0
+      for (const [pid, cpu] of postgresCpu()) used += cpu - (d0.get(pid) ?? 0)
+      database = pct(used)
+    }
+    const ours = server + generators.reduce((a, b) => a + b, 0) + orchestrator + (database ?? 0)
     return {
       seconds,
       server,
@@ -117,6 +149,7 @@ export function cpuWindow(serverPids: number | number[], generatorPids: number[]
       orchestrator,
       machine: machineBusy,
       others: Math.max(0, Math.round((machineBusy - ours) * 10) / 10),
+      ...(database !== undefined && { database }),
     }
   }
 }

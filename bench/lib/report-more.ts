@@ -33,6 +33,12 @@ const perSecond = (runs: IngestRun[]) => spread(runs.map((r) => r.perSecond))
 export const cpuPerReading = (r: IngestRun) =>
   ((r.cpu.server / 100) * r.cpu.seconds * 1e6) / Math.max(r.readings, 1)
 
+/** CPU time of every PostgreSQL process per reading stored, µs (NaN where the run did not count it). */
+const databasePerReading = (r: IngestRun) =>
+  r.cpu.database === undefined
+    ? NaN
+    : ((r.cpu.database / 100) * r.cpu.seconds * 1e6) / Math.max(r.readings, 1)
+
 /** a's CPU per reading over b's, run by run. */
 function pairedCpu(a: IngestRun[], b: IngestRun[]): Spread {
   const of = new Map(b.map((r) => [r.rep, cpuPerReading(r)]))
@@ -70,28 +76,37 @@ export function ingestTables(results: Results): string[] {
     )
     if (vigia.length === 0) continue
     const two = backend === 'postgres-2'
+    const pg = backend !== 'sqlite'
+    const dbHead = pg
+      ? ` PostgreSQL's CPU per reading (µs): Vigía / ${two ? 'one instance' : ref} |`
+      : ''
+    const dbRule = pg ? ' --- |' : ''
+    const dbCell = (v: IngestRun[], r: IngestRun[]) =>
+      pg
+        ? ` ${us(spread(v.map(databasePerReading)).median)} / ${r.length ? us(spread(r.map(databasePerReading)).median) : '–'} |`
+        : ''
     out.push(
       `#### ${title}`,
       '',
       two
-        ? '| how | readings/s to a live subscriber | vs one instance (run by run) | request p50 / p99 (ms) | delivery p99 (ms) | every reading delivered | CPU: both servers / busiest generator / others |'
-        : `| how | Vigía: readings/s to a live subscriber | ${ref}: readings/s | Vigía / ${ref} (run by run) | server CPU per reading (µs): Vigía / ${ref} | CPU per reading: Vigía / ${ref} | request p50 / p99 (ms) | delivery p99 (ms) | every reading delivered | CPU: server / busiest generator / others |`,
+        ? `| how | readings/s to a live subscriber | vs one instance (run by run) |${dbHead} request p50 / p99 (ms) | delivery p99 (ms) | every reading delivered | CPU: both servers / busiest generator / others |`
+        : `| how | Vigía: readings/s to a live subscriber | ${ref}: readings/s | Vigía / ${ref} (run by run) | server CPU per reading (µs): Vigía / ${ref} | CPU per reading: Vigía / ${ref} |${dbHead} request p50 / p99 (ms) | delivery p99 (ms) | every reading delivered | CPU: server / busiest generator / others |`,
       two
-        ? '| --- | --- | --- | --- | --- | --- | --- |'
-        : '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+        ? `| --- | --- | --- |${dbRule} --- | --- | --- | --- |`
+        : `| --- | --- | --- | --- | --- | --- |${dbRule} --- | --- | --- | --- |`,
     )
     for (const label of labelsOf(vigia)) {
       const v = runsOf(results, backend, 'vigia', label)
       if (two) {
         const one = runsOf(results, 'postgres', 'vigia', label)
         out.push(
-          `| ${label} | ${show(perSecond(v), rate)} | ${show(paired(v, one), times)} | ${vigiaCells(v)} |`,
+          `| ${label} | ${show(perSecond(v), rate)} | ${show(paired(v, one), times)} |${dbCell(v, one)} ${vigiaCells(v)} |`,
         )
         continue
       }
       const r = runsOf(results, backend, 'reference', label)
       out.push(
-        `| ${label} | ${show(perSecond(v), rate)} | ${r.length ? show(perSecond(r), rate) : '–'} | ${r.length ? show(paired(v, r), times) : '–'} | ${us(spread(v.map(cpuPerReading)).median)} / ${r.length ? us(spread(r.map(cpuPerReading)).median) : '–'} | ${r.length ? show(pairedCpu(v, r), times) : '–'} | ${vigiaCells(v)} |`,
+        `| ${label} | ${show(perSecond(v), rate)} | ${r.length ? show(perSecond(r), rate) : '–'} | ${r.length ? show(paired(v, r), times) : '–'} | ${us(spread(v.map(cpuPerReading)).median)} / ${r.length ? us(spread(r.map(cpuPerReading)).median) : '–'} | ${r.length ? show(pairedCpu(v, r), times) : '–'} |${dbCell(v, r)} ${vigiaCells(v)} |`,
       )
     }
     out.push('')

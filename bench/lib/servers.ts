@@ -20,6 +20,8 @@ export interface RunningServer {
   target: Target
   pid: number
   base: string
+  /** Vigía's DATABASE_URL (`sqlite:<file>` or PostgreSQL's). */
+  databaseUrl?: string
   /** The subscriber URL for one channel (and a `since`, for Vigía). */
   wsUrl(channel: string, since?: number): string
   stop(): Promise<void>
@@ -127,6 +129,7 @@ export async function startServer(
     target,
     pid: proc.pid,
     base,
+    databaseUrl: env.DATABASE_URL,
     wsUrl: (channel, since) =>
       target === 'socketio'
         ? `${wsBase}/socket.io/?EIO=4&transport=websocket&channel=${channel}`

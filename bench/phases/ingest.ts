@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import type { Ctx } from '../lib/context'
 import { LOAD } from '../lib/context'
 import { deal, fleetStart, readingAt, VARIABLES, type VariableCount } from '../lib/fleet'
+import { grownStates, seedStates } from '../lib/grown-states'
 import { merge, newHistogram, summarize, type Latency } from '../lib/histogram'
 import type { FrameTemplate } from '../lib/layout'
 import { freshDatabase, postgresReachable, REDIS_URL, redisPrefix } from '../lib/pg'
@@ -215,6 +216,11 @@ export async function vigiaRun(
   const vars = identical ? 2 : (o.vars ?? (fleet.vars as VariableCount))
   try {
     await createFleet(servers[0]!, sensors)
+    if (!identical)
+      await seedStates(
+        servers[0]!.databaseUrl!,
+        grownStates(fleet.seed, sensors, fleet.startMs, vars),
+      )
     await o.before?.(servers[0]!)
     const c = await subscriber.call<ConnectReply>({
       t: 'connect',
@@ -255,6 +261,7 @@ export async function vigiaRun(
       const cpu = cpuWindow(
         servers.map((s) => s.pid),
         pids(),
+        { database: o.backend !== 'sqlite' },
       )
       const replies = await Promise.all(
         senders.map((w, i) =>
@@ -356,7 +363,7 @@ export async function referenceRun(
       batch: config.batch,
       durationMs: ctx.plan.ingestWarmupMs,
     })
-    const cpu = cpuWindow(ref.pid, pids())
+    const cpu = cpuWindow(ref.pid, pids(), { database: engine === 'postgres' })
     const r = await ref.call<ReferenceReply>({
       t: 'run',
       batch: config.batch,
