@@ -6,7 +6,7 @@
 
 /** Levels of the range seen so far: contextOSE's three bits. */
 export const LEVELS = 8
-/** Below the range, the eight levels, at its top or above. */
+/** Below the range, the eight levels, above it. */
 const SYMBOLS = LEVELS + 2
 /** Bits per number of the set (bitwise operators stay within 32-bit integers). */
 const BITS = 25
@@ -27,11 +27,12 @@ export const newContext = (): Context => ({
   seen: Array(Math.ceil((SYMBOLS * SYMBOLS) / BITS)).fill(0),
 })
 
-/** 0 below the range, 1 to LEVELS on it, LEVELS + 1 at its top or above (1 while it is a single value). */
+/** 0 below the range, 1 to LEVELS on it, LEVELS + 1 above it (1 while it is a single value). */
 function symbol(c: Context, x: number) {
   if (c.lo === null || c.hi === null || !(c.hi > c.lo)) return 1
-  const at = Math.floor((LEVELS * (x - c.lo)) / (c.hi - c.lo))
-  return Math.max(-1, Math.min(LEVELS, at)) + 1
+  if (x < c.lo) return 0
+  if (x > c.hi) return LEVELS + 1
+  return Math.min(LEVELS - 1, Math.floor((LEVELS * (x - c.lo)) / (c.hi - c.lo))) + 1
 }
 
 /**
