@@ -11,6 +11,8 @@ export const RARE_ALPHA = 1 / 5000
 const RARE_HALF = 4
 /** Decay per reading of the strongest recent finding: about the last 1,000 readings. */
 export const PEAK_ALPHA = 1 / 1000
+/** A hit in a context the variable has been in before (context.ts) grades this much of a new one's. */
+const FAMILIAR = 0.7
 
 /**
  * A hit's score in [0.5, 1): 0.5 plus half its grade, where the grade is how far past its limit it is
@@ -18,13 +20,27 @@ export const PEAK_ALPHA = 1 / 1000
  * the last 5,000 readings / 4)), halved unless it is stronger than every finding in about the last
  * 1,000 readings, a quarter of that for an episode's later hits (unless the episode has lasted two
  * episode gaps: a lasting condition grades as an onset does), and times the anomaly likelihood of
- * the error (tail.ts: HTM's form, 0 while the recent error is ordinary for this variable). A bursty
+ * the error (tail.ts: HTM's form, 0 while the recent error is ordinary for this variable), and 0.7 of
+ * that when the step to this reading is a context the variable has been in (context.ts). A bursty
  * variable's hits grade low, a quiet one's first finding high; 0.5 stays every hit's floor, so
  * score ≥ 0.5 is still exactly what production raises.
  */
-export function gradeScore(s: number, first: boolean, rate: number, peak: number, lik: number) {
+export function gradeScore(
+  s: number,
+  first: boolean,
+  rate: number,
+  peak: number,
+  lik: number,
+  familiar = false,
+) {
   const past = 2 * s - 1
   const rarity = 1 / (1 + rate / RARE_ALPHA / RARE_HALF)
-  const grade = (0.25 + 0.75 * past) * rarity * (first ? 1 : 0.25) * (s > peak ? 1 : 0.5) * lik
+  const grade =
+    (0.25 + 0.75 * past) *
+    rarity *
+    (first ? 1 : 0.25) *
+    (s > peak ? 1 : 0.5) *
+    lik *
+    (familiar ? FAMILIAR : 1)
   return Math.round(1e6 * (0.5 + 0.5 * Math.min(grade, 0.998))) / 1e6
 }

@@ -1,6 +1,7 @@
 // The detector's state for one sensor variable (a plain JSON object, stored as is): its shape, a fresh one,
 // and one read back from storage.
 import type { Kind, Rule, Severity } from './detector'
+import { newContext, type Context } from './context'
 import { newEnvelope, newProfile, type Envelope, type Profile } from './season'
 import { newLikelihood, newTail, type Likelihood, type Tail } from './tail'
 
@@ -51,6 +52,9 @@ export interface VariableState {
   lik: Likelihood
   /** The reading at which the last step the daily profile foresaw came (added within v3; null: none). */
   stepAt: number | null
+  /** The range seen so far and the contexts (level pairs) the variable has been in (context.ts; added
+   *  within v3: a state stored without it starts afresh, every context new). */
+  ctx: Context
   breach: { n: number; since: number | null }
   /** Consecutive readings with no finding, per rule (auto-resolve counts on these). */
   normal: Record<Rule, number>
@@ -78,6 +82,7 @@ export function newState(bins = 48): VariableState {
     peak: 0,
     lik: newLikelihood(),
     stepAt: null,
+    ctx: newContext(),
     breach: { n: 0, since: null },
     normal: { threshold: 0, statistical: 0 },
   }
@@ -91,5 +96,6 @@ export function reviveState(raw: unknown, bins = 48): VariableState {
   state.peak ??= 0
   state.lik ??= newLikelihood()
   state.stepAt ??= null
+  state.ctx ??= newContext()
   return state
 }
