@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from '
 import { Database as SQLite } from 'bun:sqlite'
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
+import { sql } from 'drizzle-orm'
+import { pgExecute } from '../src/db/postgres'
 import { detectorState } from '../src/db/schema'
 import { createSensor, startTestServer, TEST_DATABASE, type TestServer } from './helpers'
 
@@ -29,11 +31,22 @@ async function feed(sensorId: number, n: number) {
   expect(res.status).toBe(201)
 }
 
+/** A stored state whole: on PostgreSQL its season (profile means, envelope) is a column of its own. */
+function whole(row: { state: unknown; season: unknown }) {
+  const state = row.state as { n: number; profile: { m: unknown }; envelope: unknown }
+  const season = row.season as { m: unknown; envelope: unknown } | null
+  if (season) {
+    state.profile.m = season.m
+    state.envelope = season.envelope
+  }
+  return state
+}
+
 const stored = async () =>
   new Map(
     (await server.ctx.db.read.select().from(detectorState)).map((row) => [
       `${row.sensor_id}:${row.variable}`,
-      row.state as { n: number },
+      whole(row),
     ]),
   )
 
@@ -61,6 +74,69 @@ describe('detector states', () => {
     expect(rows.get(`${kept}:temperatura`)?.n).toBe(40)
     // The instance goes on detecting for the sensors that remain.
     await feed(kept, 41)
+  })
+})
+
+describe.if(TEST_DATABASE === 'postgres')('PostgreSQL detector states', () => {
+  const rowOf = async (id: number) => {
+    const [row] = await pgExecute(
+      server.ctx.db.read,
+      sql`select rev, state::text as state, season::text as season from detector_state
+        where sensor_id = ${id} and variable = 'temperatura'`,
+    )
+    return {
+      rev: String(row!.rev),
+      state: JSON.parse(String(row!.state)),
+      season: JSON.parse(String(row!.season)),
+    }
+  }
+  const mark = (id: number) =>
+    pgExecute(
+      server.ctx.db.read,
+      sql`update detector_state set season = jsonb_set(season::jsonb, '{mark}', 'true')::json where sensor_id = ${id}`,
+    )
+  const post = (id: number, minute: number, temperatura: number) =>
+    server.api('POST', '/api/v1/readings', {
+      sensor_id: id,
+      temperatura,
+      timestamp: new Date(START + minute * 60_000).toISOString(),
+    })
+
+  test('the season (daily profile means, envelope) is written only when it changes', async () => {
+    const id = await createSensor(server)
+    await feed(id, 110)
+    const first = await rowOf(id)
+    expect(first.state.envelope).toBe(0)
+    expect(first.season.m).toHaveLength(48)
+    expect(first.state.n).toBe(110)
+    // Minute 110 is in the last reading's half-hour and hour, at its value: the season stays as it is,
+    // so the write leaves it out and the mark on the stored one survives.
+    await mark(id)
+    expect((await post(id, 110, 21 + Math.sin(109 / 7) + (109 % 3) * 0.01)).status).toBe(201)
+    const kept = await rowOf(id)
+    expect(kept.state.n).toBe(111)
+    expect(kept.season.mark).toBe(true)
+    // Minute 130 starts another half-hour: its mean goes into the profile, and the season is written.
+    expect((await post(id, 130, 21)).status).toBe(201)
+    const moved = await rowOf(id)
+    expect(moved.season.mark).toBeUndefined()
+    expect(moved.season.m).not.toEqual(first.season.m)
+  })
+
+  test('a season another instance wrote is the one taken next', async () => {
+    const id = await createSensor(server)
+    await feed(id, 60)
+    // Another writer: a new revision and another season.
+    await pgExecute(
+      server.ctx.db.read,
+      sql`update detector_state set rev = 'elsewhere',
+        season = jsonb_set(season::jsonb, '{m,0}', '999')::json where sensor_id = ${id}`,
+    )
+    const { db, intelligence } = server.ctx
+    const taken = await db.transaction((tx) => intelligence.states.take(tx, [id]))
+    expect(taken.get(`${id}:temperatura`)!.profile.m[0]).toBe(999)
+    expect((await post(id, 60, 21)).status).toBe(201)
+    expect((await rowOf(id)).season.m[0]).toBe(999)
   })
 })
 

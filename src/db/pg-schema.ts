@@ -151,6 +151,7 @@ export const detectorState = pgTable(
     rev: text('rev').notNull(),
     state: json('state').notNull(),
     updated_at: ms('updated_at').notNull(),
+    season: json('season'),
   },
   (table) => [primaryKey({ columns: [table.sensor_id, table.variable] })],
 )

@@ -165,6 +165,9 @@ export const detectorState = sqliteTable(
     rev: text('rev').notNull(),
     state: text('state', { mode: 'json' }).notNull(),
     updated_at: integer('updated_at').notNull(),
+    /** PostgreSQL: the parts of the state that change rarely, written only when they change (null:
+     *  `state` is whole). See DetectorStates. */
+    season: text('season', { mode: 'json' }),
   },
   (table) => [primaryKey({ columns: [table.sensor_id, table.variable] })],
 )

@@ -1,0 +1,1 @@
+ALTER TABLE "detector_state" ADD COLUMN "season" json;
