@@ -51,8 +51,11 @@ const seasonOf = (s: VariableState): Season => ({
   },
 })
 
-const same = (a: readonly unknown[], b: readonly unknown[]) =>
-  a.length === b.length && a.every((x, i) => x === b[i])
+function same(a: readonly unknown[], b: readonly unknown[]) {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
 
 const unchanged = (s: VariableState, k: Season) =>
   same(s.profile.m, k.m) &&
