@@ -34,7 +34,7 @@ test('retention prunes old readings under concurrent writers; rollups answer the
         temperatura: i,
         timestamp: iso(Date.now() - (i % 10) * 60_000),
       })
-      expect(res.status).toBe(201)
+      expect(res.status, `a writer's POST answered ${JSON.stringify(res.body)}`).toBe(201)
       acknowledged.push(res.body.id)
     }
   }
