@@ -489,6 +489,8 @@ export function step(
     const i = hits.findIndex((h) => h.rule === 'statistical')
     if (i < 0) hits.push(graded)
     else if (hits[i]!.score < graded.score) hits[i] = graded
+    // Not a normal reading: the anomaly it opens resolves after the usual run of normal ones.
+    state.normal.statistical = 0
   }
   state.n += 1
   state.last = t
