@@ -4,6 +4,7 @@ import { describe, expect, test } from 'bun:test'
 import { learnDays, newDays } from '../src/intelligence/days'
 import { detectorOptions, step, type Hit } from '../src/intelligence/detector'
 import { newState, reviveState } from '../src/intelligence/state'
+import { generate, humiditySpec, temperatureSpec } from '../scripts/synthetic'
 
 const START = Date.UTC(2025, 6, 1)
 const STEP = 10 * 60_000
@@ -43,6 +44,19 @@ function run(values: number[]) {
 describe('multi-day level', () => {
   test('eight weeks of an ordinary daily cycle raise no day finding', () => {
     for (const seed of [1, 2, 3]) expect(run(series(56, seed)).found).toEqual([])
+  })
+
+  test("four weeks of eval:intelligence's synthetic temperature and humidity (weather, daily cycle) raise no day finding", () => {
+    for (const spec of [temperatureSpec, humiditySpec])
+      for (const seed of [1, 2]) {
+        const values = generate(spec(START, 28 * 1440), [], seed).values
+        const state = newState()
+        let found = 0
+        values.forEach((x, i) => {
+          found += dayHits(step(state, START + i * 60_000, x, null, detectorOptions())).length
+        })
+        expect(found).toBe(0)
+      }
   })
 
   test('a day whose level sits a few noise units low raises one drift hit during that day, and only once', () => {
