@@ -8,6 +8,7 @@
 import { DAY, envelopeExcess, learnEnvelope, learnProfile, profileAt, profileBin } from './season'
 import { localLevel } from './level'
 import { learnContext } from './context'
+import { DAYS_K, learnDays, newDays } from './days'
 import { bounded, gradeScore, PEAK_ALPHA, RARE_ALPHA, strength } from './grade'
 import { learnLikelihood, learnTail, recentZ, tailLimit } from './tail'
 import type { VariableState } from './state'
@@ -405,6 +406,21 @@ export function step(
       message: `The last readings are further from what was expected than this sensor has been lately (${unlikely.toFixed(1)} standard deviations of its recent error).`,
       score: strength(unlikely / o.unlikelyZ),
     })
+  // A day unlike the last two weeks' days (days.ts): a hit of its own, at most once a day.
+  const dayRatio = learnDays((state.days ??= newDays()), t, x)
+  const day: Hit | null =
+    warm && dayRatio >= 1
+      ? {
+          rule: 'statistical',
+          kind: 'drift',
+          severity: ratioSeverity(dayRatio),
+          value: x,
+          expected_min: null,
+          expected_max: null,
+          message: `The last 24 hours' mean, ${round(state.days.m!)}, is ${(dayRatio * DAYS_K).toFixed(1)} standard deviations from the earlier days' ${round(state.days.mu)}.`,
+          score: strength(dayRatio),
+        }
+      : null
   const lik = learnLikelihood(state.lik, err)
   // Whether this step is a context the variable has been in (context.ts); pairs count once the detector
   // is warm: placed on the range of its first few readings they would mean nothing.
@@ -464,6 +480,17 @@ export function step(
         state.drift.sampled = t
       }
     }
+  }
+  // A day unlike the others is news inside an episode too, and outside the episodes (it opens none):
+  // graded by its excess alone, as rare as it is (once a day at most) and a day's error, not the
+  // likelihood's. It takes the place of a weaker statistical hit at the same reading.
+  if (day) {
+    const graded = { ...day, score: gradeScore(day.score, true, 0, 0, 1) }
+    const i = hits.findIndex((h) => h.rule === 'statistical')
+    if (i < 0) hits.push(graded)
+    else if (hits[i]!.score < graded.score) hits[i] = graded
+    // Not a normal reading: the anomaly it opens resolves after the usual run of normal ones.
+    state.normal.statistical = 0
   }
   state.n += 1
   state.last = t

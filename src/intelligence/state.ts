@@ -2,6 +2,7 @@
 // and one read back from storage.
 import type { Kind, Rule, Severity } from './detector'
 import { newContext, type Context } from './context'
+import { newDays, type Days } from './days'
 import { newEnvelope, newProfile, type Envelope, type Profile } from './season'
 import { newLikelihood, newTail, type Likelihood, type Tail } from './tail'
 
@@ -55,6 +56,9 @@ export interface VariableState {
   /** The range seen so far and the contexts (level pairs) the variable has been in (context.ts; added
    *  within v3: a state stored without it starts afresh, every context new). */
   ctx: Context
+  /** The last day's readings and the earlier days' means (days.ts; added within v3: a state stored
+   *  without it starts afresh). */
+  days?: Days
   breach: { n: number; since: number | null }
   /** Consecutive readings with no finding, per rule (auto-resolve counts on these). */
   normal: Record<Rule, number>
@@ -83,6 +87,7 @@ export function newState(bins = 48): VariableState {
     lik: newLikelihood(),
     stepAt: null,
     ctx: newContext(),
+    days: newDays(),
     breach: { n: 0, since: null },
     normal: { threshold: 0, statistical: 0 },
   }
@@ -97,5 +102,6 @@ export function reviveState(raw: unknown, bins = 48): VariableState {
   state.lik ??= newLikelihood()
   state.stepAt ??= null
   state.ctx ??= newContext()
+  state.days ??= newDays()
   return state
 }

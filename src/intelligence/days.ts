@@ -1,0 +1,113 @@
+// Multi-day level: the mean of the last 24 hours against the days before it. A day unlike the last two
+// weeks' days (a holiday, a service gone quiet, a machine running hot for a day) moves no single reading
+// far from its neighbours or its hour of day, so the other rules miss it. The last day is kept as eight
+// three-hour blocks (sums and counts) plus the block under way; once a day the 24-hour mean feeds a
+// running mean and variance of daily means. Plain JSON state; readings must come in time order.
+
+import { DAY } from './season'
+
+/** Blocks the last day is kept in (three hours each). */
+const BLOCKS = 8
+const SPAN = DAY / BLOCKS
+/** Daily means the running mean and variance average over (about two weeks)… */
+const DAYS_SPAN = 14
+/** …and how many there must be before a day is compared with them. */
+const DAYS_NEEDED = 7
+/** Standard deviations of the daily means that make a day unlike the others. */
+export const DAYS_K = 4
+/** The daily means' spread is at least this share of the readings' spread around the 24-hour mean
+ *  (a series that repeats itself exactly would otherwise call rounding a change). */
+const SPREAD_FLOOR = 0.05
+/** Smoothing per reading of the readings' spread around the 24-hour mean. */
+const SPREAD_ALPHA = 0.01
+
+export interface Days {
+  /** Sums and counts of the last BLOCKS complete blocks (oldest first), the block under way and its end. */
+  s: number[]
+  c: number[]
+  bs: number
+  bc: number
+  end: number | null
+  /** Blocks since the last daily mean was taken. */
+  since: number
+  /** Daily means taken, their running mean and variance, and the readings' spread around the last day. */
+  n: number
+  mu: number
+  va: number
+  spread: number
+  /** The last 24-hour mean (null until a whole day is kept) and when the rule last fired. */
+  m: number | null
+  fired: number | null
+}
+
+export const newDays = (): Days => ({
+  s: [],
+  c: [],
+  bs: 0,
+  bc: 0,
+  end: null,
+  since: 0,
+  n: 0,
+  mu: 0,
+  va: 0,
+  spread: 0,
+  m: null,
+  fired: null,
+})
+
+/**
+ * Learns one reading and returns how far the last 24 hours' mean is from the earlier days' means, in
+ * DAYS_K standard deviations (≥ 1: a day unlike the others; at most once a day), or -1 while there are
+ * fewer than DAYS_NEEDED days behind it.
+ */
+export function learnDays(d: Days, t: number, x: number): number {
+  d.end ??= t + SPAN
+  while (t >= d.end) {
+    d.s.push(d.bs)
+    d.c.push(d.bc)
+    if (d.s.length > BLOCKS) {
+      d.s.shift()
+      d.c.shift()
+    }
+    d.bs = 0
+    d.bc = 0
+    d.end += SPAN
+    // A whole day since the last daily mean: it joins the others (exactly 24 hours of blocks).
+    if (++d.since >= BLOCKS && d.s.length === BLOCKS) {
+      d.since = 0
+      let sum = 0
+      let cnt = 0
+      for (let i = 0; i < BLOCKS; i++) {
+        sum += d.s[i]!
+        cnt += d.c[i]!
+      }
+      if (cnt > 0) {
+        d.n += 1
+        const a = 1 / Math.min(d.n, DAYS_SPAN)
+        const dev = sum / cnt - d.mu
+        d.mu += a * dev
+        d.va = d.n === 1 ? 0 : (1 - a) * (d.va + a * dev * dev)
+      }
+    }
+  }
+  d.bs += x
+  d.bc += 1
+  if (d.s.length < BLOCKS) return -1
+  if (d.m !== null) d.spread += SPREAD_ALPHA * (Math.abs(x - d.m) - d.spread)
+  // The last 24 hours: the block under way, the complete ones, and of the oldest only the share the
+  // block under way has not yet replaced.
+  const kept = 1 - (d.end - t) / SPAN
+  let sum = d.bs - kept * d.s[0]!
+  let cnt = d.bc - kept * d.c[0]!
+  for (let i = 0; i < BLOCKS; i++) {
+    sum += d.s[i]!
+    cnt += d.c[i]!
+  }
+  d.m = sum / cnt
+  if (d.n < DAYS_NEEDED) return -1
+  const sd = Math.max(Math.sqrt(d.va), SPREAD_FLOOR * d.spread, 1e-12)
+  const ratio = Math.abs(d.m - d.mu) / sd / DAYS_K
+  if (ratio < 1 || (d.fired !== null && t - d.fired <= DAY)) return ratio < 1 ? ratio : 0
+  d.fired = t
+  return ratio
+}

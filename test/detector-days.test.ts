@@ -1,0 +1,84 @@
+// Multi-day level (days.ts): the last 24 hours' mean against the earlier days' means, a hit of its own
+// at most once a day, and its state stored and revived.
+import { describe, expect, test } from 'bun:test'
+import { learnDays, newDays } from '../src/intelligence/days'
+import { detectorOptions, step, type Hit } from '../src/intelligence/detector'
+import { newState, reviveState } from '../src/intelligence/state'
+import { generate, humiditySpec, temperatureSpec } from '../scripts/synthetic'
+
+const START = Date.UTC(2025, 6, 1)
+const STEP = 10 * 60_000
+const PER_DAY = 144
+
+/** Seeded Gaussian noise (LCG and Box–Muller), so every run sees the same series. */
+function gaussian(seed: number) {
+  let s = seed
+  const u = () => ((s = (s * 1_664_525 + 1_013_904_223) % 2 ** 32) + 1) / (2 ** 32 + 1)
+  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u())
+}
+
+/** A daily cycle (amplitude 10) with unit noise every 10 minutes; `shift` moves chosen days' level. */
+function series(days: number, seed: number, shift: (day: number) => number = () => 0) {
+  const noise = gaussian(seed)
+  return Array.from({ length: days * PER_DAY }, (_, i) => {
+    const day = Math.floor(i / PER_DAY)
+    return 50 + 10 * Math.sin((2 * Math.PI * i) / PER_DAY) + shift(day) + noise()
+  })
+}
+
+const dayHits = (hits: Hit[]) => hits.filter((h) => h.message.includes('24 hours'))
+
+function run(values: number[]) {
+  const state = newState()
+  const found: number[] = []
+  values.forEach((x, i) => {
+    if (dayHits(step(state, START + i * STEP, x, null, detectorOptions())).length) {
+      // The reading is not normal: the anomaly it opens does not resolve at once.
+      expect(state.normal.statistical).toBe(0)
+      found.push(i)
+    }
+  })
+  return { state, found }
+}
+
+describe('multi-day level', () => {
+  test('eight weeks of an ordinary daily cycle raise no day finding', () => {
+    for (const seed of [1, 2, 3]) expect(run(series(56, seed)).found).toEqual([])
+  })
+
+  test("four weeks of eval:intelligence's synthetic temperature and humidity (weather, daily cycle) raise no day finding", () => {
+    for (const spec of [temperatureSpec, humiditySpec])
+      for (const seed of [1, 2]) {
+        const values = generate(spec(START, 28 * 1440), [], seed).values
+        const state = newState()
+        let found = 0
+        values.forEach((x, i) => {
+          found += dayHits(step(state, START + i * 60_000, x, null, detectorOptions())).length
+        })
+        expect(found).toBe(0)
+      }
+  })
+
+  test('a day whose level sits a few noise units low raises one drift hit during that day, and only once', () => {
+    const { found } = run(series(24, 7, (day) => (day === 20 ? -4 : 0)))
+    expect(found.length).toBe(1)
+    const at = found[0]!
+    expect(at).toBeGreaterThan(20 * PER_DAY)
+    expect(at).toBeLessThan(21 * PER_DAY)
+  })
+
+  test('compares nothing before seven daily means are behind it', () => {
+    const d = newDays()
+    for (let i = 0; i < 7 * PER_DAY; i++) expect(learnDays(d, START + i * STEP, i % 2)).toBe(-1)
+    expect(d.n).toBe(6)
+    expect(learnDays(d, START + 8 * PER_DAY * STEP, 0)).toBeGreaterThanOrEqual(0)
+  })
+
+  test('a state stored without `days` revives with a fresh one, and a stored one revives exactly', () => {
+    const { state } = run(series(9, 4))
+    const stored = JSON.parse(JSON.stringify(state))
+    expect(reviveState(stored).days).toEqual(state.days)
+    delete stored.days
+    expect(reviveState(stored).days).toEqual(newDays())
+  })
+})
