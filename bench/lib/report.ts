@@ -208,11 +208,14 @@ function goals(results: Results): Goal[] {
         .map((r) => r.memory.perConnectionKb),
     )
   const perConn = idle('vigia')
+  // No socket costs under half a KB (bare Bun.serve's ~2-3 KB is the floor): a smaller growth means the
+  // server handed back the warm-up's garbage while the sockets connected, which hides what they cost.
+  const hidden = perConn < 0.5
   if (Number.isFinite(perConn))
     list.push({
       goal: 'idle memory ≤ 4 KB per WebSocket at 10,000 connections',
-      measured: `${kb(perConn)} KB (bare Bun.serve ${kb(idle('bun'))} KB, Socket.IO ${kb(idle('socketio'))} KB)`,
-      met: perConn <= 4,
+      measured: `${kb(perConn)} KB (bare Bun.serve ${kb(idle('bun'))} KB, Socket.IO ${kb(idle('socketio'))} KB)${hidden ? ': not a measurement, the server’s RSS barely grew because it returned the warm-up’s garbage meanwhile' : ''}`,
+      met: hidden ? undefined : perConn <= 4,
     })
   return [...list, ...moreGoals(results), ...fleetPageGoals(results)]
 }
