@@ -1,7 +1,7 @@
-// Multi-day level (days.ts): the last 24 hours' mean against the earlier days' means, a hit of its own
-// at most once a day, and its state stored and revived.
+// Multi-day level and volatility (days.ts): the last 24 hours' mean and mean step against the earlier
+// days', a hit of its own at most once a day, and its state stored and revived.
 import { describe, expect, test } from 'bun:test'
-import { learnDays, newDays } from '../src/intelligence/days'
+import { learnDays, newDays, reviveDays } from '../src/intelligence/days'
 import { detectorOptions, step, type Hit } from '../src/intelligence/detector'
 import { newState, reviveState } from '../src/intelligence/state'
 import { generate, humiditySpec, temperatureSpec } from '../scripts/synthetic'
@@ -17,12 +17,18 @@ function gaussian(seed: number) {
   return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u())
 }
 
-/** A daily cycle (amplitude 10) with unit noise every 10 minutes; `shift` moves chosen days' level. */
-function series(days: number, seed: number, shift: (day: number) => number = () => 0) {
+/** A daily cycle (amplitude 10) with unit noise every 10 minutes; `shift` moves chosen days' level and
+ *  `scale` their noise. */
+function series(
+  days: number,
+  seed: number,
+  shift: (day: number) => number = () => 0,
+  scale: (day: number) => number = () => 1,
+) {
   const noise = gaussian(seed)
   return Array.from({ length: days * PER_DAY }, (_, i) => {
     const day = Math.floor(i / PER_DAY)
-    return 50 + 10 * Math.sin((2 * Math.PI * i) / PER_DAY) + shift(day) + noise()
+    return 50 + 10 * Math.sin((2 * Math.PI * i) / PER_DAY) + shift(day) + scale(day) * noise()
   })
 }
 
@@ -67,6 +73,18 @@ describe('multi-day level', () => {
     expect(at).toBeLessThan(21 * PER_DAY)
   })
 
+  test('a day whose readings are twice as restless at the same level raises one drift hit during that day, and only once', () => {
+    const { found, state } = run(series(24, 7, undefined, (day) => (day === 20 ? 2 : 1)))
+    expect(found.length).toBe(1)
+    expect(found[0]!).toBeGreaterThan(20 * PER_DAY)
+    expect(found[0]!).toBeLessThan(21 * PER_DAY + PER_DAY / 8)
+    expect(state.days!.wn).toBe(state.days!.n)
+  })
+
+  test('a day as restless as the others, at the same level, raises nothing though its noise is wide', () => {
+    expect(run(series(24, 8, undefined, () => 3)).found).toEqual([])
+  })
+
   test('compares nothing before seven daily means are behind it', () => {
     const d = newDays()
     for (let i = 0; i < 7 * PER_DAY; i++) expect(learnDays(d, START + i * STEP, i % 2)).toBe(-1)
@@ -80,5 +98,22 @@ describe('multi-day level', () => {
     expect(reviveState(stored).days).toEqual(state.days)
     delete stored.days
     expect(reviveState(stored).days).toEqual(newDays())
+  })
+
+  test("a state stored before the volatility revives with it and judges no day's volatility until a week of whole days", () => {
+    const { state } = run(series(9, 4))
+    const stored = JSON.parse(JSON.stringify(state))
+    for (const k of ['p', 'v', 'bv', 'wn', 'wmu', 'wva']) delete stored.days[k]
+    const revived = reviveState(stored)
+    expect(revived.days!.v).toEqual(state.days!.s.map(() => 0))
+    expect(revived.days!.wn).toBe(-1)
+    // Carried on with readings twice as restless as before: no day hit, since no volatility is known yet.
+    const more = series(7, 5, undefined, () => 2)
+    more.forEach((x, i) => {
+      const hits = step(revived, START + (9 * PER_DAY + i) * STEP, x, null, detectorOptions())
+      expect(dayHits(hits)).toEqual([])
+    })
+    expect(revived.days!.wn).toBe(6)
+    expect(reviveDays(revived.days!)).toBe(revived.days!)
   })
 })

@@ -1,8 +1,9 @@
-// Multi-day level: the mean of the last 24 hours against the days before it. A day unlike the last two
-// weeks' days (a holiday, a service gone quiet, a machine running hot for a day) moves no single reading
-// far from its neighbours or its hour of day, so the other rules miss it. The last day is kept as eight
-// three-hour blocks (sums and counts) plus the block under way; once a day the 24-hour mean feeds a
-// running mean and variance of daily means. Plain JSON state; readings must come in time order.
+// Multi-day level and volatility: the mean of the last 24 hours, and its mean step between readings,
+// against the days before it. A day unlike the last two weeks' days (a holiday, a service gone quiet, a
+// machine running hot or restless for a day) moves no single reading far from its neighbours or its hour
+// of day, so the other rules miss it. The last day is kept as eight three-hour blocks (sums, counts and
+// sums of absolute steps) plus the block under way; once a day the 24-hour figures feed running means
+// and variances of daily figures. Plain JSON state; readings must come in time order.
 
 import { DAY } from './season'
 
@@ -18,6 +19,10 @@ export const DAYS_K = 4
 /** The daily means' spread is at least this share of the readings' spread around the 24-hour mean
  *  (a series that repeats itself exactly would otherwise call rounding a change). */
 const SPREAD_FLOOR = 0.05
+/** Standard deviations of the daily volatilities (mean absolute step) that make a day unlike the others,
+ *  and their floor as a share of the mean volatility. */
+export const VOL_K = 3.5
+const VOL_FLOOR = 0.1
 /** Smoothing per reading of the readings' spread around the 24-hour mean. */
 const SPREAD_ALPHA = 0.01
 
@@ -38,6 +43,15 @@ export interface Days {
   /** The last 24-hour mean (null until a whole day is kept) and when the rule last fired. */
   m: number | null
   fired: number | null
+  /** Volatility (added in session 11; reviveDays fills it in a state stored before): the previous
+   *  reading, the blocks' sums of absolute steps, the block under way's, and the daily volatilities'
+   *  count, running mean and variance. */
+  p: number | null
+  v: number[]
+  bv: number
+  wn: number
+  wmu: number
+  wva: number
 }
 
 export const newDays = (): Days => ({
@@ -53,6 +67,12 @@ export const newDays = (): Days => ({
   spread: 0,
   m: null,
   fired: null,
+  p: null,
+  v: [],
+  bv: 0,
+  wn: 0,
+  wmu: 0,
+  wva: 0,
 })
 
 /**
@@ -62,24 +82,30 @@ export const newDays = (): Days => ({
  */
 export function learnDays(d: Days, t: number, x: number): number {
   d.end ??= t + SPAN
+  const v = d.v
   while (t >= d.end) {
     d.s.push(d.bs)
     d.c.push(d.bc)
+    v.push(d.bv)
     if (d.s.length > BLOCKS) {
       d.s.shift()
       d.c.shift()
+      v.shift()
     }
     d.bs = 0
     d.bc = 0
+    d.bv = 0
     d.end += SPAN
     // A whole day since the last daily mean: it joins the others (exactly 24 hours of blocks).
     if (++d.since >= BLOCKS && d.s.length === BLOCKS) {
       d.since = 0
       let sum = 0
       let cnt = 0
+      let vol = 0
       for (let i = 0; i < BLOCKS; i++) {
         sum += d.s[i]!
         cnt += d.c[i]!
+        vol += v[i]!
       }
       if (cnt > 0) {
         d.n += 1
@@ -87,11 +113,20 @@ export function learnDays(d: Days, t: number, x: number): number {
         const dev = sum / cnt - d.mu
         d.mu += a * dev
         d.va = d.n === 1 ? 0 : (1 - a) * (d.va + a * dev * dev)
+        // A negative count: the day's blocks predate the volatility (a revived state), not a day's.
+        if ((d.wn += 1) > 0) {
+          const b = 1 / Math.min(d.wn, DAYS_SPAN)
+          const wdev = vol / cnt - d.wmu
+          d.wmu += b * wdev
+          d.wva = d.wn === 1 ? 0 : (1 - b) * (d.wva + b * wdev * wdev)
+        }
       }
     }
   }
   d.bs += x
   d.bc += 1
+  if (d.p !== null && d.p !== undefined) d.bv += Math.abs(x - d.p)
+  d.p = x
   if (d.s.length < BLOCKS) return -1
   if (d.m !== null) d.spread += SPREAD_ALPHA * (Math.abs(x - d.m) - d.spread)
   // The last 24 hours: the block under way, the complete ones, and of the oldest only the share the
@@ -105,9 +140,49 @@ export function learnDays(d: Days, t: number, x: number): number {
   }
   d.m = sum / cnt
   if (d.n < DAYS_NEEDED) return -1
-  const sd = Math.max(Math.sqrt(d.va), SPREAD_FLOOR * d.spread, 1e-12)
-  const ratio = Math.abs(d.m - d.mu) / sd / DAYS_K
+  const ratio = Math.max(levelRatio(d), volRatio(d))
   if (ratio < 1 || (d.fired !== null && t - d.fired <= DAY)) return ratio < 1 ? ratio : 0
   d.fired = t
   return ratio
+}
+
+const levelRatio = (d: Days) =>
+  Math.abs(d.m! - d.mu) / Math.max(Math.sqrt(d.va), SPREAD_FLOOR * d.spread, 1e-12) / DAYS_K
+
+/** The mean absolute step over the complete blocks only: steps are not spread evenly over a block (a
+ *  square wave has two a day), so counting a share of the oldest block would wobble with the hour. */
+function volatility(d: Days) {
+  let vol = 0
+  let cnt = 0
+  for (let i = 0; i < BLOCKS; i++) {
+    vol += d.v[i]!
+    cnt += d.c[i]!
+  }
+  return cnt > 0 ? vol / cnt : null
+}
+
+function volRatio(d: Days) {
+  const vol = volatility(d)
+  if (vol === null || d.wn < DAYS_NEEDED) return 0
+  return Math.abs(vol - d.wmu) / Math.max(Math.sqrt(d.wva), VOL_FLOOR * d.wmu, 1e-12) / VOL_K
+}
+
+/** What a day finding says: the level, or the volatility, whichever is further out. */
+export function dayMessage(d: Days, round: (x: number) => number) {
+  if (levelRatio(d) >= volRatio(d))
+    return `The last 24 hours' mean, ${round(d.m!)}, is ${(levelRatio(d) * DAYS_K).toFixed(1)} standard deviations from the earlier days' ${round(d.mu)}.`
+  return `The last 24 hours' readings move ${round(volatility(d)!)} a step on average, ${(volRatio(d) * VOL_K).toFixed(1)} standard deviations from the earlier days' ${round(d.wmu)}.`
+}
+
+/** Fills the volatility into a state stored before it: its kept blocks count no steps, so the first
+ *  daily volatility is left out. */
+export function reviveDays(d: Days) {
+  if (d.v) return d
+  d.p = null
+  d.v = d.s.map(() => 0)
+  d.bv = 0
+  d.wn = -1
+  d.wmu = 0
+  d.wva = 0
+  return d
 }

@@ -8,7 +8,7 @@
 import { DAY, envelopeExcess, learnEnvelope, learnProfile, profileAt, profileBin } from './season'
 import { localLevel } from './level'
 import { learnContext } from './context'
-import { DAYS_K, learnDays, newDays } from './days'
+import { dayMessage, learnDays, newDays } from './days'
 import { bounded, gradeScore, PEAK_ALPHA, RARE_ALPHA, strength } from './grade'
 import { learnLikelihood, learnTail, recentZ, tailLimit } from './tail'
 import type { VariableState } from './state'
@@ -417,7 +417,7 @@ export function step(
           value: x,
           expected_min: null,
           expected_max: null,
-          message: `The last 24 hours' mean, ${round(state.days.m!)}, is ${(dayRatio * DAYS_K).toFixed(1)} standard deviations from the earlier days' ${round(state.days.mu)}.`,
+          message: dayMessage(state.days, round),
           score: strength(dayRatio),
         }
       : null

@@ -2,7 +2,7 @@
 // and one read back from storage.
 import type { Kind, Rule, Severity } from './detector'
 import { newContext, type Context } from './context'
-import { newDays, type Days } from './days'
+import { newDays, reviveDays, type Days } from './days'
 import { newEnvelope, newProfile, type Envelope, type Profile } from './season'
 import { newLikelihood, newTail, type Likelihood, type Tail } from './tail'
 
@@ -102,6 +102,6 @@ export function reviveState(raw: unknown, bins = 48): VariableState {
   state.lik ??= newLikelihood()
   state.stepAt ??= null
   state.ctx ??= newContext()
-  state.days ??= newDays()
+  state.days = state.days ? reviveDays(state.days) : newDays()
   return state
 }
