@@ -80,13 +80,17 @@ export const newDays = (): Days => ({
  * DAYS_K standard deviations (≥ 1: a day unlike the others; at most once a day), or -1 while there are
  * fewer than DAYS_NEEDED days behind it.
  */
+/** Six significant figures: what a closed block or a daily figure keeps (the state is stored with every
+ *  reading). */
+const fig = (x: number) => Number(x.toPrecision(6))
+
 export function learnDays(d: Days, t: number, x: number): number {
   d.end ??= t + SPAN
   const v = d.v
   while (t >= d.end) {
-    d.s.push(d.bs)
+    d.s.push(fig(d.bs))
     d.c.push(d.bc)
-    v.push(d.bv)
+    v.push(fig(d.bv))
     if (d.s.length > BLOCKS) {
       d.s.shift()
       d.c.shift()
@@ -112,13 +116,15 @@ export function learnDays(d: Days, t: number, x: number): number {
         const a = 1 / Math.min(d.n, DAYS_SPAN)
         const dev = sum / cnt - d.mu
         d.mu += a * dev
-        d.va = d.n === 1 ? 0 : (1 - a) * (d.va + a * dev * dev)
+        d.va = fig(d.n === 1 ? 0 : (1 - a) * (d.va + a * dev * dev))
+        d.mu = fig(d.mu)
         // A negative count: the day's blocks predate the volatility (a revived state), not a day's.
         if ((d.wn += 1) > 0) {
           const b = 1 / Math.min(d.wn, DAYS_SPAN)
           const wdev = vol / cnt - d.wmu
           d.wmu += b * wdev
-          d.wva = d.wn === 1 ? 0 : (1 - b) * (d.wva + b * wdev * wdev)
+          d.wva = fig(d.wn === 1 ? 0 : (1 - b) * (d.wva + b * wdev * wdev))
+          d.wmu = fig(d.wmu)
         }
       }
     }
