@@ -75,15 +75,16 @@ export const newDays = (): Days => ({
   wva: 0,
 })
 
-/**
- * Learns one reading and returns how far the last 24 hours' mean is from the earlier days' means, in
- * DAYS_K standard deviations (≥ 1: a day unlike the others; at most once a day), or -1 while there are
- * fewer than DAYS_NEEDED days behind it.
- */
 /** Six significant figures: what a closed block or a daily figure keeps (the state is stored with every
  *  reading). */
 const fig = (x: number) => Number(x.toPrecision(6))
 
+/**
+ * Learns one reading and returns how far the last 24 hours' mean (in DAYS_K standard deviations of the
+ * earlier days' means) or mean step (in VOL_K of theirs) is from the earlier days', whichever is
+ * further (≥ 1: a day unlike the others; at most once a day), or -1 while there are fewer than
+ * DAYS_NEEDED days behind it.
+ */
 export function learnDays(d: Days, t: number, x: number): number {
   d.end ??= t + SPAN
   const v = d.v
@@ -131,7 +132,7 @@ export function learnDays(d: Days, t: number, x: number): number {
   }
   d.bs += x
   d.bc += 1
-  if (d.p !== null && d.p !== undefined) d.bv += Math.abs(x - d.p)
+  if (d.p !== null) d.bv += Math.abs(x - d.p)
   d.p = x
   if (d.s.length < BLOCKS) return -1
   if (d.m !== null) d.spread += SPREAD_ALPHA * (Math.abs(x - d.m) - d.spread)
