@@ -289,7 +289,7 @@ export function renderMarkdown(results: Results, chart: string): string {
     ...ingestTables(results),
     '### 4. Connections',
     '',
-    'Server RSS (VmRSS from /proc/<pid>/status) after the subscribers connected and sat idle, minus RSS before, per connection; connect rate counts until every client has its `connection` message.',
+    'Server RSS (VmRSS from /proc/<pid>/status) once every subscriber connected and sat idle, minus RSS once the first tenth had, over the other nine tenths (runs before session 9 took RSS before any socket, which the collection of the warm-up’s garbage could hide); connect rate counts until every client has its `connection` message.',
     '',
     ...connectionTable(results),
     '',

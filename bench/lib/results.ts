@@ -33,7 +33,8 @@ export interface FanoutRun {
   size: number
   rep: number
   connect: { ms: number; perSecond: number; failed: number }
-  memory: { beforeKb: number; afterKb: number; perConnectionKb: number }
+  /** RSS after the warm-up, once a tenth of the sockets connected (absent in older runs), once all did. */
+  memory: { beforeKb: number; tenthKb?: number; afterKb: number; perConnectionKb: number }
   /** `latency` at the target load (200k deliveries/s at most), `light` at 50k deliveries/s at most. */
   paths: { path: Path; throughput: PhaseResult; latency: PhaseResult; light: PhaseResult }[]
 }
