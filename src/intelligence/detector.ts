@@ -8,7 +8,7 @@
 import { DAY, envelopeExcess, learnEnvelope, learnProfile, profileAt, profileBin } from './season'
 import { localLevel } from './level'
 import { learnContext } from './context'
-import { dayMessage, learnDays, newDays } from './days'
+import { dayMessage, learnDays } from './days'
 import { bounded, gradeScore, PEAK_ALPHA, RARE_ALPHA, strength } from './grade'
 import { learnLikelihood, learnTail, recentZ, tailLimit } from './tail'
 import type { VariableState } from './state'
@@ -407,7 +407,7 @@ export function step(
       score: strength(unlikely / o.unlikelyZ),
     })
   // A day unlike the last two weeks' days (days.ts): a hit of its own, at most once a day.
-  const dayRatio = learnDays((state.days ??= newDays()), t, x)
+  const dayRatio = learnDays(state.days, t, x)
   const day: Hit | null =
     warm && dayRatio >= 1
       ? {

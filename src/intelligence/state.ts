@@ -58,7 +58,7 @@ export interface VariableState {
   ctx: Context
   /** The last day's readings and the earlier days' means (days.ts; added within v3: a state stored
    *  without it starts afresh). */
-  days?: Days
+  days: Days
   breach: { n: number; since: number | null }
   /** Consecutive readings with no finding, per rule (auto-resolve counts on these). */
   normal: Record<Rule, number>
