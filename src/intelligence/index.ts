@@ -241,10 +241,10 @@ export class DetectorStates {
       return
     }
     const rows = [...states].map(([key, state]) => {
-      const [sensor, variable] = key.split(':')
+      const [sensor, variable] = splitKey(key)
       return {
-        sensor_id: Number(sensor),
-        variable: variable!,
+        sensor_id: sensor,
+        variable,
         rev: crypto.randomUUID(),
         state,
         updated_at: now,
@@ -262,12 +262,14 @@ export class DetectorStates {
       )
       for (const row of rows) await upsert.run(row)
     } else await this.putSplit(tx, rows)
-    for (const row of rows) {
-      this.cache.set(stateKey(row.sensor_id, row.variable), { rev: row.rev, state: row.state })
-      let cached = this.cachedOf.get(row.sensor_id)
-      if (!cached) this.cachedOf.set(row.sensor_id, (cached = new Set()))
-      cached.add(row.variable)
-    }
+    for (const row of rows)
+      this.remember(
+        stateKey(row.sensor_id, row.variable),
+        row.sensor_id,
+        row.variable,
+        row.state,
+        row.rev,
+      )
   }
 
   /** PostgreSQL: each state without its season, and the season only where the row's is not the same. */
