@@ -13,12 +13,16 @@ const TICKS_PER_SECOND = Number(
   Bun.spawnSync(['getconf', 'CLK_TCK']).stdout.toString().trim() || '100',
 )
 
+/** User + system CPU seconds in a /proc/<pid>/stat line (all the process's threads). */
+function statCpu(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND
+}
+
 /** User + system CPU seconds a process (all its threads) has used. */
 export function cpuSeconds(pid: number): number {
   try {
-    const stat = read(`/proc/${pid}/stat`)
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND
+    return statCpu(read(`/proc/${pid}/stat`))
   } catch {
     return NaN
   }
@@ -98,9 +102,7 @@ function postgresCpu(): Map<number, number> {
     if (!/^\d+$/.test(name)) continue
     try {
       const stat = read(`/proc/${name}/stat`)
-      if (!stat.includes(' (postgres) ')) continue
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      out.set(Number(name), (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND)
+      if (stat.includes(' (postgres) ')) out.set(Number(name), statCpu(stat))
     } catch {
       // The process ended between the listing and the read.
     }
