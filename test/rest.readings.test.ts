@@ -183,6 +183,46 @@ describe('POST /api/v1/readings', () => {
     )
   })
 
+  test('with Prefer: return=minimal it answers 201 with no body, the Location and Preference-Applied', async () => {
+    await settle(server, general, 'general')
+    const from = general.messages.length
+    const body = { sensor_id: sensorId, temperatura: 24.5, timestamp: '2025-07-21T08:00:00Z' }
+    const res = await server.api('POST', '/api/v1/readings', body, {
+      prefer: 'handling=strict, return=minimal',
+      'accept-encoding': 'gzip, br',
+    })
+    expect(res.status).toBe(201)
+    expect(res.body).toBeUndefined()
+    expect(res.headers.get('preference-applied')).toBe('return=minimal')
+    const location = res.headers.get('location')!
+    expect(location).toMatch(/^\/api\/v1\/readings\/\d+$/)
+    const stored = await server.api('GET', location)
+    expect(stored.body).toMatchObject({ ...body, humedad: null })
+    const id = stored.body.id
+    await expectEntityEvent(general, 'reading', 'created', id, 'create_reading')
+    expect(general.messages.slice(from).some((m) => m.entity_id === id)).toBe(true)
+    // Without the preference (or with return=representation) the reading comes back as before.
+    for (const prefer of [undefined, 'return=representation']) {
+      const full = await server.api('POST', '/api/v1/readings', body, prefer ? { prefer } : {})
+      expect(full.status).toBe(201)
+      expect(full.body).toMatchObject(body)
+      expect(full.headers.get('preference-applied')).toBeNull()
+    }
+  })
+
+  test('with Prefer: return=minimal bad input is still a 422 with its error body; nothing is stored', async () => {
+    await unchanged(async () => {
+      const res = await server.api(
+        'POST',
+        '/api/v1/readings',
+        { sensor_id: sensorId, temperatura: 'x' },
+        { prefer: 'return=minimal' },
+      )
+      expectInvalid(res, 'temperatura')
+      expect(res.headers.get('preference-applied')).toBeNull()
+    })
+  })
+
   test('a body that is not JSON is a 400; nothing is stored', async () => {
     await unchanged(async () => {
       expectError(await server.api('POST', '/api/v1/readings', '{"sensor_id":1,'), 400)
@@ -222,6 +262,31 @@ describe('POST /api/v1/readings/batch', () => {
     expect(events[2]!.seq).toBe(events[1]!.seq + 1)
     for (const reading of res.body)
       expect((await server.api('GET', `/api/v1/readings/${reading.id}`)).body).toEqual(reading)
+  })
+
+  test('with Prefer: return=minimal it stores every reading and answers 201 with no body', async () => {
+    await settle(server, general, 'general')
+    const from = general.messages.length
+    const items = Array.from({ length: 50 }, (_, i) => ({
+      sensor_id: i % 2 ? sensorId : otherSensorId,
+      values: { co2: 400 + i },
+      timestamp: `2025-03-01T00:${String(i).padStart(2, '0')}:00Z`,
+    }))
+    const before = await rowCount(server, readings)
+    const res = await server.api('POST', '/api/v1/readings/batch', items, {
+      Prefer: 'return=minimal',
+      'accept-encoding': 'br, gzip',
+    })
+    expect(res.status).toBe(201)
+    expect(res.body).toBeUndefined()
+    expect(res.headers.get('preference-applied')).toBe('return=minimal')
+    expect(res.headers.get('content-encoding')).toBeNull()
+    expect(await rowCount(server, readings)).toBe(before + 50)
+    await settle(server, general, 'general')
+    const events = general.messages
+      .slice(from)
+      .filter((m) => m.type === 'entity_event' && m.entity_type === 'reading')
+    expect(events.map((e) => e.data.values.co2)).toEqual(items.map((item) => item.values.co2))
   })
 
   test('one bad item is a 422 naming [i].field, nothing is stored and no event is emitted', async () => {

@@ -5,6 +5,7 @@ import { encode, newHistogram } from './histogram'
 import type { Command, SendReply } from './protocol'
 
 const JSON_HEADERS = { 'content-type': 'application/json' }
+const MINIMAL_HEADERS = { ...JSON_HEADERS, prefer: 'return=minimal' }
 
 let fleet: { lanes: Lane[]; identical: boolean; vars: 2 | 5; startMs: number } | undefined
 
@@ -30,6 +31,7 @@ export async function ingest(
   const f = fleet
   if (!f) throw new Error('ingest before fleet')
   const url = `${cmd.base}/api/v1/readings${cmd.batch > 1 ? '/batch' : ''}`
+  const headers = cmd.minimal ? MINIMAL_HEADERS : JSON_HEADERS
   const hist = newHistogram()
   const samples: number[] = []
   let created = 0
@@ -57,7 +59,7 @@ export async function ingest(
       const sentAt = now()
       if (first === 0) first = sentAt
       try {
-        const res = await fetch(url, { method: 'POST', headers: JSON_HEADERS, body: text })
+        const res = await fetch(url, { method: 'POST', headers, body: text })
         const answer = await res.text()
         if (res.status === 201) {
           created += cmd.batch

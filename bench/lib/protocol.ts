@@ -136,7 +136,7 @@ export type Command =
       /** The upper-bound load instead: every reading the same, one sensor, no timestamp. */
       identical: boolean
     }
-  | { t: 'ingest'; base: string; batch: number; durationMs: number }
+  | { t: 'ingest'; base: string; batch: number; minimal?: boolean; durationMs: number }
   | { t: 'replay'; url: string; expect: number; timeoutMs: number }
   /** A local webhook receiver: one path per endpoint (/hook/0, /hook/1, …); answers 204 at once. */
   | { t: 'receiver'; endpoints: number }

@@ -1,10 +1,11 @@
 // HTTP conventions of every answer: gzip/brotli for larger compressible bodies, ETag/304 and Cache-Control
-// on static content, and the methods a known path serves (for 405 with Allow).
+// on static content, the methods a known path serves (for 405 with Allow), and `Prefer: return=minimal`.
 import { promisify } from 'node:util'
 import { brotliCompress, constants, gzip } from 'node:zlib'
 import compressible from 'compressible'
 import { Elysia, ElysiaCustomStatusResponse, StatusMap } from 'elysia'
 import Negotiator from 'negotiator'
+import parsePrefer from 'parse-prefer-header'
 
 /** Smaller bodies go out as they are: compressing them saves less than it costs. */
 export const COMPRESS_MIN_BYTES = 1024
@@ -122,6 +123,22 @@ function encoded(
   return compress(bytes, encoding, 'dynamic').then(
     (out) => new Response(out, { status, headers: { 'content-type': type } }),
   )
+}
+
+/** Does the request ask for `Prefer: return=minimal` (RFC 7240)? */
+export function prefersMinimal(request: Request): boolean {
+  const header = request.headers.get('prefer')
+  return header !== null && String(parsePrefer(header).return).toLowerCase() === 'minimal'
+}
+
+/**
+ * What a write that honours `Prefer: return=minimal` answers instead of its representation: the status,
+ * no body, `Preference-Applied`, and where the created resource is when there is one.
+ */
+export function minimalAnswer(status: number, location?: string): Response {
+  const headers: Record<string, string> = { 'preference-applied': 'return=minimal' }
+  if (location) headers.location = location
+  return new Response(null, { status, headers })
 }
 
 const etagOf = (bytes: Bytes) =>

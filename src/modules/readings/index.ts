@@ -1,6 +1,7 @@
 // REST routes for readings under /api/v1/readings, including the all-or-none batch.
-import { Elysia, t } from 'elysia'
+import { Elysia, ElysiaCustomStatusResponse, t } from 'elysia'
 import type { Services } from '../../context'
+import { minimalAnswer, prefersMinimal } from '../../lib/http-standards'
 import { checkBody } from '../../lib/json-body'
 import { errors, IdParams } from '../../lib/schemas'
 import {
@@ -27,6 +28,30 @@ const readingBody = (nullable: boolean) => checkBody((body) => checkReadingBody(
 const batchBody = checkBody((body) => {
   if (Array.isArray(body)) body.forEach((item, i) => checkReadingBody(item, `[${i}].`, false))
 })
+
+/**
+ * `Prefer: return=minimal` (RFC 7240) on the writes that store readings: 201 with no body instead of the
+ * stored readings, so a gateway sending thousands at once is not sent them back (and compressed) too.
+ */
+const minimal =
+  (location?: (created: Reading) => string) =>
+  ({
+    request,
+    response,
+    set,
+  }: {
+    request: Request
+    response: unknown
+    set: { status?: unknown }
+  }) => {
+    if (!prefersMinimal(request)) return
+    set.status = 201
+    const created = response instanceof ElysiaCustomStatusResponse ? response.response : response
+    // Elysia types an afterHandle's result as the route's schema; a Response is taken as is at run time.
+    return minimalAnswer(201, location?.(created as Reading)) as never
+  }
+const MINIMAL_NOTE =
+  ' With `Prefer: return=minimal` (RFC 7240) the answer is 201 with no body and `Preference-Applied: return=minimal`'
 
 export const readingsModule = (services: Services) =>
   new Elysia({ name: 'readings', prefix: '/api/v1/readings', detail: { tags: ['readings'] } })
@@ -58,11 +83,14 @@ export const readingsModule = (services: Services) =>
       parse: 'json',
       transform: readingBody(false),
       body: ReadingCreate,
+      afterHandle: minimal((reading) => `/api/v1/readings/${reading.id}`),
       response: { 201: Reading, ...errors },
       detail: {
         summary: 'Store a reading',
         description:
-          'The original body (temperatura, humedad) and/or `values` with any named measurements; at least one. A name not seen before is registered as a variable (GET /api/v1/variables). Emits `created` on readings, readings:<sensor_id>, sensors:<sensor_id> and general.',
+          'The original body (temperatura, humedad) and/or `values` with any named measurements; at least one. A name not seen before is registered as a variable (GET /api/v1/variables). Emits `created` on readings, readings:<sensor_id>, sensors:<sensor_id> and general.' +
+          MINIMAL_NOTE +
+          ', with `Location`.',
       },
     })
     .post(
@@ -72,11 +100,14 @@ export const readingsModule = (services: Services) =>
         parse: 'json',
         transform: batchBody,
         body: ReadingBatch,
+        afterHandle: minimal(),
         response: { 201: t.Array(Reading), ...errors },
         detail: {
           summary: 'Store many readings at once',
           description:
-            'One transaction: if any item is invalid nothing is stored and the error names it (e.g. [3].sensor_id). One event per reading.',
+            'One transaction: if any item is invalid nothing is stored and the error names it (e.g. [3].sensor_id). One event per reading.' +
+            MINIMAL_NOTE +
+            '.',
         },
       },
     )
