@@ -1,9 +1,9 @@
-// HTTP conventions a proxy or a browser relies on: gzip and brotli for larger answers, ETag/304 and
+// HTTP conventions a proxy or a browser relies on: zstd, brotli and gzip for larger answers, ETag/304 and
 // Cache-Control on static content, HEAD wherever GET is, 405 with Allow, a favicon, a promtool-clean
 // /metrics, and permessage-deflate on the WebSocket when WEBSOCKET_COMPRESSION asks for it.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { connect } from 'node:net'
-import { brotliDecompressSync, gunzipSync } from 'node:zlib'
+import { brotliDecompressSync, gunzipSync, zstdDecompressSync } from 'node:zlib'
 import { startTestServer, type TestServer } from './helpers'
 import { promtoolCheckMetrics } from './standards-kit'
 
@@ -37,30 +37,35 @@ const decode = (encoding: string | null, bytes: Uint8Array) =>
       ? brotliDecompressSync(bytes)
       : encoding === 'gzip'
         ? gunzipSync(bytes)
-        : bytes,
+        : encoding === 'zstd'
+          ? zstdDecompressSync(bytes)
+          : bytes,
   ).toString()
 
 describe('compression', () => {
+  // Built per request (zstd first when accepted: the cheapest) or static (compressed once: brotli first).
   const COMPRESSIBLE = [
-    '/swagger/json',
-    '/asyncapi.json',
-    '/metrics',
-    '/api/v1/readings?limit=50',
-    '/swagger/assets/swagger-ui-bundle.js',
-  ]
+    ['/swagger/json', 'static'],
+    ['/asyncapi.json', 'static'],
+    ['/metrics', 'dynamic'],
+    ['/api/v1/readings?limit=50', 'dynamic'],
+    ['/swagger/assets/swagger-ui-bundle.js', 'static'],
+  ] as const
 
-  for (const path of COMPRESSIBLE)
-    test(`${path} goes out as brotli or gzip as the client asks, and decodes to what identity gives`, async () => {
+  for (const [path, kind] of COMPRESSIBLE)
+    test(`${path} goes out as zstd, brotli or gzip as the client asks, and decodes to what identity gives`, async () => {
       const plain = await raw(path, { 'accept-encoding': 'identity' })
       expect(plain.res.status).toBe(200)
       expect(plain.res.headers.get('content-encoding')).toBeNull()
       expect(plain.res.headers.get('vary')).toContain('Accept-Encoding')
       const text = decode(null, plain.bytes)
       for (const [accept, expected] of [
-        ['gzip, deflate, br, zstd', 'br'],
+        ['gzip, deflate, br, zstd', kind === 'dynamic' ? 'zstd' : 'br'],
+        ['gzip, deflate, br', 'br'],
+        ['gzip, zstd', 'zstd'],
         ['gzip', 'gzip'],
-        ['br;q=0, gzip', 'gzip'],
-        ['gzip;q=0.5, br;q=0.9', 'br'],
+        ['br;q=0, zstd;q=0, gzip', 'gzip'],
+        ['gzip;q=0.5, br;q=0.9, zstd;q=0.8', 'br'],
       ] as const) {
         const { res, bytes } = await raw(path, { 'accept-encoding': accept })
         expect({ accept, encoding: res.headers.get('content-encoding') }).toEqual({
