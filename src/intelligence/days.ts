@@ -23,6 +23,9 @@ const SPREAD_FLOOR = 0.05
  *  and their floor as a share of the mean volatility. */
 export const VOL_K = 3.5
 const VOL_FLOOR = 0.1
+/** Share of the volatility rule's limit from which the day is restless: a hit on such a day grades
+ *  higher (grade.ts). */
+export const RESTLESS = 0.7
 /** Smoothing per reading of the readings' spread around the 24-hour mean. */
 const SPREAD_ALPHA = 0.01
 
@@ -158,7 +161,7 @@ const levelRatio = (d: Days) =>
 
 /** The mean absolute step over the complete blocks only: steps are not spread evenly over a block (a
  *  square wave has two a day), so counting a share of the oldest block would wobble with the hour. */
-function volatility(d: Days) {
+export function volatility(d: Days) {
   let vol = 0
   let cnt = 0
   for (let i = 0; i < BLOCKS; i++) {
@@ -168,11 +171,18 @@ function volatility(d: Days) {
   return cnt > 0 ? vol / cnt : null
 }
 
-function volRatio(d: Days) {
+export function volRatio(d: Days) {
   const vol = volatility(d)
   if (vol === null || d.wn < DAYS_NEEDED) return 0
   return Math.abs(vol - d.wmu) / Math.max(Math.sqrt(d.wva), VOL_FLOOR * d.wmu, 1e-12) / VOL_K
 }
+
+/**
+ * Whether the last 24 hours move unusually, in either direction: their mean step is at least RESTLESS of
+ * the way to the volatility rule's limit (VOL_K standard deviations of the earlier days'). False until
+ * there are DAYS_NEEDED daily volatilities and a whole day of blocks. No state of its own.
+ */
+export const restless = (d: Days) => d.v.length === BLOCKS && volRatio(d) >= RESTLESS
 
 /** What a day finding says: the level, or the volatility, whichever is further out. */
 export function dayMessage(d: Days, round: (x: number) => number) {
