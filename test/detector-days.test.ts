@@ -148,6 +148,28 @@ describe('restless days', () => {
     expect(restless(newDays())).toBe(false)
   })
 
+  test('six hours with noise 1.5 times as wide make the series restless within three hours, though the day is not', () => {
+    // The cycle of `series`, its last six hours (from reading 108 of day 20) with noise 1.5 times as wide.
+    const noise = gaussian(7)
+    const values = Array.from(
+      { length: 21 * PER_DAY },
+      (_, i) =>
+        50 +
+        10 * Math.sin((2 * Math.PI * i) / PER_DAY) +
+        (i >= 20 * PER_DAY + 108 ? 1.5 : 1) * noise(),
+    )
+    const d = newDays()
+    let first = -1
+    for (let i = 0; i < 21 * PER_DAY - 1; i++) {
+      learnDays(d, START + i * STEP, values[i]!)
+      if (i >= 20 * PER_DAY && first < 0 && restless(d)) first = i - 20 * PER_DAY
+    }
+    expect(first).toBeGreaterThanOrEqual(108)
+    expect(first).toBeLessThanOrEqual(108 + 18)
+    expect(volRatio(d)).toBeLessThan(RESTLESS)
+    expect(restless(d)).toBe(true)
+  })
+
   test('grades a hit on a restless day at 1.5 times the same hit on an ordinary day', () => {
     const ordinary = gradeScore(0.8, true, 0, 0, 0.5, true)
     const restlessDay = gradeScore(0.8, true, 0, 0, 0.5, true, true)

@@ -23,9 +23,10 @@ const SPREAD_FLOOR = 0.05
  *  and their floor as a share of the mean volatility. */
 export const VOL_K = 3.5
 const VOL_FLOOR = 0.1
-/** Share of the volatility rule's limit from which the day is restless: a hit on such a day grades
- *  higher (grade.ts). */
+/** A day is restless from this share of the volatility rule's limit on, and the last hours are from this
+ *  many times the earlier days' mean step on: a hit then grades higher (grade.ts). */
 export const RESTLESS = 0.7
+export const RESTLESS_HOURS = 1.4
 /** Smoothing per reading of the readings' spread around the 24-hour mean. */
 const SPREAD_ALPHA = 0.01
 
@@ -178,11 +179,19 @@ export function volRatio(d: Days) {
 }
 
 /**
- * Whether the last 24 hours move unusually, in either direction: their mean step is at least RESTLESS of
- * the way to the volatility rule's limit (VOL_K standard deviations of the earlier days'). False until
- * there are DAYS_NEEDED daily volatilities and a whole day of blocks. No state of its own.
+ * Whether the series is restless: the last 24 hours' mean step at least RESTLESS of the way to the
+ * volatility rule's limit (VOL_K standard deviations of the earlier days', in either direction), or the
+ * last six to nine hours' (the two latest complete blocks and the one under way) RESTLESS_HOURS times the
+ * earlier days' mean step or more. False until there are DAYS_NEEDED daily volatilities and a whole day
+ * of blocks. No state of its own.
  */
-export const restless = (d: Days) => d.v.length === BLOCKS && volRatio(d) >= RESTLESS
+export function restless(d: Days) {
+  if (d.v.length < BLOCKS || d.wn < DAYS_NEEDED) return false
+  if (volRatio(d) >= RESTLESS) return true
+  const steps = d.v[BLOCKS - 2]! + d.v[BLOCKS - 1]! + d.bv
+  const count = d.c[BLOCKS - 2]! + d.c[BLOCKS - 1]! + d.bc
+  return count > 0 && steps >= RESTLESS_HOURS * d.wmu * count && d.wmu > 0
+}
 
 /** What a day finding says: the level, or the volatility, whichever is further out. */
 export function dayMessage(d: Days, round: (x: number) => number) {

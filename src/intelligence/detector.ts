@@ -425,8 +425,8 @@ export function step(
   // Whether this step is a context the variable has been in (context.ts); pairs count once the detector
   // is warm: placed on the range of its first few readings they would mean nothing.
   const familiar = learnContext(state.ctx, x, warm)
-  // A day that moves unlike the earlier days (days.ts), short of being a finding itself: the hits in it
-  // grade higher.
+  // A series moving unlike it did on the earlier days (days.ts: a restless day short of being a finding
+  // itself, or restless hours): its hits grade higher.
   const unrest = found.length > 0 && restless(state.days)
   state.onsets = (state.onsets ?? 0) * (1 - RARE_ALPHA)
   state.peak = (state.peak ?? 0) * (1 - PEAK_ALPHA)

@@ -13,8 +13,8 @@ const RARE_HALF = 4
 export const PEAK_ALPHA = 1 / 1000
 /** A hit in a context the variable has been in before (context.ts) grades this much of a new one's. */
 const FAMILIAR = 0.7
-/** A hit on a restless day (days.ts: the last 24 hours' mean step well past the earlier days') grades
- *  this many times one on an ordinary day. */
+/** A hit while the series is restless (days.ts: the last day's or the last hours' mean step well past the
+ *  earlier days') grades this many times one in ordinary times. */
 const RESTLESS_GRADE = 1.5
 
 /**
@@ -25,7 +25,7 @@ const RESTLESS_GRADE = 1.5
  * episode gaps: a lasting condition grades as an onset does), and times the anomaly likelihood of
  * the error (tail.ts: HTM's form, 0 while the recent error is ordinary for this variable), and 0.7 of
  * that when the step to this reading is a context the variable has been in (context.ts), and 1.5 times
- * it on a restless day (days.ts: a finding on a day that moves unlike the others). A bursty
+ * it while the series is restless (days.ts: moving more, or less, than on the earlier days). A bursty
  * variable's hits grade low, a quiet one's first finding high; 0.5 stays every hit's floor, so
  * score ≥ 0.5 is still exactly what production raises.
  */
