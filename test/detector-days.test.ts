@@ -1,7 +1,16 @@
 // Multi-day level and volatility (days.ts): the last 24 hours' mean and mean step against the earlier
 // days', a hit of its own at most once a day, and its state stored and revived.
 import { describe, expect, test } from 'bun:test'
-import { learnDays, newDays, reviveDays } from '../src/intelligence/days'
+import {
+  learnDays,
+  newDays,
+  restless,
+  RESTLESS,
+  reviveDays,
+  volatility,
+  volRatio,
+} from '../src/intelligence/days'
+import { gradeScore } from '../src/intelligence/grade'
 import { detectorOptions, step, type Hit } from '../src/intelligence/detector'
 import { newState, reviveState } from '../src/intelligence/state'
 import { generate, humiditySpec, temperatureSpec } from '../scripts/synthetic'
@@ -115,5 +124,72 @@ describe('multi-day level', () => {
     })
     expect(revived.days!.wn).toBe(6)
     expect(reviveDays(revived.days!)).toBe(revived.days!)
+  })
+})
+
+describe('restless days', () => {
+  /** 21 days of the cycle, the last one (all but its last reading) with its noise `scale` times as wide:
+   *  at 1.15 its mean step is about 3 of the daily volatilities' standard deviations from theirs, short
+   *  of the volatility rule's 3.5. */
+  function restlessRun(scale: number) {
+    const values = series(21, 7, undefined, (day) => (day === 20 ? scale : 1))
+    const { state, found } = run(values.slice(0, 20 * PER_DAY + PER_DAY - 1))
+    return { state, found }
+  }
+
+  test('a day with its noise 15 % wider than the others is restless as the others is restless (no finding of its own); an ordinary one is not', () => {
+    const odd = restlessRun(1.15)
+    expect(odd.found).toEqual([])
+    expect(volRatio(odd.state.days!)).toBeGreaterThanOrEqual(RESTLESS)
+    expect(volRatio(odd.state.days!)).toBeLessThan(1)
+    expect(restless(odd.state.days!)).toBe(true)
+    const plain = restlessRun(1)
+    expect(restless(plain.state.days!)).toBe(false)
+    expect(restless(newDays())).toBe(false)
+  })
+
+  test('six hours with noise 1.5 times as wide make the series restless within three hours, though the day is not', () => {
+    // The cycle of `series`, its last six hours (from reading 108 of day 20) with noise 1.5 times as wide.
+    const noise = gaussian(7)
+    const values = Array.from(
+      { length: 21 * PER_DAY },
+      (_, i) =>
+        50 +
+        10 * Math.sin((2 * Math.PI * i) / PER_DAY) +
+        (i >= 20 * PER_DAY + 108 ? 1.5 : 1) * noise(),
+    )
+    const d = newDays()
+    let first = -1
+    for (let i = 0; i < 21 * PER_DAY - 1; i++) {
+      learnDays(d, START + i * STEP, values[i]!)
+      if (i >= 20 * PER_DAY && first < 0 && restless(d)) first = i - 20 * PER_DAY
+    }
+    expect(first).toBeGreaterThanOrEqual(108)
+    expect(first).toBeLessThanOrEqual(108 + 18)
+    expect(volRatio(d)).toBeLessThan(RESTLESS)
+    expect(restless(d)).toBe(true)
+  })
+
+  test('grades a hit on a restless day at 1.5 times the same hit on an ordinary day', () => {
+    const ordinary = gradeScore(0.8, true, 0, 0, 0.5, true)
+    const restlessDay = gradeScore(0.8, true, 0, 0, 0.5, true, true)
+    expect(restlessDay - 0.5).toBeCloseTo(1.5 * (ordinary - 0.5), 5)
+  })
+
+  test('the same spike grades higher on a restless day than on an ordinary one; the same readings hit', () => {
+    const { state } = restlessRun(1.15)
+    const stored = JSON.stringify(state)
+    const at = START + (21 * PER_DAY - 1) * STEP
+    const jump = 50 + 10 * Math.sin((2 * Math.PI * (21 * PER_DAY - 1)) / PER_DAY) + 25
+    const onRestless = step(reviveState(JSON.parse(stored)), at, jump, null, detectorOptions())
+    const calm = reviveState(JSON.parse(stored))
+    // The same state with the earlier days' volatility set to this day's: an ordinary day.
+    calm.days!.wmu = volatility(calm.days!)!
+    expect(restless(calm.days!)).toBe(false)
+    const onCalm = step(calm, at, jump, null, detectorOptions())
+    expect(onRestless.map((h) => h.kind)).toEqual(['spike'])
+    expect(onCalm.map((h) => h.kind)).toEqual(['spike'])
+    expect(onRestless[0]!.score).toBeGreaterThan(onCalm[0]!.score)
+    expect(onCalm[0]!.score).toBeGreaterThanOrEqual(0.5)
   })
 })

@@ -23,6 +23,10 @@ const SPREAD_FLOOR = 0.05
  *  and their floor as a share of the mean volatility. */
 export const VOL_K = 3.5
 const VOL_FLOOR = 0.1
+/** A day is restless from this share of the volatility rule's limit on, and the last hours are from this
+ *  many times the earlier days' mean step on: a hit then grades higher (grade.ts). */
+export const RESTLESS = 0.7
+export const RESTLESS_HOURS = 1.4
 /** Smoothing per reading of the readings' spread around the 24-hour mean. */
 const SPREAD_ALPHA = 0.01
 
@@ -158,7 +162,7 @@ const levelRatio = (d: Days) =>
 
 /** The mean absolute step over the complete blocks only: steps are not spread evenly over a block (a
  *  square wave has two a day), so counting a share of the oldest block would wobble with the hour. */
-function volatility(d: Days) {
+export function volatility(d: Days) {
   let vol = 0
   let cnt = 0
   for (let i = 0; i < BLOCKS; i++) {
@@ -168,10 +172,25 @@ function volatility(d: Days) {
   return cnt > 0 ? vol / cnt : null
 }
 
-function volRatio(d: Days) {
+export function volRatio(d: Days) {
   const vol = volatility(d)
   if (vol === null || d.wn < DAYS_NEEDED) return 0
   return Math.abs(vol - d.wmu) / Math.max(Math.sqrt(d.wva), VOL_FLOOR * d.wmu, 1e-12) / VOL_K
+}
+
+/**
+ * Whether the series is restless: the last 24 hours' mean step at least RESTLESS of the way to the
+ * volatility rule's limit (VOL_K standard deviations of the earlier days', in either direction), or the
+ * last six to nine hours' (the two latest complete blocks and the one under way) RESTLESS_HOURS times the
+ * earlier days' mean step or more. False until there are DAYS_NEEDED daily volatilities and a whole day
+ * of blocks. No state of its own.
+ */
+export function restless(d: Days) {
+  if (d.v.length < BLOCKS || d.wn < DAYS_NEEDED) return false
+  if (volRatio(d) >= RESTLESS) return true
+  const steps = d.v[BLOCKS - 2]! + d.v[BLOCKS - 1]! + d.bv
+  const count = d.c[BLOCKS - 2]! + d.c[BLOCKS - 1]! + d.bc
+  return count > 0 && steps >= RESTLESS_HOURS * d.wmu * count && d.wmu > 0
 }
 
 /** What a day finding says: the level, or the volatility, whichever is further out. */

@@ -8,7 +8,7 @@
 import { DAY, envelopeExcess, learnEnvelope, learnProfile, profileAt, profileBin } from './season'
 import { localLevel } from './level'
 import { learnContext } from './context'
-import { dayMessage, learnDays } from './days'
+import { dayMessage, learnDays, restless } from './days'
 import { bounded, gradeScore, PEAK_ALPHA, RARE_ALPHA, strength } from './grade'
 import { learnLikelihood, learnTail, recentZ, tailLimit } from './tail'
 import type { VariableState } from './state'
@@ -425,6 +425,9 @@ export function step(
   // Whether this step is a context the variable has been in (context.ts); pairs count once the detector
   // is warm: placed on the range of its first few readings they would mean nothing.
   const familiar = learnContext(state.ctx, x, warm)
+  // A series moving unlike it did on the earlier days (days.ts: a restless day short of being a finding
+  // itself, or restless hours): its hits grade higher.
+  const unrest = found.length > 0 && restless(state.days)
   state.onsets = (state.onsets ?? 0) * (1 - RARE_ALPHA)
   state.peak = (state.peak ?? 0) * (1 - PEAK_ALPHA)
   if (found.length > 0) {
@@ -449,7 +452,15 @@ export function step(
     // learned the episode's own error by then, so it would call the new condition ordinary.
     const graded = (h: Hit, back = false) => ({
       ...h,
-      score: gradeScore(h.score, onset || lasting, state.onsets, peak, back ? 1 : lik, familiar),
+      score: gradeScore(
+        h.score,
+        onset || lasting,
+        state.onsets,
+        peak,
+        back ? 1 : lik,
+        familiar,
+        unrest,
+      ),
     })
     state.peak = Math.max(peak, worst.score)
     if (ep.severity === null || SEVERITY_RANK[worst.severity] > SEVERITY_RANK[ep.severity]) {

@@ -13,6 +13,9 @@ const RARE_HALF = 4
 export const PEAK_ALPHA = 1 / 1000
 /** A hit in a context the variable has been in before (context.ts) grades this much of a new one's. */
 const FAMILIAR = 0.7
+/** A hit while the series is restless (days.ts: the last day's or the last hours' mean step well past the
+ *  earlier days') grades this many times one in ordinary times. */
+const RESTLESS_GRADE = 1.5
 
 /**
  * A hit's score in [0.5, 1): 0.5 plus half its grade, where the grade is how far past its limit it is
@@ -21,7 +24,8 @@ const FAMILIAR = 0.7
  * 1,000 readings, a quarter of that for an episode's later hits (unless the episode has lasted two
  * episode gaps: a lasting condition grades as an onset does), and times the anomaly likelihood of
  * the error (tail.ts: HTM's form, 0 while the recent error is ordinary for this variable), and 0.7 of
- * that when the step to this reading is a context the variable has been in (context.ts). A bursty
+ * that when the step to this reading is a context the variable has been in (context.ts), and 1.5 times
+ * it while the series is restless (days.ts: moving more, or less, than on the earlier days). A bursty
  * variable's hits grade low, a quiet one's first finding high; 0.5 stays every hit's floor, so
  * score ≥ 0.5 is still exactly what production raises.
  */
@@ -32,6 +36,7 @@ export function gradeScore(
   peak: number,
   lik: number,
   familiar = false,
+  restless = false,
 ) {
   const past = 2 * s - 1
   const rarity = 1 / (1 + rate / RARE_ALPHA / RARE_HALF)
@@ -41,6 +46,7 @@ export function gradeScore(
     (first ? 1 : 0.25) *
     (s > peak ? 1 : 0.5) *
     lik *
-    (familiar ? FAMILIAR : 1)
+    (familiar ? FAMILIAR : 1) *
+    (restless ? RESTLESS_GRADE : 1)
   return Math.round(1e6 * (0.5 + 0.5 * Math.min(grade, 0.998))) / 1e6
 }
