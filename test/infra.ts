@@ -209,3 +209,71 @@ export async function spawnServer(env: Record<string, string>) {
     },
   }
 }
+
+/**
+ * A TCP relay to `port` on 127.0.0.1 that can misbehave like a network: `hold()` accepts new connections
+ * but relays nothing (a connect that hangs), `refuse()` closes new ones at once, `release()` relays the
+ * held ones after all and every new one again, `cut()` drops every connection it has.
+ */
+export async function startTcpRelay(port: number) {
+  interface Link {
+    client: import('bun').Socket<Link>
+    upstream?: import('bun').Socket<unknown>
+    pending: Uint8Array[]
+  }
+  const links = new Set<Link>()
+  let mode: 'relay' | 'hold' | 'refuse' = 'relay'
+  const connectUpstream = async (link: Link) => {
+    link.upstream = await Bun.connect({
+      hostname: '127.0.0.1',
+      port,
+      socket: {
+        data: (_, data) => void link.client.write(data),
+        close: () => void link.client.end(),
+        error: () => void link.client.end(),
+      },
+    })
+    for (const chunk of link.pending) link.upstream.write(chunk)
+    link.pending = []
+  }
+  const relay = Bun.listen<Link>({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      open(client) {
+        if (mode === 'refuse') return void client.terminate()
+        const link: Link = { client, pending: [] }
+        client.data = link
+        links.add(link)
+        if (mode === 'relay') void connectUpstream(link).catch(() => client.end())
+      },
+      data(client, data) {
+        const link = client.data
+        if (link.upstream) link.upstream.write(data)
+        else link.pending.push(new Uint8Array(data))
+      },
+      close(client) {
+        if (!client.data) return
+        links.delete(client.data)
+        client.data.upstream?.end()
+      },
+    },
+  })
+  return {
+    port: relay.port,
+    hold: () => void (mode = 'hold'),
+    refuse: () => void (mode = 'refuse'),
+    release: () => {
+      mode = 'relay'
+      for (const link of links)
+        if (!link.upstream) void connectUpstream(link).catch(() => undefined)
+    },
+    cut: () => {
+      for (const link of [...links]) {
+        link.upstream?.terminate()
+        link.client.terminate()
+      }
+    },
+    stop: () => relay.stop(true),
+  }
+}

@@ -13,6 +13,8 @@ export class Availability {
   private confirming = false
   private probing = false
   private stopped = false
+  /** What to do the moment the breaker opens (see onDown). */
+  private readonly waiting = new Set<() => void>()
 
   /** `probe` runs one cheap query (select 1) past the breaker; `notify` hears it open and close. */
   constructor(
@@ -25,6 +27,15 @@ export class Availability {
 
   get up() {
     return this.downSince === undefined
+  }
+
+  /**
+   * Calls `fn` once if the breaker opens before the returned function is called (which forgets it): a
+   * transaction still waiting for a connection is refused then, not when its connect attempt times out.
+   */
+  onDown(fn: () => void): () => void {
+    this.waiting.add(fn)
+    return () => this.waiting.delete(fn)
   }
 
   /** Throws DatabaseUnavailableError while the database is known to be unreachable. */
@@ -47,6 +58,9 @@ export class Availability {
         if (answered || this.downSince !== undefined || this.stopped) return
         this.downSince = noticed
         this.notify.down(error)
+        const waiting = [...this.waiting]
+        this.waiting.clear()
+        for (const fn of waiting) fn()
         void this.probeUntilUp()
       })
       .finally(() => (this.confirming = false))

@@ -8,7 +8,7 @@ import postgres from 'postgres'
 import type { Logger } from '../lib/logger'
 import type { Database, Tx, WriteScope } from '.'
 import { Availability } from './availability'
-import { dbErrorCode } from './errors'
+import { DatabaseUnavailableError, dbErrorCode } from './errors'
 import { Mutex, Semaphore } from './mutex'
 import * as schema from './schema'
 
@@ -221,15 +221,30 @@ function guarded(client: postgres.Sql, availability: Availability): postgres.Sql
       if (prop === 'begin')
         return (...args: unknown[]) => {
           availability.check()
+          // A transaction still waiting for a connection when the breaker opens is refused then: its
+          // connect may hang until connect_timeout (PostgreSQL shutting down). If the connection comes
+          // later, the transaction finds itself abandoned and rolls back before doing anything.
+          let abandoned = false
+          let refuse: (error: Error) => void = () => {}
+          const refused = new Promise<never>((_, reject) => (refuse = reject))
+          const forget = availability.onDown(() => {
+            abandoned = true
+            refuse(new DatabaseUnavailableError())
+          })
           // The transaction's own handle prepares as the pool's does.
           const fn = args.at(-1) as (sql: postgres.TransactionSql) => unknown
-          args[args.length - 1] = (sql: postgres.TransactionSql) => fn(preparing(sql))
-          return (target.begin as (...a: unknown[]) => Promise<unknown>)(...args).catch(
+          args[args.length - 1] = (sql: postgres.TransactionSql) => {
+            forget()
+            if (abandoned) throw new DatabaseUnavailableError()
+            return fn(preparing(sql))
+          }
+          const run = (target.begin as (...a: unknown[]) => Promise<unknown>)(...args).catch(
             (error: unknown) => {
               availability.report(error)
               throw error
             },
           )
+          return Promise.race([run, refused]).finally(forget)
         }
       return Reflect.get(target, prop, receiver)
     },
