@@ -11,7 +11,14 @@ import {
   ISO_Z,
   rowCount,
 } from './assert'
-import { createSensor, settle, startWatchedServer, type TestServer, type WsClient } from './helpers'
+import {
+  createSensor,
+  settle,
+  startWatchedServer,
+  type ApiResponse,
+  type TestServer,
+  type WsClient,
+} from './helpers'
 
 setDefaultTimeout(30_000)
 
@@ -36,6 +43,14 @@ const create = async (body: Record<string, unknown> = {}) => {
   })
   expect(res.status).toBe(201)
   return res.body
+}
+
+/** What a write that honoured `Prefer: return=minimal` answers: 201, no body, no compression. */
+const expectMinimal = (res: ApiResponse) => {
+  expect(res.status).toBe(201)
+  expect(res.body).toBeUndefined()
+  expect(res.headers.get('preference-applied')).toBe('return=minimal')
+  expect(res.headers.get('content-encoding')).toBeNull()
 }
 
 /** Bad input must leave the table and the event log as they were. */
@@ -191,9 +206,7 @@ describe('POST /api/v1/readings', () => {
       prefer: 'handling=strict, return=minimal',
       'accept-encoding': 'gzip, br',
     })
-    expect(res.status).toBe(201)
-    expect(res.body).toBeUndefined()
-    expect(res.headers.get('preference-applied')).toBe('return=minimal')
+    expectMinimal(res)
     const location = res.headers.get('location')!
     expect(location).toMatch(/^\/api\/v1\/readings\/\d+$/)
     const stored = await server.api('GET', location)
@@ -277,10 +290,7 @@ describe('POST /api/v1/readings/batch', () => {
       Prefer: 'return=minimal',
       'accept-encoding': 'br, gzip',
     })
-    expect(res.status).toBe(201)
-    expect(res.body).toBeUndefined()
-    expect(res.headers.get('preference-applied')).toBe('return=minimal')
-    expect(res.headers.get('content-encoding')).toBeNull()
+    expectMinimal(res)
     expect(await rowCount(server, readings)).toBe(before + 50)
     await settle(server, general, 'general')
     const events = general.messages
