@@ -241,6 +241,42 @@ describe.each(engines)('on $name', ({ start }) => {
     expect(kept?.payload).toBe(frame)
     live.close()
   })
+
+  test('an event row written before this layout (the whole frame, no reading_id) replays as it was, also after its reading changes', async () => {
+    const { server, drop } = await start()
+    cleanups.push(drop, () => server.stop())
+    const sensor = await createSensor(server)
+    const live = await rawClient(server, { channel: `readings:${sensor}` })
+    const created = await server.api('POST', '/api/v1/readings', {
+      sensor_id: sensor,
+      values: measurements(2),
+    })
+    expect(created.status).toBe(201)
+    await until(async () => live.events().length === 1, 'the live frame')
+    // What the previous version stored: the frame itself.
+    await server.ctx.db.transaction((tx) =>
+      tx
+        .update(events)
+        .set({ payload: live.events()[0]!, reading_id: null })
+        .where(eq(events.reading_id, created.body.id)),
+    )
+    const put = await server.api('PUT', `/api/v1/readings/${created.body.id}`, {
+      sensor_id: sensor,
+      values: { co2: 3 },
+      timestamp: created.body.timestamp,
+    })
+    expect(put.status).toBe(200)
+    await until(async () => live.events().length === 2, 'the update')
+    const resumed = await rawClient(server, {
+      channel: `readings:${sensor}`,
+      since: live.hello.last_seq,
+      epoch: live.hello.epoch,
+    })
+    await until(async () => resumed.events().length === 2, 'the replay')
+    expect(resumed.events()).toEqual(live.events())
+    live.close()
+    resumed.close()
+  })
 })
 
 test('on PostgreSQL an instance that reads the shared log (no Redis) sends the frames the writing instance sent', async () => {
