@@ -348,8 +348,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       // Every acknowledged reading has its event in the log, and a readings subscriber listening
       // (resumes included) when that event was emitted got it.
       const seqOfReading = new Map<number, number>()
-      for (const row of await sql<{ seq: number; payload: string }[]>`
-          select seq, payload from events where channels like ${`% ${readingChannel} %`}`) {
+      for (const row of await sql<{ seq: number; payload: string; reading_id: number | null }[]>`
+          select seq, payload, reading_id from events where channels like ${`% ${readingChannel} %`}`) {
+        // A lean row (its frame rebuilt from the reading) names its reading instead.
+        if (row.reading_id !== null) {
+          seqOfReading.set(Number(row.reading_id), Number(row.seq))
+          continue
+        }
         const m = JSON.parse(row.payload) as Msg
         if (m.event_type === 'created') seqOfReading.set(m.entity_id, Number(row.seq))
       }

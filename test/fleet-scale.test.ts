@@ -3,10 +3,10 @@
 // double; the last-value store ends right with writers on both. (Pinned in matrix.test.ts: it picks
 // its databases itself.)
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { and, asc, eq } from 'drizzle-orm'
-import { anomalies, events } from '../src/db/schema'
+import { and, eq } from 'drizzle-orm'
+import { anomalies } from '../src/db/schema'
 import { sweepOffline } from '../src/modules/liveness/service'
-import { inChannels } from '../src/realtime/event-log'
+import { inChannels, readAfter } from '../src/realtime/event-log'
 import { settle, startPair, type TestServer, type WsClient } from './helpers'
 
 setDefaultTimeout(60_000)
@@ -21,7 +21,7 @@ beforeAll(async () => {
 afterAll(() => stop())
 
 const log = async (server: TestServer) =>
-  (await server.ctx.db.read.select().from(events).orderBy(asc(events.seq))).map((row) => ({
+  (await readAfter(server.ctx.db.read, 0, 1e9)).map((row) => ({
     seq: row.seq,
     channels: row.channels,
     message: JSON.parse(row.payload),

@@ -1,8 +1,9 @@
 // Change and event are one: a rollback stores and emits nothing, and every event in the log went out as is.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { asc, gt } from 'drizzle-orm'
+import { asc } from 'drizzle-orm'
 import type { Tx } from '../src/db'
 import { events, readings, sensors } from '../src/db/schema'
+import { readAfter } from '../src/realtime/event-log'
 import type { Emit } from '../src/realtime/emitter'
 import { eventState, expectUnchanged, rowCount } from './assert'
 import { settle, startTestServer, type TestServer, type WsClient } from './helpers'
@@ -183,11 +184,8 @@ describe('the event log', () => {
 
     const received = frames.filter((f) => !f.startsWith('{"type":"connection"'))
     const first = JSON.parse(received[0]!).seq as number
-    const rows = await server.ctx.db.read
-      .select({ seq: events.seq, payload: events.payload, channels: events.channels })
-      .from(events)
-      .where(gt(events.seq, first - 1))
-      .orderBy(asc(events.seq))
+    // As read back: a reading's `created` frame is rebuilt from its row (reading-frames.ts).
+    const rows = await readAfter(server.ctx.db.read, first - 1, 1e9)
     expect(rows.map((r) => r.payload)).toEqual(received)
     expect(rows.map((r) => r.seq)).toEqual(received.map((f) => JSON.parse(f).seq))
     for (const row of rows) expect(row.channels).toContain(' general ')

@@ -161,6 +161,8 @@ export function fillerFor(table: Table, c: Column): Filler {
     if (c.name === 'seq') return 'x.event.seq'
     if (c.name === 'channels') return 'x.event.channels'
     if (c.name === 'payload') return 'x.event.payload'
+    // The references keep each whole frame (the reference); Vigía's lean rows name their reading.
+    if (c.name === 'reading_id') return 'null'
   }
   if (c.name === 'sensor_id') return 'x.reading.sensor_id'
   if (ref === 'readings' || c.name === 'reading_id') return 'x.readingId'

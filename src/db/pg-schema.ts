@@ -183,8 +183,14 @@ export const events = pgTable(
     channels: text('channels').notNull(),
     payload: text('payload').notNull(),
     created_at: ms('created_at').notNull(),
+    reading_id: bigint('reading_id', { mode: 'number' }),
   },
-  (table) => [index('events_created_idx').on(table.created_at)],
+  (table) => [
+    index('events_created_idx').on(table.created_at),
+    index('events_reading_idx')
+      .on(table.reading_id)
+      .where(sql`reading_id is not null`),
+  ],
 )
 
 export const eventMeta = pgTable('event_meta', {

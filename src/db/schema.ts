@@ -192,7 +192,11 @@ export const predictions = sqliteTable(
   (table) => [index('predictions_sensor_idx').on(table.sensor_id)],
 )
 
-/** Every event the server emitted, as the exact frame that went out, for replay after reconnect. */
+/**
+ * Every event the server emitted, as the exact frame that went out, for replay after reconnect. A
+ * reading's `created` event is stored lean: `payload` empty and `reading_id` set, its frame rebuilt from
+ * the readings row (src/realtime/reading-frames.ts) until a change to that row writes it in whole.
+ */
 export const events = sqliteTable(
   'events',
   {
@@ -200,8 +204,15 @@ export const events = sqliteTable(
     channels: text('channels').notNull(),
     payload: text('payload').notNull(),
     created_at: integer('created_at').notNull(),
+    /** Set only while the frame is left out: the reading it is rebuilt from. */
+    reading_id: integer('reading_id'),
   },
-  (table) => [index('events_created_idx').on(table.created_at)],
+  (table) => [
+    index('events_created_idx').on(table.created_at),
+    index('events_reading_idx')
+      .on(table.reading_id)
+      .where(sql`reading_id is not null`),
+  ],
 )
 
 /** One row: the deployment's event sequence and the epoch that names this history. */

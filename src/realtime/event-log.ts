@@ -1,10 +1,11 @@
-// The event log: hands out the deployment-wide seq, stores each frame as sent, reads it back for replay.
-import { and, asc, eq, gt, lt, lte, max, min, sql } from 'drizzle-orm'
+// The event log: hands out the deployment-wide seq, stores each frame as sent (a reading's `created` frame
+// as a lean row, see reading-frames.ts), reads it back for replay.
+import { and, asc, eq, gt, lt, lte, max, min, sql, type SQL } from 'drizzle-orm'
 import { isSqlite, sqliteClient, type Tx } from '../db'
 import { selectLists } from '../db/bulk'
 import { pgExecute } from '../db/postgres'
 import { prepared } from '../db/prepared'
-import { events, eventMeta } from '../db/schema'
+import { events, eventMeta, readings } from '../db/schema'
 import {
   entityEventMessage,
   systemEventMessage,
@@ -13,6 +14,7 @@ import {
   type SystemEventDraft,
 } from './envelope'
 import { routeEntityEvent, routeSystemEvent } from './channels'
+import { leanReading, readingColumns, readingFrame } from './reading-frames'
 
 export type Draft =
   { kind: 'entity'; event: DomainEvent } | { kind: 'system'; event: SystemEventDraft }
@@ -21,7 +23,7 @@ export interface StoredEvent {
   seq: number
   /** Channel names wrapped in spaces (" readings readings:5 general "), so membership is one search. */
   channels: string
-  /** The JSON frame, serialized once: stored, replayed and published as is. */
+  /** The JSON frame, serialized once: published as is, stored (or rebuilt) and replayed identical. */
   payload: string
   message: EventMessage
 }
@@ -54,7 +56,7 @@ function prepareAppend(tx: Tx) {
       'update event_meta set last_seq = last_seq + ? where id = 1 returning last_seq as lastSeq, webhook_rev as webhookRev',
     ),
     insert: client.prepare(
-      'insert into events (seq, channels, payload, created_at) values (?, ?, ?, ?)',
+      'insert into events (seq, channels, payload, created_at, reading_id) values (?, ?, ?, ?, ?)',
     ),
   }
 }
@@ -67,12 +69,16 @@ export interface Appended {
   webhookRev: number
 }
 
-/** A draft's frame and channels; `seq` is the frame's last field (see envelope.ts). */
-function frame(draft: Draft, seq: number, now: number) {
+/**
+ * A draft's frame and channels; `seq` is the frame's last field (see envelope.ts). `readingId`: the
+ * frame is stored lean, rebuilt from that reading.
+ */
+function frame(draft: Draft, seq: number, now: number, sqlite: boolean) {
   if (draft.kind === 'system')
     return {
       message: systemEventMessage(draft.event, seq, now) as EventMessage,
       channels: encodeChannels(routeSystemEvent(draft.event.channel)),
+      readingId: null,
     }
   const { event } = draft
   return {
@@ -80,6 +86,7 @@ function frame(draft: Draft, seq: number, now: number) {
     channels: encodeChannels(
       routeEntityEvent(event.entity_type, event.entity_id, event.data.sensor_id),
     ),
+    readingId: leanReading(event, sqlite),
   }
 }
 
@@ -92,10 +99,11 @@ export async function appendEvents(tx: Tx, drafts: Draft[], now = Date.now()): P
   let seq = row.lastSeq - drafts.length
   const stored = drafts.map((draft): StoredEvent => {
     seq += 1
-    const { message, channels } = frame(draft, seq, now)
-    return { seq, channels, payload: JSON.stringify(message), message }
+    const { message, channels, readingId } = frame(draft, seq, now, true)
+    const payload = JSON.stringify(message)
+    statements.insert.run(seq, channels, readingId === null ? payload : '', now, readingId)
+    return { seq, channels, payload, message }
   })
-  for (const e of stored) statements.insert.run(e.seq, e.channels, e.payload, now)
   return { stored, webhookRev: row.webhookRev }
 }
 
@@ -108,29 +116,39 @@ export async function appendEvents(tx: Tx, drafts: Draft[], now = Date.now()): P
 async function appendPostgres(tx: Tx, drafts: Draft[], now: number): Promise<Appended> {
   const n = drafts.length
   const framed = drafts.map((draft) => {
-    const { message, channels } = frame(draft, 0, now)
+    const { message, channels, readingId } = frame(draft, 0, now, false)
     // `..."seq":0}`: the text before the 0, to which the seq and the closing brace are added.
-    return { message, channels, head: JSON.stringify(message).slice(0, -2) }
+    return { message, channels, readingId, head: JSON.stringify(message).slice(0, -2) }
   })
+  // A lean row's frame is not sent: the event row stores '' and the reading's id.
+  const stores = (f: (typeof framed)[number]) => (f.readingId === null ? f.head : '')
   // The frames as column lists (src/db/bulk.ts); as a JSON array if a channel name holds a separator.
   const rows =
     selectLists(framed, [
       { type: 'integer', of: (_, i) => i + 1 },
       { type: 'text', of: (f) => f.channels },
-      { type: 'text', of: (f) => f.head },
+      { type: 'text', of: stores },
+      { type: 'bigint', of: (f) => f.readingId },
     ]) ??
     sql`select * from json_to_recordset(${JSON.stringify(
-      framed.map((f, i) => ({ ord: i + 1, channels: f.channels, head: f.head })),
-    )}::text::json) as e(ord int, channels text, head text)`
+      framed.map((f, i) => ({
+        ord: i + 1,
+        channels: f.channels,
+        head: stores(f),
+        reading_id: f.readingId,
+      })),
+    )}::text::json) as e(ord int, channels text, head text, reading_id bigint)`
   const [row] = await pgExecute(
     tx,
     sql`
     with bumped as (
       update event_meta set last_seq = last_seq + ${n} where id = 1 returning last_seq, webhook_rev
     ), appended as (
-      insert into events (seq, channels, payload, created_at)
-      select b.last_seq - ${n} + e.ord, e.channels, e.head || (b.last_seq - ${n} + e.ord)::text || '}', ${now}
-      from bumped b, (${rows}) as e(ord, channels, head)
+      insert into events (seq, channels, payload, created_at, reading_id)
+      select b.last_seq - ${n} + e.ord, e.channels,
+        case when e.reading_id is null then e.head || (b.last_seq - ${n} + e.ord)::text || '}' else '' end,
+        ${now}, e.reading_id
+      from bumped b, (${rows}) as e(ord, channels, head, reading_id)
     )
     select last_seq, webhook_rev from bumped`,
   )
@@ -149,25 +167,43 @@ export interface LogRow {
   payload: string
 }
 
-/** Events with after < seq <= upTo, in seq order, at most `limit` rows (before channel filtering). */
-export function readRange(db: Tx, after: number, upTo: number, limit: number): Promise<LogRow[]> {
-  return db
-    .select({ seq: events.seq, channels: events.channels, payload: events.payload })
+/**
+ * Event rows in seq order, each with its frame as sent: a lean row's rebuilt from its reading, read in
+ * the same statement (so in the same committed state as the row; a change to the reading materializes
+ * the frame in its own transaction first).
+ */
+async function readLog(db: Tx, where: SQL | undefined, limit: number): Promise<LogRow[]> {
+  const rows = await db
+    .select({
+      seq: events.seq,
+      channels: events.channels,
+      payload: events.payload,
+      at: events.created_at,
+      reading_id: events.reading_id,
+      ...readingColumns,
+    })
     .from(events)
-    .where(and(gt(events.seq, after), lte(events.seq, upTo)))
+    .leftJoin(readings, eq(readings.id, events.reading_id))
+    .where(where)
     .orderBy(asc(events.seq))
     .limit(limit)
+  return rows.map(({ seq, channels, payload, at, reading_id: id, ...r }) => {
+    if (id === null) return { seq, channels, payload }
+    if (r.sensor_id === null || r.values === null || r.timestamp === null)
+      throw new Error(`event ${seq} is stored without its frame and its reading ${id} is gone`)
+    const { sensor_id, values, timestamp } = r
+    const row = { id, sensor_id, values, timestamp, created_at: r.reading_created_at! }
+    return { seq, channels, payload: readingFrame(seq, at, row) }
+  })
 }
 
+/** Events with after < seq <= upTo, in seq order, at most `limit` rows (before channel filtering). */
+export const readRange = (db: Tx, after: number, upTo: number, limit: number) =>
+  readLog(db, and(gt(events.seq, after), lte(events.seq, upTo)), limit)
+
 /** Events with seq > after, in seq order, at most `limit` rows (what a publisher has not seen yet). */
-export function readAfter(db: Tx, after: number, limit: number): Promise<LogRow[]> {
-  return db
-    .select({ seq: events.seq, channels: events.channels, payload: events.payload })
-    .from(events)
-    .where(gt(events.seq, after))
-    .orderBy(asc(events.seq))
-    .limit(limit)
-}
+export const readAfter = (db: Tx, after: number, limit: number) =>
+  readLog(db, gt(events.seq, after), limit)
 
 /** The smallest seq still retained, or undefined when the log is empty. */
 export async function oldestSeq(db: Tx): Promise<number | undefined> {

@@ -3,6 +3,7 @@
 import { and, eq, inArray, lt, lte } from 'drizzle-orm'
 import type { Database } from '../../db'
 import { historyState, readings } from '../../db/schema'
+import { materializeReadings } from '../../realtime/reading-frames'
 import { historyStateOf, HOUR } from './rollups'
 
 /** Readings deleted per transaction: each holds the writer for a few milliseconds at most. */
@@ -32,7 +33,10 @@ export async function pruneReadings(db: Database, retentionMs: number, now = Dat
           .where(and(lt(readings.timestamp, cut), lte(readings.id, state.watermark)))
           .limit(CHUNK)
       ).map((r) => r.id)
-      if (ids.length) await tx.delete(readings).where(inArray(readings.id, ids))
+      if (ids.length) {
+        await materializeReadings(tx, inArray(readings.id, ids))
+        await tx.delete(readings).where(inArray(readings.id, ids))
+      }
       return ids.length
     })
     deleted += n

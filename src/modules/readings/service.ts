@@ -30,7 +30,9 @@ import type {
   ReadingQuery,
   ReadingReplace,
 } from './model'
-import { measurementsOf, patchMeasurements, type Values } from './values'
+import { materializeReadings } from '../../realtime/reading-frames'
+import { readingDto } from './dto'
+import { inJsonbOrder, measurementsOf, patchMeasurements, type Values } from './values'
 
 type Row = typeof readings.$inferSelect
 
@@ -38,15 +40,7 @@ export const readingResource: Resource<Row, Reading> = {
   table: readings,
   label: 'Reading',
   entityType: 'reading',
-  toDto: (row) => ({
-    id: row.id,
-    sensor_id: row.sensor_id,
-    temperatura: row.values.temperatura ?? null,
-    humedad: row.values.humedad ?? null,
-    values: row.values,
-    timestamp: iso(row.timestamp),
-    created_at: iso(row.created_at),
-  }),
+  toDto: readingDto,
 }
 
 /** Checks one body and turns it into a row; `at` prefixes field names inside a batch. */
@@ -115,6 +109,9 @@ export async function createReadings(services: Services, inputs: ReadingBatch, b
   const now = Date.now()
   const at = (i: number) => (batch ? `[${i}].` : '')
   const rows = inputs.map((input, i) => toRow(input, now, at(i)))
+  // Measurements in the order PostgreSQL reads them back, so the event log can rebuild the frame.
+  if (services.db.dialect === 'postgres')
+    for (const row of rows) row.values = inJsonbOrder(row.values)
   const names = new Set<string>()
   for (const row of rows) for (const name in row.values) names.add(name)
   const fresh = unregistered(services, names)
@@ -192,6 +189,7 @@ const correct = (
           : readingInstant(patch.timestamp, 'timestamp'),
     }
     if (patch.sensor_id !== undefined) await checkReadingSensors(tx, [row], () => '')
+    await materializeReadings(tx, eq(readings.id, id))
     const dto = await updateOne(tx, emit, readingResource, id, row)
     await refreshLatest(tx, touched(current, row))
     await repairRollups(tx, [current, { id, ...row }])
@@ -209,6 +207,7 @@ export const patchReading = (services: Services, id: number, patch: ReadingPatch
 export const deleteReading = ({ emitter }: Services, id: number) =>
   emitter.transact(async (tx, emit) => {
     const row = await findRow(tx, readingResource, id)
+    await materializeReadings(tx, eq(readings.id, id))
     await deleteOne(tx, emit, readingResource, id)
     await refreshLatest(tx, touched(row))
     await repairRollups(tx, [row])

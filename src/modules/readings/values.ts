@@ -175,3 +175,31 @@ export function checkReadingBody(item: unknown, at: string, nullable: boolean) {
   }
   if (item.values !== undefined) checkValues(item.values, `${at}values`, nullable)
 }
+
+/**
+ * Whether the names are in the order PostgreSQL's jsonb keeps them (shorter first, then byte order;
+ * names are ASCII): only then is a reading read back from PostgreSQL listed as it was sent.
+ */
+export function jsonbOrdered(values: Values): boolean {
+  let previous: string | undefined
+  for (const name in values) {
+    if (
+      previous !== undefined &&
+      (name.length < previous.length || (name.length === previous.length && name < previous))
+    )
+      return false
+    previous = name
+  }
+  return true
+}
+
+/** The measurements in jsonb's order (the same object when they already are). */
+export function inJsonbOrder(values: Values): Values {
+  if (jsonbOrdered(values)) return values
+  const out: Values = {}
+  for (const name of Object.keys(values).sort((a, b) =>
+    a.length !== b.length ? a.length - b.length : a < b ? -1 : 1,
+  ))
+    out[name] = values[name]!
+  return out
+}

@@ -2,7 +2,7 @@
 import { and, asc, eq } from 'drizzle-orm'
 import type { Services } from '../../context'
 import type { Tx } from '../../db'
-import { locations, sensors } from '../../db/schema'
+import { locations, readings, sensors } from '../../db/schema'
 import {
   defined,
   deleteOne,
@@ -14,6 +14,7 @@ import {
   type Resource,
 } from '../../lib/crud'
 import { iso } from '../../lib/time'
+import { materializeReadings } from '../../realtime/reading-frames'
 import { checkThresholds } from '../thresholds/service'
 import type { Thresholds } from '../thresholds/model'
 import type { Sensor, SensorCreate, SensorPatch, SensorQuery } from './model'
@@ -104,4 +105,8 @@ export const patchSensor = ({ emitter }: Services, id: number, patch: SensorPatc
 
 /** Deletes the sensor and (by cascade) its readings, anomalies and predictions: one `deleted` event. */
 export const deleteSensor = ({ emitter }: Services, id: number) =>
-  emitter.transact((tx, emit) => deleteOne(tx, emit, sensorResource, id))
+  emitter.transact(async (tx, emit) => {
+    // The cascade takes the readings: their frames still in the log are written whole first.
+    await materializeReadings(tx, eq(readings.sensor_id, id))
+    return deleteOne(tx, emit, sensorResource, id)
+  })

@@ -10,7 +10,7 @@ import { updateLatest } from '../latest/service'
 import { sensorStatuses } from '../liveness/service'
 import { readingResource } from '../readings/service'
 import { MAX_MEASUREMENTS } from '../readings/model'
-import { isVariableName, physicalBounds } from '../readings/values'
+import { inJsonbOrder, isVariableName, physicalBounds } from '../readings/values'
 import { NAME_RULE } from '../variables/model'
 import { registerVariables, rememberVariables, unregistered } from '../variables/service'
 
@@ -208,6 +208,9 @@ export async function importReadings(services: Services, text: unknown) {
     rows.push(toRow(record, offset, variables, now))
     lines.push(record.line)
   }
+  // Measurements in the order PostgreSQL reads them back, so the event log can rebuild the frames.
+  if (services.db.dialect === 'postgres')
+    for (const row of rows) row.values = inJsonbOrder(row.values)
   const fresh = unregistered(services, variables)
   const each = rows.length <= IMPORT_EVENT_LIMIT
   const count = await services.emitter.transact(async (tx, emit, system) => {
