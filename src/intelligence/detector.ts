@@ -9,7 +9,7 @@ import { DAY, envelopeExcess, learnEnvelope, learnProfile, profileAt, profileBin
 import { localLevel } from './level'
 import { learnContext } from './context'
 import { dayMessage, learnDays, restless } from './days'
-import { bounded, gradeScore, PEAK_ALPHA, RARE_ALPHA, strength } from './grade'
+import { bounded, gradeScore, PEAK_ALPHA, RARE_ALPHA, risen, strength } from './grade'
 import { learnLikelihood, learnTail, recentZ, tailLimit } from './tail'
 import type { VariableState } from './state'
 
@@ -263,6 +263,7 @@ export function step(
   let clipped = x
   let spikeZ = -1
   let foreseenStep = false
+  let rise = false
   if (level !== null) {
     const center = level + state.bias
     const z = (x - center) / sigma
@@ -271,6 +272,7 @@ export function step(
     foreseenStep = past && foreseen(state, t, x, previous, center)
     spike = past && !foreseenStep
     spikeZ = Math.abs(z)
+    rise = spike && risen(previous, center, x)
     if (spike) {
       clipped = center + Math.sign(z) * limit * sigma
       found.push({
@@ -449,12 +451,13 @@ export function step(
     const lasting = state.n - (ep.start ??= state.n) >= 2 * o.episodeGap
     const peak = state.peak
     // A kind coming back inside a lasting episode is graded without the likelihood: its long run has
-    // learned the episode's own error by then, so it would call the new condition ordinary.
+    // learned the episode's own error by then, so it would call the new condition ordinary. A spike
+    // that rose over two readings or more (grade.ts `risen`) grades as the later hit of its burst.
     const graded = (h: Hit, back = false) => ({
       ...h,
       score: gradeScore(
         h.score,
-        onset || lasting,
+        (onset || lasting) && (back || h.kind !== 'spike' || !rise),
         state.onsets,
         peak,
         back ? 1 : lik,

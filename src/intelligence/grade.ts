@@ -17,6 +17,15 @@ const FAMILIAR = 0.7
  *  earlier days') grades this many times one in ordinary times. */
 const RESTLESS_GRADE = 1.5
 
+/** A spike whose previous reading was already this share of the way from the expected level to it rose
+ *  over two readings or more: the burst began before the finding, which grades as its later hit. */
+export const RISE_SHARE = 0.1
+
+/** Whether x, a spike off `center`, came after a reading already RISE_SHARE of the way to it (the same
+ *  side, from the same expected level): a bursty series' rise, not a sudden break. */
+export const risen = (previous: number | null, center: number, x: number) =>
+  previous !== null && x !== center && (previous - center) / (x - center) >= RISE_SHARE
+
 /**
  * A hit's score in [0.5, 1): 0.5 plus half its grade, where the grade is how far past its limit it is
  * (s = r / (1 + r) mapped to [0, 1)) times how rare onsets are on this variable (1 / (1 + onsets in about
