@@ -1,9 +1,10 @@
-// Rises (grade.ts `risen`): a spike whose previous reading was already a tenth of the way to it began
-// before the finding, as a bursty series' rises do, and grades as its burst's later hit; a sudden break
-// from the expected level grades as an onset. It grades, it raises nothing.
+// Rises and climbs (grade.ts `risen`, `weightOf`): a spike whose previous reading was already a tenth of
+// the way to it began before the finding, as a bursty series' rises do, and grades as its burst's later
+// hit; a sudden break from the expected level grades as an onset. A later hit in the first CLIMB readings
+// of its episode is the burst's climb and weighs a quarter of a later hit. They grade, they raise nothing.
 import { describe, expect, test } from 'bun:test'
 import { detectorOptions, step } from '../src/intelligence/detector'
-import { RISE_SHARE, risen } from '../src/intelligence/grade'
+import { CLIMB, LATER, RISE_SHARE, risen, weightOf } from '../src/intelligence/grade'
 import { newState, reviveState } from '../src/intelligence/state'
 import { generate, temperatureSpec } from '../scripts/synthetic'
 
@@ -53,5 +54,34 @@ describe('rises', () => {
     // which the likelihood weighs, is already up); as a later hit, a quarter of that.
     expect(rising.hits[0]!.score).toBeLessThan(sudden.hits[0]!.score)
     expect(rising.hits[0]!.score).toBeGreaterThanOrEqual(0.5)
+  })
+
+  test('what a hit weighs against an onset', () => {
+    expect([LATER, CLIMB]).toEqual([0.25, 5])
+    expect(weightOf(true, false, false, 0)).toBe(1)
+    expect(weightOf(true, false, true, 0)).toBe(LATER)
+    expect(weightOf(true, true, true, 90)).toBe(1)
+    expect(weightOf(false, false, false, CLIMB)).toBe(LATER)
+    expect(weightOf(false, false, false, CLIMB - 1)).toBe(LATER * LATER)
+    expect(weightOf(false, false, true, 1)).toBe(LATER * LATER)
+  })
+
+  test("an escalation in its episode's first readings grades below the same escalation later on; both hit", () => {
+    const { last, stored } = calm()
+    const at = START + 1440 * MIN
+    const escalation = (after: number) => {
+      const state = reviveState(JSON.parse(stored))
+      const onset = step(state, at, last + 1.2, null, detectorOptions())
+      for (let i = 1; i < after; i++) step(state, at + i * MIN, last, null, detectorOptions())
+      return { onset, hits: step(state, at + after * MIN, last + 4, null, detectorOptions()) }
+    }
+    const climbing = escalation(2)
+    const later = escalation(CLIMB + 2)
+    for (const run of [climbing, later]) {
+      expect(run.onset.map((h) => [h.kind, h.severity])).toEqual([['spike', 'minor']])
+      expect(run.hits.map((h) => [h.kind, h.severity])).toEqual([['spike', 'major']])
+    }
+    expect(climbing.hits[0]!.score).toBeLessThan(later.hits[0]!.score)
+    expect(climbing.hits[0]!.score).toBeGreaterThanOrEqual(0.5)
   })
 })
