@@ -44,8 +44,8 @@ describe('contextual novelty', () => {
   })
 
   test('grades a hit in a familiar context at 0.7 of the same hit in a context the variable has never been in', () => {
-    const fresh = gradeScore(0.8, true, 0, 0, 0.5)
-    const familiar = gradeScore(0.8, true, 0, 0, 0.5, true)
+    const fresh = gradeScore(0.8, 1, 0, 0, 0.5)
+    const familiar = gradeScore(0.8, 1, 0, 0, 0.5, true)
     expect(fresh).toBeGreaterThan(familiar)
     expect(familiar - 0.5).toBeCloseTo(0.7 * (fresh - 0.5), 5)
     expect(familiar).toBeGreaterThan(0.5)

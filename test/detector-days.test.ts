@@ -171,8 +171,8 @@ describe('restless days', () => {
   })
 
   test('grades a hit on a restless day at 1.5 times the same hit on an ordinary day', () => {
-    const ordinary = gradeScore(0.8, true, 0, 0, 0.5, true)
-    const restlessDay = gradeScore(0.8, true, 0, 0, 0.5, true, true)
+    const ordinary = gradeScore(0.8, 1, 0, 0, 0.5, true)
+    const restlessDay = gradeScore(0.8, 1, 0, 0, 0.5, true, true)
     expect(restlessDay - 0.5).toBeCloseTo(1.5 * (ordinary - 0.5), 5)
   })
 

@@ -9,7 +9,7 @@ import { DAY, envelopeExcess, learnEnvelope, learnProfile, profileAt, profileBin
 import { localLevel } from './level'
 import { learnContext } from './context'
 import { dayMessage, learnDays, restless } from './days'
-import { bounded, gradeScore, PEAK_ALPHA, RARE_ALPHA, strength } from './grade'
+import { bounded, gradeScore, PEAK_ALPHA, RARE_ALPHA, risen, strength, weightOf } from './grade'
 import { learnLikelihood, learnTail, recentZ, tailLimit } from './tail'
 import type { VariableState } from './state'
 
@@ -263,6 +263,7 @@ export function step(
   let clipped = x
   let spikeZ = -1
   let foreseenStep = false
+  let rise = false
   if (level !== null) {
     const center = level + state.bias
     const z = (x - center) / sigma
@@ -271,6 +272,7 @@ export function step(
     foreseenStep = past && foreseen(state, t, x, previous, center)
     spike = past && !foreseenStep
     spikeZ = Math.abs(z)
+    rise = spike && risen(previous, center, x)
     if (spike) {
       clipped = center + Math.sign(z) * limit * sigma
       found.push({
@@ -449,12 +451,13 @@ export function step(
     const lasting = state.n - (ep.start ??= state.n) >= 2 * o.episodeGap
     const peak = state.peak
     // A kind coming back inside a lasting episode is graded without the likelihood: its long run has
-    // learned the episode's own error by then, so it would call the new condition ordinary.
+    // learned the episode's own error by then, so it would call the new condition ordinary. What a hit
+    // weighs against an onset (a spike that rose to it, an episode's climb): grade.ts `weightOf`.
     const graded = (h: Hit, back = false) => ({
       ...h,
       score: gradeScore(
         h.score,
-        onset || lasting,
+        weightOf(onset || lasting, back, h.kind === 'spike' && rise, state.n - ep.start!),
         state.onsets,
         peak,
         back ? 1 : lik,
@@ -496,7 +499,7 @@ export function step(
   // graded by its excess alone, as rare as it is (once a day at most) and a day's error, not the
   // likelihood's. It takes the place of a weaker statistical hit at the same reading.
   if (day) {
-    const graded = { ...day, score: gradeScore(day.score, true, 0, 0, 1) }
+    const graded = { ...day, score: gradeScore(day.score, 1, 0, 0, 1) }
     const i = hits.findIndex((h) => h.rule === 'statistical')
     if (i < 0) hits.push(graded)
     else if (hits[i]!.score < graded.score) hits[i] = graded

@@ -17,12 +17,39 @@ const FAMILIAR = 0.7
  *  earlier days') grades this many times one in ordinary times. */
 const RESTLESS_GRADE = 1.5
 
+/** What an episode's later hit weighs against its onset. */
+export const LATER = 0.25
+/** A spike whose previous reading was already this share of the way from the expected level to it rose
+ *  over two readings or more: the burst began before the finding, which grades as its later hit. */
+export const RISE_SHARE = 0.1
+/** An episode's first readings after its onset are its burst's climb: a later hit there weighs LATER of
+ *  a later hit's weight. */
+export const CLIMB = 5
+
+/** Whether x, a spike off `center`, came after a reading already RISE_SHARE of the way to it (the same
+ *  side, from the same expected level): a bursty series' rise, not a sudden break. */
+export const risen = (previous: number | null, center: number, x: number) =>
+  previous !== null && x !== center && (previous - center) / (x - center) >= RISE_SHARE
+
+/**
+ * What a hit weighs against an onset: 1 for an onset, for a hit of a lasting episode (`first`) and for a
+ * kind coming back inside one (`back`), LATER for an episode's later hit and for a spike that rose to
+ * its finding (`rose`, see `risen`: the burst began at the reading before), and LATER of that for a
+ * later hit fewer than CLIMB readings after its episode's onset (`age`): the burst's climb to its peak,
+ * which the onset has reported.
+ */
+export function weightOf(first: boolean, back: boolean, rose: boolean, age: number) {
+  if (back) return 1
+  if (first) return rose ? LATER : 1
+  return age < CLIMB ? LATER * LATER : LATER
+}
+
 /**
  * A hit's score in [0.5, 1): 0.5 plus half its grade, where the grade is how far past its limit it is
  * (s = r / (1 + r) mapped to [0, 1)) times how rare onsets are on this variable (1 / (1 + onsets in about
  * the last 5,000 readings / 4)), halved unless it is stronger than every finding in about the last
- * 1,000 readings, a quarter of that for an episode's later hits (unless the episode has lasted two
- * episode gaps: a lasting condition grades as an onset does), and times the anomaly likelihood of
+ * 1,000 readings, times its weight against an onset (`weightOf`: a quarter for an episode's later hits
+ * unless the episode has lasted two episode gaps, when a lasting condition grades as an onset does), and times the anomaly likelihood of
  * the error (tail.ts: HTM's form, 0 while the recent error is ordinary for this variable), and 0.7 of
  * that when the step to this reading is a context the variable has been in (context.ts), and 1.5 times
  * it while the series is restless (days.ts: moving more, or less, than on the earlier days). A bursty
@@ -31,7 +58,7 @@ const RESTLESS_GRADE = 1.5
  */
 export function gradeScore(
   s: number,
-  first: boolean,
+  weight: number,
   rate: number,
   peak: number,
   lik: number,
@@ -43,7 +70,7 @@ export function gradeScore(
   const grade =
     (0.25 + 0.75 * past) *
     rarity *
-    (first ? 1 : 0.25) *
+    weight *
     (s > peak ? 1 : 0.5) *
     lik *
     (familiar ? FAMILIAR : 1) *
