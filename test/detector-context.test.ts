@@ -4,19 +4,8 @@ import { describe, expect, test } from 'bun:test'
 import { learnContext, newContext } from '../src/intelligence/context'
 import { detectorOptions, step } from '../src/intelligence/detector'
 import { gradeScore } from '../src/intelligence/grade'
-import { newState, reviveState } from '../src/intelligence/state'
-import { generate, temperatureSpec } from '../scripts/synthetic'
-
-const START = Date.UTC(2025, 6, 1)
-const MIN = 60_000
-
-/** A day of calm temperature readings fed to a fresh detector. */
-function calm() {
-  const values = generate(temperatureSpec(START, 1440), [], 5).values
-  const state = newState()
-  values.forEach((x, i) => step(state, START + i * MIN, x, null, detectorOptions()))
-  return { values, state }
-}
+import { reviveState } from '../src/intelligence/state'
+import { calmDay, MIN, START } from './detector-kit'
 
 describe('contextual novelty', () => {
   test('a step between levels the variable has been in is familiar, a new pair is not, and a reading beyond the range seen is a level of its own', () => {
@@ -52,7 +41,7 @@ describe('contextual novelty', () => {
   })
 
   test('a jump above everything a calm day has shown is a new context and grades higher than the same jump where the pair is known; the same readings hit', () => {
-    const { values, state } = calm()
+    const { values, state } = calmDay()
     const stored = JSON.stringify(state)
     const jump = values[1439]! + 6
     const at = START + 1440 * MIN
@@ -67,7 +56,7 @@ describe('contextual novelty', () => {
   })
 
   test('a stored state from before the context set revives with a fresh one and keeps raising hits', () => {
-    const { values, state } = calm()
+    const { values, state } = calmDay()
     const stored = JSON.parse(JSON.stringify(state))
     delete stored.ctx
     const revived = reviveState(stored)

@@ -5,17 +5,12 @@
 import { describe, expect, test } from 'bun:test'
 import { detectorOptions, step } from '../src/intelligence/detector'
 import { CLIMB, LATER, RISE_SHARE, risen, weightOf } from '../src/intelligence/grade'
-import { newState, reviveState } from '../src/intelligence/state'
-import { generate, temperatureSpec } from '../scripts/synthetic'
+import { reviveState } from '../src/intelligence/state'
+import { calmDay, MIN, START } from './detector-kit'
 
-const START = Date.UTC(2025, 6, 1)
-const MIN = 60_000
-
-/** A day of calm temperature readings fed to a fresh detector, stored as JSON. */
+/** The calm day's last reading and its state, stored as JSON. */
 function calm() {
-  const values = generate(temperatureSpec(START, 1440), [], 5).values
-  const state = newState()
-  values.forEach((x, i) => step(state, START + i * MIN, x, null, detectorOptions()))
+  const { values, state } = calmDay()
   return { last: values[1439]!, stored: JSON.stringify(state) }
 }
 

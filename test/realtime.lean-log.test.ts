@@ -61,6 +61,19 @@ const measurements = (i: number) => ({
   pm25: (i % 13) / 3,
 })
 
+/** A new sensor's reading of `measurements(i)`, and the frame a client on its channel got live. */
+async function oneLiveReading(server: TestServer, i: number) {
+  const sensor = await createSensor(server)
+  const live = await rawClient(server, { channel: `readings:${sensor}` })
+  const created = await server.api('POST', '/api/v1/readings', {
+    sensor_id: sensor,
+    values: measurements(i),
+  })
+  expect(created.status).toBe(201)
+  await until(async () => live.events().length === 1, 'the live frame')
+  return { sensor, live, created, frame: live.events()[0]! }
+}
+
 const engines = [
   {
     name: 'SQLite',
@@ -199,15 +212,7 @@ describe.each(engines)('on $name', ({ start }) => {
   test('an edit that skipped materializing would show in replay: the rebuild reads the reading as it is now', async () => {
     const { server, drop } = await start()
     cleanups.push(drop, () => server.stop())
-    const sensor = await createSensor(server)
-    const live = await rawClient(server, { channel: `readings:${sensor}` })
-    const created = await server.api('POST', '/api/v1/readings', {
-      sensor_id: sensor,
-      values: measurements(1),
-    })
-    expect(created.status).toBe(201)
-    await until(async () => live.events().length === 1, 'the live frame')
-    const [frame] = live.events()
+    const { live, created, frame } = await oneLiveReading(server, 1)
     // Changed behind the service's back (no materializing): the rebuilt frame differs from the sent one.
     await server.ctx.db.transaction((tx) =>
       tx
@@ -245,14 +250,7 @@ describe.each(engines)('on $name', ({ start }) => {
   test('an event row written before this layout (the whole frame, no reading_id) replays as it was, also after its reading changes', async () => {
     const { server, drop } = await start()
     cleanups.push(drop, () => server.stop())
-    const sensor = await createSensor(server)
-    const live = await rawClient(server, { channel: `readings:${sensor}` })
-    const created = await server.api('POST', '/api/v1/readings', {
-      sensor_id: sensor,
-      values: measurements(2),
-    })
-    expect(created.status).toBe(201)
-    await until(async () => live.events().length === 1, 'the live frame')
+    const { sensor, live, created } = await oneLiveReading(server, 2)
     // What the previous version stored: the frame itself.
     await server.ctx.db.transaction((tx) =>
       tx
