@@ -1,4 +1,4 @@
-// Anomaly detection for one sensor variable, pure and synchronous: threshold rules, plus statistical
+// Anomaly detection for one sensor variable, pure and synchronous: threshold rules (threshold.ts), plus statistical
 // rules that calibrate themselves on the series, with no per-variable constants: spikes (robust z-score
 // of the residual from the local level), stuck values, drifts (EWMA chart of the residual from the daily
 // profile), readings outside what their hour of day has shown, and a recent error far beyond its own
@@ -11,6 +11,7 @@ import { learnContext } from './context'
 import { dayMessage, learnDays, restless } from './days'
 import { bounded, gradeScore, PEAK_ALPHA, RARE_ALPHA, risen, strength, weightOf } from './grade'
 import { learnLikelihood, learnTail, recentZ, tailLimit } from './tail'
+import { checkThreshold } from './threshold'
 import type { VariableState } from './state'
 
 export { DAY }
@@ -119,47 +120,6 @@ export function detectorOptions(_variable?: string, warmup = 30): DetectorOption
 const round = (x: number) => Math.round(x * 1000) / 1000
 const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x))
 const ewAlpha = (dt: number, tau: number) => 1 - Math.exp(-Math.min(dt, tau) / tau)
-
-function thresholdSeverity(excess: number, rule: ThresholdRule): Severity {
-  const width =
-    rule.min != null && rule.max != null
-      ? rule.max - rule.min
-      : Math.max(Math.abs((rule.max ?? rule.min)!), 1)
-  const ratio = excess / width
-  return ratio >= 0.5 ? 'critical' : ratio >= 0.1 ? 'major' : 'minor'
-}
-
-function checkThreshold(state: VariableState, t: number, x: number, rule: ThresholdRule | null) {
-  const above = rule?.max != null && x > rule.max
-  const below = rule?.min != null && x < rule.min
-  if (!rule || (!above && !below)) {
-    state.breach = { n: 0, since: null }
-    state.normal.threshold += 1
-    return undefined
-  }
-  state.normal.threshold = 0
-  state.breach.n += 1
-  state.breach.since ??= t
-  const forReadings = rule.for_readings ?? 1
-  const forMs = (rule.for_seconds ?? 0) * 1000
-  if (state.breach.n < forReadings || t - state.breach.since < forMs) return undefined
-  const bound = above ? rule.max! : rule.min!
-  const lasting =
-    forReadings > 1 || forMs > 0
-      ? ` for ${state.breach.n} readings (${Math.round((t - state.breach.since) / 1000)} s)`
-      : ''
-  const hit: Hit = {
-    rule: 'threshold',
-    kind: above ? 'above_max' : 'below_min',
-    severity: thresholdSeverity(Math.abs(x - bound), rule),
-    value: x,
-    expected_min: rule.min ?? null,
-    expected_max: rule.max ?? null,
-    message: `${x} is ${above ? 'above the maximum' : 'below the minimum'} ${bound}${lasting}.`,
-    score: 1,
-  }
-  return hit
-}
 
 /**
  * A jump the daily profile makes at this hour every day (a shift starting, lights going on): both the
