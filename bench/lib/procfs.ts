@@ -44,6 +44,26 @@ export function cpuPrecise(pid: number): number {
   }
 }
 
+/**
+ * CPU seconds per thread kind of a process (schedstat run time summed by thread name, digits dropped):
+ * `bun` is the event loop, `JITWorker` JSC's compiler threads, the rest the collector, allocator and workers.
+ */
+export function cpuByThread(pid: number): Map<string, number> {
+  const out = new Map<string, number>()
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const name = read(`/proc/${pid}/task/${tid}/comm`).trim().replace(/\d+$/, '')
+        const ns = Number(read(`/proc/${pid}/task/${tid}/schedstat`).split(' ')[0])
+        out.set(name, (out.get(name) ?? 0) + ns / 1e9)
+      } catch {
+        // The thread ended between the listing and the read.
+      }
+    }
+  } catch {}
+  return out
+}
+
 /** Busy and total CPU seconds of the whole machine, summed over cores. */
 export function machineCpu(): { busy: number; total: number } {
   const [, ...values] = read('/proc/stat').split('\n')[0]!.trim().split(/\s+/)

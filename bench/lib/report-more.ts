@@ -158,11 +158,18 @@ export function realtimeTable(results: Results): string[] {
   const v = of('vigia')
   const b = new Map(of('bun').map((r) => [r.round, r.cpuPerDeliveryUs]))
   const ratio = spread(v.map((r) => r.cpuPerDeliveryUs / (b.get(r.round) ?? NaN)))
+  const threads = (rs: typeof rounds) => {
+    const t = rs.flatMap((x) => (x.threadsUsPerEvent ? [x.threadsUsPerEvent] : []))
+    if (t.length === 0) return '–'
+    const mean = (f: (x: (typeof t)[number]) => number) =>
+      Math.round(t.reduce((a, x) => a + f(x), 0) / t.length)
+    return `${mean((x) => x.loop)} / ${mean((x) => x.jit)} / ${mean((x) => x.other)}`
+  }
   const row = (label: string, rs: typeof rounds, r: string) =>
-    `| ${label} | ${show(spread(rs.map((x) => x.cpuPerDeliveryUs)), (n) => n.toFixed(3))} | ${r} | ${show(spread(rs.map((x) => x.deliveries / x.seconds)), rate)} | ${rs.every((x) => x.verified) ? 'all' : rs.map((x) => `${x.deliveries}/${x.expected}`).join('; ')} |`
+    `| ${label} | ${show(spread(rs.map((x) => x.cpuPerDeliveryUs)), (n) => n.toFixed(3))} | ${r} | ${threads(rs)} | ${show(spread(rs.map((x) => x.deliveries / x.seconds)), rate)} | ${rs.every((x) => x.verified) ? 'all' : rs.map((x) => `${x.deliveries}/${x.expected}`).join('; ')} |`
   return [
-    `| server | server CPU per delivery (µs) | vs bare Bun.serve (round by round) | deliveries/s | every message delivered |`,
-    '| --- | --- | --- | --- | --- |',
+    `| server | server CPU per delivery (µs) | vs bare Bun.serve (round by round) | CPU per event, event loop / JIT / other threads (µs, mean) | deliveries/s | every message delivered |`,
+    '| --- | --- | --- | --- | --- | --- |',
     row('Vigía, POST /readings', v, show(ratio, times)),
     row('Bun.serve minimal', of('bun'), '1.00×'),
   ]

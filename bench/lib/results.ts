@@ -84,6 +84,8 @@ export interface RealtimeRound {
   /** Server CPU over the round (all threads, from schedstat), s. */
   serverCpu: number
   cpuPerDeliveryUs: number
+  /** Server CPU per event (µs) on its event loop, JSC's compiler threads and the rest; absent before session 11. */
+  threadsUsPerEvent?: { loop: number; jit: number; other: number }
   verified: boolean
 }
 

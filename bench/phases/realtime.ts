@@ -5,7 +5,7 @@ import type { Ctx } from '../lib/context'
 import { LOAD } from '../lib/context'
 import { merge, summarize } from '../lib/histogram'
 import { clearRelay, pids, setRelay, split, sum, workers, type Worker } from '../lib/pool'
-import { cpuPrecise, cpuWindow, rssKb } from '../lib/procfs'
+import { cpuByThread, cpuPrecise, cpuWindow, rssKb } from '../lib/procfs'
 import {
   now,
   type ConnectReply,
@@ -58,7 +58,7 @@ async function fanoutPhase(
   durationMs: number,
   rate = 0,
   limit?: number,
-): Promise<PhaseResult & { serverCpu: number }> {
+): Promise<PhaseResult & { serverCpu: number; threadsUsPerEvent: ThreadsPerEvent }> {
   const { server, subscribers } = fleet
   const sender = workers[2]!
   const phase = ++fleet.phase
@@ -67,6 +67,7 @@ async function fanoutPhase(
   setRelay(phase, subscribers, sender)
   const cpu = cpuWindow(server.pid, pids())
   const cpu0 = cpuPrecise(server.pid)
+  const threads0 = cpuByThread(server.pid)
   const sent = await sender.call<SendReply>({
     t: 'fanout',
     base: server.base,
@@ -86,6 +87,8 @@ async function fanoutPhase(
     ),
   )
   const serverCpu = cpuPrecise(server.pid) - cpu0
+  const threads = cpuByThread(server.pid)
+  for (const [name, seconds] of threads) threads.set(name, seconds - (threads0.get(name) ?? 0))
   const cpuUse = cpu()
   clearRelay()
   const deliveries = sum(finished.map((f) => f.received))
@@ -110,10 +113,26 @@ async function fanoutPhase(
     rate: mode === 'rate' ? rate : undefined,
     cpu: cpuUse,
     serverCpu,
+    threadsUsPerEvent: threadsPerEvent(threads, sent.ok),
   }
   latency.destroy()
   http.destroy()
   return result
+}
+
+/** Server CPU per event by thread kind: the event loop, the JIT's compiler threads, everything else. */
+type ThreadsPerEvent = NonNullable<RealtimeRound['threadsUsPerEvent']>
+
+function threadsPerEvent(threads: Map<string, number>, events: number): ThreadsPerEvent {
+  const us = (seconds: number) => (seconds / Math.max(events, 1)) * 1e6
+  let other = 0
+  for (const [name, seconds] of threads)
+    if (name !== 'bun' && name !== 'JITWorker') other += seconds
+  return {
+    loop: us(threads.get('bun') ?? 0),
+    jit: us(threads.get('JITWorker') ?? 0),
+    other: us(other),
+  }
 }
 
 async function createSensors(server: RunningServer, count: number) {
@@ -126,10 +145,12 @@ const latencyRate = (size: number, deliveries = LOAD.deliveriesPerSecond) =>
   Math.max(1, Math.min(LOAD.maxRate, Math.floor(deliveries / size)))
 
 /** The same warm-up for every server, before any baseline: a few sockets and events. */
-async function warmUp(ctx: Ctx, fleet: Fleet) {
+/** Sensors, then readings to 20 subscribers for the plan's warm-up time, or for `events` events. */
+async function warmUp(ctx: Ctx, fleet: Fleet, events?: number) {
   await createSensors(fleet.server, 8)
   await connectSubscribers(fleet, 20)
-  await fanoutPhase(fleet, 'readings', 'window', ctx.plan.warmupMs)
+  if (events) await fanoutPhase(fleet, 'readings', 'window', 120_000, 0, events)
+  else await fanoutPhase(fleet, 'readings', 'window', ctx.plan.warmupMs)
   await closeSubscribers(fleet)
   await Bun.sleep(ctx.plan.settleMs)
 }
@@ -217,11 +238,11 @@ export async function realtimeRound(
   const server = await startServer(target, size + 2000, { profileDir: ctx.profile })
   const fleet: Fleet = { server, subscribers: [], phase: 0 }
   try {
-    await warmUp(ctx, fleet)
+    await warmUp(ctx, fleet, plan.realtimeWarmupEvents)
     const connected = await connectSubscribers(fleet, size)
     if (connected.failed > 0) throw new Error(`${connected.failed} subscribers failed to connect`)
     await Bun.sleep(plan.settleMs)
-    // A short burst first, so both servers are measured warm.
+    // A short burst first, so that the measured events do not pay for the 1,000 new sockets' first frames.
     await fanoutPhase(fleet, 'readings', 'window', plan.warmupMs, 0, plan.realtimeEvents / 10)
     const p = await fanoutPhase(fleet, 'readings', 'window', 120_000, 0, plan.realtimeEvents)
     await closeSubscribers(fleet)
@@ -235,6 +256,7 @@ export async function realtimeRound(
       seconds: p.seconds,
       serverCpu: p.serverCpu,
       cpuPerDeliveryUs: (p.serverCpu / p.deliveries) * 1e6,
+      threadsUsPerEvent: p.threadsUsPerEvent,
       verified:
         p.deliveries === p.expected &&
         p.events === plan.realtimeEvents &&

@@ -11,6 +11,13 @@ interface Body {
   timestamp?: string
 }
 
+function measurements(body: Body) {
+  const values: Record<string, number> = {}
+  if (body.temperatura != null) values.temperatura = body.temperatura
+  if (body.humedad != null) values.humedad = body.humedad
+  return values
+}
+
 const server = Bun.serve<{ channel: string }, never>({
   hostname: '127.0.0.1',
   port: Number(process.env.PORT ?? 0),
@@ -31,6 +38,8 @@ const server = Bun.serve<{ channel: string }, never>({
         sensor_id: body.sensor_id,
         temperatura: body.temperatura ?? null,
         humedad: body.humedad ?? null,
+        // CONTRACT §7: the event's data carries every measurement in `values` as well.
+        values: measurements(body),
         timestamp: body.timestamp ?? iso(at),
         created_at: iso(at),
       }
