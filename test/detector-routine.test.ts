@@ -5,7 +5,7 @@ import { describe, expect, test } from 'bun:test'
 import { detectorOptions, step } from '../src/intelligence/detector'
 import { keepSpike, routine, ROUTINE_DAYS } from '../src/intelligence/routine'
 import { DAY } from '../src/intelligence/season'
-import { newState } from '../src/intelligence/state'
+import { newState, reviveState } from '../src/intelligence/state'
 import { generate, temperatureSpec } from '../scripts/synthetic'
 import { MIN, START } from './detector-kit'
 
@@ -27,6 +27,12 @@ describe('routine spikes', () => {
     keepSpike(kept, START, 1)
     keepSpike(kept, START + (ROUTINE_DAYS + 1) * DAY, 2)
     expect(kept).toEqual([START + (ROUTINE_DAYS + 1) * DAY, 2])
+  })
+
+  test('a state stored without the kept onsets revives with none', () => {
+    const stored = JSON.parse(JSON.stringify(newState()))
+    delete stored.spikes
+    expect(reviveState(stored).spikes).toEqual([])
   })
 
   test('a spike at the same hour every day still hits, and grades at the floor from the third day', () => {
