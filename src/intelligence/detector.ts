@@ -8,6 +8,7 @@
 import { DAY, envelopeExcess, learnEnvelope, learnProfile, profileAt, profileBin } from './season'
 import { localLevel } from './level'
 import { learnContext } from './context'
+import { keepSpike, routine } from './routine'
 import { dayMessage, learnDays, restless } from './days'
 import { bounded, gradeScore, PEAK_ALPHA, RARE_ALPHA, risen, strength, weightOf } from './grade'
 import { learnLikelihood, learnTail, recentZ, tailLimit } from './tail'
@@ -402,6 +403,11 @@ export function step(
     }
     const fresh = found.find((f) => !shown(f.kind))
     const onset = ep.severity === null
+    // A spike onset at the time of day and size of spikes on the last days is the series' routine
+    // (routine.ts): it grades at the floor.
+    const spikeOnset = onset && worst.kind === 'spike'
+    const usualSpike = spikeOnset && routine(state.spikes, t, x)
+    if (spikeOnset) keepSpike(state.spikes, t, x)
     if (onset) {
       state.onsets += RARE_ALPHA
       ep.start = state.n
@@ -417,7 +423,13 @@ export function step(
       ...h,
       score: gradeScore(
         h.score,
-        weightOf(onset || lasting, back, h.kind === 'spike' && rise, state.n - ep.start!),
+        weightOf(
+          onset || lasting,
+          back,
+          h.kind === 'spike' && rise,
+          state.n - ep.start!,
+          usualSpike && h === worst,
+        ),
         state.onsets,
         peak,
         back ? 1 : lik,

@@ -36,9 +36,11 @@ export const risen = (previous: number | null, center: number, x: number) =>
  * kind coming back inside one (`back`), LATER for an episode's later hit and for a spike that rose to
  * its finding (`rose`, see `risen`: the burst began at the reading before), and LATER of that for a
  * later hit fewer than CLIMB readings after its episode's onset (`age`): the burst's climb to its peak,
- * which the onset has reported.
+ * which the onset has reported; nothing for a routine spike (`usual`, routine.ts: the same time of day
+ * and size as spikes on the last days).
  */
-export function weightOf(first: boolean, back: boolean, rose: boolean, age: number) {
+export function weightOf(first: boolean, back: boolean, rose: boolean, age: number, usual = false) {
+  if (usual) return 0
   if (back) return 1
   if (first) return rose ? LATER : 1
   return age < CLIMB ? LATER * LATER : LATER

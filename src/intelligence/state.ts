@@ -3,6 +3,7 @@
 import type { Kind, Rule, Severity } from './detector'
 import { newContext, type Context } from './context'
 import { newDays, reviveDays, type Days } from './days'
+import type { Routine } from './routine'
 import { newEnvelope, newProfile, type Envelope, type Profile } from './season'
 import { newLikelihood, newTail, type Likelihood, type Tail } from './tail'
 
@@ -59,6 +60,9 @@ export interface VariableState {
   /** The last day's readings and the earlier days' means (days.ts; added within v3: a state stored
    *  without it starts afresh). */
   days: Days
+  /** Spike onsets of the last days, time and value (routine.ts; added within v3: a state stored without
+   *  it starts empty). */
+  spikes: Routine
   breach: { n: number; since: number | null }
   /** Consecutive readings with no finding, per rule (auto-resolve counts on these). */
   normal: Record<Rule, number>
@@ -88,6 +92,7 @@ export function newState(bins = 48): VariableState {
     stepAt: null,
     ctx: newContext(),
     days: newDays(),
+    spikes: [],
     breach: { n: 0, since: null },
     normal: { threshold: 0, statistical: 0 },
   }
@@ -103,5 +108,6 @@ export function reviveState(raw: unknown, bins = 48): VariableState {
   state.stepAt ??= null
   state.ctx ??= newContext()
   state.days = state.days ? reviveDays(state.days) : newDays()
+  state.spikes ??= []
   return state
 }
