@@ -107,7 +107,11 @@ describe('self-calibration', () => {
     // Readings swinging ±4σ about the level: no spike (5σ), no drift (they average out), no envelope yet.
     for (let i = 4000; i < 4030; i++) values[i] = 50 + (i % 2 ? 4 : -4)
     const found = run(values).hits.filter((h) => h.i >= 4000)
-    const without = run(values, { ...detectorOptions(), unlikelyZ: Infinity })
+    const without = run(values, {
+      ...detectorOptions(),
+      unlikelyZ: Infinity,
+      unlikelyYoungZ: Infinity,
+    })
     expect(without.hits.filter((h) => h.i >= 3000)).toEqual([])
     expect(found.length).toBeGreaterThan(0)
     expect(found[0]!.i).toBeLessThan(4030)
