@@ -107,13 +107,34 @@ describe('self-calibration', () => {
     // Readings swinging ±4σ about the level: no spike (5σ), no drift (they average out), no envelope yet.
     for (let i = 4000; i < 4030; i++) values[i] = 50 + (i % 2 ? 4 : -4)
     const found = run(values).hits.filter((h) => h.i >= 4000)
-    const without = run(values, { ...detectorOptions(), unlikelyZ: Infinity })
+    const without = run(values, {
+      ...detectorOptions(),
+      unlikelyZ: Infinity,
+      unlikelyYoungZ: Infinity,
+    })
     expect(without.hits.filter((h) => h.i >= 3000)).toEqual([])
     expect(found.length).toBeGreaterThan(0)
     expect(found[0]!.i).toBeLessThan(4030)
     expect(found[0]!.hit.kind).toBe('drift')
     expect(found[0]!.hit.score).toBeGreaterThan(0.5)
     expect(run(values).hits.filter((h) => h.i >= 3000 && h.i < 4000)).toEqual([])
+  })
+
+  test('holds the unlikely-error rule to its higher limit until the multi-day level has three daily means', () => {
+    const options = { ...detectorOptions(), unlikelyYoungZ: Infinity }
+    expect(detectorOptions().unlikelyZ).toBeLessThan(detectorOptions().unlikelyYoungZ)
+    const burst = (at: number) => {
+      const rand = rng(8)
+      const values = noisy(at + 600, () => gaussian(rand))
+      for (let i = at; i < at + 30; i++) values[i] = 50 + (i % 2 ? 4 : -4)
+      return run(values, options).hits.filter((h) => h.i >= at - 1000)
+    }
+    // Reading 4000 is on the third day (two daily means), 4400 on the fourth (three).
+    expect(burst(4000)).toEqual([])
+    const later = burst(4400)
+    expect(later.length).toBeGreaterThan(0)
+    expect(later[0]!.i).toBeGreaterThanOrEqual(4400)
+    expect(later[0]!.hit.message).toContain('further from what was expected')
   })
 
   test('grades a later hit of an episode that has lasted two episode gaps as an onset, and a state without the episode’s start dates it from now', () => {

@@ -79,8 +79,13 @@ export interface DetectorOptions {
   envelopeTolerance: number
   /** Readings without a statistical finding that end an episode: the next finding is a new onset. */
   episodeGap: number
-  /** Standard deviations of the recent error's long run past its mean that are a finding on their own. */
+  /** Standard deviations of the recent error's long run past its mean that are a finding on their own,
+   *  and the higher limit that holds until the multi-day level has taken `youngDays` daily means: the
+   *  first days' errors come from a daily profile learned from one or two days, which bakes those days'
+   *  weather into its shape (a warm third night after two cool ones reads as error, session 16). */
   unlikelyZ: number
+  unlikelyYoungZ: number
+  youngDays: number
   /** Readings after which an episode's drift is taken as the series' new level (longer than any
    *  synthetic drift: eval:intelligence's figures are unchanged from here on). */
   settle: number
@@ -113,7 +118,9 @@ export function detectorOptions(_variable?: string, warmup = 30): DetectorOption
     envelopeDays: 7,
     envelopeTolerance: 1,
     episodeGap: 30,
-    unlikelyZ: 5,
+    unlikelyZ: 4.65,
+    unlikelyYoungZ: 5,
+    youngDays: 3,
     settle: 300,
   }
 }
@@ -358,16 +365,17 @@ export function step(
   // The recent error far beyond its own long run, with no rule at its limit: a condition the rules miss
   // one reading at a time (a burst of moderate errors, a shape the series has not had).
   const unlikely = recentZ(state.lik, err)
-  if (warm && found.length === 0 && state.episode.severity === null && unlikely >= o.unlikelyZ)
+  const unlikelyLimit = state.days.n < o.youngDays ? o.unlikelyYoungZ : o.unlikelyZ
+  if (warm && found.length === 0 && state.episode.severity === null && unlikely >= unlikelyLimit)
     found.push({
       rule: 'statistical',
       kind: 'drift',
-      severity: ratioSeverity(unlikely / o.unlikelyZ),
+      severity: ratioSeverity(unlikely / unlikelyLimit),
       value: x,
       expected_min: null,
       expected_max: null,
       message: `The last readings are further from what was expected than this sensor has been lately (${unlikely.toFixed(1)} standard deviations of its recent error).`,
-      score: strength(unlikely / o.unlikelyZ),
+      score: strength(unlikely / unlikelyLimit),
     })
   // A day unlike the last two weeks' days (days.ts): a hit of its own, at most once a day.
   const dayRatio = learnDays(state.days, t, x)
