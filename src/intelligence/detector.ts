@@ -9,6 +9,7 @@ import { DAY, envelopeExcess, learnEnvelope, learnProfile, profileAt, profileBin
 import { localLevel } from './level'
 import { learnContext } from './context'
 import { keepSpike, routine } from './routine'
+import { patternReturn } from './returns'
 import { dayMessage, learnDays, restless } from './days'
 import { bounded, gradeScore, PEAK_ALPHA, RARE_ALPHA, risen, strength, weightOf } from './grade'
 import { learnLikelihood, learnTail, recentZ, tailLimit } from './tail'
@@ -427,7 +428,7 @@ export function step(
     // A kind coming back inside a lasting episode is graded without the likelihood: its long run has
     // learned the episode's own error by then, so it would call the new condition ordinary. What a hit
     // weighs against an onset (a spike that rose to it, an episode's climb): grade.ts `weightOf`.
-    const graded = (h: Hit, back = false) => ({
+    const graded = (h: Hit, back = false, again = false) => ({
       ...h,
       score: gradeScore(
         h.score,
@@ -436,7 +437,7 @@ export function step(
           back,
           h.kind === 'spike' && rise,
           state.n - ep.start!,
-          usualSpike && h === worst,
+          (usualSpike && h === worst) || again,
         ),
         state.onsets,
         peak,
@@ -449,7 +450,11 @@ export function step(
     if (ep.severity === null || SEVERITY_RANK[worst.severity] > SEVERITY_RANK[ep.severity]) {
       hits.push(graded(worst))
       ep.severity = higherSeverity(ep.severity ?? worst.severity, worst.severity)
-    } else if (fresh) hits.push(graded(fresh, ep.kinds.includes(fresh.kind)))
+    } else if (fresh) {
+      // Spikes coming back again inside the episode are its pattern (returns.ts): at the floor.
+      const back = ep.kinds.includes(fresh.kind)
+      hits.push(graded(fresh, back, back && patternReturn(ep, fresh.kind)))
+    }
     for (const f of found) {
       const i = ep.kinds.indexOf(f.kind)
       if (i < 0) ep.kinds.push(f.kind)
@@ -462,6 +467,7 @@ export function step(
       ep.severity = null
       ep.kinds = []
       ep.at = []
+      delete ep.returns
     }
     // Normal readings count once the episode is over: the anomaly it opened stays open while it lasts.
     state.normal.statistical = ep.severity === null ? state.normal.statistical + 1 : 0

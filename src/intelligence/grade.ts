@@ -37,7 +37,8 @@ export const risen = (previous: number | null, center: number, x: number) =>
  * its finding (`rose`, see `risen`: the burst began at the reading before), and LATER of that for a
  * later hit fewer than CLIMB readings after its episode's onset (`age`): the burst's climb to its peak,
  * which the onset has reported; nothing for a routine spike (`usual`, routine.ts: the same time of day
- * and size as spikes on the last days).
+ * and size as spikes on the last days) and for spikes coming back again inside one episode (also
+ * `usual`, returns.ts: the episode's own pattern).
  */
 export function weightOf(first: boolean, back: boolean, rose: boolean, age: number, usual = false) {
   if (usual) return 0

@@ -36,13 +36,14 @@ export interface VariableState {
   /** The statistical episode under way: its worst severity (null: none), the kinds it has shown, and
    *  readings since its last finding; `at` is the reading that last showed each kind and `start` the
    *  one that opened it (added within v3, optional: a state stored without them dates them from the
-   *  next finding). */
+   *  next finding); `returns` counts the times spikes came back inside it (returns.ts; absent: none). */
   episode: {
     severity: Severity | null
     kinds: Kind[]
     quiet: number
     at?: number[]
     start?: number
+    returns?: number
   }
   /** Episode onsets per reading, decaying over about 5,000 readings: how rare a finding is on this
    *  variable, which grades the hits' scores (added within v3; a state stored without it starts at 0). */
