@@ -29,24 +29,10 @@ export function cpuSeconds(pid: number): number {
 }
 
 /**
- * CPU seconds of a process with nanosecond resolution: the sum of its threads' run time from
- * /proc/<pid>/task/<tid>/schedstat (threads that already exited are not counted, so use it over windows in
- * which the process's threads stay up, as a server's do).
- */
-export function cpuPrecise(pid: number): number {
-  try {
-    let ns = 0
-    for (const tid of readdirSync(`/proc/${pid}/task`))
-      ns += Number(read(`/proc/${pid}/task/${tid}/schedstat`).split(' ')[0])
-    return ns / 1e9
-  } catch {
-    return cpuSeconds(pid)
-  }
-}
-
-/**
- * CPU seconds per thread kind of a process (schedstat run time summed by thread name, digits dropped):
- * `bun` is the event loop, `JITWorker` JSC's compiler threads, the rest the collector, allocator and workers.
+ * CPU seconds of a process with nanosecond resolution, per thread kind: each thread's run time from
+ * /proc/<pid>/task/<tid>/schedstat, summed by thread name (digits dropped): `bun` is the event loop,
+ * `JITWorker` JSC's compiler threads, the rest the collector, allocator and workers. Threads that already
+ * exited are not counted, so use it over windows in which the process's threads stay up, as a server's do.
  */
 export function cpuByThread(pid: number): Map<string, number> {
   const out = new Map<string, number>()
@@ -62,6 +48,14 @@ export function cpuByThread(pid: number): Map<string, number> {
     }
   } catch {}
   return out
+}
+
+/** All of cpuByThread's threads together (cpuSeconds' coarser figure when the threads cannot be read). */
+export function cpuPrecise(threads: Map<string, number>, pid: number): number {
+  if (threads.size === 0) return cpuSeconds(pid)
+  let seconds = 0
+  for (const s of threads.values()) seconds += s
+  return seconds
 }
 
 /** Busy and total CPU seconds of the whole machine, summed over cores. */

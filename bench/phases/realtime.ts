@@ -66,8 +66,8 @@ async function fanoutPhase(
   await Promise.all(subscribers.map((w) => w.call({ t: 'expect', phase, base, kind: 'indexed' })))
   setRelay(phase, subscribers, sender)
   const cpu = cpuWindow(server.pid, pids())
-  const cpu0 = cpuPrecise(server.pid)
   const threads0 = cpuByThread(server.pid)
+  const cpu0 = cpuPrecise(threads0, server.pid)
   const sent = await sender.call<SendReply>({
     t: 'fanout',
     base: server.base,
@@ -86,8 +86,8 @@ async function fanoutPhase(
       w.call<FinishReply>({ t: 'finish', total: sent.ok, timeoutMs: LOAD.finishTimeoutMs }),
     ),
   )
-  const serverCpu = cpuPrecise(server.pid) - cpu0
   const threads = cpuByThread(server.pid)
+  const serverCpu = cpuPrecise(threads, server.pid) - cpu0
   for (const [name, seconds] of threads) threads.set(name, seconds - (threads0.get(name) ?? 0))
   const cpuUse = cpu()
   clearRelay()
