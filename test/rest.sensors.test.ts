@@ -1,5 +1,6 @@
 // REST /api/v1/sensors against a real server: every route, its event, and bad input on each.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { and, eq, isNull, sql } from 'drizzle-orm'
 import { readings, sensors } from '../src/db/schema'
 import {
   expectDeleted,
@@ -275,6 +276,12 @@ describe('PUT /api/v1/sensors/:id', () => {
     expect((await server.api('GET', `/api/v1/sensors/${sensor.id}`)).body).toEqual(res.body)
     const event = await expectEntityEvent(general, 'sensor', 'updated', sensor.id, 'update_sensor')
     expect(event.data).toEqual(res.body)
+    // Cleared is SQL NULL, not the JSON text 'null' (the write runs as a prepared statement on SQLite).
+    const [stored] = await server.ctx.db.read
+      .select({ cleared: sql<number>`count(*)` })
+      .from(sensors)
+      .where(and(eq(sensors.id, sensor.id), isNull(sensors.thresholds), isNull(sensors.nombre)))
+    expect(Number(stored!.cleared)).toBe(1)
   })
 
   test('bad input changes nothing: missing field, wrong type, unknown location, unknown id', async () => {
