@@ -148,6 +148,30 @@ describe('anomaly detection on stored readings', () => {
     expect(list[0].message).toContain('for 6 readings')
   })
 
+  test('a batch that hits the open anomalies of several sensors updates each once, and announces each with its stored row', async () => {
+    const rule = { thresholds: { temperatura: { max: 30 } } }
+    const ids = [await createSensor(server, rule), await createSensor(server, rule)]
+    const [client] = await listeners(server, ['anomalies'])
+    for (const id of ids) await feed(server, id, [31])
+    const opened = await client!.events(2, (m) => m.event_type === 'anomaly_detected')
+    const batch = [
+      { sensor_id: ids[0], temperatura: 32, timestamp: iso(START + MIN) },
+      { sensor_id: ids[1], temperatura: 47, timestamp: iso(START + MIN) },
+      { sensor_id: ids[0], temperatura: 40, timestamp: iso(START + 2 * MIN) },
+    ]
+    expect((await server.api('POST', '/api/v1/readings/batch', batch)).status).toBe(201)
+    const updates = await client!.events(2, (m) => m.event_type === 'updated')
+    expect(updates.map((u) => u.entity_id).sort()).toEqual(opened.map((o) => o.entity_id).sort())
+    const [first, second] = await Promise.all(ids.map((id) => anomaliesOf(server, id)))
+    expect(first).toMatchObject([{ count: 3, value: 40, last_seen: iso(START + 2 * MIN) }])
+    expect(second).toMatchObject([{ count: 2, value: 47, severity: 'critical' }])
+    for (const stored of [first![0], second![0]])
+      expect(updates.find((u) => u.entity_id === stored.id)!.data).toEqual(stored)
+    await settle(server, client!, 'anomalies')
+    expect(client!.receivedEvents().filter((m) => m.event_type === 'updated')).toHaveLength(2)
+    await client!.close()
+  })
+
   test('sensor type defaults apply to every sensor of that tipo, and a sensor’s own rule replaces them for its variable', async () => {
     const put = await server.api('PUT', '/api/v1/sensor-types/camara-fria/thresholds', {
       temperatura: { min: -25, max: -15 },

@@ -128,3 +128,42 @@ export async function bulkInsert(
     sql`${sql.raw(`insert into ${name} (${list}) select ${list} from json_populate_recordset(null::${name}, `)}${JSON.stringify(body)}${sql.raw(`::text::json) ${tail}`)}`,
   )
 }
+
+/**
+ * Updates rows by id in one statement: each row holds `id` and the same other keys, the columns it
+ * sets (JSON columns as values). Answers the updated rows, read back as drizzle reads them, by id.
+ */
+export async function bulkUpdate(
+  tx: Tx,
+  table: SQLiteTable,
+  rows: readonly Record<string, unknown>[],
+): Promise<Map<number, Record<string, unknown>>> {
+  const updated = new Map<number, Record<string, unknown>>()
+  if (rows.length === 0) return updated
+  const columns = getTableColumns(table)
+  const name = quote(getTableName(table))
+  const keys = Object.keys(rows[0]!).filter((key) => key !== 'id')
+  const set = keys
+    .map((key) => {
+      const column = columns[key]
+      if (!column) throw new Error(`bulkUpdate: ${getTableName(table)} has no column ${key}`)
+      return `${quote(column.name)} = u.${quote(column.name)}`
+    })
+    .join(', ')
+  const body = rows.map((row) =>
+    Object.fromEntries(Object.entries(row).map(([key, value]) => [columns[key]!.name, value])),
+  )
+  const answered = await pgExecute(
+    tx,
+    sql`${sql.raw(`update ${name} as t set ${set} from json_populate_recordset(null::${name}, `)}${JSON.stringify(body)}${sql.raw(`::text::json) as u where t."id" = u."id" returning t.*`)}`,
+  )
+  for (const raw of answered) {
+    const row: Record<string, unknown> = {}
+    for (const [key, column] of Object.entries(columns)) {
+      const value = raw[column.name]
+      row[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value)
+    }
+    updated.set(row.id as number, row)
+  }
+  return updated
+}

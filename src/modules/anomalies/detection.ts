@@ -18,7 +18,7 @@ import {
 } from '../../intelligence/detector'
 import { newState, type VariableState } from '../../intelligence/state'
 import { stateKey } from '../../intelligence'
-import { insertOne, updateOne } from '../../lib/crud'
+import { insertOne, updateMany, updateOne } from '../../lib/crud'
 import type { Emit } from '../../realtime/emitter'
 import type { StoredValues } from '../latest/service'
 import type { Thresholds } from '../thresholds/model'
@@ -183,10 +183,15 @@ export async function detectAnomalies(
       }
     }
   }
-  for (const slot of dirty) {
-    const row = open.get(slot)!
-    await updateOne(tx, emit, anomalyResource, row.id, changes(row))
-  }
+  await updateMany(
+    tx,
+    emit,
+    anomalyResource,
+    [...dirty].map((slot) => {
+      const row = open.get(slot)!
+      return { id: row.id, values: changes(row) }
+    }),
+  )
   await intelligence.states.put(tx, touched, now)
 }
 
