@@ -110,6 +110,30 @@ describe('a sensor’s liveness', () => {
     expect(list.body.map((a: { status: string }) => a.status)).toEqual(['resolved'])
   })
 
+  test('one batch from several sensors back after an outage brings each online and resolves each one’s offline anomaly', async () => {
+    const ids = [await createSensor(server), await createSensor(server)]
+    for (const id of ids) await reading(id)
+    await sweepOffline(server.ctx, Date.now() + 2 * 3600_000)
+    const offline = await Promise.all(
+      ids.map((id) => general.event((m) => isAbout(id)(m) && m.entity_type === 'anomaly')),
+    )
+    const batch = ids.map((id) => ({ sensor_id: id, values: { co2: 410 } }))
+    expect((await server.api('POST', '/api/v1/readings/batch', batch)).status).toBe(201)
+    const resolved = await general.events(
+      2,
+      (m) => m.entity_type === 'anomaly' && offline.some((o) => o.entity_id === m.entity_id),
+    )
+    expect(resolved.map((m) => m.entity_id)).toEqual(offline.map((o) => o.entity_id))
+    for (const [i, id] of ids.entries()) {
+      expect(await sensor(id)).toMatchObject({ status: 'online' })
+      const [stored] = (await server.api('GET', `/api/v1/anomalies?sensor_id=${id}&rule=liveness`))
+        .body
+      expect(stored).toMatchObject({ status: 'resolved', kind: 'offline' })
+      expect(stored.resolved_at).toMatch(ISO_Z)
+      expect(resolved[i]).toMatchObject({ event_type: 'updated', data: stored })
+    }
+  })
+
   test('the limit is the sensor’s own, else its type’s, else SENSOR_OFFLINE_AFTER; 0 means never', async () => {
     expect(
       (await server.api('PUT', '/api/v1/sensor-types/boya/liveness', { offline_after: 600 }))

@@ -7,7 +7,7 @@ import type { Services } from '../../context'
 import { isSqlite, type Tx } from '../../db'
 import { rawRun, selectByIds } from '../../db/prepared'
 import { anomalies, sensors, sensorTypes } from '../../db/schema'
-import { insertOne, updateOne } from '../../lib/crud'
+import { insertOne, updateMany } from '../../lib/crud'
 import { NotFoundError } from '../../lib/errors'
 import { iso } from '../../lib/time'
 import type { Emit } from '../../realtime/emitter'
@@ -89,12 +89,16 @@ export async function markSeen(tx: Tx, emit: Emit, statuses: Map<number, Status>
       ),
     )
     .orderBy(asc(anomalies.id))
-  for (const row of open)
-    await updateOne(tx, emit, anomalyResource, row.id, {
-      ...transition(row.id, row, 'resolved', now),
-      last_seen: now,
-      updated_at: now,
-    })
+  // A fleet back after a network outage: one statement on PostgreSQL for all of them.
+  await updateMany(
+    tx,
+    emit,
+    anomalyResource,
+    open.map((row) => ({
+      id: row.id,
+      values: { ...transition(row.id, row, 'resolved', now), last_seen: now, updated_at: now },
+    })),
+  )
 }
 
 /** A sensor's limit in seconds: its own, else its type's, else the deployment's (0 = never). */
