@@ -69,6 +69,10 @@ describe('bun run bench --tiny', () => {
       if (run.load === 'fleet') expect(run.delivery.count).toBeGreaterThan(0)
     }
     expect(vigia.filter((r) => r.load === 'identical')).toHaveLength(1)
+    // The heat wave on each database: the thresholds opened anomalies while the fleet's readings went on.
+    const hot = vigia.filter((r) => r.breach)
+    expect(hot.map((r) => r.backend)).toEqual(['sqlite', 'postgres'])
+    for (const run of hot) expect(run.openAnomalies).toBeGreaterThan(0)
     const references = results.ingest.filter((r) => r.system === 'reference')
     expect(references.map((r) => r.backend).sort()).toEqual(['postgres', 'sqlite'])
     for (const ref of references) {
@@ -115,6 +119,7 @@ describe('bun run bench --tiny', () => {
       '#### Vigía on PostgreSQL',
       '#### Two Vigía instances on one PostgreSQL',
       '#### Upper bound (identical readings)',
+      '#### Thresholds breached across the fleet',
       '### 4. Connections',
       '### 8. Webhooks',
       '### 9. Fleet page',

@@ -13,7 +13,8 @@ const BACKENDS = {
 } as const
 
 /** The main fleet runs (not the upper bound, the webhook-cost or the two-variable comparison runs). */
-const main = (r: IngestRun) => r.load === 'fleet' && !r.webhook && !r.label.includes('variables')
+const main = (r: IngestRun) =>
+  r.load === 'fleet' && !r.webhook && !r.breach && !r.label.includes('variables')
 
 function runsOf(results: Results, backend: string, system: string, label: string, extra = main) {
   return results.ingest.filter(
@@ -146,6 +147,26 @@ export function ingestTables(results: Results): string[] {
         `| ${base}, SQLite | ${show(perSecond(two), rate)} | ${show(perSecond(five), rate)} | ${show(paired(five, two), times)} |`,
       )
     }
+    out.push('')
+  }
+  const hot = results.ingest.filter((r) => r.breach)
+  if (hot.length) {
+    out.push(
+      '#### Thresholds breached across the fleet',
+      '',
+      "The same batches after a type default that most sensor variables cross (`bench/phases/ingest.ts`, HEAT_WAVE): each batch folds its hits into the open anomalies, one update each. Beside the same backend's run on the plain fleet load.",
+      '',
+      '| how | breached: readings/s | plain fleet: readings/s | breached / plain (run by run) | server CPU per reading (µs): breached / plain | anomalies open at the end | every reading delivered |',
+      '| --- | --- | --- | --- | --- | --- | --- |',
+    )
+    for (const backend of ['sqlite', 'postgres'] as const)
+      for (const label of labelsOf(hot.filter((r) => r.backend === backend))) {
+        const h = hot.filter((r) => r.backend === backend && r.label === label)
+        const plain = runsOf(results, backend, 'vigia', label.replace(/, thresholds breached$/, ''))
+        out.push(
+          `| ${label}, ${BACKENDS[backend].title} | ${show(perSecond(h), rate)} | ${show(perSecond(plain), rate)} | ${show(paired(h, plain), times)} | ${us(spread(h.map(cpuPerReading)).median)} / ${us(spread(plain.map(cpuPerReading)).median)} | ${h.map((r) => r.openAnomalies ?? '–').join(', ')} | ${delivered(h)} |`,
+        )
+      }
     out.push('')
   }
   return out

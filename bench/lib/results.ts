@@ -51,6 +51,10 @@ export interface IngestRun {
   load: 'fleet' | 'identical'
   /** The webhook-cost runs (issue 15): none, one webhook on `anomalies`, one on `readings`. */
   webhook?: 'none' | 'anomalies' | 'readings'
+  /** A heat wave: type thresholds that most of the fleet's sensor variables breach, every batch. */
+  breach?: true
+  /** Breach runs: the threshold anomalies open at the end (up to 500), so the wave is known to have hit. */
+  openAnomalies?: number
   vars: number
   sensors: number
   batch: number
