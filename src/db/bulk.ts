@@ -96,14 +96,9 @@ export async function bulkInsert(
   tail = '',
 ): Promise<Record<string, unknown>[]> {
   if (rows.length === 0) return []
-  const columns = getTableColumns(table)
   const tableName = getTableName(table)
   const keys = Object.keys(rows[0]!)
-  const names = keys.map((key) => {
-    const column = columns[key]
-    if (!column) throw new Error(`bulkInsert: ${tableName} has no column ${key}`)
-    return column.name
-  })
+  const names = columnNames(table, keys, 'bulkInsert')
   const name = quote(tableName)
   const list = names.map(quote).join(', ')
   const types = pgTypes.get(tableName)
@@ -119,14 +114,29 @@ export async function bulkInsert(
       tx,
       sql`${sql.raw(`insert into ${name} (${list}) `)}${select}${sql.raw(` ${tail}`)}`,
     )
+  return pgExecute(
+    tx,
+    sql`${sql.raw(`insert into ${name} (${list}) select ${list} from json_populate_recordset(null::${name}, `)}${records(rows, keys, names)}${sql.raw(`::text::json) ${tail}`)}`,
+  )
+}
+
+/** The column names of these keys of `table` (a key that is no column is a bug in the caller). */
+function columnNames(table: SQLiteTable, keys: readonly string[], caller: string) {
+  const columns = getTableColumns(table)
+  return keys.map((key) => {
+    const column = columns[key]
+    if (!column) throw new Error(`${caller}: ${getTableName(table)} has no column ${key}`)
+    return column.name
+  })
+}
+
+/** The rows as the JSON array json_populate_recordset reads: each keyed by column name. */
+function records(rows: readonly Record<string, unknown>[], keys: string[], names: string[]) {
   const renamed = keys.some((key, i) => names[i] !== key)
   const body = renamed
     ? rows.map((row) => Object.fromEntries(keys.map((k, i) => [names[i]!, row[k]])))
     : rows
-  return pgExecute(
-    tx,
-    sql`${sql.raw(`insert into ${name} (${list}) select ${list} from json_populate_recordset(null::${name}, `)}${JSON.stringify(body)}${sql.raw(`::text::json) ${tail}`)}`,
-  )
+  return JSON.stringify(body)
 }
 
 /**
@@ -142,20 +152,15 @@ export async function bulkUpdate(
   if (rows.length === 0) return updated
   const columns = getTableColumns(table)
   const name = quote(getTableName(table))
-  const keys = Object.keys(rows[0]!).filter((key) => key !== 'id')
-  const set = keys
-    .map((key) => {
-      const column = columns[key]
-      if (!column) throw new Error(`bulkUpdate: ${getTableName(table)} has no column ${key}`)
-      return `${quote(column.name)} = u.${quote(column.name)}`
-    })
+  const keys = Object.keys(rows[0]!)
+  const names = columnNames(table, keys, 'bulkUpdate')
+  const set = names
+    .filter((column) => column !== 'id')
+    .map((column) => `${quote(column)} = u.${quote(column)}`)
     .join(', ')
-  const body = rows.map((row) =>
-    Object.fromEntries(Object.entries(row).map(([key, value]) => [columns[key]!.name, value])),
-  )
   const answered = await pgExecute(
     tx,
-    sql`${sql.raw(`update ${name} as t set ${set} from json_populate_recordset(null::${name}, `)}${JSON.stringify(body)}${sql.raw(`::text::json) as u where t."id" = u."id" returning t.*`)}`,
+    sql`${sql.raw(`update ${name} as t set ${set} from json_populate_recordset(null::${name}, `)}${records(rows, keys, names)}${sql.raw(`::text::json) as u where t."id" = u."id" returning t.*`)}`,
   )
   for (const raw of answered) {
     const row: Record<string, unknown> = {}

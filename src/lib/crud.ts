@@ -284,11 +284,12 @@ export async function updateMany<Row, Dto extends { id: number }>(
   r: Resource<Row, Dto>,
   updates: readonly { id: number; values: Record<string, unknown> }[],
 ): Promise<Dto[]> {
-  const keys = columnsOf(updates[0]?.values)
+  const all = updates.map(({ values }) => values)
   const bulk =
     !isSqlite(tx) &&
     updates.length > 1 &&
-    updates.every(({ values }) => plain(values) && columnsOf(values) === keys)
+    all.every(plain) &&
+    sameKeys(all, new Set(Object.keys(all[0]!)))
   if (!bulk) {
     const out: Dto[] = []
     for (const { id, values } of updates) out.push(await updateOne(tx, emit, r, id, values))
@@ -305,10 +306,6 @@ export async function updateMany<Row, Dto extends { id: number }>(
     return announce(emit, r, row as Row, 'updated', 'update')
   })
 }
-
-/** The keys of a write's values, as one comparable text. */
-const columnsOf = (values: Record<string, unknown> | undefined) =>
-  values ? Object.keys(values).join(',') : ''
 
 export async function deleteOne<Row, Dto extends { id: number }>(
   tx: Tx,
