@@ -2,10 +2,10 @@
 // persisted watermark (every reading with id <= watermark is in them, none after), and corrections
 // recompute the buckets they touch inside their own transaction, so the rollups stay exact.
 import { and, asc, eq, gt, gte, inArray, isNotNull, lt, lte, sql } from 'drizzle-orm'
-import type { Database, Tx } from '../../db'
+import { sqliteClient, type Database, type Tx } from '../../db'
 import { measurement } from '../../db/measurements'
 import { pgExecute } from '../../db/postgres'
-import { prepared } from '../../db/prepared'
+import { prepared, rawRun } from '../../db/prepared'
 import { historyState, readings, rollupsHour, rollupsMinute } from '../../db/schema'
 import { ConflictError } from '../../lib/errors'
 import { settledReadingId } from './horizon'
@@ -145,11 +145,19 @@ const COLUMNS = [
 const placeholders = Object.fromEntries(COLUMNS.map((c) => [c, sql.placeholder(c)]))
 
 /** Adds these partial rows into a rollup table on SQLite (merging with what each bucket holds). */
-async function addRows(tx: Tx, table: RollupTable, rows: RollupRow[]) {
+function addRows(tx: Tx, table: RollupTable, rows: RollupRow[]) {
   const key = table === rollupsMinute ? 'rollup-minute' : 'rollup-hour'
-  const statement = prepared(tx, key, () => upsert(tx, table, placeholders).prepare())
-  for (const row of rows) await statement.run(row)
+  const run = rawRun(tx, key, () => upsert(tx, table, placeholders))
+  for (const row of rows) run(row)
 }
+
+/** A pass's readings straight from bun:sqlite as [id, sensor_id, timestamp, values as JSON text]. */
+const passReadings = (tx: Tx) =>
+  prepared(tx, 'rollup-pass', () =>
+    sqliteClient(tx).prepare<[number, number, number, string], [number, number]>(
+      'select id, sensor_id, "timestamp", "values" from readings where id > ? order by id limit ?',
+    ),
+  )
 
 /** The state row (created on first use). */
 export async function historyStateOf(tx: Tx) {
@@ -163,23 +171,13 @@ async function ensureState(tx: Tx) {
 
 /** Folds the next `batch` readings after the watermark here, then adds the buckets into the tables. */
 async function foldInProcess(tx: Tx, watermark: number, batch: number) {
-  const rows = await tx
-    .select({
-      id: readings.id,
-      sensor_id: readings.sensor_id,
-      timestamp: readings.timestamp,
-      values: readings.values,
-    })
-    .from(readings)
-    .where(gt(readings.id, watermark))
-    .orderBy(asc(readings.id))
-    .limit(batch)
+  const rows = passReadings(tx).values(watermark, batch) as [number, number, number, string][]
   if (rows.length === 0) return { count: 0, last: watermark }
   const minutes = new Map<string, RollupRow>()
   const hours = new Map<string, RollupRow>()
   // Each sensor variable's current minute and hour rows: a sensor's readings mostly arrive in time
   // order, so most values land in the row the previous one did (no key built, no object made).
-  const current = new Map<string, { minute: RollupRow; hour: RollupRow }>()
+  const current = new Map<number, Map<string, { minute: RollupRow; hour: RollupRow }>>()
   const rowFor = (
     into: Map<string, RollupRow>,
     size: number,
@@ -193,28 +191,28 @@ async function foldInProcess(tx: Tx, watermark: number, batch: number) {
     if (!row) into.set(key, (row = { sensor_id: sensor, variable: name, bucket, ...empty() }))
     return row
   }
-  for (const r of rows) {
-    const values = typeof r.values === 'string' ? JSON.parse(r.values) : r.values
-    const ts = r.timestamp
+  for (const [id, sensor, ts, text] of rows) {
+    const values = JSON.parse(text) as Record<string, number>
+    let bySensor = current.get(sensor)
+    if (!bySensor) current.set(sensor, (bySensor = new Map()))
     for (const name in values) {
       const v = Number(values[name])
-      const key = `${r.sensor_id}|${name}`
-      let at = current.get(key)
+      let at = bySensor.get(name)
       if (!at || ts < at.minute.bucket || ts >= at.minute.bucket + MINUTE) {
-        const minute = rowFor(minutes, MINUTE, r.sensor_id, name, ts)
+        const minute = rowFor(minutes, MINUTE, sensor, name, ts)
         const hour =
           at && ts >= at.hour.bucket && ts < at.hour.bucket + HOUR
             ? at.hour
-            : rowFor(hours, HOUR, r.sensor_id, name, ts)
-        current.set(key, (at = { minute, hour }))
+            : rowFor(hours, HOUR, sensor, name, ts)
+        bySensor.set(name, (at = { minute, hour }))
       }
-      add(at.minute, v, ts, r.id)
-      add(at.hour, v, ts, r.id)
+      add(at.minute, v, ts, id)
+      add(at.hour, v, ts, id)
     }
   }
-  await addRows(tx, rollupsMinute, [...minutes.values()])
-  await addRows(tx, rollupsHour as unknown as RollupTable, [...hours.values()])
-  return { count: rows.length, last: rows[rows.length - 1]!.id }
+  addRows(tx, rollupsMinute, [...minutes.values()])
+  addRows(tx, rollupsHour as unknown as RollupTable, [...hours.values()])
+  return { count: rows.length, last: rows[rows.length - 1]![0] }
 }
 
 /**
