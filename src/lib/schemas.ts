@@ -19,6 +19,14 @@ FormatRegistry.Set(
   (value) => DECIMAL_NUMBER.test(value) && Number.isFinite(Number(value)),
 )
 
+/**
+ * `date-time` appears only in answers (requests take Timestamp's pattern), each written by iso().
+ * Elysia's version also takes other spellings ("Sun Jul 20 2025 …") and tries three patterns and a
+ * Date per value: 0.3 µs, twice per reading of a batch's answer. This is RFC 3339's grammar alone.
+ */
+const RFC3339_DATE_TIME = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/
+FormatRegistry.Set('date-time', (value) => RFC3339_DATE_TIME.test(value))
+
 const errorProperties = {
   error: t.String({ description: 'Short machine-readable code' }),
   message: t.String({ description: 'What went wrong and what to do about it' }),
