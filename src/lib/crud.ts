@@ -185,12 +185,16 @@ const rawInsert = (tx: Tx, table: Table, columns: string[]): ((row: Loose) => nu
  * the row is the values and its new id, without RETURNING (which costs SQLite as much again as the
  * insert); otherwise SQLite returns it, defaults filled in.
  */
-async function sqliteInsert<Row>(tx: Tx, table: Table, value: Record<string, unknown>) {
+function sqliteInsert<Row>(
+  tx: Tx,
+  table: Table,
+  value: Record<string, unknown>,
+): Row | Promise<Row> {
   const columns = Object.keys(value)
   const others = columnsButId(table)
   if (columns.length === others.size && columns.every((c) => others.has(c)))
     return { ...value, id: rawInsert(tx, table, columns)(value) } as Row
-  return (await preparedInsert(tx, table, value).get(value)) as Row
+  return preparedInsert(tx, table, value).get(value) as Row
 }
 
 /**
@@ -242,7 +246,11 @@ export async function insertMany<Row, Dto extends { id: number }>(
 ): Promise<Dto[]> {
   const rows: Row[] = []
   if (isSqlite(tx))
-    for (const value of values) rows.push(await sqliteInsert<Row>(tx, r.table, value))
+    // A batch's rows take the synchronous path: no await per row.
+    for (const value of values) {
+      const row = sqliteInsert<Row>(tx, r.table, value)
+      rows.push(row instanceof Promise ? await row : row)
+    }
   else if (values.length > 1 && sameKeys(values, columnsButId(r.table))) {
     // Every column given: the rows are known but for their ids (returned in insertion order).
     const ids = await bulkInsert(tx, r.table, values, 'returning id')
