@@ -8,9 +8,11 @@ import { parseDatabaseUrl } from '../src/config'
 import { openDatabase } from '../src/db'
 import { pgExecute } from '../src/db/postgres'
 import { bulkInsert } from '../src/db/bulk'
+import { catchUpOnce } from '../src/modules/history/rollups'
 import * as pgSchema from '../src/db/pg-schema'
 import * as schema from '../src/db/schema'
 import { createTestDatabase } from './helpers'
+import { bruteForce, mulberry32, type Raw } from './history-kit'
 
 setDefaultTimeout(30_000)
 
@@ -195,6 +197,78 @@ describe('the PostgreSQL schema', () => {
           .orderBy(schema.sensors.id)
         expect(stored.map((r) => r.id)).toEqual(ids.map((r) => Number(r.id)))
         expect(stored.map(({ id: _, ...rest }) => rest)).toEqual(rows)
+      }
+    } finally {
+      await db.close()
+      await pgDb.drop()
+    }
+  })
+
+  test('folds readings into minute and hour rollups equal to a brute-force computation, pass after pass', async () => {
+    const pgDb = await createTestDatabase()
+    const db = await openDatabase(parseDatabaseUrl(pgDb.url))
+    try {
+      const made = await pgExecute(
+        db.read,
+        sql`insert into sensors (tipo, modelo, created_at, updated_at)
+            values ('temperatura', 'm', 0, 0), ('temperatura', 'm', 0, 0) returning id`,
+      )
+      const sensors = made.map((r) => Number(r.id))
+      // Stored out of time order, a fifth at the instant of the one before (first and last then go
+      // by reading id), across hour and day edges, some without co2.
+      const rand = mulberry32(16)
+      const t0 = Date.UTC(2025, 6, 20, 22, 30)
+      let t = t0
+      const rows = Array.from({ length: 600 }, () => {
+        if (rand() >= 0.2) t = t0 + Math.floor(rand() * 3 * 3_600_000)
+        const values: Record<string, number> = { temperatura: Math.round(rand() * 4000) / 100 - 10 }
+        if (rand() < 0.7) values.co2 = 400 + Math.round(rand() * 300)
+        return { sensor_id: sensors[Math.floor(rand() * 2)]!, values, timestamp: t, created_at: t }
+      })
+      await db.transaction((tx) => bulkInsert(tx, schema.readings, rows, 'returning id'))
+      // Passes of 150 readings, so later passes merge into buckets already stored.
+      let passes = 0
+      while ((await catchUpOnce(db, 150)) > 0) passes += 1
+      expect(passes).toBe(4)
+      const raw: Raw[] = (await db.read.select().from(schema.readings)).map((r) => ({
+        id: r.id,
+        sensor_id: r.sensor_id,
+        t: r.timestamp,
+        values: r.values,
+      }))
+      for (const [table, bucket] of [
+        [schema.rollupsMinute, '60s'],
+        [schema.rollupsHour, '3600s'],
+      ] as const) {
+        const stored = await db.read.select().from(table)
+        let expected = 0
+        for (const variable of ['temperatura', 'co2'])
+          for (const e of bruteForce(raw, sensors, variable, 0, 4e12, bucket, [
+            'count',
+            'sum',
+            'min',
+            'max',
+            'first',
+            'last',
+          ])) {
+            expected += 1
+            const r = stored.find(
+              (r) =>
+                r.sensor_id === e.sensor_id &&
+                r.variable === variable &&
+                r.bucket === Date.parse(e.bucket),
+            )
+            expect(r).toBeDefined()
+            expect([r!.count, r!.min, r!.max, r!.first, r!.last]).toEqual([
+              e.count,
+              e.min,
+              e.max,
+              e.first,
+              e.last,
+            ])
+            expect(r!.sum).toBeCloseTo(e.sum, 9)
+          }
+        expect(stored).toHaveLength(expected)
       }
     } finally {
       await db.close()

@@ -215,10 +215,23 @@ async function foldInProcess(tx: Tx, watermark: number, batch: number) {
   return { count: rows.length, last: rows[rows.length - 1]![0] }
 }
 
+/** `on conflict … do update` merging a partial row into the stored bucket, as raw SQL for a statement. */
+function mergeClause(table: RollupTable) {
+  const { set } = onConflict(table)
+  const assignments = Object.entries(set).map(
+    ([column, value]) => sql`${sql.identifier(column)} = ${value}`,
+  )
+  return sql`on conflict (sensor_id, variable, bucket) do update set ${sql.join(assignments, sql`, `)}`
+}
+const ROLLUP_COLUMNS = sql.raw(COLUMNS.map((c) => `"${c}"`).join(', '))
+
 /**
- * PostgreSQL folds a pass itself, one grouped insert per table, so a backlog (a restore, a long outage)
- * is folded at the database's speed instead of crossing the wire as one partial row per bucket. First
- * and last go by timestamp, then reading id, as in merge().
+ * PostgreSQL folds a pass itself in one statement, so a backlog (a restore, a long outage) is folded at
+ * the database's speed instead of crossing the wire as one partial row per bucket. The pass's values
+ * are grouped into minutes once, and its hours are grouped from those minutes. First and last go by
+ * timestamp, then reading id, as in merge(): the least and greatest [ts, id, value] arrays of a group,
+ * which PostgreSQL compares element by element (four ordered array_agg per group sorted each group four
+ * times and cost more than the rest of a batch ingest together).
  */
 async function foldInPostgres(tx: Tx, watermark: number, upTo: number, batch: number) {
   const [range] = await pgExecute(
@@ -232,25 +245,33 @@ async function foldInPostgres(tx: Tx, watermark: number, upTo: number, batch: nu
   // The planner takes jsonb_each_text for 100 rows per reading, so the estimate crosses the JIT
   // threshold; compiling costs about a third of a 10,000-reading pass and never pays back.
   await pgExecute(tx, sql`set local jit = off`)
-  for (const [table, size] of [
-    [rollupsMinute, MINUTE],
-    [rollupsHour as unknown as RollupTable, HOUR],
-  ] as const)
-    await tx
-      .insert(table)
-      .select(
-        // Reading times are after 2000 (readingTimeProblem), so `%` is the floor's remainder.
-        sql`select sensor_id, variable, bucket, count(*), sum(value), min(value), max(value),
-              (array_agg(value order by ts, id))[1], min(ts), (array_agg(id order by ts, id))[1],
-              (array_agg(value order by ts desc, id desc))[1], max(ts),
-              (array_agg(id order by ts desc, id desc))[1]
-            from (select r.id, r.sensor_id, r.timestamp as ts, v.key as variable,
-                    v.value::double precision as value, r.timestamp - r.timestamp % ${size} as bucket
-                  from readings r cross join lateral jsonb_each_text(r."values") v
-                  where r.id > ${watermark} and r.id <= ${last}) pass
-            group by sensor_id, variable, bucket`,
-      )
-      .onConflictDoUpdate(onConflict(table))
+  // Timestamps and ids are below 2^53, exact as double precision. Reading times are after 2000
+  // (readingTimeProblem), so `%` is the floor's remainder.
+  await pgExecute(
+    tx,
+    sql`with minutes as (
+          select r.sensor_id, v.key as variable, r.timestamp - r.timestamp % ${MINUTE} as bucket,
+            count(*) as count, sum(v.value::double precision) as sum,
+            min(v.value::double precision) as min, max(v.value::double precision) as max,
+            min(array[r.timestamp::double precision, r.id::double precision, v.value::double precision]) as lo,
+            max(array[r.timestamp::double precision, r.id::double precision, v.value::double precision]) as hi
+          from readings r cross join lateral jsonb_each_text(r."values") v
+          where r.id > ${watermark} and r.id <= ${last}
+          group by 1, 2, 3),
+        minute_rows as (
+          insert into rollups_minute (${ROLLUP_COLUMNS})
+          select sensor_id, variable, bucket, count, sum, min, max,
+            lo[3], lo[1]::bigint, lo[2]::bigint, hi[3], hi[1]::bigint, hi[2]::bigint
+          from minutes
+          ${mergeClause(rollupsMinute)})
+        insert into rollups_hour (${ROLLUP_COLUMNS})
+        select sensor_id, variable, bucket - bucket % ${HOUR}, sum(count), sum(sum), min(min), max(max),
+          (min(lo))[3], (min(lo))[1]::bigint, (min(lo))[2]::bigint,
+          (max(hi))[3], (max(hi))[1]::bigint, (max(hi))[2]::bigint
+        from minutes
+        group by 1, 2, 3
+        ${mergeClause(rollupsHour as unknown as RollupTable)}`,
+  )
   return { count, last }
 }
 
