@@ -196,4 +196,40 @@ describe('many writers on two instances', () => {
     for (const { client } of clients) await client.close()
     await resumed.close()
   })
+
+  test('event retention runs beside a reading write in progress instead of waiting for it to finish', async () => {
+    const sensor = (await a.api('POST', '/api/v1/sensors', { tipo: 'aire', modelo: 'm' })).body.id
+    for (let i = 0; i < 5; i++)
+      expect(
+        (await a.api('POST', '/api/v1/readings', { sensor_id: sensor, temperatura: 20 + i }))
+          .status,
+      ).toBe(201)
+    // A write scoped to the sensor, as a reading batch is, held open once it has its locks.
+    let release = () => {}
+    const held = new Promise<void>((resolve) => (release = resolve))
+    let started = () => {}
+    const open = new Promise<void>((resolve) => (started = resolve))
+    const writing = a.ctx.db.transaction(
+      async (tx) => {
+        await tx.select().from(eventMeta)
+        started()
+        await held
+      },
+      undefined,
+      { keys: [sensor] },
+    )
+    await open
+    try {
+      // Everything is past the age limit two days from now.
+      const pruned = await Promise.race([
+        a.ctx.realtime.prune(Date.now() + 2 * 86_400_000),
+        Bun.sleep(10_000).then(() => 'waited for the write'),
+      ])
+      expect(typeof pruned).toBe('number')
+      expect(pruned as number).toBeGreaterThan(0)
+    } finally {
+      release()
+      await writing
+    }
+  })
 })

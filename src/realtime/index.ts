@@ -44,7 +44,13 @@ export function websocketOptions(config: Readonly<Config>) {
   }
 }
 
-const PRUNE_BATCH = 500
+/**
+ * Events deleted per retention transaction. 500 could not keep up with ingest: at 30 k readings/s for
+ * 35 s the log held 650 k events on SQLite and 640 k on PostgreSQL against a retention count of 100 k,
+ * each batch waiting its turn behind the ingest batches queued before it. 10,000 take SQLite about
+ * as long as one ingest batch of 1,000.
+ */
+const PRUNE_BATCH = 10_000
 
 /** `snapshot` reads what a `snapshot=latest` socket gets first (the latest values of its sensors). */
 export async function createRealtime(
@@ -117,11 +123,18 @@ export async function createRealtime(
     let oldest = await oldestSeq(db.read)
     while (oldest !== undefined && oldest <= cutoff) {
       const from = oldest
-      const upTo = await db.transaction(async (tx) => {
-        const upTo = Math.min(cutoff, from + PRUNE_BATCH - 1, hub.replayFloor())
-        if (upTo >= from) await deleteThrough(tx, upTo)
-        return upTo
-      })
+      // Scoped with no keys: it writes only the event log, below every seq a writer can still take, so
+      // on PostgreSQL it runs beside ingest instead of waiting for every write in flight to finish
+      // and holding back the next ones.
+      const upTo = await db.transaction(
+        async (tx) => {
+          const upTo = Math.min(cutoff, from + PRUNE_BATCH - 1, hub.replayFloor())
+          if (upTo >= from) await deleteThrough(tx, upTo)
+          return upTo
+        },
+        undefined,
+        { keys: [] },
+      )
       if (upTo < from) break
       removed += upTo - from + 1
       oldest = upTo + 1
