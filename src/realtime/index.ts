@@ -47,8 +47,8 @@ export function websocketOptions(config: Readonly<Config>) {
 /**
  * Events deleted per retention transaction. 500 could not keep up with ingest: at 30 k readings/s for
  * 35 s the log held 650 k events on SQLite and 640 k on PostgreSQL against a retention count of 100 k,
- * each batch waiting its turn behind the ingest batches queued before it. 10,000 take SQLite about
- * as long as one ingest batch of 1,000.
+ * each batch waiting its turn behind the ingest batches queued before it. 10,000 take SQLite 12-17 ms,
+ * about half an ingest batch of 1,000.
  */
 const PRUNE_BATCH = 10_000
 
