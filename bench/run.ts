@@ -14,6 +14,7 @@ import { latestPhase, probeRoutes, webhookPhases } from './phases/extras'
 import { historyPhases } from './phases/history'
 import { fleetPagePhase } from './phases/fleet-page'
 import { detectFleet, ingestPhases } from './phases/ingest'
+import { sustainedPhases } from './phases/sustained'
 import { fanoutRun, realtimeRound, recoveryRun } from './phases/realtime'
 
 const SCENARIOS = [
@@ -205,7 +206,10 @@ async function main() {
       true
   const routes = needsFleet && fleetKnown ? await probeRoutes() : new Set<string>()
 
-  if (only.has('ingest') && fleetKnown) await ingestPhases(ctx)
+  if (only.has('ingest') && fleetKnown) {
+    await ingestPhases(ctx)
+    await sustainedPhases(ctx)
+  }
   if (only.has('webhooks') && fleetKnown) await webhookPhases(ctx, routes)
   if (only.has('latest') && fleetKnown)
     await ctx.attempt('latest values', () => latestPhase(ctx, routes))

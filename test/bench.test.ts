@@ -73,6 +73,13 @@ describe('bun run bench --tiny', () => {
     const hot = vigia.filter((r) => r.breach)
     expect(hot.map((r) => r.backend)).toEqual(['sqlite', 'postgres'])
     for (const run of hot) expect(run.openAnomalies).toBeGreaterThan(0)
+    // The sustained run on each database, the log's events counted from its database at the end.
+    const long = vigia.filter((r) => r.sustained)
+    expect(long.map((r) => r.backend)).toEqual(['sqlite', 'postgres'])
+    for (const run of long) {
+      expect(run.sustained!.events).toBeGreaterThan(0)
+      expect(run.sustained!.retentionCount).toBe(100_000)
+    }
     const references = results.ingest.filter((r) => r.system === 'reference')
     expect(references.map((r) => r.backend).sort()).toEqual(['postgres', 'sqlite'])
     for (const ref of references) {
@@ -120,6 +127,7 @@ describe('bun run bench --tiny', () => {
       '#### Two Vigía instances on one PostgreSQL',
       '#### Upper bound (identical readings)',
       '#### Thresholds breached across the fleet',
+      "#### Sustained batch ingest, with the event log's retention running",
       '### 4. Connections',
       '### 8. Webhooks',
       '### 9. Fleet page',

@@ -16,6 +16,11 @@ export const PLANS = {
      * references barely moved), and a fleet's server runs for days.
      */
     ingestWarmupMs: 5000,
+    /**
+     * The sustained batch run on each database: long enough for the event log's retention (every 10 s)
+     * to run several times while ingest goes on.
+     */
+    sustainedMs: 60_000,
     /** Vigía and its reference alternate, A/B/A/B, this many times each. */
     ingestReps: 3,
     /** Every sender count and batch size, or one of each (the harness check). */
@@ -54,6 +59,7 @@ export const PLANS = {
     latencyMs: 1000,
     ingestMs: 1500,
     ingestWarmupMs: 5000,
+    sustainedMs: 30_000,
     ingestReps: 1,
     ingestSet: 'all' as 'all' | 'few',
     recoveryEvents: 10_000,
@@ -82,6 +88,7 @@ export const PLANS = {
     latencyMs: 300,
     ingestMs: 300,
     ingestWarmupMs: 100,
+    sustainedMs: 1000,
     ingestReps: 1,
     ingestSet: 'few' as 'all' | 'few',
     recoveryEvents: 300,

@@ -12,9 +12,9 @@ const BACKENDS = {
   'postgres-2': { title: 'Two Vigía instances on one PostgreSQL (+ Redis)', ref: '' },
 } as const
 
-/** The main fleet runs (not the upper bound, the webhook-cost or the two-variable comparison runs). */
+/** The main fleet runs (not the upper bound, the webhook-cost, heat-wave, sustained or two-variable runs). */
 const main = (r: IngestRun) =>
-  r.load === 'fleet' && !r.webhook && !r.breach && !r.label.includes('variables')
+  r.load === 'fleet' && !r.webhook && !r.breach && !r.sustained && !r.label.includes('variables')
 
 function runsOf(results: Results, backend: string, system: string, label: string, extra = main) {
   return results.ingest.filter(
@@ -169,8 +169,30 @@ export function ingestTables(results: Results): string[] {
       }
     out.push('')
   }
+  const long = results.ingest.filter((r) => r.sustained)
+  if (long.length) {
+    out.push(
+      "#### Sustained batch ingest, with the event log's retention running",
+      '',
+      "The batch-of-1,000 run held longer on a fresh server of each database (`bench/phases/sustained.ts`): the short runs end before the event log's first retention pass (every 10 s), this one goes through several. Beside the same database's short run.",
+      '',
+      '| how | readings/s | short run: readings/s | sustained / short | server CPU per reading (µs): sustained / short | events in the log at the end (retention count) | every reading delivered |',
+      '| --- | --- | --- | --- | --- | --- | --- |',
+    )
+    for (const r of long) {
+      const short = runsOf(results, r.backend, 'vigia', BATCH_LABEL)
+      const ratio = spread(short.map((s) => r.perSecond / s.perSecond))
+      out.push(
+        `| ${r.label}, ${BACKENDS[r.backend].title} | ${rate(r.perSecond)} | ${show(perSecond(short), rate)} | ${show(ratio, times)} | ${us(cpuPerReading(r))} / ${us(spread(short.map(cpuPerReading)).median)} | ${rate(r.sustained!.events)} (${rate(r.sustained!.retentionCount)}) | ${delivered([r])} |`,
+      )
+    }
+    out.push('')
+  }
   return out
 }
+
+/** The short batch run a sustained one is compared with. */
+const BATCH_LABEL = 'batch of 1,000, 4 in flight'
 
 export function realtimeTable(results: Results): string[] {
   const rounds = results.realtime

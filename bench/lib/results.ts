@@ -55,6 +55,8 @@ export interface IngestRun {
   breach?: true
   /** Breach runs: the threshold anomalies open at the end (up to 500), so the wave is known to have hit. */
   openAnomalies?: number
+  /** A long run with the event log's retention at work: events in the log at the end, and the count kept. */
+  sustained?: { events: number; retentionCount: number }
   vars: number
   sensors: number
   batch: number

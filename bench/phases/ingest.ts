@@ -207,6 +207,9 @@ export interface VigiaIngestOptions {
   breach?: true
   /** Another variable count than the run's (the two-against-five comparison). */
   vars?: VariableCount
+  /** The measured phase's length, when not the plan's ingestMs; and a look at the server before it stops. */
+  measureMs?: number
+  inspect?: (server: RunningServer, run: IngestRun) => Promise<void>
 }
 
 /** One measured Vigía run: fresh server(s), the fleet's sensors, a warm-up phase, the measured phase. */
@@ -293,7 +296,7 @@ export async function vigiaRun(
       return { replies, readings, fin, cpu: cpu() }
     }
     await phase(1, ctx.plan.ingestWarmupMs)
-    const { replies, readings, fin, cpu } = await phase(2, ctx.plan.ingestMs)
+    const { replies, readings, fin, cpu } = await phase(2, o.measureMs ?? ctx.plan.ingestMs)
     const open = o.breach
       ? await call(
           servers[0]!.base,
@@ -333,6 +336,7 @@ export async function vigiaRun(
       cpu,
     }
     request.destroy()
+    await o.inspect?.(servers[0]!, run)
     await subscriber.call({ t: 'close' })
     return run
   } finally {
