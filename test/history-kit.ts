@@ -84,3 +84,47 @@ export function sameRows(actual: Record<string, unknown>[], expected: Record<str
       }
   })
 }
+
+/** A stored rollup row, as either database's table hands it back. */
+interface RollupRow {
+  sensor_id: number
+  variable: string
+  bucket: number
+  count: number
+  sum: number
+  min: number
+  max: number
+  first: number
+  last: number
+}
+
+/**
+ * A rollup table (`size` ms buckets) holds exactly the buckets of these sensors and variables the raw
+ * readings fill, each equal to its brute-force computation (sums up to rounding).
+ */
+export function expectRollups(
+  stored: RollupRow[],
+  raw: Raw[],
+  sensors: number[],
+  variables: string[],
+  size: number,
+) {
+  const fns = ['count', 'sum', 'min', 'max', 'first', 'last']
+  const expected = new Map<string, Record<string, number>>()
+  for (const variable of variables)
+    for (const row of bruteForce(raw, sensors, variable, 0, 4e12, `${size / 1000}s`, fns))
+      expected.set(`${row.sensor_id}|${variable}|${Date.parse(row.bucket)}`, row)
+  expect(stored.length).toBe(expected.size)
+  for (const r of stored) {
+    const e = expected.get(`${r.sensor_id}|${r.variable}|${r.bucket}`)
+    expect(e).toBeDefined()
+    expect([r.count, r.min, r.max, r.first, r.last]).toEqual([
+      e!.count,
+      e!.min,
+      e!.max,
+      e!.first,
+      e!.last,
+    ])
+    expect(r.sum).toBeCloseTo(e!.sum!, 9)
+  }
+}

@@ -6,7 +6,7 @@ import { asc } from 'drizzle-orm'
 import { readings, rollupsHour, rollupsMinute } from '../src/db/schema'
 import { catchUp, catchUpOnce } from '../src/modules/history/rollups'
 import { expectError, expectInvalid } from './assert'
-import { bruteForce, mulberry32, sameRows, type Raw } from './history-kit'
+import { bruteForce, expectRollups, mulberry32, sameRows, type Raw } from './history-kit'
 import { createSensor, startTestServer, type TestServer } from './helpers'
 
 setDefaultTimeout(60_000)
@@ -198,33 +198,7 @@ describe('rollups after corrections and deletes', () => {
       const stored = (await server.ctx.db.read.select().from(table)).filter(
         (r) => r.sensor_id === id || r.sensor_id === other,
       )
-      const expected = new Map<
-        string,
-        { count: number; sum: number; min: number; max: number; first: number; last: number }
-      >()
-      for (const name of ['temperatura', 'humedad'])
-        for (const row of bruteForce(raw, [id, other], name, 0, 4e12, `${size / 1000}s`, [
-          'count',
-          'sum',
-          'min',
-          'max',
-          'first',
-          'last',
-        ]))
-          expected.set(`${row.sensor_id}|${name}|${Date.parse(row.bucket)}`, row as never)
-      expect(stored.length).toBe(expected.size)
-      for (const r of stored) {
-        const e = expected.get(`${r.sensor_id}|${r.variable}|${r.bucket}`)!
-        expect(e).toBeDefined()
-        expect({ count: r.count, min: r.min, max: r.max, first: r.first, last: r.last }).toEqual({
-          count: e.count,
-          min: e.min,
-          max: e.max,
-          first: e.first,
-          last: e.last,
-        })
-        expect(r.sum).toBeCloseTo(e.sum, 9)
-      }
+      expectRollups(stored, raw, [id, other], ['temperatura', 'humedad'], size)
     }
   })
 })
