@@ -115,12 +115,17 @@ export function ingestTables(results: Results): string[] {
   const upper = results.ingest.filter((r) => r.load === 'identical')
   if (upper.length) {
     out.push(
-      '#### Upper bound (identical readings)',
-      '',
-      'One sensor, the same values in every reading, no timestamp: a case that never happens in a fleet, kept to show how much the realistic load costs.',
-      '',
-      '| how | readings/s to a live subscriber | vs the fleet load (run by run) | every reading delivered | CPU: server / busiest generator / others |',
-      '| --- | --- | --- | --- | --- |',
+      ...tableHead(
+        '#### Upper bound (identical readings)',
+        'One sensor, the same values in every reading, no timestamp: a case that never happens in a fleet, kept to show how much the realistic load costs.',
+        [
+          'how',
+          'readings/s to a live subscriber',
+          'vs the fleet load (run by run)',
+          'every reading delivered',
+          'CPU: server / busiest generator / others',
+        ],
+      ),
     )
     for (const label of labelsOf(upper)) {
       const u = upper.filter((r) => r.label === label)
@@ -152,12 +157,19 @@ export function ingestTables(results: Results): string[] {
   const hot = results.ingest.filter((r) => r.breach)
   if (hot.length) {
     out.push(
-      '#### Thresholds breached across the fleet',
-      '',
-      "The same batches after a type default that most sensor variables cross (`bench/phases/ingest.ts`, HEAT_WAVE): each batch folds its hits into the open anomalies, one update each. Beside the same backend's run on the plain fleet load.",
-      '',
-      '| how | breached: readings/s | plain fleet: readings/s | breached / plain (run by run) | server CPU per reading (µs): breached / plain | anomalies open at the end | every reading delivered |',
-      '| --- | --- | --- | --- | --- | --- | --- |',
+      ...tableHead(
+        '#### Thresholds breached across the fleet',
+        "The same batches after a type default that most sensor variables cross (`bench/phases/ingest.ts`, HEAT_WAVE): each batch folds its hits into the open anomalies, one update each. Beside the same backend's run on the plain fleet load.",
+        [
+          'how',
+          'breached: readings/s',
+          'plain fleet: readings/s',
+          'breached / plain (run by run)',
+          'server CPU per reading (µs): breached / plain',
+          'anomalies open at the end',
+          'every reading delivered',
+        ],
+      ),
     )
     for (const backend of ['sqlite', 'postgres'] as const)
       for (const label of labelsOf(hot.filter((r) => r.backend === backend))) {
@@ -172,12 +184,19 @@ export function ingestTables(results: Results): string[] {
   const long = results.ingest.filter((r) => r.sustained)
   if (long.length) {
     out.push(
-      "#### Sustained batch ingest, with the event log's retention running",
-      '',
-      "The batch-of-1,000 run held longer on a fresh server of each database (`bench/phases/sustained.ts`): the short runs end before the event log's first retention pass (every 10 s), this one goes through several. Beside the same database's short run.",
-      '',
-      '| how | readings/s | short run: readings/s | sustained / short | server CPU per reading (µs): sustained / short | events in the log at the end (retention count) | every reading delivered |',
-      '| --- | --- | --- | --- | --- | --- | --- |',
+      ...tableHead(
+        "#### Sustained batch ingest, with the event log's retention running",
+        "The batch-of-1,000 run held longer on a fresh server of each database (`bench/phases/sustained.ts`): the short runs end before the event log's first retention pass (every 10 s), this one goes through several. Beside the same database's short run.",
+        [
+          'how',
+          'readings/s',
+          'short run: readings/s',
+          'sustained / short',
+          'server CPU per reading (µs): sustained / short',
+          'events in the log at the end (retention count)',
+          'every reading delivered',
+        ],
+      ),
     )
     for (const r of long) {
       const short = runsOf(results, r.backend, 'vigia', BATCH_LABEL)
@@ -193,6 +212,18 @@ export function ingestTables(results: Results): string[] {
 
 /** The short batch run a sustained one is compared with. */
 const BATCH_LABEL = 'batch of 1,000, 4 in flight'
+
+/** A table's heading, its introduction and its header row. */
+function tableHead(heading: string, intro: string, columns: string[]) {
+  return [
+    heading,
+    '',
+    intro,
+    '',
+    `| ${columns.join(' | ')} |`,
+    `|${' --- |'.repeat(columns.length)}`,
+  ]
+}
 
 export function realtimeTable(results: Results): string[] {
   const rounds = results.realtime
