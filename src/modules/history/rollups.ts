@@ -1,7 +1,7 @@
 // Per-minute and per-hour rollups: a catch-up worker folds readings into them in id order behind a
 // persisted watermark (every reading with id <= watermark is in them, none after), and corrections
 // recompute the buckets they touch inside their own transaction, so the rollups stay exact.
-import { and, asc, eq, gt, gte, inArray, isNotNull, lt, lte, sql } from 'drizzle-orm'
+import { and, eq, gt, gte, inArray, isNotNull, lt, lte, sql } from 'drizzle-orm'
 import { sqliteClient, type Database, type Tx } from '../../db'
 import { measurement } from '../../db/measurements'
 import { pgExecute } from '../../db/postgres'
