@@ -23,7 +23,8 @@ const COMPATIBLE: Record<string, string[]> = {
   SQLiteBoolean: ['PgBoolean'],
   SQLiteReal: ['PgDoublePrecision'],
   SQLiteText: ['PgText', 'PgVarchar'],
-  SQLiteTextJson: ['PgJsonb', 'PgJson'],
+  // Text too: the driver hands json back as its text, so JSON that only the server reads may be stored as text.
+  SQLiteTextJson: ['PgJsonb', 'PgJson', 'PgText'],
 }
 
 const run = (cmd: string[]) => {
