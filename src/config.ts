@@ -111,6 +111,9 @@ export interface Config {
 
 type Env = Record<string, string | undefined>
 
+/** EVENT_RETENTION_COUNT when unset (the bench reads it to judge retention). */
+export const DEFAULT_EVENT_RETENTION_COUNT = 100_000
+
 /** The longest silence a sensor may be allowed, in seconds (a year). */
 export const MAX_OFFLINE_AFTER = 365 * 24 * 3600
 
@@ -346,7 +349,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       maxChannels: int(env, 'WEBSOCKET_MAX_CHANNELS', 50, 1, 10_000),
     },
     events: {
-      retentionCount: int(env, 'EVENT_RETENTION_COUNT', 100_000, 1, 1_000_000_000),
+      retentionCount: int(
+        env,
+        'EVENT_RETENTION_COUNT',
+        DEFAULT_EVENT_RETENTION_COUNT,
+        1,
+        1_000_000_000,
+      ),
       retentionSeconds: int(env, 'EVENT_RETENTION_SECONDS', 24 * 3600, 1, 10 * 365 * 24 * 3600),
     },
     corsOrigins: corsOrigins(env),

@@ -4,14 +4,15 @@
 // the log must stay near EVENT_RETENTION_COUNT events, and what retention costs shows in the rate.
 import { Database } from 'bun:sqlite'
 import postgres from 'postgres'
+import { DEFAULT_EVENT_RETENTION_COUNT } from '../../src/config'
 import type { Ctx } from '../lib/context'
 import { postgresReachable } from '../lib/pg'
 import type { IngestRun } from '../lib/results'
 import type { RunningServer } from '../lib/servers'
 import { BATCH, vigiaRun } from './ingest'
 
-/** EVENT_RETENTION_COUNT's default (src/config.ts): the bench's servers keep it. */
-export const RETENTION_COUNT = 100_000
+/** The bench's servers keep EVENT_RETENTION_COUNT's default. */
+export const RETENTION_COUNT = DEFAULT_EVENT_RETENTION_COUNT
 
 /** Events in the server's log now, read from its database beside it. */
 async function eventsIn(server: RunningServer): Promise<number> {
