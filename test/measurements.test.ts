@@ -237,6 +237,23 @@ describe('correcting a reading', () => {
     })
     expect(Object.keys(res.body.values).sort()).toEqual(['humedad', 'voc'])
   })
+
+  test('PATCH and PUT register a name they bring for the first time, as ingest does', async () => {
+    const { body: reading } = await post({ sensor_id: sensor, values: { co2: 400 } })
+    expect(await variableNames()).not.toContain('corregido_patch')
+    const patched = await server.api('PATCH', `/api/v1/readings/${reading.id}`, {
+      values: { corregido_patch: 1 },
+    })
+    expect(patched.status).toBe(200)
+    expect(await variableNames()).toContain('corregido_patch')
+    const replaced = await server.api('PUT', `/api/v1/readings/${reading.id}`, {
+      sensor_id: sensor,
+      values: { corregido_put: 2 },
+      timestamp: '2025-08-01T00:00:00Z',
+    })
+    expect(replaced.status).toBe(200)
+    expect(await variableNames()).toContain('corregido_put')
+  })
 })
 
 describe('bad measurements', () => {

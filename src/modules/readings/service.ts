@@ -170,15 +170,16 @@ function touched(...readings: { sensor_id: number; values: Values }[]) {
 
 /**
  * Writes a corrected reading (sensor, time and measurements as `measure` makes them from the stored
- * ones) and repairs the last-value store for the old and the new values.
+ * ones), registers a name it brings, and repairs the last-value store for the old and the new values.
  */
-const correct = (
-  { emitter }: Services,
+async function correct(
+  services: Services,
   id: number,
   patch: { sensor_id?: number; timestamp?: string },
   measure: (current: Values) => Values,
-) =>
-  emitter.transact(async (tx, emit) => {
+) {
+  let fresh: string[] = []
+  const dto = await services.emitter.transact(async (tx, emit) => {
     const current = await findRow(tx, readingResource, id)
     const row = {
       sensor_id: patch.sensor_id ?? current.sensor_id,
@@ -189,12 +190,18 @@ const correct = (
           : readingInstant(patch.timestamp, 'timestamp'),
     }
     if (patch.sensor_id !== undefined) await checkReadingSensors(tx, [row], () => '')
+    // A name new to the deployment is registered, as at ingest: GET /variables lists every name in use.
+    fresh = unregistered(services, Object.keys(row.values))
+    await registerVariables(tx, fresh, Date.now())
     await materializeReadings(tx, eq(readings.id, id))
     const dto = await updateOne(tx, emit, readingResource, id, row)
     await refreshLatest(tx, touched(current, row))
     await repairRollups(tx, [current, { id, ...row }])
     return dto
   })
+  rememberVariables(services, fresh)
+  return dto
+}
 
 /** PUT: the body is the whole reading; measurements left out are gone. */
 export const replaceReading = (services: Services, id: number, input: ReadingReplace) =>
