@@ -13,7 +13,7 @@ import {
   type EventMessage,
   type SystemEventDraft,
 } from './envelope'
-import { routeEntityEvent, routeSystemEvent } from './channels'
+import { routeEntityEvent, routeSystemEvent, type EntityType } from './channels'
 import { leanReading, readingColumns, readingFrame } from './reading-frames'
 
 export type Draft =
@@ -83,11 +83,28 @@ function frame(draft: Draft, seq: number, now: number, sqlite: boolean) {
   const { event } = draft
   return {
     message: entityEventMessage(event, seq, now) as EventMessage,
-    channels: encodeChannels(
-      routeEntityEvent(event.entity_type, event.entity_id, event.data.sensor_id),
-    ),
+    channels: entityChannels(event.entity_type, event.entity_id, event.data.sensor_id),
     readingId: leanReading(event, sqlite),
   }
+}
+
+/**
+ * An entity event's encoded channels, kept per entity type and the id they name (the sensor's, for
+ * its data): a batch's events name the same few sensors over and over.
+ */
+const routed = new Map<EntityType, Map<number, string>>()
+function entityChannels(type: EntityType, entityId: number, sensorId?: number | null) {
+  const ownId = type === 'sensor' || type === 'location'
+  const id = ownId ? entityId : sensorId
+  if (id == null) return encodeChannels(routeEntityEvent(type, entityId, sensorId))
+  let byId = routed.get(type)
+  if (!byId) routed.set(type, (byId = new Map()))
+  let channels = byId.get(id)
+  if (channels === undefined) {
+    if (byId.size >= 100_000) byId.clear()
+    byId.set(id, (channels = encodeChannels(routeEntityEvent(type, entityId, sensorId))))
+  }
+  return channels
 }
 
 /** Gives the drafts consecutive seqs and writes them, inside the caller's transaction. */

@@ -20,7 +20,6 @@ const PAGE = 1000
 export class Publisher {
   private server: Server<unknown> | undefined
   private readonly pending = new Map<number, Frame>()
-  private readonly topics: string[] = []
   private gapTimer: Timer | undefined
   private catching: Promise<void> | undefined
   private catchAgain = false
@@ -139,8 +138,8 @@ export class Publisher {
   private fanOut(frame: Frame) {
     const server = this.server
     if (!server) return
-    const reached = this.hub.topicsFor(frame.channels, this.topics)
-    for (const topic of this.topics) {
+    const { topics, reached } = this.hub.topicsFor(frame.channels)
+    for (const topic of topics) {
       try {
         if (server.publish(topic, frame.payload, this.compress) <= 0) this.onBackpressure?.(topic)
       } catch (error) {
