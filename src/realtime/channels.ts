@@ -53,11 +53,25 @@ export function routeEntityEvent(
   entityId: number,
   sensorId?: number | null,
 ) {
+  return routeById(entityType, routingId(entityType, entityId, sensorId))
+}
+
+/**
+ * The id an entity event's sub-channels name: a sensor's or a location's own, the sensor's for its
+ * data (undefined: a data event with no sensor, which goes to no sub-channel).
+ */
+export function routingId(entityType: EntityType, entityId: number, sensorId?: number | null) {
+  if (entityType === 'sensor' || entityType === 'location') return entityId
+  return sensorId ?? undefined
+}
+
+/** routeEntityEvent's channels from the id routingId() gives. */
+export function routeById(entityType: EntityType, id: number | undefined) {
   const base = CHANNEL_OF[entityType]
+  if (id === undefined) return [base, 'general']
   if (entityType === 'sensor' || entityType === 'location')
-    return [base, `${base}:${entityId}`, 'general']
-  if (sensorId == null) return [base, 'general']
-  return [base, `${base}:${sensorId}`, `sensors:${sensorId}`, 'general']
+    return [base, `${base}:${id}`, 'general']
+  return [base, `${base}:${id}`, `sensors:${id}`, 'general']
 }
 
 /** System events go to general and, when named, to one more channel. */

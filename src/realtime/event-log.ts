@@ -13,7 +13,7 @@ import {
   type EventMessage,
   type SystemEventDraft,
 } from './envelope'
-import { routeEntityEvent, routeSystemEvent, type EntityType } from './channels'
+import { routeById, routeSystemEvent, routingId, type EntityType } from './channels'
 import { leanReading, readingColumns, readingFrame } from './reading-frames'
 
 export type Draft =
@@ -93,16 +93,17 @@ function frame(draft: Draft, seq: number, now: number, sqlite: boolean) {
  * its data): a batch's events name the same few sensors over and over.
  */
 const routed = new Map<EntityType, Map<number, string>>()
+/** Ids kept per entity type at once (a fleet's sensors, its locations). */
+const ROUTED_MAX = 100_000
 function entityChannels(type: EntityType, entityId: number, sensorId?: number | null) {
-  const ownId = type === 'sensor' || type === 'location'
-  const id = ownId ? entityId : sensorId
-  if (id == null) return encodeChannels(routeEntityEvent(type, entityId, sensorId))
+  const id = routingId(type, entityId, sensorId)
+  if (id === undefined) return encodeChannels(routeById(type, id))
   let byId = routed.get(type)
   if (!byId) routed.set(type, (byId = new Map()))
   let channels = byId.get(id)
   if (channels === undefined) {
-    if (byId.size >= 100_000) byId.clear()
-    byId.set(id, (channels = encodeChannels(routeEntityEvent(type, entityId, sensorId))))
+    if (byId.size >= ROUTED_MAX) byId.clear()
+    byId.set(id, (channels = encodeChannels(routeById(type, id))))
   }
   return channels
 }
