@@ -1,45 +1,51 @@
 // Timestamps: stored as epoch milliseconds, shown as ISO 8601 UTC with Z (no ".000" when whole seconds).
 import { InvalidFieldError } from './errors'
 
+/** The texts of the last two keys given (set() replaces the older one). */
+class LastTwo {
+  private readonly keys = [NaN, NaN]
+  private readonly texts = ['', '']
+  private next = 0
+
+  get(key: number): string | undefined {
+    if (key === this.keys[0]) return this.texts[0]
+    if (key === this.keys[1]) return this.texts[1]
+    return undefined
+  }
+
+  set(key: number, text: string): string {
+    this.keys[this.next] = key
+    this.texts[this.next] = text
+    this.next ^= 1
+    return text
+  }
+}
+
 // A batch formats the same instant thousands of times (created_at, the event's timestamp), and a fleet's
 // readings share their minute: remember the last two instants and the last two minutes' text. Two, as a
 // reading's timestamp and its created_at alternate (one slot each missed every time).
-const lastMs = [NaN, NaN]
-const lastText = ['', '']
-const minutes = [NaN, NaN]
-const minuteTexts = ['', '']
-let nextInstant = 0
-let nextMinute = 0
+const instants = new LastTwo()
+const minutes = new LastTwo()
 /** Years 0000–9999, where toISOString's text is `YYYY-MM-DDTHH:MM:SS.mmmZ`. */
 const LAST_4_DIGIT_MS = 253_402_300_799_999
 
 export function iso(ms: number | Date): string {
   const value = typeof ms === 'number' ? ms : ms.getTime()
-  if (value === lastMs[0]) return lastText[0]!
-  if (value === lastMs[1]) return lastText[1]!
-  const slot = nextInstant
-  nextInstant ^= 1
-  lastMs[slot] = value
+  const known = instants.get(value)
+  if (known !== undefined) return known
   if (!Number.isInteger(value) || value < 0 || value > LAST_4_DIGIT_MS) {
     const text = new Date(value).toISOString()
-    return (lastText[slot] = text.endsWith('.000Z') ? `${text.slice(0, -5)}Z` : text)
+    return instants.set(value, text.endsWith('.000Z') ? `${text.slice(0, -5)}Z` : text)
   }
   const m = Math.floor(value / 60_000)
-  let minuteText: string
-  if (m === minutes[0]) minuteText = minuteTexts[0]!
-  else if (m === minutes[1]) minuteText = minuteTexts[1]!
-  else {
-    minuteText = new Date(m * 60_000).toISOString().slice(0, 17)
-    minutes[nextMinute] = m
-    minuteTexts[nextMinute] = minuteText
-    nextMinute ^= 1
-  }
+  const minuteText =
+    minutes.get(m) ?? minutes.set(m, new Date(m * 60_000).toISOString().slice(0, 17))
   const rest = value - m * 60_000
   const seconds = Math.floor(rest / 1000)
   const millis = rest - seconds * 1000
   const fraction =
     millis === 0 ? '' : millis < 10 ? `.00${millis}` : millis < 100 ? `.0${millis}` : `.${millis}`
-  return (lastText[slot] = `${minuteText}${seconds < 10 ? '0' : ''}${seconds}${fraction}Z`)
+  return instants.set(value, `${minuteText}${seconds < 10 ? '0' : ''}${seconds}${fraction}Z`)
 }
 
 /** ISO 8601 date-time; a zone is optional (taken as UTC when absent). */
