@@ -184,8 +184,10 @@ export class DetectorStates {
     }
     for (const id of unread) loaded.add(id)
     for (const id of sensorIds)
-      for (const variable of this.cachedOf.get(id) ?? [])
-        out.set(stateKey(id, variable), this.cache.get(stateKey(id, variable))!.state)
+      for (const variable of this.cachedOf.get(id) ?? []) {
+        const key = stateKey(id, variable)
+        out.set(key, this.cache.get(key)!.state)
+      }
     return out
   }
 
@@ -234,8 +236,11 @@ export class DetectorStates {
       // Kept in memory; written back by flush().
       this.changing = undefined
       for (const [key, state] of states) {
-        const [sensor, variable] = splitKey(key)
-        this.remember(key, sensor, variable, state)
+        // A state taken from the cache was changed in place: its entry is already this one.
+        if (this.cache.get(key)?.state !== state) {
+          const [sensor, variable] = splitKey(key)
+          this.remember(key, sensor, variable, state)
+        }
         this.memory.dirty.add(key)
       }
       return
