@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { detectorOptions, step } from '../src/intelligence/detector'
 import { newState, reviveState } from '../src/intelligence/state'
 import { generate, humiditySpec, temperatureSpec } from '../scripts/synthetic'
+import { header } from './lib/report'
 
 const START = Date.UTC(2025, 6, 1)
 const WEEK = 7 * 1440
@@ -84,8 +85,15 @@ const time = (fn: () => unknown) => {
 }
 
 const lines = [
-  '| series | readings | step() µs/reading | reference µs/reading | ratio | state JSON bytes | JSON round trip µs |',
-  '| --- | --- | --- | --- | --- | --- | --- |',
+  ...header(
+    'series',
+    'readings',
+    'step() µs/reading',
+    'reference µs/reading',
+    'ratio',
+    'state JSON bytes',
+    'JSON round trip µs',
+  ),
 ]
 for (const s of series) {
   const step = median(Array.from({ length: RUNS }, () => time(() => detector(s))))

@@ -1,5 +1,5 @@
 // The fleet page section of BENCHMARKS.md (issue 13): how far behind the page is at 200 readings/s.
-import { ms } from './report'
+import { header, ms } from './report'
 import type { Goal } from './report-more'
 import type { Results } from './results'
 
@@ -10,8 +10,17 @@ export function fleetPageTable(results: Results): string[] {
   const runs = results.fleetPage ?? []
   if (runs.length === 0) return []
   return [
-    '| sensors | readings/s sent | shown / timed | page shows it: p50 / p99 / max (ms) | bare socket has it: p50 / p99 (ms) | first → last fifth p50, all / page’s own (ms) | after the last send (ms) | page load (ms) | falls behind |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...header(
+      'sensors',
+      'readings/s sent',
+      'shown / timed',
+      'page shows it: p50 / p99 / max (ms)',
+      'bare socket has it: p50 / p99 (ms)',
+      'first → last fifth p50, all / page’s own (ms)',
+      'after the last send (ms)',
+      'page load (ms)',
+      'falls behind',
+    ),
     ...runs.map(
       (r) =>
         `| ${r.sensors.toLocaleString('en-US')} | ${r.sentPerSecond.toFixed(0)} (${r.seconds} s${r.httpErrors ? `, ${r.httpErrors} errors` : ''}) | ${r.shown} / ${r.timed} | ${ms(r.dom.p50)} / ${ms(r.dom.p99)} / ${ms(r.dom.max)} | ${ms(r.transport.p50)} / ${ms(r.transport.p99)} | ${ms(r.earlyP50)} → ${ms(r.lateP50)} / ${ms(r.ownEarlyP50)} → ${ms(r.ownLateP50)} | ${ms(r.drainMs)} | ${ms(r.loadMs)} | ${r.behind ? '**yes**' : 'no'} |`,

@@ -1,7 +1,7 @@
 // The report's tables for ingest (Vigía beside its reference, ratio run by run), the realtime path at the
 // limit, and the figures other issues ask for (latest values, history, webhooks), plus their targets.
 import type { IngestRun, Results } from './results'
-import { ms, rate, show, spread, type Spread } from './report'
+import { header, ms, rate, show, spread, type Spread } from './report'
 
 export const times = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : '–')
 export const pct = (n: number) => (Number.isFinite(n) ? `${Math.round(n)}%` : '–')
@@ -79,9 +79,8 @@ export function ingestTables(results: Results): string[] {
     const two = backend === 'postgres-2'
     const pg = backend !== 'sqlite'
     const dbHead = pg
-      ? ` PostgreSQL's CPU per reading (µs): Vigía / ${two ? 'one instance' : ref} |`
-      : ''
-    const dbRule = pg ? ' --- |' : ''
+      ? [`PostgreSQL's CPU per reading (µs): Vigía / ${two ? 'one instance' : ref}`]
+      : []
     const dbCell = (v: IngestRun[], r: IngestRun[]) =>
       pg
         ? ` ${us(spread(v.map(databasePerReading)).median)} / ${r.length ? us(spread(r.map(databasePerReading)).median) : '–'} |`
@@ -89,12 +88,23 @@ export function ingestTables(results: Results): string[] {
     out.push(
       `#### ${title}`,
       '',
-      two
-        ? `| how | readings/s to a live subscriber | vs one instance (run by run) |${dbHead} request p50 / p99 (ms) | delivery p99 (ms) | every reading delivered | CPU: both servers / busiest generator / others |`
-        : `| how | Vigía: readings/s to a live subscriber | ${ref}: readings/s | Vigía / ${ref} (run by run) | server CPU per reading (µs): Vigía / ${ref} | CPU per reading: Vigía / ${ref} |${dbHead} request p50 / p99 (ms) | delivery p99 (ms) | every reading delivered | CPU: server / busiest generator / others |`,
-      two
-        ? `| --- | --- | --- |${dbRule} --- | --- | --- | --- |`
-        : `| --- | --- | --- | --- | --- | --- |${dbRule} --- | --- | --- | --- |`,
+      ...header(
+        ...(two
+          ? ['how', 'readings/s to a live subscriber', 'vs one instance (run by run)']
+          : [
+              'how',
+              'Vigía: readings/s to a live subscriber',
+              `${ref}: readings/s`,
+              `Vigía / ${ref} (run by run)`,
+              `server CPU per reading (µs): Vigía / ${ref}`,
+              `CPU per reading: Vigía / ${ref}`,
+            ]),
+        ...dbHead,
+        'request p50 / p99 (ms)',
+        'delivery p99 (ms)',
+        'every reading delivered',
+        `CPU: ${two ? 'both servers' : 'server'} / busiest generator / others`,
+      ),
     )
     for (const label of labelsOf(vigia)) {
       const v = runsOf(results, backend, 'vigia', label)
@@ -141,8 +151,7 @@ export function ingestTables(results: Results): string[] {
     out.push(
       '#### Five variables against two (issue 13)',
       '',
-      '| how | 2 variables: readings/s | 5 variables: readings/s | 5 / 2 (run by run) |',
-      '| --- | --- | --- | --- |',
+      ...header('how', '2 variables: readings/s', '5 variables: readings/s', '5 / 2 (run by run)'),
     )
     for (const label of labelsOf(vars2)) {
       const base = label.replace(/, 2 variables$/, '')
@@ -215,14 +224,7 @@ const BATCH_LABEL = 'batch of 1,000, 4 in flight'
 
 /** A table's heading, its introduction and its header row. */
 function tableHead(heading: string, intro: string, columns: string[]) {
-  return [
-    heading,
-    '',
-    intro,
-    '',
-    `| ${columns.join(' | ')} |`,
-    `|${' --- |'.repeat(columns.length)}`,
-  ]
+  return [heading, '', intro, '', ...header(...columns)]
 }
 
 export function realtimeTable(results: Results): string[] {
@@ -242,8 +244,14 @@ export function realtimeTable(results: Results): string[] {
   const row = (label: string, rs: typeof rounds, r: string) =>
     `| ${label} | ${show(spread(rs.map((x) => x.cpuPerDeliveryUs)), (n) => n.toFixed(3))} | ${r} | ${threads(rs)} | ${show(spread(rs.map((x) => x.deliveries / x.seconds)), rate)} | ${rs.every((x) => x.verified) ? 'all' : rs.map((x) => `${x.deliveries}/${x.expected}`).join('; ')} |`
   return [
-    `| server | server CPU per delivery (µs) | vs bare Bun.serve (round by round) | CPU per event, event loop / JIT / other threads (µs, mean) | deliveries/s | every message delivered |`,
-    '| --- | --- | --- | --- | --- | --- |',
+    ...header(
+      'server',
+      'server CPU per delivery (µs)',
+      'vs bare Bun.serve (round by round)',
+      'CPU per event, event loop / JIT / other threads (µs, mean)',
+      'deliveries/s',
+      'every message delivered',
+    ),
     row('Vigía, POST /readings', v, show(ratio, times)),
     row('Bun.serve minimal', of('bun'), '1.00×'),
   ]
@@ -252,8 +260,14 @@ export function realtimeTable(results: Results): string[] {
 export function latestTable(results: Results): string[] {
   if (results.latest.length === 0) return []
   return [
-    '| request | requests | median (ms) | p99 (ms) | max (ms) | sensors in the answer |',
-    '| --- | --- | --- | --- | --- | --- |',
+    ...header(
+      'request',
+      'requests',
+      'median (ms)',
+      'p99 (ms)',
+      'max (ms)',
+      'sensors in the answer',
+    ),
     ...results.latest.map(
       (t) =>
         `| ${t.label} | ${t.requests} | ${ms(t.p50)} | ${ms(t.p99)} | ${ms(t.max)} | ${t.rows ?? '–'} |`,
@@ -272,8 +286,7 @@ export function historyTables(results: Results): string[] {
     )
     if (h.aggregate.length)
       out.push(
-        '| aggregate | requests | median (ms) | p99 (ms) | status | rows |',
-        '| --- | --- | --- | --- | --- | --- |',
+        ...header('aggregate', 'requests', 'median (ms)', 'p99 (ms)', 'status', 'rows'),
         ...h.aggregate.map(
           (t) =>
             `| ${t.label} | ${t.requests} | ${ms(t.p50)} | ${ms(t.p99)} | ${t.status} | ${t.rows ?? '–'} |`,
@@ -314,8 +327,14 @@ export function webhookTables(results: Results): string[] {
   const out: string[] = []
   if (results.webhooks.length)
     out.push(
-      '| endpoints | events | deliveries/s | event → delivery p50 / p99 (ms) | delivered | signatures |',
-      '| --- | --- | --- | --- | --- | --- |',
+      ...header(
+        'endpoints',
+        'events',
+        'deliveries/s',
+        'event → delivery p50 / p99 (ms)',
+        'delivered',
+        'signatures',
+      ),
       ...results.webhooks.map(
         (w) =>
           `| ${w.endpoints} | ${w.events} | ${rate(w.perSecond)} | ${ms(w.latency.p50)} / ${ms(w.latency.p99)} | ${w.deliveries}/${w.expected} | ${w.signed ? 'all valid' : '**invalid**'} |`,
@@ -326,8 +345,12 @@ export function webhookTables(results: Results): string[] {
   if (cost.length) {
     const none = cost.filter((r) => r.webhook === 'none')
     out.push(
-      '| batch ingest (SQLite, fleet) | readings/s | cost: no webhook / this (run by run) | every reading delivered |',
-      '| --- | --- | --- | --- |',
+      ...header(
+        'batch ingest (SQLite, fleet)',
+        'readings/s',
+        'cost: no webhook / this (run by run)',
+        'every reading delivered',
+      ),
     )
     for (const kind of ['none', 'anomalies', 'readings'] as const) {
       const rs = cost.filter((r) => r.webhook === kind)

@@ -18,6 +18,12 @@ export const BEGIN =
   '<!-- results:begin (written by `bun run bench`; edit outside these markers) -->'
 export const END = '<!-- results:end -->'
 
+/** A table's header row and the rule under it. */
+export const header = (...columns: string[]) => [
+  `| ${columns.join(' | ')} |`,
+  `|${' --- |'.repeat(columns.length)}`,
+]
+
 export interface Spread {
   median: number
   min: number
@@ -114,8 +120,17 @@ function fanoutTables(results: Results): string[] {
     out.push(
       `#### ${size.toLocaleString('en-US')} subscribers on one channel`,
       '',
-      `| server, emitted through | deliveries/s (max) | vs Bun limit | vs Socket.IO | events/s | p50 / p99 / max at ${r ?? '?'} events/s (ms) | p50 / p99 / max at ${l ?? '?'} events/s (ms) | every message delivered | CPU: server / busiest generator / others |`,
-      '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      ...header(
+        'server, emitted through',
+        'deliveries/s (max)',
+        'vs Bun limit',
+        'vs Socket.IO',
+        'events/s',
+        `p50 / p99 / max at ${r ?? '?'} events/s (ms)`,
+        `p50 / p99 / max at ${l ?? '?'} events/s (ms)`,
+        'every message delivered',
+        'CPU: server / busiest generator / others',
+      ),
     )
     const lat = (ps: PhaseResult[]) => {
       if (ps.length === 0) return '–'
@@ -143,8 +158,13 @@ function fanoutTables(results: Results): string[] {
 
 function connectionTable(results: Results): string[] {
   const out = [
-    '| server | connections | server RSS per idle connection (KB) | connect rate (connections/s) | failed |',
-    '| --- | --- | --- | --- | --- |',
+    ...header(
+      'server',
+      'connections',
+      'server RSS per idle connection (KB)',
+      'connect rate (connections/s)',
+      'failed',
+    ),
   ]
   for (const size of sizesOf(results))
     for (const target of Object.keys(TARGETS) as Target[]) {
@@ -162,8 +182,16 @@ function recoveryTable(results: Results): string[] {
   if (runs.length === 0) return []
   const ok = runs.every((r) => r.count === r.events && r.inOrder && r.recovered === true)
   return [
-    '| missed events | time to replay all (ms) | events/s | first message after (ms) | server RSS before (MB) | RSS added at peak (MB) | RSS added after (MB) | all in order, `recovered: true` |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...header(
+      'missed events',
+      'time to replay all (ms)',
+      'events/s',
+      'first message after (ms)',
+      'server RSS before (MB)',
+      'RSS added at peak (MB)',
+      'RSS added after (MB)',
+      'all in order, `recovered: true`',
+    ),
     `| ${runs[0]!.events.toLocaleString('en-US')} | ${show(spread(runs.map((r) => r.ms)), ms)} | ${show(spread(runs.map((r) => r.perSecond)), rate)} | ${ms(spread(runs.map((r) => r.connectedMs)).median)} | ${(spread(runs.map((r) => r.rssBeforeKb)).median / 1024).toFixed(1)} | ${show(spread(runs.map((r) => (r.rssPeakKb - r.rssBeforeKb) / 1024)), (n) => n.toFixed(1))} | ${show(spread(runs.map((r) => (r.rssAfterKb - r.rssBeforeKb) / 1024)), (n) => n.toFixed(1))} | ${ok ? 'yes' : runs.map((r) => `${r.count}/${r.events} ${r.inOrder ? '' : 'out of order '}${r.error ?? ''}`).join('; ')} |`,
   ]
 }
@@ -262,8 +290,7 @@ export function renderMarkdown(results: Results, chart: string): string {
       : []),
     '### Targets',
     '',
-    '| target | measured | met |',
-    '| --- | --- | --- |',
+    ...header('target', 'measured', 'met'),
     ...goals(results).map(
       (g) =>
         `| ${g.goal} | ${g.measured} | ${g.met === undefined ? '–' : g.met ? 'yes' : '**no**'} |`,
