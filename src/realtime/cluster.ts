@@ -83,6 +83,24 @@ export function decodeFrames(message: string): { epoch: string; frames: Frame[] 
   return { epoch, frames }
 }
 
+const NEWLINE = 10
+
+/**
+ * The epoch and the last frame's seq of an encoded batch, read from its two ends without decoding the
+ * rest; undefined when it is not shaped as encodeFrames makes it.
+ */
+export function batchEnds(message: Buffer): { epoch: string; lastSeq: number } | undefined {
+  const first = message.indexOf(NEWLINE)
+  // A batch's seqs ascend (one commit's, in order): its last frame holds its highest.
+  const beforePayload = message.lastIndexOf(NEWLINE)
+  const beforeChannels = beforePayload > 0 ? message.lastIndexOf(NEWLINE, beforePayload - 1) : -1
+  const beforeSeq = beforeChannels > 0 ? message.lastIndexOf(NEWLINE, beforeChannels - 1) : -1
+  if (first < 0 || beforeSeq < first || beforeChannels - beforeSeq < 2) return undefined
+  const lastSeq = Number(message.toString('latin1', beforeSeq + 1, beforeChannels))
+  if (!Number.isSafeInteger(lastSeq) || lastSeq < 1) return undefined
+  return { epoch: message.toString('latin1', 0, first), lastSeq }
+}
+
 export interface ClusterDeps {
   config: Readonly<Config>
   log: Logger
@@ -263,10 +281,14 @@ export function createCluster(deps: ClusterDeps): Cluster {
         sub.on('error', (error) => down(error.message))
         sub.on('close', () => down('connection closed'))
         let foreign = false
-        sub.on('message', (_channel: string, message: string) => {
+        sub.on('messageBuffer', (_channel: Buffer, message: Buffer) => {
+          // Redis hands every instance its own batches back, and a batch may come after the log filled
+          // its gap: one that holds nothing past what this instance has published is dropped unread.
+          const ends = batchEnds(message)
+          if (ends?.epoch === deps.epoch && ends.lastSeq <= publisher.lastSeq) return
           let decoded
           try {
-            decoded = decodeFrames(message)
+            decoded = decodeFrames(message.toString())
           } catch (error) {
             log.warn('ignored a malformed event message from Redis', { error: String(error) })
             return
