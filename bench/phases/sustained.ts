@@ -11,9 +11,6 @@ import type { IngestRun } from '../lib/results'
 import type { RunningServer } from '../lib/servers'
 import { BATCH, vigiaRun } from './ingest'
 
-/** The bench's servers keep EVENT_RETENTION_COUNT's default. */
-export const RETENTION_COUNT = DEFAULT_EVENT_RETENTION_COUNT
-
 /** Events in the server's log now, read from its database beside it. */
 async function eventsIn(server: RunningServer): Promise<number> {
   const url = server.databaseUrl!
@@ -50,7 +47,11 @@ export async function sustainedPhases(ctx: Ctx) {
         load: 'fleet',
         measureMs: ctx.plan.sustainedMs,
         inspect: async (server: RunningServer, r: IngestRun) => {
-          r.sustained = { events: await eventsIn(server), retentionCount: RETENTION_COUNT }
+          r.sustained = {
+            events: await eventsIn(server),
+            // The bench's servers leave EVENT_RETENTION_COUNT unset.
+            retentionCount: DEFAULT_EVENT_RETENTION_COUNT,
+          }
         },
       }),
     )
