@@ -7,11 +7,13 @@ import { drizzle, type BunSQLiteDatabase } from 'drizzle-orm/bun-sqlite'
 import { migrate } from 'drizzle-orm/bun-sqlite/migrator'
 import type { DatabaseConfig } from '../config'
 import type { Logger } from '../lib/logger'
+import { withLaterWrites } from './later'
 import { Mutex } from './mutex'
 import { openPostgres } from './postgres'
 import * as schema from './schema'
 
 export { schema }
+export { later } from './later'
 /**
  * What services build queries on. Queries use the tables of schema.ts on both databases and only
  * `await` drizzle's builders (no .get()/.all()/.run()), which PostgreSQL's builders share.
@@ -163,7 +165,7 @@ async function openSqlite(path: string): Promise<Database> {
         writerConn.run('BEGIN IMMEDIATE')
         let result
         try {
-          result = await fn(writer)
+          result = await withLaterWrites(writer, fn)
           writerConn.run('COMMIT')
         } catch (error) {
           if (writerConn.inTransaction) writerConn.run('ROLLBACK')

@@ -8,6 +8,7 @@ import postgres from 'postgres'
 import type { Logger } from '../lib/logger'
 import type { Database, Tx, WriteScope } from '.'
 import { Availability } from './availability'
+import { withLaterWrites } from './later'
 import { DatabaseUnavailableError, dbErrorCode } from './errors'
 import { Mutex, Semaphore } from './mutex'
 import * as schema from './schema'
@@ -106,7 +107,7 @@ export async function openPostgres(url: string, log?: Logger): Promise<Database>
   const serialized = <T>(fn: (tx: Tx) => Promise<T>) =>
     pg.transaction(async (tx) => {
       await tx.execute(sql`select pg_advisory_xact_lock(${WRITER_LOCK})`)
-      return fn(tx)
+      return withLaterWrites(tx, fn)
     })
   const scoped = <T>(fn: (tx: Tx) => Promise<T>, keys: readonly number[]) => {
     // int4 keys: a larger id shares its lock with another, which only makes them wait for each other.
@@ -120,7 +121,7 @@ export async function openPostgres(url: string, log?: Logger): Promise<Database>
           sql`select pg_advisory_xact_lock(${KEY_LOCKS}::int, k) from unnest(${`{${sorted.join(',')}}`}::int[]) as k`,
         ),
       ])
-      const result = await Promise.all([locked, fn(tx)])
+      const result = await Promise.all([locked, withLaterWrites(tx, fn)])
       return result[1]
     })
   }

@@ -3,7 +3,7 @@
 // the new states are written back (no query per reading).
 import { and, inArray, sql } from 'drizzle-orm'
 import type { Services } from '../../context'
-import type { Tx } from '../../db'
+import { later, type Tx } from '../../db'
 import { selectByIds } from '../../db/prepared'
 import { anomalies, sensors, sensorTypeThresholds } from '../../db/schema'
 import {
@@ -105,6 +105,24 @@ interface Slot {
   options: DetectorOptions
 }
 
+export type DetectionInputs = ReturnType<typeof readDetectionInputs>
+
+/**
+ * What detection reads for these sensors: rules, detector states and open anomalies. Sent together and
+ * before the readings are written (none of it depends on them): on PostgreSQL they travel in the
+ * transaction's first round trip (postgres.js pipelines a transaction's queries).
+ */
+export function readDetectionInputs({ intelligence }: Services, tx: Tx, ids: number[]) {
+  const inputs = Promise.all([
+    loadRules(tx, ids),
+    intelligence.states.take(tx, ids),
+    loadOpen(tx, ids),
+  ]).then(([rules, states, open]) => ({ rules, states, open }))
+  // Handled here as well: the caller may fail (an unknown sensor) before it waits for them.
+  inputs.catch(() => undefined)
+  return inputs
+}
+
 /**
  * Checks stored readings and records what they reveal, for every measurement they carry: a hit opens
  * an anomaly (anomaly_detected) or folds into the open one of the same sensor, variable and rule
@@ -116,15 +134,10 @@ export async function detectAnomalies(
   tx: Tx,
   emit: Emit,
   readings: readonly StoredValues[],
+  inputs: DetectionInputs,
 ) {
   if (readings.length === 0) return
-  const ids = [...new Set(readings.map((r) => r.sensor_id))]
-  // Sent together: on PostgreSQL one round trip (postgres.js pipelines a transaction's queries).
-  const [rules, states, open] = await Promise.all([
-    loadRules(tx, ids),
-    intelligence.states.take(tx, ids),
-    loadOpen(tx, ids),
-  ])
+  const { rules, states, open } = await inputs
   const { warmupReadings, autoResolveReadings } = intelligence.options
   const touched = new Map<string, VariableState>()
   const dirty = new Set<string>()
@@ -192,7 +205,9 @@ export async function detectAnomalies(
       return { id: row.id, values: changes(row) }
     }),
   )
-  await intelligence.states.put(tx, touched, now)
+  // Nothing waits for it: it travels with the statements after it (the event rows) and is awaited
+  // before COMMIT.
+  later(tx, intelligence.states.put(tx, touched, now))
 }
 
 function fold(row: AnomalyRow, hit: Hit, readingId: number, t: number, now: number) {

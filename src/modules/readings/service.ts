@@ -1,7 +1,7 @@
 // Reading use cases: single and batch ingest (one transaction, all or none), queries by sensor and time.
 import { and, asc, desc, eq, gte, lte } from 'drizzle-orm'
 import type { Services } from '../../context'
-import type { Tx } from '../../db'
+import { later, type Tx } from '../../db'
 import { readings } from '../../db/schema'
 import {
   defined,
@@ -17,7 +17,7 @@ import { UnknownReferenceError } from '../../lib/errors'
 import { GroupCommit } from '../../lib/group-commit'
 import { instant, iso, readingInstant } from '../../lib/time'
 import { repairRollups } from '../history/rollups'
-import { detectAnomalies } from '../anomalies/detection'
+import { detectAnomalies, readDetectionInputs } from '../anomalies/detection'
 import { refreshLatest, updateLatest, type StoredValues } from '../latest/service'
 import { markSeen, sensorStatuses } from '../liveness/service'
 import { checkSensors } from '../sensors/service'
@@ -117,17 +117,26 @@ export async function createReadings(services: Services, inputs: ReadingBatch, b
   const fresh = unregistered(services, names)
   const stored = await services.emitter.transact(
     async (tx, emit) => {
-      const statuses = await readingSensors(tx, rows, at)
+      // On PostgreSQL the sensors, what detection reads and the readings themselves go in one round
+      // trip (postgres.js pipelines a transaction's queries). The sensor check is waited for first, so
+      // an unknown sensor is refused as such, not as the foreign key the insert then breaks.
+      const checking = readingSensors(tx, rows, at)
+      const inputs = readDetectionInputs(services, tx, [...new Set(rows.map((r) => r.sensor_id))])
+      const inserting = insertMany(tx, emit, readingResource, rows)
+      inserting.catch(() => undefined)
+      const statuses = await checking
       await registerVariables(tx, fresh, now)
-      const stored = await insertMany(tx, emit, readingResource, rows)
+      const stored = await inserting
       // After the readings' events: a client that waits for the next event after a POST gets the reading.
       const checked = stored.map((reading, i): StoredValues => ({
         ...reading,
         t: rows[i]!.timestamp,
       }))
-      // Sent together (one round trip on PostgreSQL); only markSeen emits, so the order stays.
-      await Promise.all([markSeen(tx, emit, statuses, now), updateLatest(tx, checked)])
-      await detectAnomalies(services, tx, emit, checked)
+      // markSeen emits only for a sensor back online: then its events come before detection's.
+      const seen = Promise.all([markSeen(tx, emit, statuses, now), updateLatest(tx, checked)])
+      if ([...statuses.values()].every((status) => status === 'online')) later(tx, seen)
+      else await seen
+      await detectAnomalies(services, tx, emit, checked, inputs)
       return stored
     },
     { keys: rows.map((r) => r.sensor_id) },
