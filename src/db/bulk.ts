@@ -93,7 +93,7 @@ export async function bulkInsert(
   tx: Tx,
   table: SQLiteTable,
   rows: readonly Record<string, unknown>[],
-  tail = '',
+  tail: string | SQL = '',
 ): Promise<Record<string, unknown>[]> {
   if (rows.length === 0) return []
   const tableName = getTableName(table)
@@ -102,6 +102,7 @@ export async function bulkInsert(
   const name = quote(tableName)
   const list = names.map(quote).join(', ')
   const types = pgTypes.get(tableName)
+  const after = typeof tail === 'string' ? sql.raw(tail) : tail
   const select =
     types &&
     names.every((n) => types.has(n)) &&
@@ -110,13 +111,10 @@ export async function bulkInsert(
       keys.map((key, i) => ({ type: types.get(names[i]!)!, of: (row) => row[key] })),
     )
   if (select)
-    return pgExecute(
-      tx,
-      sql`${sql.raw(`insert into ${name} (${list}) `)}${select}${sql.raw(` ${tail}`)}`,
-    )
+    return pgExecute(tx, sql`${sql.raw(`insert into ${name} (${list}) `)}${select} ${after}`)
   return pgExecute(
     tx,
-    sql`${sql.raw(`insert into ${name} (${list}) select ${list} from json_populate_recordset(null::${name}, `)}${records(rows, keys, names)}${sql.raw(`::text::json) ${tail}`)}`,
+    sql`${sql.raw(`insert into ${name} (${list}) select ${list} from json_populate_recordset(null::${name}, `)}${records(rows, keys, names)}${sql.raw(`::text::json)`)} ${after}`,
   )
 }
 

@@ -2,7 +2,8 @@
 // persisted watermark (every reading with id <= watermark is in them, none after), and corrections
 // recompute the buckets they touch inside their own transaction, so the rollups stay exact.
 import { and, eq, gt, gte, inArray, isNotNull, lt, lte, sql } from 'drizzle-orm'
-import { sqliteClient, type Database, type Tx } from '../../db'
+import { isSqlite, sqliteClient, type Database, type Tx } from '../../db'
+import { bulkInsert } from '../../db/bulk'
 import { measurement } from '../../db/measurements'
 import { pgExecute } from '../../db/postgres'
 import { prepared, rawRun } from '../../db/prepared'
@@ -144,20 +145,46 @@ const COLUMNS = [
 ] as const
 const placeholders = Object.fromEntries(COLUMNS.map((c) => [c, sql.placeholder(c)]))
 
-/** Adds these partial rows into a rollup table on SQLite (merging with what each bucket holds). */
-function addRows(tx: Tx, table: RollupTable, rows: RollupRow[]) {
+/**
+ * Adds these partial rows into a rollup table, merging each with what its bucket holds: on SQLite
+ * through one prepared statement per row, on PostgreSQL in one statement (column lists, bulk.ts).
+ */
+async function addRows(tx: Tx, table: RollupTable, rows: RollupRow[]) {
+  if (!isSqlite(tx)) {
+    await bulkInsert(tx, table, rows, mergeClause(table))
+    return
+  }
   const key = table === rollupsMinute ? 'rollup-minute' : 'rollup-hour'
   const run = rawRun(tx, key, () => upsert(tx, table, placeholders))
   for (const row of rows) run(row)
 }
 
-/** A pass's readings straight from bun:sqlite as [id, sensor_id, timestamp, values as JSON text]. */
-const passReadings = (tx: Tx) =>
+/** A pass's reading: id, sensor_id, timestamp, values as JSON text. */
+type PassRow = [number, number, number, string]
+
+/** SQLite: a pass's readings straight from bun:sqlite. */
+const sqlitePass = (tx: Tx) =>
   prepared(tx, 'rollup-pass', () =>
-    sqliteClient(tx).prepare<[number, number, number, string], [number, number]>(
+    sqliteClient(tx).prepare<PassRow, [number, number]>(
       'select id, sensor_id, "timestamp", "values" from readings where id > ? order by id limit ?',
     ),
   )
+
+/** The next `batch` readings after the watermark, in id order; on PostgreSQL up to `upTo` only. */
+async function passRows(tx: Tx, watermark: number, batch: number, upTo?: number) {
+  if (isSqlite(tx)) return sqlitePass(tx).values(watermark, batch) as PassRow[]
+  const rows = await pgExecute(
+    tx,
+    sql`select id, sensor_id, "timestamp", "values"::text as v from readings
+        where id > ${watermark} and id <= ${upTo ?? Number.MAX_SAFE_INTEGER} order by id limit ${batch}`,
+  )
+  return rows.map((r): PassRow => [
+    Number(r.id),
+    Number(r.sensor_id),
+    Number(r.timestamp),
+    String(r.v),
+  ])
+}
 
 /** The state row (created on first use). */
 export async function historyStateOf(tx: Tx) {
@@ -169,9 +196,13 @@ async function ensureState(tx: Tx) {
   await tx.insert(historyState).values({ id: 1 }).onConflictDoNothing()
 }
 
-/** Folds the next `batch` readings after the watermark here, then adds the buckets into the tables. */
-async function foldInProcess(tx: Tx, watermark: number, batch: number) {
-  const rows = passReadings(tx).values(watermark, batch) as [number, number, number, string][]
+/**
+ * Folds the next `batch` readings after the watermark (up to `upTo` on PostgreSQL) in this process,
+ * then adds the buckets into the tables. PostgreSQL grouped the pass itself before: on the fleet's batch
+ * ingest that took twice the database's CPU that reading the pass and upserting its buckets take here.
+ */
+async function foldNext(tx: Tx, watermark: number, batch: number, upTo?: number) {
+  const rows = await passRows(tx, watermark, batch, upTo)
   if (rows.length === 0) return { count: 0, last: watermark }
   const minutes = new Map<string, RollupRow>()
   const hours = new Map<string, RollupRow>()
@@ -210,8 +241,11 @@ async function foldInProcess(tx: Tx, watermark: number, batch: number) {
       add(at.hour, v, ts, id)
     }
   }
-  addRows(tx, rollupsMinute, [...minutes.values()])
-  addRows(tx, rollupsHour as unknown as RollupTable, [...hours.values()])
+  // Sent together: one round trip on PostgreSQL.
+  await Promise.all([
+    addRows(tx, rollupsMinute, [...minutes.values()]),
+    addRows(tx, rollupsHour as unknown as RollupTable, [...hours.values()]),
+  ])
   return { count: rows.length, last: rows[rows.length - 1]![0] }
 }
 
@@ -223,63 +257,6 @@ function mergeClause(table: RollupTable) {
   )
   return sql`on conflict (sensor_id, variable, bucket) do update set ${sql.join(assignments, sql`, `)}`
 }
-const ROLLUP_COLUMNS = sql.raw(COLUMNS.map((c) => `"${c}"`).join(', '))
-
-/**
- * PostgreSQL folds a pass itself in one statement, so a backlog (a restore, a long outage) is folded at
- * the database's speed instead of crossing the wire as one partial row per bucket. The pass's values
- * are grouped into minutes once, and its hours are grouped from those minutes. First and last go by
- * timestamp, then reading id, as in merge(): the least and greatest [ts, id, value] arrays of a group,
- * which PostgreSQL compares element by element (four ordered array_agg per group sorted each group four
- * times and cost more than the rest of a batch ingest together).
- */
-async function foldInPostgres(tx: Tx, watermark: number, upTo: number, batch: number) {
-  const [range] = await pgExecute(
-    tx,
-    sql`select count(*)::int as count, coalesce(max(id), 0) as last from (
-          select id from readings where id > ${watermark} and id <= ${upTo} order by id limit ${batch}) pass`,
-  )
-  const count = Number(range!.count)
-  const last = Number(range!.last)
-  if (count === 0) return { count, last }
-  // The planner takes jsonb_each_text for 100 rows per reading, so the estimate crosses the JIT
-  // threshold (compiling cost about a third of a 10,000-reading pass and never paid back) and the
-  // grouping looks too large to hash: it sorted the pass's values on disk instead, a quarter slower
-  // than hashing its 1,500 or so groups in memory.
-  await pgExecute(
-    tx,
-    sql`select set_config('jit', 'off', true), set_config('enable_sort', 'off', true)`,
-  )
-  // Timestamps and ids are below 2^53, exact as double precision. Reading times are after 2000
-  // (readingTimeProblem), so `%` is the floor's remainder.
-  await pgExecute(
-    tx,
-    sql`with minutes as (
-          select r.sensor_id, v.key as variable, r.timestamp - r.timestamp % ${MINUTE} as bucket,
-            count(*) as count, sum(v.value::double precision) as sum,
-            min(v.value::double precision) as min, max(v.value::double precision) as max,
-            min(array[r.timestamp::double precision, r.id::double precision, v.value::double precision]) as lo,
-            max(array[r.timestamp::double precision, r.id::double precision, v.value::double precision]) as hi
-          from readings r cross join lateral jsonb_each_text(r."values") v
-          where r.id > ${watermark} and r.id <= ${last}
-          group by 1, 2, 3),
-        minute_rows as (
-          insert into rollups_minute (${ROLLUP_COLUMNS})
-          select sensor_id, variable, bucket, count, sum, min, max,
-            lo[3], lo[1]::bigint, lo[2]::bigint, hi[3], hi[1]::bigint, hi[2]::bigint
-          from minutes
-          ${mergeClause(rollupsMinute)})
-        insert into rollups_hour (${ROLLUP_COLUMNS})
-        select sensor_id, variable, bucket - bucket % ${HOUR}, sum(count), sum(sum), min(min), max(max),
-          (min(lo))[3], (min(lo))[1]::bigint, (min(lo))[2]::bigint,
-          (max(hi))[3], (max(hi))[1]::bigint, (max(hi))[2]::bigint
-        from minutes
-        group by 1, 2, 3
-        ${mergeClause(rollupsHour as unknown as RollupTable)}`,
-  )
-  return { count, last }
-}
-
 /**
  * Folds the next batch of readings after the watermark into the rollups and moves the watermark, in
  * one write transaction (so on several instances each reading is folded once: each pass reads the
@@ -301,10 +278,7 @@ async function foldPass(db: Database, batch: number) {
     await ensureState(tx)
     const watermark = postgres ? await lockedWatermark(tx) : (await historyStateOf(tx)).watermark
     if (upTo !== undefined && upTo <= watermark) return 0
-    const folded =
-      upTo === undefined
-        ? await foldInProcess(tx, watermark, batch)
-        : await foldInPostgres(tx, watermark, upTo, batch)
+    const folded = await foldNext(tx, watermark, batch, upTo)
     if (folded.count > 0)
       await tx.update(historyState).set({ watermark: folded.last }).where(eq(historyState.id, 1))
     held = performance.now() - start
