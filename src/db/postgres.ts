@@ -115,11 +115,15 @@ export async function openPostgres(url: string, log?: Logger): Promise<Database>
     return pg.transaction(async (tx) => {
       // Not awaited before fn's first query: postgres.js pipelines a transaction's queries, and
       // PostgreSQL runs them in order, so that query runs once the locks are held, one round trip on.
+      // Their then() is called here, not a job later through Promise.all: postgres.js sends queries in
+      // the order they are started, and a query of fn must never start first.
       const locked = Promise.all([
-        tx.execute(sql`select pg_advisory_xact_lock_shared(${WRITER_LOCK})`),
-        tx.execute(
-          sql`select pg_advisory_xact_lock(${KEY_LOCKS}::int, k) from unnest(${`{${sorted.join(',')}}`}::int[]) as k`,
-        ),
+        tx.execute(sql`select pg_advisory_xact_lock_shared(${WRITER_LOCK})`).then(() => undefined),
+        tx
+          .execute(
+            sql`select pg_advisory_xact_lock(${KEY_LOCKS}::int, k) from unnest(${`{${sorted.join(',')}}`}::int[]) as k`,
+          )
+          .then(() => undefined),
       ])
       const result = await Promise.all([locked, withLaterWrites(tx, fn)])
       return result[1]
