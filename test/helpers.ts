@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
-import { loadConfig } from '../src/config'
+import { loadConfig, parseDatabaseUrl } from '../src/config'
+import { openDatabase, type Database } from '../src/db'
 import { createLogger, type Logger } from '../src/lib/logger'
 import { startServer } from '../src/server'
 import { requireRedis } from './infra'
@@ -48,6 +49,25 @@ export async function createTestDatabase() {
     url: url.toString(),
     drop: async () => {
       await admin!.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+    },
+  }
+}
+
+/** The storage layer alone on one database: SQLite in memory, or a fresh PostgreSQL database. */
+export async function openTestStorage(
+  dialect: 'sqlite' | 'postgres',
+): Promise<{ db: Database; close(): Promise<void> }> {
+  if (dialect === 'sqlite') {
+    const db = await openDatabase(parseDatabaseUrl('sqlite::memory:'))
+    return { db, close: () => db.close() }
+  }
+  const pg = await createTestDatabase()
+  const db = await openDatabase(parseDatabaseUrl(pg.url))
+  return {
+    db,
+    async close() {
+      await db.close()
+      await pg.drop()
     },
   }
 }

@@ -2,11 +2,10 @@
 // with the transaction, and a failing one fails it with its own error, leaving nothing behind.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { eq } from 'drizzle-orm'
-import { parseDatabaseUrl } from '../src/config'
-import { later, openDatabase, type Database } from '../src/db'
+import { later, type Database } from '../src/db'
 import { dbErrorCode } from '../src/db/errors'
 import { sensors } from '../src/db/schema'
-import { createTestDatabase } from './helpers'
+import { openTestStorage } from './helpers'
 
 setDefaultTimeout(30_000)
 
@@ -20,19 +19,12 @@ const sensor = (modelo: string) => ({
 for (const dialect of ['sqlite', 'postgres'] as const) {
   describe(`later() writes on ${dialect}`, () => {
     let db: Database
-    let drop: (() => Promise<void>) | undefined
+    let storage: Awaited<ReturnType<typeof openTestStorage>>
     beforeAll(async () => {
-      if (dialect === 'sqlite') db = await openDatabase(parseDatabaseUrl('sqlite::memory:'))
-      else {
-        const pg = await createTestDatabase()
-        drop = pg.drop
-        db = await openDatabase(parseDatabaseUrl(pg.url))
-      }
+      storage = await openTestStorage(dialect)
+      db = storage.db
     })
-    afterAll(async () => {
-      await db.close()
-      await drop?.()
-    })
+    afterAll(() => storage.close())
 
     test('are committed with the transaction that sent them, before its result is handed back', async () => {
       const id = await db.transaction(async (tx) => {

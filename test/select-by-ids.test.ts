@@ -2,26 +2,21 @@
 // again with other ids; the rows must be exactly those drizzle's own builder reads, mapped the same way.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { asc, inArray, sql } from 'drizzle-orm'
-import { parseDatabaseUrl } from '../src/config'
-import { openDatabase, type Database } from '../src/db'
+import type { Database } from '../src/db'
 import { selectByIds } from '../src/db/prepared'
 import { anomalies, sensors } from '../src/db/schema'
-import { createTestDatabase } from './helpers'
+import { openTestStorage } from './helpers'
 
 setDefaultTimeout(30_000)
 
 for (const dialect of ['sqlite', 'postgres'] as const) {
   describe(`selectByIds on ${dialect}`, () => {
     let db: Database
-    let drop: (() => Promise<void>) | undefined
+    let storage: Awaited<ReturnType<typeof openTestStorage>>
     const ids: number[] = []
     beforeAll(async () => {
-      if (dialect === 'sqlite') db = await openDatabase(parseDatabaseUrl('sqlite::memory:'))
-      else {
-        const pg = await createTestDatabase()
-        drop = pg.drop
-        db = await openDatabase(parseDatabaseUrl(pg.url))
-      }
+      storage = await openTestStorage(dialect)
+      db = storage.db
       const now = Date.now()
       await db.transaction(async (tx) => {
         for (let i = 0; i < 6; i++) {
@@ -57,10 +52,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         }
       })
     })
-    afterAll(async () => {
-      await db.close()
-      await drop?.()
-    })
+    afterAll(() => storage.close())
 
     const open = (of: number[]) =>
       selectByIds(db.read, 'test-open-anomalies', of, (match) =>
