@@ -4,14 +4,12 @@ import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { is, sql } from 'drizzle-orm'
 import { getTableConfig as pgConfig, PgTable } from 'drizzle-orm/pg-core'
 import { getTableConfig as sqliteConfig, SQLiteTable } from 'drizzle-orm/sqlite-core'
-import { parseDatabaseUrl } from '../src/config'
-import { openDatabase } from '../src/db'
 import { pgExecute } from '../src/db/postgres'
 import { bulkInsert } from '../src/db/bulk'
 import { catchUpOnce } from '../src/modules/history/rollups'
 import * as pgSchema from '../src/db/pg-schema'
 import * as schema from '../src/db/schema'
-import { createTestDatabase } from './helpers'
+import { openTestStorage } from './helpers'
 import { expectRollups, mulberry32, type Raw } from './history-kit'
 
 setDefaultTimeout(30_000)
@@ -84,8 +82,7 @@ describe('the PostgreSQL schema', () => {
   }, 60_000)
 
   test('stores JSON as json text as written, ms timestamps as bigint, and reads both back as SQLite does', async () => {
-    const pgDb = await createTestDatabase()
-    const db = await openDatabase(parseDatabaseUrl(pgDb.url))
+    const { db, close } = await openTestStorage('postgres')
     try {
       const now = Date.now()
       const forecast = [{ timestamp: '2025-07-20T10:30:00Z', value: 23.5 }]
@@ -119,14 +116,12 @@ describe('the PostgreSQL schema', () => {
         .from(schema.predictions)
       expect(kinds).toEqual({ forecast: 'array', created: 'bigint' })
     } finally {
-      await db.close()
-      await pgDb.drop()
+      await close()
     }
   })
 
   test('keeps a detector state of a few KB inline and uncompressed, with room on its page for the next version', async () => {
-    const pgDb = await createTestDatabase()
-    const db = await openDatabase(parseDatabaseUrl(pgDb.url))
+    const { db, close } = await openTestStorage('postgres')
     try {
       const now = Date.now()
       const [sensor] = await db.transaction((tx) =>
@@ -158,14 +153,12 @@ describe('the PostgreSQL schema', () => {
       expect(row!.options).toContain('toast_tuple_target=8160')
       expect(row!.options).toContain('fillfactor=50')
     } finally {
-      await db.close()
-      await pgDb.drop()
+      await close()
     }
   })
 
   test('bulk inserts store every row as given, in order, as column lists and as one JSON array alike', async () => {
-    const pgDb = await createTestDatabase()
-    const db = await openDatabase(parseDatabaseUrl(pgDb.url))
+    const { db, close } = await openTestStorage('postgres')
     try {
       const now = Date.now()
       // 150 rows go as column lists, 3 as the JSON array; the last batch holds a separator, so it
@@ -200,14 +193,12 @@ describe('the PostgreSQL schema', () => {
         expect(stored.map(({ id: _, ...rest }) => rest)).toEqual(rows)
       }
     } finally {
-      await db.close()
-      await pgDb.drop()
+      await close()
     }
   })
 
   test('folds readings into minute and hour rollups equal to a brute-force computation, pass after pass', async () => {
-    const pgDb = await createTestDatabase()
-    const db = await openDatabase(parseDatabaseUrl(pgDb.url))
+    const { db, close } = await openTestStorage('postgres')
     try {
       const made = await pgExecute(
         db.read,
@@ -249,8 +240,7 @@ describe('the PostgreSQL schema', () => {
           size,
         )
     } finally {
-      await db.close()
-      await pgDb.drop()
+      await close()
     }
   })
 })
