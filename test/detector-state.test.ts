@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { sql } from 'drizzle-orm'
 import { pgExecute } from '../src/db/postgres'
 import { detectorState } from '../src/db/schema'
+import { unpackState } from '../src/intelligence/packed'
 import { createSensor, startTestServer, TEST_DATABASE, type TestServer } from './helpers'
 
 setDefaultTimeout(30_000)
@@ -31,9 +32,12 @@ async function feed(sensorId: number, n: number) {
   expect(res.status).toBe(201)
 }
 
-/** A stored state whole: on PostgreSQL its season (profile means, envelope) is a column of its own. */
+/**
+ * A stored state whole: on PostgreSQL it is stored without its keys and its season (profile means,
+ * envelope) is a column of its own.
+ */
 function whole(row: { state: unknown; season: unknown }) {
-  const state = row.state as { n: number; profile: { m: unknown }; envelope: unknown }
+  const state = unpackState(row.state) as { n: number; profile: { m: unknown }; envelope: unknown }
   const season = row.season as { m: unknown; envelope: unknown } | null
   if (season) {
     state.profile.m = season.m
@@ -86,7 +90,7 @@ describe.if(TEST_DATABASE === 'postgres')('PostgreSQL detector states', () => {
     )
     return {
       rev: String(row!.rev),
-      state: JSON.parse(String(row!.state)),
+      state: unpackState(JSON.parse(String(row!.state))) as { n: number; envelope: unknown },
       season: JSON.parse(String(row!.season)),
     }
   }

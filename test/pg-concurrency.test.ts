@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { detectorState, eventMeta, readings, rollupsMinute } from '../src/db/schema'
 import { catchUp, historyStateOf } from '../src/modules/history/rollups'
+import { unpackState } from '../src/intelligence/packed'
 import { inChannels, readAfter } from '../src/realtime/event-log'
 import { settle, startPair, until, type TestServer, type WsClient } from './helpers'
 
@@ -161,8 +162,13 @@ describe('many writers on two instances', () => {
       }
     }
     const states = await a.ctx.db.read.select().from(detectorState)
+    // Stored without their keys (packed.ts), every one.
+    expect(states.every((s) => Array.isArray(s.state))).toBe(true)
     const counted = new Map(
-      states.map((s) => [`${s.sensor_id}:${s.variable}`, (s.state as { n: number }).n]),
+      states.map((s) => [
+        `${s.sensor_id}:${s.variable}`,
+        (unpackState(s.state) as { n: number }).n,
+      ]),
     )
     expect(counted).toEqual(expected)
 

@@ -8,6 +8,7 @@ import { bulkInsert } from '../db/bulk'
 import { prepared, selectByIds } from '../db/prepared'
 import { detectorState } from '../db/schema'
 import type { Logger } from '../lib/logger'
+import { packState, unpackState } from './packed'
 import { JobQueue } from './queue'
 import { reviveState, type VariableState } from './state'
 
@@ -29,7 +30,7 @@ export const stateKey = (sensorId: number, variable: string) => `${sensorId}:${v
 /**
  * PostgreSQL stores a state in two parts: `season`, the daily profile's means and the envelope (about
  * half of a grown state's 2.2 KB, changed a few times an hour), written only when it changed, and
- * `state`, the rest, written every time. Serializing whole states was a sixth of the server's samples on
+ * `state`, the rest, written every time and without its keys (packed.ts). Serializing whole states was a sixth of the server's samples on
  * single POSTs and most of the bytes their transactions sent (five states per reading); a row whose
  * `season` is null holds its whole state in `state` (as SQLite's always do).
  */
@@ -64,10 +65,13 @@ const unchanged = (s: VariableState, k: Season) =>
   same(s.envelope.days, k.envelope.days) &&
   same(s.envelope.last, k.envelope.last)
 
-/** A stored row as one state, its season put back into its places when it was stored apart. */
-function revive(row: { state: unknown; season?: unknown }): VariableState {
+/**
+ * A stored row as one state: unpacked when PostgreSQL stored it without its keys (packed.ts), its season
+ * put back into its places when it was stored apart.
+ */
+export function revive(row: { state: unknown; season?: unknown }): VariableState {
   const season = row.season as Season | null | undefined
-  const state = row.state as VariableState | null
+  const state = unpackState(row.state) as VariableState | null
   if (season && state?.profile) {
     state.profile.m = season.m
     state.envelope = season.envelope
@@ -285,7 +289,7 @@ export class DetectorStates {
       const keep = known !== undefined && known.rev === this.takenAt.get(key)
       const season = keep && unchanged(row.state, known.season) ? undefined : seasonOf(row.state)
       this.seasons.set(key, { rev: row.rev, season: season ?? known!.season })
-      return { ...row, state: withoutSeason(row.state), season: season ?? null }
+      return { ...row, state: packState(withoutSeason(row.state)), season: season ?? null }
     })
     await bulkInsert(
       tx,
