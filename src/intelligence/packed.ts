@@ -1,6 +1,7 @@
 // Detector states without their keys, as PostgreSQL stores them: each object of a state becomes the array of
 // its values in the order of a fresh state's keys (its shape), so a grown state of about 1.7 KB of JSON is
 // written as about 1.2 KB. The shape's id goes first, and every shape a stored state may have is kept here.
+import { createHash } from 'node:crypto'
 import { newState } from './state'
 
 /** An object's keys in order, each with the shape of its value when that is an object itself. */
@@ -19,8 +20,14 @@ function template() {
 }
 
 const SHAPE = shapeOf(template())
-/** The current shape's id: a state packed in another shape is read with that shape (SHAPES). */
-export const SHAPE_ID = Bun.hash(JSON.stringify(SHAPE)).toString(36)
+/**
+ * The current shape's id: a state packed in another shape is read with that shape (SHAPES). SHA-256, whose
+ * value no runtime upgrade changes (stored states outlive the process that wrote them).
+ */
+export const SHAPE_ID = createHash('sha256')
+  .update(JSON.stringify(SHAPE))
+  .digest('base64url')
+  .slice(0, 12)
 
 /**
  * Every shape a stored state may have been packed in. When a change to the state's fields changes SHAPE_ID,
