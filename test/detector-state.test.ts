@@ -9,7 +9,13 @@ import { sql } from 'drizzle-orm'
 import { pgExecute } from '../src/db/postgres'
 import { detectorState } from '../src/db/schema'
 import { unpackState } from '../src/intelligence/packed'
-import { createSensor, startTestServer, TEST_DATABASE, type TestServer } from './helpers'
+import {
+  createSensor,
+  createTestDatabase,
+  startTestServer,
+  TEST_DATABASE,
+  type TestServer,
+} from './helpers'
 
 setDefaultTimeout(30_000)
 
@@ -22,13 +28,13 @@ beforeAll(async () => {
 afterAll(() => server.stop())
 
 /** `n` readings of a calm series, one a minute, in batches. */
-async function feed(sensorId: number, n: number) {
+async function feed(sensorId: number, n: number, to = server) {
   const batch = Array.from({ length: n }, (_, i) => ({
     sensor_id: sensorId,
     temperatura: 21 + Math.sin(i / 7) + (i % 3) * 0.01,
     timestamp: new Date(START + i * 60_000).toISOString(),
   }))
-  const res = await server.api('POST', '/api/v1/readings/batch', batch)
+  const res = await to.api('POST', '/api/v1/readings/batch', batch)
   expect(res.status).toBe(201)
 }
 
@@ -81,7 +87,19 @@ describe('detector states', () => {
   })
 })
 
-describe.if(TEST_DATABASE === 'postgres')('PostgreSQL detector states', () => {
+// On a PostgreSQL server of their own, whatever TEST_DATABASE says (PostgreSQL runs wherever the tests do).
+describe('PostgreSQL detector states', () => {
+  let server: TestServer
+  let database: Awaited<ReturnType<typeof createTestDatabase>>
+  beforeAll(async () => {
+    database = await createTestDatabase()
+    server = await startTestServer({ DATABASE_URL: database.url })
+  })
+  afterAll(async () => {
+    await server?.stop()
+    await database?.drop()
+  })
+
   const rowOf = async (id: number) => {
     const [row] = await pgExecute(
       server.ctx.db.read,
@@ -108,7 +126,7 @@ describe.if(TEST_DATABASE === 'postgres')('PostgreSQL detector states', () => {
 
   test('the season (daily profile means, envelope) is written only when it changes', async () => {
     const id = await createSensor(server)
-    await feed(id, 110)
+    await feed(id, 110, server)
     const first = await rowOf(id)
     expect(first.state.envelope).toBe(0)
     expect(first.season.m).toHaveLength(48)
@@ -129,7 +147,7 @@ describe.if(TEST_DATABASE === 'postgres')('PostgreSQL detector states', () => {
 
   test('a season another instance wrote is the one taken next', async () => {
     const id = await createSensor(server)
-    await feed(id, 60)
+    await feed(id, 60, server)
     // Another writer: a new revision and another season.
     await pgExecute(
       server.ctx.db.read,
