@@ -2,16 +2,14 @@
 // its values in the order of a fresh state's keys (its shape), so a grown state of about 1.7 KB of JSON is
 // written as about 1.2 KB. The shape's id goes first, and every shape a stored state may have is kept here.
 import { createHash } from 'node:crypto'
+import { isPlainObject } from '../lib/json-body'
 import { newState } from './state'
 
 /** An object's keys in order, each with the shape of its value when that is an object itself. */
 type Shape = readonly (readonly [key: string, shape: Shape | null])[]
 
-const isObject = (x: unknown): x is Record<string, unknown> =>
-  typeof x === 'object' && x !== null && !Array.isArray(x)
-
 const shapeOf = (o: Record<string, unknown>): Shape =>
-  Object.keys(o).map((key) => [key, isObject(o[key]) ? shapeOf(o[key]) : null] as const)
+  Object.keys(o).map((key) => [key, isPlainObject(o[key]) ? shapeOf(o[key]) : null] as const)
 
 /** A fresh state with every optional field present: its keys are the positions. */
 function template() {
@@ -55,7 +53,7 @@ function packObject(shape: Shape, o: Record<string, unknown>, out: unknown[]) {
     present += 1
     const value = o[key]
     if (sub && Array.isArray(value)) throw new Unpackable(key)
-    out.push(sub && isObject(value) ? packObject(sub, value, []) : value)
+    out.push(sub && isPlainObject(value) ? packObject(sub, value, []) : value)
   }
   // Keys the shape does not know (a field added without a new shape) are kept by name, last.
   if (Object.keys(o).length > present) {
