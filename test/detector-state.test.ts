@@ -8,14 +8,9 @@ import { join } from 'node:path'
 import { sql } from 'drizzle-orm'
 import { pgExecute } from '../src/db/postgres'
 import { detectorState } from '../src/db/schema'
+import { revive } from '../src/intelligence'
 import { unpackState } from '../src/intelligence/packed'
-import {
-  createSensor,
-  createTestDatabase,
-  startTestServer,
-  TEST_DATABASE,
-  type TestServer,
-} from './helpers'
+import { createSensor, startTestServer, TEST_DATABASE, type TestServer } from './helpers'
 
 setDefaultTimeout(30_000)
 
@@ -38,25 +33,12 @@ async function feed(sensorId: number, n: number, to = server) {
   expect(res.status).toBe(201)
 }
 
-/**
- * A stored state whole: on PostgreSQL it is stored without its keys and its season (profile means,
- * envelope) is a column of its own.
- */
-function whole(row: { state: unknown; season: unknown }) {
-  const state = unpackState(row.state) as { n: number; profile: { m: unknown }; envelope: unknown }
-  const season = row.season as { m: unknown; envelope: unknown } | null
-  if (season) {
-    state.profile.m = season.m
-    state.envelope = season.envelope
-  }
-  return state
-}
-
 const stored = async () =>
   new Map(
     (await server.ctx.db.read.select().from(detectorState)).map((row) => [
       `${row.sensor_id}:${row.variable}`,
-      whole(row),
+      // As the server reads it back: unpacked, its season (PostgreSQL) put back in its places.
+      revive(row),
     ]),
   )
 
@@ -90,15 +72,10 @@ describe('detector states', () => {
 // On a PostgreSQL server of their own, whatever TEST_DATABASE says (PostgreSQL runs wherever the tests do).
 describe('PostgreSQL detector states', () => {
   let server: TestServer
-  let database: Awaited<ReturnType<typeof createTestDatabase>>
   beforeAll(async () => {
-    database = await createTestDatabase()
-    server = await startTestServer({ DATABASE_URL: database.url })
+    server = await startTestServer({}, { postgres: true })
   })
-  afterAll(async () => {
-    await server?.stop()
-    await database?.drop()
-  })
+  afterAll(() => server?.stop())
 
   const rowOf = async (id: number) => {
     const [row] = await pgExecute(

@@ -92,16 +92,17 @@ const databaseOf = new Map<string, Awaited<ReturnType<typeof createTestDatabase>
 
 /**
  * Starts a real server (port 0, fresh SQLite file; a fresh PostgreSQL database under
- * TEST_DATABASE=postgres) with the given environment on top of test defaults;
- * `log` replaces the logger (to read what the server logs), `dir` reuses a database folder.
+ * TEST_DATABASE=postgres, or with `postgres` whatever TEST_DATABASE says) with the given environment on
+ * top of test defaults; `log` replaces the logger (to read what the server logs), `dir` reuses a
+ * database folder.
  */
 export async function startTestServer(
   env: Record<string, string> = {},
-  options: { log?: Logger; dir?: string } = {},
+  options: { log?: Logger; dir?: string; postgres?: boolean } = {},
 ) {
   const dir = options.dir ?? tempDir()
   let pg = env.DATABASE_URL ? undefined : databaseOf.get(dir)
-  if (TEST_DATABASE === 'postgres' && !env.DATABASE_URL && !pg) {
+  if ((options.postgres || TEST_DATABASE === 'postgres') && !env.DATABASE_URL && !pg) {
     pg = await createTestDatabase()
     databaseOf.set(dir, pg)
   }
