@@ -106,6 +106,8 @@ export interface Config {
     predictionHorizonMinutes: number
     /** Seconds a sensor may be silent before it is offline, unless it or its type says; 0 = never. */
     sensorOfflineAfter: number
+    /** Seconds between write backs of the detector states changed in memory. */
+    writeBackSeconds: number
   }
 }
 
@@ -396,6 +398,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       predictionIntervalSeconds: int(env, 'PREDICTION_INTERVAL_SECONDS', 0, 0, 7 * 24 * 3600),
       predictionHorizonMinutes: int(env, 'PREDICTION_HORIZON_MINUTES', 60, 1, 10_080),
       sensorOfflineAfter: int(env, 'SENSOR_OFFLINE_AFTER', 0, 0, MAX_OFFLINE_AFTER),
+      writeBackSeconds: int(env, 'DETECTOR_WRITE_BACK_SECONDS', 1, 1, 86_400),
     },
   }
   return deepFreeze(config)

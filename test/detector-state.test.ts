@@ -1,6 +1,6 @@
-// Detector states in the database: on SQLite kept in memory and written back in the background and at
-// shutdown (a deleted sensor's skipped), on PostgreSQL written in each batch; what is stored is what
-// the detector holds. And SQLite's write-ahead log is checkpointed by its own thread while it runs.
+// Detector states in the database: kept in memory and written back in the background and at shutdown (a
+// deleted sensor's skipped); on PostgreSQL read again when another instance wrote the sensor, with the
+// readings they lag behind checked again. What is stored is what the detector holds. And SQLite's write-ahead log is checkpointed by its own thread while it runs.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { Database as SQLite } from 'bun:sqlite'
 import { statSync } from 'node:fs'
@@ -78,6 +78,7 @@ describe('PostgreSQL detector states', () => {
   afterAll(() => server?.stop())
 
   const rowOf = async (id: number) => {
+    await server.ctx.intelligence.states.flush()
     const [row] = await pgExecute(
       server.ctx.db.read,
       sql`select rev, state::text as state, season::text as season from detector_state
@@ -125,17 +126,106 @@ describe('PostgreSQL detector states', () => {
   test('a season another instance wrote is the one taken next', async () => {
     const id = await createSensor(server)
     await feed(id, 60, server)
-    // Another writer: a new revision and another season.
+    // Another writer: another season, and the sensor's progress moved on.
     await pgExecute(
       server.ctx.db.read,
-      sql`update detector_state set rev = 'elsewhere',
-        season = jsonb_set(season::jsonb, '{m,0}', '999')::json where sensor_id = ${id}`,
+      sql`update detector_state set season = jsonb_set(season::jsonb, '{m,0}', '999')::json where sensor_id = ${id}`,
+    )
+    await pgExecute(
+      server.ctx.db.read,
+      sql`update detector_progress set upto = upto + 1 where sensor_id = ${id}`,
     )
     const { db, intelligence } = server.ctx
     const taken = await db.transaction((tx) => intelligence.states.take(tx, [id]))
     expect(taken.get(`${id}:temperatura`)!.profile.m[0]).toBe(999)
     expect((await post(id, 60, 21)).status).toBe(201)
     expect((await rowOf(id)).season.m[0]).toBe(999)
+  })
+})
+
+describe('PostgreSQL detector states across instances', () => {
+  let kept: TestServer
+  let other: TestServer
+  beforeAll(async () => {
+    // This one never writes back on its own: the states it keeps stay in its memory.
+    kept = await startTestServer({ DETECTOR_WRITE_BACK_SECONDS: '86400' }, { postgres: true })
+    other = await startTestServer({ DATABASE_URL: kept.config.database.url })
+  })
+  afterAll(async () => {
+    await other?.stop()
+    await kept?.stop()
+  })
+
+  /** Minute `i` of a calm series with a spike every 37 minutes. */
+  const reading = (id: number, i: number) => ({
+    sensor_id: id,
+    temperatura: 21 + Math.sin(i / 7) + (i % 3) * 0.01 + (i % 37 === 36 ? 6 : 0),
+    humedad: 50 + Math.cos(i / 9),
+    timestamp: new Date(START + i * 60_000).toISOString(),
+  })
+  /** Sends minutes `from`..`to` (excluded) to `to`: a batch (its minutes shuffled) or single POSTs. */
+  async function send(at: TestServer, id: number, minutes: number[], batch: boolean) {
+    if (batch) {
+      const res = await at.api(
+        'POST',
+        '/api/v1/readings/batch',
+        minutes.map((i) => reading(id, i)),
+      )
+      expect(res.status).toBe(201)
+    } else
+      for (const i of minutes)
+        expect((await at.api('POST', '/api/v1/readings', reading(id, i))).status).toBe(201)
+  }
+  const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i)
+  /** Every state of a sensor as stored, by variable. */
+  const storedOf = async (id: number) => {
+    const rows = await kept.ctx.db.read.select().from(detectorState)
+    return new Map(
+      rows.filter((r) => r.sensor_id === id).map((r) => [r.variable, JSON.stringify(revive(r))]),
+    )
+  }
+
+  test('a sensor another instance kept in memory: the next writer checks again what the stored states lag behind, and ends where one writer would', async () => {
+    const moved = await createSensor(kept)
+    const alone = await createSensor(other)
+    // The same readings in the same transactions: one sensor's first go to the instance that keeps its
+    // states in memory, the other's all to the other instance. A batch's minutes go out of order, and
+    // one reading comes late.
+    const plan: [number[], boolean][] = [
+      [range(0, 60), true],
+      [range(60, 75), false],
+      // Late: older than one checked before it, so the detector skips it.
+      [[70.5], false],
+      [[80, 76, 79, 75, 78, 77], true],
+      [range(81, 90), false],
+    ]
+    for (const [minutes, batch] of plan) await send(kept, moved, minutes, batch)
+    for (const [minutes, batch] of plan) await send(other, alone, minutes, batch)
+    const [progress] = await pgExecute(
+      kept.ctx.db.read,
+      sql`select upto, dirty_since from detector_progress where sensor_id = ${moved}`,
+    )
+    // The stored states lag behind: only the first batch's are written.
+    expect(progress!.dirty_since).not.toBeNull()
+    expect(JSON.parse([...(await storedOf(moved)).values()][0]!).n).toBe(60)
+
+    const rest: [number[], boolean][] = [
+      [[92, 90, 91], true],
+      [range(93, 100), false],
+    ]
+    for (const [minutes, batch] of rest) {
+      await send(other, moved, minutes, batch)
+      await send(other, alone, minutes, batch)
+    }
+    await other.ctx.intelligence.states.flush()
+    const movedStates = await storedOf(moved)
+    const aloneStates = await storedOf(alone)
+    expect([...movedStates.keys()].sort()).toEqual(['humedad', 'temperatura'])
+    expect(JSON.parse(movedStates.get('temperatura')!).n).toBe(100)
+    expect(movedStates).toEqual(aloneStates)
+    // The instance that kept them finds the sensor moved on: it does not write its copy over the newer one.
+    await kept.ctx.intelligence.states.flush()
+    expect(await storedOf(moved)).toEqual(aloneStates)
   })
 })
 

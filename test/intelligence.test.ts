@@ -489,8 +489,10 @@ describe('intelligence settings', () => {
       predictionIntervalSeconds: 0,
       predictionHorizonMinutes: 60,
       sensorOfflineAfter: 0,
+      writeBackSeconds: 1,
     })
     for (const [name, value] of [
+      ['DETECTOR_WRITE_BACK_SECONDS', '0'],
       ['SENSOR_OFFLINE_AFTER', '-1'],
       ['SENSOR_OFFLINE_AFTER', '5m'],
       ['ANOMALY_AUTO_RESOLVE_READINGS', 'soon'],

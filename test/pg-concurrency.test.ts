@@ -161,6 +161,8 @@ describe('many writers on two instances', () => {
         expected.set(key, (expected.get(key) ?? 0) + 1)
       }
     }
+    // Each instance writes back what it kept in memory (a sensor the other wrote since is skipped).
+    await Promise.all([a.ctx.intelligence.states.flush(), b.ctx.intelligence.states.flush()])
     const states = await a.ctx.db.read.select().from(detectorState)
     // Stored without their keys (packed.ts), every one.
     expect(states.every((s) => Array.isArray(s.state))).toBe(true)

@@ -158,6 +158,14 @@ export const detectorState = pgTable(
   (table) => [primaryKey({ columns: [table.sensor_id, table.variable] })],
 )
 
+export const detectorProgress = pgTable('detector_progress', {
+  sensor_id: ms('sensor_id')
+    .primaryKey()
+    .references(() => sensors.id, { onDelete: 'cascade' }),
+  upto: ms('upto').notNull(),
+  dirty_since: ms('dirty_since'),
+})
+
 export const predictions = pgTable(
   'predictions',
   {

@@ -172,6 +172,21 @@ export const detectorState = sqliteTable(
   (table) => [primaryKey({ columns: [table.sensor_id, table.variable] })],
 )
 
+/**
+ * PostgreSQL: how far each sensor's detector states have got. `upto`: the newest reading id they have
+ * checked; `dirty_since`: null when detector_state holds them as of `upto`, else the oldest reading id
+ * they checked that detector_state does not reflect yet (the states are in the memory of the instance
+ * that checked it, which writes them back within a second). Unused on SQLite, whose one writer keeps
+ * the states in memory. See DetectorStates.
+ */
+export const detectorProgress = sqliteTable('detector_progress', {
+  sensor_id: integer('sensor_id')
+    .primaryKey()
+    .references(() => sensors.id, { onDelete: 'cascade' }),
+  upto: integer('upto').notNull(),
+  dirty_since: integer('dirty_since'),
+})
+
 export const predictions = sqliteTable(
   'predictions',
   {

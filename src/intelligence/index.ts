@@ -1,183 +1,175 @@
-// The intelligence runtime of an instance: detector states in memory (on PostgreSQL checked against the
-// database by revision and written in each batch; on SQLite, the one writer, kept in memory and written
-// back every second), the forecast job queue, and the re-forecast schedule.
-import { sql, type Placeholder } from 'drizzle-orm'
+// The intelligence runtime of an instance: detector states in memory (written back every second, and
+// on PostgreSQL checked against the database per sensor and written at once when another instance had
+// the sensor), the forecast job queue, and the re-forecast schedule.
+import { sql } from 'drizzle-orm'
 import type { Config } from '../config'
-import { isSqlite, onRollback, sqliteClient, type Database, type Tx } from '../db'
+import { onRollback, sqliteClient, type Database, type Tx } from '../db'
 import { bulkInsert } from '../db/bulk'
+import { pgExecute } from '../db/postgres'
 import { prepared, selectByIds } from '../db/prepared'
-import { detectorState } from '../db/schema'
+import { detectorProgress, detectorState } from '../db/schema'
 import type { Logger } from '../lib/logger'
-import { packState, unpackState } from './packed'
 import { JobQueue } from './queue'
-import { reviveState, type VariableState } from './state'
+import type { VariableState } from './state'
+import { packedWithoutSeason, revive, seasonOf, unchanged, type Season } from './stored'
 
-const excluded = (column: string) => sql.raw(`excluded.${column}`)
-
-type StateRow = typeof detectorState.$inferInsert
-/** Inserts or replaces states: rows, or one row of placeholders to prepare. */
-const upsertStates = (tx: Tx, values: StateRow[] | { [K in keyof StateRow]: Placeholder }) =>
-  tx
-    .insert(detectorState)
-    .values(values as StateRow[])
-    .onConflictDoUpdate({
-      target: [detectorState.sensor_id, detectorState.variable],
-      set: { rev: excluded('rev'), state: excluded('state'), updated_at: excluded('updated_at') },
-    })
+export { revive } from './stored'
 
 export const stateKey = (sensorId: number, variable: string) => `${sensorId}:${variable}`
-
-/**
- * PostgreSQL stores a state in two parts: `season`, the daily profile's means and the envelope (about
- * half of a grown state's 2.2 KB, changed a few times an hour), written only when it changed, and
- * `state`, the rest, written every time and without its keys (packed.ts). Serializing whole states was a sixth of the server's samples on
- * single POSTs and most of the bytes their transactions sent (five states per reading); a row whose
- * `season` is null holds its whole state in `state` (as SQLite's always do).
- */
-interface Season {
-  m: VariableState['profile']['m']
-  envelope: VariableState['envelope']
-}
-
-/** What is written every time: the state with 0 in its season's places (so revived, its keys keep their order). */
-const withoutSeason = (s: VariableState) => ({ ...s, profile: { ...s.profile, m: 0 }, envelope: 0 })
-
-const seasonOf = (s: VariableState): Season => ({
-  m: [...s.profile.m],
-  envelope: {
-    lo: [...s.envelope.lo],
-    hi: [...s.envelope.hi],
-    days: [...s.envelope.days],
-    last: [...s.envelope.last],
-  },
-})
-
-function same(a: readonly unknown[], b: readonly unknown[]) {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
-
-const unchanged = (s: VariableState, k: Season) =>
-  same(s.profile.m, k.m) &&
-  same(s.envelope.lo, k.envelope.lo) &&
-  same(s.envelope.hi, k.envelope.hi) &&
-  same(s.envelope.days, k.envelope.days) &&
-  same(s.envelope.last, k.envelope.last)
-
-/**
- * A stored row as one state: unpacked when PostgreSQL stored it without its keys (packed.ts), its season
- * put back into its places when it was stored apart.
- */
-export function revive(row: { state: unknown; season?: unknown }): VariableState {
-  const season = row.season as Season | null | undefined
-  const state = unpackState(row.state) as VariableState | null
-  if (season && state?.profile) {
-    state.profile.m = season.m
-    state.envelope = season.envelope
-  }
-  return reviveState(state)
-}
-
-/** How often states changed on SQLite are written back (and once more at shutdown). */
-const WRITE_BACK_MS = 1000
 
 /** A state written back only if its sensor still exists (a deleted sensor's states go with it). */
 const WRITE_BACK_SQL = `insert into detector_state (sensor_id, variable, rev, state, updated_at)
   select ?1, ?2, ?3, ?4, ?5 where exists (select 1 from sensors where id = ?1)
   on conflict (sensor_id, variable) do update set rev = excluded.rev, state = excluded.state, updated_at = excluded.updated_at`
 
+/** PostgreSQL: a write of a sensor's progress; a null dirty_since says the states are written as of upto. */
+const PROGRESS_TAIL = `on conflict (sensor_id) do update set upto = excluded.upto,
+  dirty_since = case when excluded.dirty_since is null then null
+    else coalesce(detector_progress.dirty_since, excluded.dirty_since) end`
+
 /**
- * Detector states by sensor and variable. A caller evicts a state before changing it and puts it back
- * once changed. On PostgreSQL put() writes it with a new revision in the caller's transaction, so a
- * rolled-back batch (or another instance's write) shows up as a revision mismatch and the state is read
- * again from the database. On SQLite this process is the only writer: memory is the truth, changed
- * states are written back every second and at shutdown (a crash forgets at most that second of learning,
- * never a reading or an anomaly), and a batch rolled back after changing states (a failed write or
+ * PostgreSQL: a reading a sensor's stored states have not checked (the instance that checked it kept
+ * them in memory and stopped, or the sensor moved to this instance first). `group` is the transaction
+ * that stored it: checked again in the order the detector saw them, batch by batch.
+ */
+export interface Unchecked {
+  sensor_id: number
+  id: number
+  t: number
+  values: Record<string, number>
+}
+
+/** States by key, and (PostgreSQL) the readings to check again with them before any new one. */
+export class Taken extends Map<string, VariableState> {
+  unchecked: Unchecked[] = []
+}
+
+/** The reading ids a write of states stores: its first and its last. */
+export interface Span {
+  first: number
+  last: number
+}
+
+/**
+ * Detector states by sensor and variable, kept in memory and written back every second. A caller evicts
+ * a state before changing it and puts it back once changed.
+ *
+ * SQLite: this process is the only writer, memory is the truth. A crash forgets at most that second of
+ * learning, never a reading or an anomaly; a batch rolled back after changing states (a failed write or
  * commit) sends them back to the database's copy, as a crash would: copying every state a batch touches
  * in case it rolls back cost a tenth of the ingest.
+ *
+ * PostgreSQL: several instances write, and writing five states per reading was about 40 % of a single
+ * POST's cost (BENCHMARKS.md, session 19). Each write of a sensor's readings records in
+ * detector_progress, in its transaction, the last reading id its states have checked (`upto`), and
+ * whether detector_state lags behind (`dirty_since`, the first reading id it does not reflect). A
+ * cached sensor is current when its `upto` is the one this instance wrote; otherwise (another instance
+ * wrote it, or this one's write rolled back) its states are read again, with the readings they lag
+ * behind, which the detector checks again in order (their verdicts were recorded when first checked),
+ * and that transaction writes them at once. A sensor this instance keeps writing is written back every
+ * second. So a crash loses no learning either: the next writer checks again what the states missed.
  */
 export class DetectorStates {
-  private readonly cache = new Map<string, { rev: string; state: VariableState }>()
-  /**
-   * PostgreSQL: the season each row holds, as of revision `rev` (this instance's last write, or its
-   * last read); and each state's revision when take() last read it. put() leaves the season out only
-   * when the row is still at the revision this copy describes: a rolled-back write or another
-   * instance's write changes the revision, and the season is written whole again.
-   */
-  private readonly seasons = new Map<string, { rev: string; season: Season }>()
-  private readonly takenAt = new Map<string, string>()
+  private readonly cache = new Map<string, VariableState>()
   /** The variables cached per sensor, so a sensor's entries can be checked without a scan of the cache. */
   private readonly cachedOf = new Map<number, Set<string>>()
   /** SQLite: the database written back to, the states changed since, the sensors read in full. */
   private readonly memory: { db: Database; dirty: Set<string>; loaded: Set<number> } | undefined
   /** SQLite: the states the transaction in progress changes. */
   private changing: Set<string> | undefined
+  /**
+   * PostgreSQL: the progress `upto` each cached sensor is current at; the sensors read again in the
+   * transaction in progress (written at once); those written back later, with the `upto` they were left
+   * at; and the season each row holds, as this instance last read or wrote it.
+   */
+  private readonly shared:
+    | {
+        db: Database
+        uptoOf: Map<number, number>
+        reread: Set<number>
+        dirty: Map<number, number>
+        seasons: Map<string, Season>
+      }
+    | undefined
   private timer: Timer | undefined
   private flushing: Promise<void> | undefined
 
-  constructor(db?: Database) {
-    if (db?.dialect !== 'sqlite') return
-    this.memory = { db, dirty: new Set(), loaded: new Set() }
-    this.timer = setInterval(() => void this.flush().catch(() => undefined), WRITE_BACK_MS)
+  /** `writeBackMs`: how often changed states are written back (and once more at shutdown). */
+  constructor(db?: Database, writeBackMs = 1000) {
+    if (!db) return
+    if (db.dialect === 'sqlite') this.memory = { db, dirty: new Set(), loaded: new Set() }
+    else
+      this.shared = {
+        db,
+        uptoOf: new Map(),
+        reread: new Set(),
+        dirty: new Map(),
+        seasons: new Map(),
+      }
+    this.timer = setInterval(() => {
+      if (!this.flushing) void this.flush().catch(() => undefined)
+    }, writeBackMs)
     this.timer.unref()
   }
 
-  /** The stored states of these sensors' variables, from the cache when its revision is current. */
-  async take(tx: Tx, sensorIds: number[]): Promise<Map<string, VariableState>> {
+  /** The states of these sensors' variables: cached where current, else read from the database. */
+  async take(tx: Tx, sensorIds: number[]): Promise<Taken> {
     if (this.memory) return this.takeFromMemory(tx, sensorIds)
-    const out = new Map<string, VariableState>()
-    const stored = new Set<string>()
-    const revisions = await selectByIds(tx, 'detector-revisions', sensorIds, (match) =>
-      tx
-        .select({
-          sensor_id: detectorState.sensor_id,
-          variable: detectorState.variable,
-          rev: detectorState.rev,
-        })
-        .from(detectorState)
-        .where(match(detectorState.sensor_id)),
+    const shared = this.shared!
+    const out = new Taken()
+    const progress = await selectByIds(tx, 'detector-progress', sensorIds, (match) =>
+      tx.select().from(detectorProgress).where(match(detectorProgress.sensor_id)),
     )
-    const stale = new Set<number>()
-    for (const row of revisions) {
-      const key = stateKey(row.sensor_id, row.variable)
-      stored.add(key)
-      this.takenAt.set(key, row.rev)
-      const cached = this.cache.get(key)
-      if (cached && cached.rev === row.rev) out.set(key, cached.state)
-      else stale.add(row.sensor_id)
-    }
-    const reloaded = await selectByIds(tx, 'detector-states', [...stale], (match) =>
-      tx.select().from(detectorState).where(match(detectorState.sensor_id)),
-    )
-    for (const row of reloaded) {
-      const key = stateKey(row.sensor_id, row.variable)
-      if (out.has(key)) continue
-      const state = revive(row)
-      out.set(key, state)
-      if (row.season) this.seasons.set(key, { rev: row.rev, season: seasonOf(state) })
-    }
-    // A cached state the table no longer has (its sensor deleted, its first write rolled back) is stale.
+    const at = new Map(progress.map((row) => [row.sensor_id, row]))
+    const stale: number[] = []
     for (const id of sensorIds) {
-      const cached = this.cachedOf.get(id)
-      if (!cached) continue
-      for (const variable of cached) {
-        const key = stateKey(id, variable)
-        if (stored.has(key)) continue
-        this.cache.delete(key)
-        this.seasons.delete(key)
-        this.takenAt.delete(key)
-        cached.delete(variable)
-      }
-      if (cached.size === 0) this.cachedOf.delete(id)
+      const row = at.get(id)
+      if (row && shared.uptoOf.get(id) === row.upto)
+        for (const variable of this.cachedOf.get(id) ?? []) {
+          const key = stateKey(id, variable)
+          out.set(key, this.cache.get(key)!)
+        }
+      else stale.push(id)
     }
+    if (stale.length === 0) return out
+    for (const id of stale) {
+      this.drop(id)
+      shared.reread.add(id)
+    }
+    const lagging = stale.filter((id) => at.get(id)?.dirty_since != null)
+    const [rows, unchecked] = await Promise.all([
+      selectByIds(tx, 'detector-states', stale, (match) =>
+        tx.select().from(detectorState).where(match(detectorState.sensor_id)),
+      ),
+      lagging.length > 0 ? uncheckedReadings(tx, lagging, at) : [],
+    ])
+    for (const row of rows) {
+      const key = stateKey(row.sensor_id, row.variable)
+      const state = revive(row)
+      this.remember(key, row.sensor_id, row.variable, state)
+      out.set(key, state)
+      if (row.season) shared.seasons.set(key, seasonOf(state))
+    }
+    out.unchecked = unchecked
     return out
   }
 
+  /** PostgreSQL: forgets what this instance holds of a sensor (it is read again). */
+  private drop(id: number) {
+    const shared = this.shared!
+    for (const variable of this.cachedOf.get(id) ?? []) {
+      const key = stateKey(id, variable)
+      this.cache.delete(key)
+      shared.seasons.delete(key)
+    }
+    this.cachedOf.delete(id)
+    shared.uptoOf.delete(id)
+    shared.dirty.delete(id)
+  }
   /** SQLite: every state of these sensors, read from the database the first time a sensor is seen. */
   private async takeFromMemory(tx: Tx, sensorIds: number[]) {
     const { loaded } = this.memory!
-    const out = new Map<string, VariableState>()
+    const out = new Taken()
     const unread = sensorIds.filter((id) => !loaded.has(id))
     const rows = await selectByIds(tx, 'detector-states', unread, (match) =>
       tx.select().from(detectorState).where(match(detectorState.sensor_id)),
@@ -190,29 +182,25 @@ export class DetectorStates {
     for (const id of sensorIds)
       for (const variable of this.cachedOf.get(id) ?? []) {
         const key = stateKey(id, variable)
-        out.set(key, this.cache.get(key)!.state)
+        out.set(key, this.cache.get(key)!)
       }
     return out
   }
 
-  private remember(
-    key: string,
-    sensorId: number,
-    variable: string,
-    state: VariableState,
-    rev = '',
-  ) {
-    this.cache.set(key, { rev, state })
+  private remember(key: string, sensorId: number, variable: string, state: VariableState) {
+    this.cache.set(key, state)
     let cached = this.cachedOf.get(sensorId)
     if (!cached) this.cachedOf.set(sensorId, (cached = new Set()))
     cached.add(variable)
   }
 
   /**
-   * Called before a state is changed in a transaction: until put() writes it, the cache must not offer
-   * it (PostgreSQL); on SQLite it is forgotten if that transaction rolls back.
+   * Called before a state is changed in a transaction: on PostgreSQL its sensor is not current in the
+   * cache until put() (a rolled-back change is read again); on SQLite it is forgotten if that
+   * transaction rolls back.
    */
   evict(key: string, tx?: Tx) {
+    if (this.shared) return void this.shared.uptoOf.delete(splitKey(key)[0])
     if (!this.memory || !tx) return void this.cache.delete(key)
     if (!this.changing) {
       const changing = (this.changing = new Set())
@@ -234,14 +222,19 @@ export class DetectorStates {
     }
   }
 
-  /** Writes the states back in the caller's transaction and caches them under their new revision. */
-  async put(tx: Tx, states: Map<string, VariableState>, now = Date.now()) {
+  /**
+   * Keeps changed states. PostgreSQL: `span` is the reading ids the caller's transaction stores; a
+   * sensor read again in it has its states written in it, the others are left to the write back, and
+   * each one's progress is written. Without a span the states are written and their sensors read again
+   * when next taken.
+   */
+  async put(tx: Tx, states: Map<string, VariableState>, now = Date.now(), span?: Span) {
     if (this.memory) {
       // Kept in memory; written back by flush().
       this.changing = undefined
       for (const [key, state] of states) {
         // A state taken from the cache was changed in place: its entry is already this one.
-        if (this.cache.get(key)?.state !== state) {
+        if (this.cache.get(key) !== state) {
           const [sensor, variable] = splitKey(key)
           this.remember(key, sensor, variable, state)
         }
@@ -249,61 +242,93 @@ export class DetectorStates {
       }
       return
     }
-    const rows = [...states].map(([key, state]) => {
+    const shared = this.shared!
+    const written: [string, VariableState][] = []
+    /** Sensor → written in this transaction. */
+    const sensors = new Map<number, boolean>()
+    for (const [key, state] of states) {
       const [sensor, variable] = splitKey(key)
+      this.remember(key, sensor, variable, state)
+      const now = !span || shared.reread.has(sensor)
+      sensors.set(sensor, now)
+      if (now) written.push([key, state])
+    }
+    const seasons = this.writeStates(tx, written, now, String(span?.last ?? ''))
+    for (const [sensor, now] of sensors) {
+      shared.reread.delete(sensor)
+      if (!span) shared.uptoOf.delete(sensor)
+      else {
+        // Current as of this write; if it rolls back, the database's upto differs and take() reads again.
+        shared.uptoOf.set(sensor, span.last)
+        if (now) shared.dirty.delete(sensor)
+        else shared.dirty.set(sensor, span.last)
+      }
+    }
+    const progress = span
+      ? bulkInsert(
+          tx,
+          detectorProgress,
+          [...sensors].map(([sensor, now]) => ({
+            sensor_id: sensor,
+            upto: span.last,
+            dirty_since: now ? null : span.first,
+          })),
+          PROGRESS_TAIL,
+        )
+      : undefined
+    const [known] = await Promise.all([seasons, progress])
+    for (const [key, season] of known) shared.seasons.set(key, season)
+  }
+
+  /**
+   * PostgreSQL: writes states, each without its season, and the season only where the row's is not the
+   * one this instance knows it holds. Answers the seasons the rows hold once this commits.
+   */
+  private async writeStates(tx: Tx, states: [string, VariableState][], now: number, rev: string) {
+    const seasons = new Map<string, Season>()
+    if (states.length === 0) return seasons
+    const known = this.shared!.seasons
+    const rows = states.map(([key, state]) => {
+      const [sensor, variable] = splitKey(key)
+      const held = known.get(key)
+      const season = held && unchanged(state, held) ? undefined : seasonOf(state)
+      seasons.set(key, season ?? held!)
       return {
         sensor_id: sensor,
         variable,
-        rev: crypto.randomUUID(),
-        state,
+        rev,
+        state: packedWithoutSeason(state),
         updated_at: now,
+        season: season ?? null,
       }
-    })
-    if (isSqlite(tx)) {
-      const upsert = prepared(tx, 'detector-put', () =>
-        upsertStates(tx, {
-          sensor_id: sql.placeholder('sensor_id'),
-          variable: sql.placeholder('variable'),
-          rev: sql.placeholder('rev'),
-          state: sql.placeholder('state'),
-          updated_at: sql.placeholder('updated_at'),
-        }).prepare(),
-      )
-      for (const row of rows) await upsert.run(row)
-    } else await this.putSplit(tx, rows)
-    for (const row of rows)
-      this.remember(
-        stateKey(row.sensor_id, row.variable),
-        row.sensor_id,
-        row.variable,
-        row.state,
-        row.rev,
-      )
-  }
-
-  /** PostgreSQL: each state without its season, and the season only where the row's is not the same. */
-  private async putSplit(tx: Tx, rows: (StateRow & { state: VariableState; rev: string })[]) {
-    const written = rows.map((row) => {
-      const key = stateKey(row.sensor_id, row.variable)
-      const known = this.seasons.get(key)
-      const keep = known !== undefined && known.rev === this.takenAt.get(key)
-      const season = keep && unchanged(row.state, known.season) ? undefined : seasonOf(row.state)
-      this.seasons.set(key, { rev: row.rev, season: season ?? known!.season })
-      return { ...row, state: packState(withoutSeason(row.state)), season: season ?? null }
     })
     await bulkInsert(
       tx,
       detectorState,
-      written,
+      rows,
       'on conflict (sensor_id, variable) do update set rev = excluded.rev, state = excluded.state, season = coalesce(excluded.season, detector_state.season), updated_at = excluded.updated_at',
     )
+    return seasons
   }
 
-  /** SQLite: writes the states changed since the last write back, in a transaction of its own. */
+  /** Writes the states changed since the last write back, in a transaction of its own. */
   flush(): Promise<void> {
-    const memory = this.memory
-    if (!memory || memory.dirty.size === 0) return this.flushing ?? Promise.resolve()
-    this.flushing ??= memory.db
+    // After the one in progress: it may have started before the latest changes.
+    const running = this.flushing
+    if (running) return running.catch(() => undefined).then(() => this.flush())
+    const run = this.memory ? this.flushMemory() : this.flushShared()
+    if (!run) return Promise.resolve()
+    const flushing = run.finally(() => {
+      if (this.flushing === flushing) this.flushing = undefined
+    })
+    this.flushing = flushing
+    return flushing
+  }
+
+  private flushMemory() {
+    const memory = this.memory!
+    if (memory.dirty.size === 0) return undefined
+    return memory.db
       .transaction(
         async (tx) => {
           const write = prepared(tx, 'detector-write-back', () =>
@@ -314,7 +339,7 @@ export class DetectorStates {
           const gone: string[] = []
           for (const key of memory.dirty) {
             const [sensor, variable] = splitKey(key)
-            const state = JSON.stringify(this.cache.get(key)!.state)
+            const state = JSON.stringify(this.cache.get(key)!)
             if (write.run(sensor, variable, rev, state, now).changes === 0) gone.push(key)
           }
           return gone
@@ -331,16 +356,103 @@ export class DetectorStates {
         },
       )
       .then(() => undefined)
-      .finally(() => (this.flushing = undefined))
-    return this.flushing
+  }
+
+  /**
+   * PostgreSQL: the states of the sensors left to the write back, under those sensors' locks, for each
+   * one still at the upto this instance left it at (else another instance wrote it since, or this one's
+   * write rolled back: it is read again when next taken).
+   */
+  private flushShared() {
+    const shared = this.shared!
+    if (shared.dirty.size === 0) return undefined
+    const left = new Map(shared.dirty)
+    const ids = [...left.keys()]
+    return shared.db
+      .transaction(
+        async (tx) => {
+          const progress = await selectByIds(tx, 'detector-progress', ids, (match) =>
+            tx.select().from(detectorProgress).where(match(detectorProgress.sensor_id)),
+          )
+          const current = progress.filter(
+            (row) => row.dirty_since !== null && shared.uptoOf.get(row.sensor_id) === row.upto,
+          )
+          const states: [string, VariableState][] = []
+          for (const { sensor_id } of current)
+            for (const variable of this.cachedOf.get(sensor_id) ?? []) {
+              const key = stateKey(sensor_id, variable)
+              states.push([key, this.cache.get(key)!])
+            }
+          const done = current.map((row) => row.sensor_id)
+          const [seasons] = await Promise.all([
+            this.writeStates(tx, states, Date.now(), 'written back'),
+            done.length > 0 &&
+              pgExecute(
+                tx,
+                sql`update detector_progress set dirty_since = null where sensor_id = any(${`{${done.join(',')}}`}::bigint[])`,
+              ),
+          ])
+          return seasons
+        },
+        (seasons) => {
+          for (const [key, season] of seasons) shared.seasons.set(key, season)
+          for (const [id, upto] of left) if (shared.dirty.get(id) === upto) shared.dirty.delete(id)
+        },
+        { keys: ids },
+      )
+      .then(() => undefined)
   }
 
   /** Stops the write back, after writing what is left. */
   async stop() {
     clearInterval(this.timer)
-    await this.flushing
-    await this.flush()
+    await this.flushing?.catch(() => undefined)
+    const last = this.flush()
+    // PostgreSQL (the database down, say): nothing is lost, the sensor's next writer checks again what
+    // its stored states lag behind.
+    await (this.shared ? last.catch(() => undefined) : last)
   }
+}
+
+/**
+ * PostgreSQL: the readings of these sensors that their stored states lag behind (from each one's
+ * dirty_since), in the order the detector checked them: transaction by transaction (`xmin`; one
+ * sensor's transactions commit one after another, in id order), each in time order as detection sorts
+ * a batch. The primary key's range bounds the scan to what came since.
+ */
+async function uncheckedReadings(
+  tx: Tx,
+  ids: number[],
+  at: Map<number, { upto: number; dirty_since: number | null }>,
+): Promise<Unchecked[]> {
+  const since = Math.min(...ids.map((id) => at.get(id)!.dirty_since!))
+  const upto = Math.max(...ids.map((id) => at.get(id)!.upto))
+  const rows = await pgExecute(
+    tx,
+    sql`select id, xmin::text as tx, sensor_id, "values", "timestamp" from readings
+      where id between ${since} and ${upto} and sensor_id = any(${`{${ids.join(',')}}`}::bigint[])
+      order by id`,
+  )
+  const order = new Map<string, number>()
+  const out: (Unchecked & { group: number })[] = []
+  for (const row of rows) {
+    const sensor = Number(row.sensor_id)
+    const id = Number(row.id)
+    if (id < at.get(sensor)!.dirty_since!) continue
+    const tx = String(row.tx)
+    if (!order.has(tx)) order.set(tx, order.size)
+    out.push({
+      sensor_id: sensor,
+      id,
+      t: Number(row.timestamp),
+      values: (typeof row.values === 'string' ? JSON.parse(row.values) : row.values) as Record<
+        string,
+        number
+      >,
+      group: order.get(tx)!,
+    })
+  }
+  return out.sort((a, b) => a.group - b.group || a.t - b.t || a.id - b.id)
 }
 
 const splitKey = (key: string): [number, string] => {
@@ -363,7 +475,7 @@ export function createIntelligence(
   log: Logger,
   db?: Database,
 ): Intelligence {
-  const states = new DetectorStates(db)
+  const states = new DetectorStates(db, config.intelligence.writeBackSeconds * 1000)
   const timers: Timer[] = []
   /** Passes in progress: stop() waits for them, so none writes after the database closes. */
   const passes = new Set<Promise<unknown>>()

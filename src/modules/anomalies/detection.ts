@@ -164,6 +164,14 @@ export async function detectAnomalies(
     return slot
   }
 
+  // Readings the stored states lag behind (PostgreSQL: another instance checked them and kept its
+  // states in memory): checked again first, in the order they were; their verdicts are recorded.
+  for (const reading of states.unchecked)
+    for (const variable in reading.values) {
+      const { state, rule, options } = slotOf(reading.sensor_id, variable)
+      step(state, reading.t, reading.values[variable]!, rule, options)
+    }
+
   const ordered = [...readings].sort((a, b) => a.t - b.t || a.id - b.id)
   for (const reading of ordered) {
     const t = reading.t
@@ -207,7 +215,13 @@ export async function detectAnomalies(
   )
   // Nothing waits for it: it travels with the statements after it (the event rows) and is awaited
   // before COMMIT.
-  later(tx, intelligence.states.put(tx, touched, now))
+  let first = Infinity
+  let last = -Infinity
+  for (const { id } of readings) {
+    if (id < first) first = id
+    if (id > last) last = id
+  }
+  later(tx, intelligence.states.put(tx, touched, now, { first, last }))
 }
 
 function fold(row: AnomalyRow, hit: Hit, readingId: number, t: number, now: number) {
