@@ -153,7 +153,8 @@ export const anomalies = sqliteTable(
 
 /**
  * What the detector knows about one sensor variable (windows, scales, daily profile, streaks), so a
- * restart resumes where it stopped; `rev` changes on every write and tells a stale cache apart.
+ * restart resumes where it stopped; `rev` tells the write (PostgreSQL: the progress `upto` it was
+ * written at).
  */
 export const detectorState = sqliteTable(
   'detector_state',

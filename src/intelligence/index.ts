@@ -9,11 +9,19 @@ import { pgExecute } from '../db/postgres'
 import { prepared, selectByIds } from '../db/prepared'
 import { detectorProgress, detectorState } from '../db/schema'
 import type { Logger } from '../lib/logger'
+import {
+  FLUSH_SENSORS,
+  PROGRESS_TAIL,
+  uncheckedReadings,
+  type Span,
+  type Unchecked,
+} from './progress'
 import { JobQueue } from './queue'
 import type { VariableState } from './state'
 import { packedWithoutSeason, revive, seasonOf, unchanged, type Season } from './stored'
 
 export { revive } from './stored'
+export type { Span, Unchecked } from './progress'
 
 export const stateKey = (sensorId: number, variable: string) => `${sensorId}:${variable}`
 
@@ -22,32 +30,9 @@ const WRITE_BACK_SQL = `insert into detector_state (sensor_id, variable, rev, st
   select ?1, ?2, ?3, ?4, ?5 where exists (select 1 from sensors where id = ?1)
   on conflict (sensor_id, variable) do update set rev = excluded.rev, state = excluded.state, updated_at = excluded.updated_at`
 
-/** PostgreSQL: a write of a sensor's progress; a null dirty_since says the states are written as of upto. */
-const PROGRESS_TAIL = `on conflict (sensor_id) do update set upto = excluded.upto,
-  dirty_since = case when excluded.dirty_since is null then null
-    else coalesce(detector_progress.dirty_since, excluded.dirty_since) end`
-
-/**
- * PostgreSQL: a reading a sensor's stored states have not checked (the instance that checked it kept
- * them in memory and stopped, or the sensor moved to this instance first). `group` is the transaction
- * that stored it: checked again in the order the detector saw them, batch by batch.
- */
-export interface Unchecked {
-  sensor_id: number
-  id: number
-  t: number
-  values: Record<string, number>
-}
-
 /** States by key, and (PostgreSQL) the readings to check again with them before any new one. */
 export class Taken extends Map<string, VariableState> {
   unchecked: Unchecked[] = []
-}
-
-/** The reading ids a write of states stores: its first and its last. */
-export interface Span {
-  first: number
-  last: number
 }
 
 /**
@@ -253,7 +238,7 @@ export class DetectorStates {
       sensors.set(sensor, now)
       if (now) written.push([key, state])
     }
-    const seasons = this.writeStates(tx, written, now, String(span?.last ?? ''))
+    const seasons = this.writeStates(tx, written, now, () => String(span?.last ?? ''))
     for (const [sensor, now] of sensors) {
       shared.reread.delete(sensor)
       if (!span) shared.uptoOf.delete(sensor)
@@ -284,7 +269,12 @@ export class DetectorStates {
    * PostgreSQL: writes states, each without its season, and the season only where the row's is not the
    * one this instance knows it holds. Answers the seasons the rows hold once this commits.
    */
-  private async writeStates(tx: Tx, states: [string, VariableState][], now: number, rev: string) {
+  private async writeStates(
+    tx: Tx,
+    states: [string, VariableState][],
+    now: number,
+    revOf: (sensor: number) => string,
+  ) {
     const seasons = new Map<string, Season>()
     if (states.length === 0) return seasons
     const known = this.shared!.seasons
@@ -296,7 +286,7 @@ export class DetectorStates {
       return {
         sensor_id: sensor,
         variable,
-        rev,
+        rev: revOf(sensor),
         state: packedWithoutSeason(state),
         updated_at: now,
         season: season ?? null,
@@ -368,39 +358,48 @@ export class DetectorStates {
     if (shared.dirty.size === 0) return undefined
     const left = new Map(shared.dirty)
     const ids = [...left.keys()]
-    return shared.db
-      .transaction(
-        async (tx) => {
-          const progress = await selectByIds(tx, 'detector-progress', ids, (match) =>
-            tx.select().from(detectorProgress).where(match(detectorProgress.sensor_id)),
-          )
-          const current = progress.filter(
-            (row) => row.dirty_since !== null && shared.uptoOf.get(row.sensor_id) === row.upto,
-          )
-          const states: [string, VariableState][] = []
-          for (const { sensor_id } of current)
-            for (const variable of this.cachedOf.get(sensor_id) ?? []) {
-              const key = stateKey(sensor_id, variable)
-              states.push([key, this.cache.get(key)!])
-            }
-          const done = current.map((row) => row.sensor_id)
-          const [seasons] = await Promise.all([
-            this.writeStates(tx, states, Date.now(), 'written back'),
-            done.length > 0 &&
-              pgExecute(
-                tx,
-                sql`update detector_progress set dirty_since = null where sensor_id = any(${`{${done.join(',')}}`}::bigint[])`,
-              ),
-          ])
-          return seasons
-        },
-        (seasons) => {
-          for (const [key, season] of seasons) shared.seasons.set(key, season)
-          for (const [id, upto] of left) if (shared.dirty.get(id) === upto) shared.dirty.delete(id)
-        },
-        { keys: ids },
-      )
-      .then(() => undefined)
+    return (async () => {
+      // A transaction per FLUSH_SENSORS sensors: each holds its sensors' locks while it writes.
+      for (let i = 0; i < ids.length; i += FLUSH_SENSORS)
+        await this.writeBack(ids.slice(i, i + FLUSH_SENSORS), left)
+    })()
+  }
+
+  private writeBack(ids: number[], left: Map<number, number>) {
+    const shared = this.shared!
+    return shared.db.transaction(
+      async (tx) => {
+        const progress = await selectByIds(tx, 'detector-progress', ids, (match) =>
+          tx.select().from(detectorProgress).where(match(detectorProgress.sensor_id)),
+        )
+        const current = progress.filter(
+          (row) => row.dirty_since !== null && shared.uptoOf.get(row.sensor_id) === row.upto,
+        )
+        const states: [string, VariableState][] = []
+        for (const { sensor_id } of current)
+          for (const variable of this.cachedOf.get(sensor_id) ?? []) {
+            const key = stateKey(sensor_id, variable)
+            states.push([key, this.cache.get(key)!])
+          }
+        const done = current.map((row) => row.sensor_id)
+        const [seasons] = await Promise.all([
+          this.writeStates(tx, states, Date.now(), (sensor) => String(shared.uptoOf.get(sensor))),
+          done.length > 0 &&
+            pgExecute(
+              tx,
+              sql`update detector_progress set dirty_since = null where sensor_id = any(${`{${done.join(',')}}`}::bigint[])`,
+            ),
+        ])
+        return { seasons, gone: ids.filter((id) => !progress.some((r) => r.sensor_id === id)) }
+      },
+      ({ seasons, gone }) => {
+        for (const [key, season] of seasons) shared.seasons.set(key, season)
+        for (const id of ids) if (shared.dirty.get(id) === left.get(id)) shared.dirty.delete(id)
+        // Deleted sensors: nothing will take them again.
+        for (const id of gone) this.drop(id)
+      },
+      { keys: ids },
+    )
   }
 
   /** Stops the write back, after writing what is left. */
@@ -412,47 +411,6 @@ export class DetectorStates {
     // its stored states lag behind.
     await (this.shared ? last.catch(() => undefined) : last)
   }
-}
-
-/**
- * PostgreSQL: the readings of these sensors that their stored states lag behind (from each one's
- * dirty_since), in the order the detector checked them: transaction by transaction (`xmin`; one
- * sensor's transactions commit one after another, in id order), each in time order as detection sorts
- * a batch. The primary key's range bounds the scan to what came since.
- */
-async function uncheckedReadings(
-  tx: Tx,
-  ids: number[],
-  at: Map<number, { upto: number; dirty_since: number | null }>,
-): Promise<Unchecked[]> {
-  const since = Math.min(...ids.map((id) => at.get(id)!.dirty_since!))
-  const upto = Math.max(...ids.map((id) => at.get(id)!.upto))
-  const rows = await pgExecute(
-    tx,
-    sql`select id, xmin::text as tx, sensor_id, "values", "timestamp" from readings
-      where id between ${since} and ${upto} and sensor_id = any(${`{${ids.join(',')}}`}::bigint[])
-      order by id`,
-  )
-  const order = new Map<string, number>()
-  const out: (Unchecked & { group: number })[] = []
-  for (const row of rows) {
-    const sensor = Number(row.sensor_id)
-    const id = Number(row.id)
-    if (id < at.get(sensor)!.dirty_since!) continue
-    const tx = String(row.tx)
-    if (!order.has(tx)) order.set(tx, order.size)
-    out.push({
-      sensor_id: sensor,
-      id,
-      t: Number(row.timestamp),
-      values: (typeof row.values === 'string' ? JSON.parse(row.values) : row.values) as Record<
-        string,
-        number
-      >,
-      group: order.get(tx)!,
-    })
-  }
-  return out.sort((a, b) => a.group - b.group || a.t - b.t || a.id - b.id)
 }
 
 const splitKey = (key: string): [number, string] => {
