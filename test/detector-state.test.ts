@@ -123,6 +123,25 @@ describe('PostgreSQL detector states', () => {
     expect(moved.season.m).not.toEqual(first.season.m)
   })
 
+  test('a write rolled back after changing states in memory: the next one starts from what was committed', async () => {
+    const id = await createSensor(server)
+    await feed(id, 60, server)
+    // Left in memory: the stored state lags behind this one.
+    expect((await post(id, 60, 21)).status).toBe(201)
+    const { db, intelligence } = server.ctx
+    const key = `${id}:temperatura`
+    const attempt = db.transaction(async (tx) => {
+      const states = await intelligence.states.take(tx, [id])
+      intelligence.states.evict(key, tx)
+      states.get(key)!.n += 1000
+      await intelligence.states.put(tx, states, Date.now(), { first: 1e12, last: 1e12 })
+      throw new Error('rolled back')
+    })
+    await expect(attempt).rejects.toThrow('rolled back')
+    expect((await post(id, 61, 21)).status).toBe(201)
+    expect((await rowOf(id)).state.n).toBe(62)
+  })
+
   test('a season another instance wrote is the one taken next', async () => {
     const id = await createSensor(server)
     await feed(id, 60, server)
