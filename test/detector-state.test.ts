@@ -246,6 +246,20 @@ describe('PostgreSQL detector states across instances', () => {
     await kept.ctx.intelligence.states.flush()
     expect(await storedOf(moved)).toEqual(aloneStates)
   })
+  test('an instance that stops writes back the states it kept in memory', async () => {
+    const lone = await startTestServer({
+      DATABASE_URL: kept.config.database.url,
+      DETECTOR_WRITE_BACK_SECONDS: '86400',
+    })
+    const id = await createSensor(lone)
+    await send(lone, id, range(0, 40), true)
+    await send(lone, id, range(40, 50), false)
+    const dirty = sql`select dirty_since from detector_progress where sensor_id = ${id}`
+    expect((await pgExecute(kept.ctx.db.read, dirty))[0]!.dirty_since).not.toBeNull()
+    await lone.stop()
+    expect((await pgExecute(kept.ctx.db.read, dirty))[0]!.dirty_since).toBeNull()
+    expect(JSON.parse((await storedOf(id)).get('temperatura')!).n).toBe(50)
+  })
 })
 
 describe.if(TEST_DATABASE === 'sqlite')('SQLite write-ahead log', () => {

@@ -234,18 +234,18 @@ export class DetectorStates {
     for (const [key, state] of states) {
       const [sensor, variable] = splitKey(key)
       this.remember(key, sensor, variable, state)
-      const now = !span || shared.reread.has(sensor)
-      sensors.set(sensor, now)
-      if (now) written.push([key, state])
+      const atOnce = !span || shared.reread.has(sensor)
+      sensors.set(sensor, atOnce)
+      if (atOnce) written.push([key, state])
     }
     const seasons = this.writeStates(tx, written, now, () => String(span?.last ?? ''))
-    for (const [sensor, now] of sensors) {
+    for (const [sensor, atOnce] of sensors) {
       shared.reread.delete(sensor)
       if (!span) shared.uptoOf.delete(sensor)
       else {
         // Current as of this write; if it rolls back, the database's upto differs and take() reads again.
         shared.uptoOf.set(sensor, span.last)
-        if (now) shared.dirty.delete(sensor)
+        if (atOnce) shared.dirty.delete(sensor)
         else shared.dirty.set(sensor, span.last)
       }
     }
@@ -253,10 +253,10 @@ export class DetectorStates {
       ? bulkInsert(
           tx,
           detectorProgress,
-          [...sensors].map(([sensor, now]) => ({
+          [...sensors].map(([sensor, atOnce]) => ({
             sensor_id: sensor,
             upto: span.last,
-            dirty_since: now ? null : span.first,
+            dirty_since: atOnce ? null : span.first,
           })),
           PROGRESS_TAIL,
         )
