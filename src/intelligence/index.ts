@@ -80,8 +80,7 @@ export class DetectorStates {
   private flushing: Promise<void> | undefined
 
   /** `writeBackMs`: how often changed states are written back (and once more at shutdown). */
-  constructor(db?: Database, writeBackMs = 1000) {
-    if (!db) return
+  constructor(db: Database, writeBackMs = 1000) {
     if (db.dialect === 'sqlite') this.memory = { db, dirty: new Set(), loaded: new Set() }
     else
       this.shared = {
@@ -110,10 +109,7 @@ export class DetectorStates {
     for (const id of sensorIds) {
       const row = at.get(id)
       if (row && shared.uptoOf.get(id) === row.upto)
-        for (const variable of this.cachedOf.get(id) ?? []) {
-          const key = stateKey(id, variable)
-          out.set(key, this.cache.get(key)!)
-        }
+        for (const [key, state] of this.cachedStates(id)) out.set(key, state)
       else stale.push(id)
     }
     if (stale.length === 0) return out
@@ -165,11 +161,16 @@ export class DetectorStates {
     }
     for (const id of unread) loaded.add(id)
     for (const id of sensorIds)
-      for (const variable of this.cachedOf.get(id) ?? []) {
-        const key = stateKey(id, variable)
-        out.set(key, this.cache.get(key)!)
-      }
+      for (const [key, state] of this.cachedStates(id)) out.set(key, state)
     return out
+  }
+
+  /** A sensor's cached states, by key. */
+  private *cachedStates(id: number): Generator<[string, VariableState]> {
+    for (const variable of this.cachedOf.get(id) ?? []) {
+      const key = stateKey(id, variable)
+      yield [key, this.cache.get(key)!]
+    }
   }
 
   private remember(key: string, sensorId: number, variable: string, state: VariableState) {
@@ -184,9 +185,8 @@ export class DetectorStates {
    * cache until put() (a rolled-back change is read again); on SQLite it is forgotten if that
    * transaction rolls back.
    */
-  evict(key: string, tx?: Tx) {
+  evict(key: string, tx: Tx) {
     if (this.shared) return void this.shared.uptoOf.delete(splitKey(key)[0])
-    if (!this.memory || !tx) return void this.cache.delete(key)
     if (!this.changing) {
       const changing = (this.changing = new Set())
       onRollback(tx, () => this.forget(changing))
@@ -375,12 +375,7 @@ export class DetectorStates {
         const current = progress.filter(
           (row) => row.dirty_since !== null && shared.uptoOf.get(row.sensor_id) === row.upto,
         )
-        const states: [string, VariableState][] = []
-        for (const { sensor_id } of current)
-          for (const variable of this.cachedOf.get(sensor_id) ?? []) {
-            const key = stateKey(sensor_id, variable)
-            states.push([key, this.cache.get(key)!])
-          }
+        const states = current.flatMap(({ sensor_id }) => [...this.cachedStates(sensor_id)])
         const done = current.map((row) => row.sensor_id)
         const [seasons] = await Promise.all([
           this.writeStates(tx, states, Date.now(), (sensor) => String(shared.uptoOf.get(sensor))),
@@ -390,7 +385,8 @@ export class DetectorStates {
               sql`update detector_progress set dirty_since = null where sensor_id = any(${`{${done.join(',')}}`}::bigint[])`,
             ),
         ])
-        return { seasons, gone: ids.filter((id) => !progress.some((r) => r.sensor_id === id)) }
+        const found = new Set(progress.map((row) => row.sensor_id))
+        return { seasons, gone: ids.filter((id) => !found.has(id)) }
       },
       ({ seasons, gone }) => {
         for (const [key, season] of seasons) shared.seasons.set(key, season)
@@ -427,11 +423,11 @@ export interface Intelligence {
   stop(): Promise<void>
 }
 
-/** `db` (SQLite) is where the detector states are written back to. */
+/** `db` is where the detector states are written back to. */
 export function createIntelligence(
   config: Readonly<Config>,
   log: Logger,
-  db?: Database,
+  db: Database,
 ): Intelligence {
   const states = new DetectorStates(db, config.intelligence.writeBackSeconds * 1000)
   const timers: Timer[] = []

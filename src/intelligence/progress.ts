@@ -44,7 +44,7 @@ export async function uncheckedReadings(
   const upto = Math.max(...ids.map((id) => at.get(id)!.upto))
   const rows = await pgExecute(
     tx,
-    sql`select id, xmin::text as tx, sensor_id, "values", "timestamp" from readings
+    sql`select id, xmin::text as tx, sensor_id, "values"::text as v, "timestamp" from readings
       where id between ${since} and ${upto} and sensor_id = any(${`{${ids.join(',')}}`}::bigint[])
       order by id`,
   )
@@ -60,10 +60,7 @@ export async function uncheckedReadings(
       sensor_id: sensor,
       id,
       t: Number(row.timestamp),
-      values: (typeof row.values === 'string' ? JSON.parse(row.values) : row.values) as Record<
-        string,
-        number
-      >,
+      values: JSON.parse(String(row.v)) as Record<string, number>,
       group: order.get(tx)!,
     })
   }
