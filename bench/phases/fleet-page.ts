@@ -197,15 +197,20 @@ export async function fleetPagePhase(ctx: Ctx): Promise<FleetPageRun | undefined
     }
     const sendSeconds = (performance.now() - start) / 1000
     await Promise.all(pending)
-    // Wait for the page to catch up (bounded): the last timed reading shown, or 10 s.
-    const last = sent.findLast((s) => s.timed)!
+    // Wait for the page to catch up (bounded): every sensor's last timed text on the page, or 10 s. Not
+    // only the last reading sent: POSTs in flight together may commit, and reach the page, in another order.
+    const finals = new Map<number, string>()
+    for (const s of sent) if (s.timed) finals.set(s.id, s.text)
     await page
       .waitForFunction(
-        ([id, text]) =>
-          (window as unknown as { shown: [number, string, number][] }).shown.some(
-            (s) => s[0] === id && s[1] === text,
-          ),
-        [last.id, last.text] as const,
+        (pairs) => {
+          const onPage = new Map<number, string>()
+          for (const [id, text] of (window as unknown as { shown: [number, string, number][] })
+            .shown)
+            onPage.set(id, text)
+          return pairs.every(([id, text]) => onPage.get(id) === text)
+        },
+        [...finals],
         { timeout: 10_000 },
       )
       .catch(() => undefined)
