@@ -87,6 +87,16 @@ describe('bun run bench --tiny', () => {
       const before = results.ingest[results.ingest.indexOf(ref) - 1]!
       expect([before.system, before.label, before.rep]).toEqual(['vigia', ref.label, ref.rep])
     }
+    // The host's ceiling for single POSTs: the bare server, right after Vigía's run with the same senders.
+    const bare = results.ingest.filter((r) => r.system === 'bare')
+    expect(bare).toHaveLength(1)
+    expect(bare[0]!.verified).toBe(true)
+    const beforeBare = results.ingest[results.ingest.indexOf(bare[0]!) - 1]!
+    expect([beforeBare.system, beforeBare.label, beforeBare.batch]).toEqual([
+      'vigia',
+      bare[0]!.label,
+      1,
+    ])
     // Phases that need routes other issues add: measured, or skipped with the reason.
     const measuredOrSkipped = (what: string, measured: unknown[]) => {
       if (measured.length > 0) return

@@ -122,6 +122,39 @@ export function ingestTables(results: Results): string[] {
     }
     out.push('')
   }
+  const bare = results.ingest.filter((r) => r.system === 'bare')
+  if (bare.length) {
+    out.push(
+      ...tableHead(
+        "#### This host's ceiling for single POSTs",
+        "The bare `Bun.serve` server (`bench/servers/bun-minimal.ts`: parses the JSON, publishes the frame, answers; nothing checked or stored) taking the same senders' POSTs right after Vigía's run, with the same live subscriber. No server that stores its readings answers more on this machine.",
+        [
+          'how',
+          'server',
+          'readings/s to a live subscriber',
+          'server CPU per reading (µs)',
+          'request p50 / p99 (ms)',
+          'every reading delivered',
+          'CPU: server / busiest generator / others',
+        ],
+      ),
+    )
+    for (const label of labelsOf(bare)) {
+      const rows: [string, IngestRun[]][] = [
+        ['bare `Bun.serve`', bare.filter((r) => r.label === label)],
+        ['Vigía on SQLite', runsOf(results, 'sqlite', 'vigia', label)],
+        ['Vigía on PostgreSQL', runsOf(results, 'postgres', 'vigia', label)],
+      ]
+      for (const [name, runs] of rows) {
+        if (runs.length === 0) continue
+        const p = (f: (r: IngestRun) => number) => ms(spread(runs.map(f)).median)
+        out.push(
+          `| ${label} | ${name} | ${show(perSecond(runs), rate)} | ${us(spread(runs.map(cpuPerReading)).median)} | ${p((r) => r.request.p50)} / ${p((r) => r.request.p99)} | ${delivered(runs)} | ${cpu(runs)} |`,
+        )
+      }
+    }
+    out.push('')
+  }
   const upper = results.ingest.filter((r) => r.load === 'identical')
   if (upper.length) {
     out.push(
@@ -421,10 +454,14 @@ export function moreGoals(results: Results): Goal[] {
     ['postgres', 'PostgreSQL', 20_000],
   ] as const) {
     const s = perSecond(runsOf(results, backend, 'vigia', s64))
+    const b = perSecond(results.ingest.filter((r) => r.system === 'bare' && r.label === s64))
     add(
       `single POST at 64 in flight on ${name} ≥ ${rate(goal)} readings/s (${load})`,
       s,
-      `${rate(s.median)} readings/s`,
+      `${rate(s.median)} readings/s` +
+        (Number.isFinite(b.median)
+          ? ` (this host's ceiling, the bare Bun.serve server storing nothing, in the same run: ${rate(b.median)}/s)`
+          : ''),
       s.median >= goal,
     )
   }

@@ -45,8 +45,11 @@ export type Backend = 'sqlite' | 'postgres' | 'postgres-2'
 export interface IngestRun {
   label: string
   backend: Backend
-  /** Vigía through HTTP, or the reference writer (the storage itself, no server). */
-  system: 'vigia' | 'reference'
+  /**
+   * Vigía through HTTP, the reference writer (the storage itself, no server), or the bare Bun.serve
+   * server taking the same single POSTs (HTTP, JSON and a publish, nothing stored): this host's ceiling.
+   */
+  system: 'vigia' | 'reference' | 'bare'
   /** The realistic fleet, or the labelled upper bound (identical readings). */
   load: 'fleet' | 'identical'
   /** The webhook-cost runs (issue 15): none, one webhook on `anomalies`, one on `readings`. */

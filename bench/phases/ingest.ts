@@ -173,7 +173,11 @@ export function template(ctx: Ctx): FrameTemplate {
 }
 
 /** Vigía's server(s) for one run: a fresh database each time; two instances share it and Redis. */
-async function startVigia(ctx: Ctx, backend: Backend) {
+async function startVigia(ctx: Ctx, backend: Backend, bare?: true) {
+  if (bare) {
+    const server = await startServer('bun', 2000)
+    return { servers: [server], stop: () => server.stop() }
+  }
   const db = backend === 'sqlite' ? undefined : await freshDatabase()
   const options: ServerOptions = { profileDir: ctx.profile, postgresUrl: db?.url }
   if (backend === 'postgres-2') options.redis = { url: REDIS_URL, prefix: redisPrefix() }
@@ -207,12 +211,17 @@ export interface VigiaIngestOptions {
   breach?: true
   /** Another variable count than the run's (the two-against-five comparison). */
   vars?: VariableCount
+  /** The bare Bun.serve server instead of Vigía (nothing stored): the host's ceiling for the same POSTs. */
+  bare?: true
   /** The measured phase's length, when not the plan's ingestMs; and a look at the server before it stops. */
   measureMs?: number
   inspect?: (server: RunningServer, run: IngestRun) => Promise<void>
 }
 
-/** One measured Vigía run: fresh server(s), the fleet's sensors, a warm-up phase, the measured phase. */
+/**
+ * One measured Vigía run: fresh server(s), the fleet's sensors, a warm-up phase, the measured phase. With
+ * `bare`, the same phases against the bare Bun.serve server (no sensors to create, nothing stored).
+ */
 export async function vigiaRun(
   ctx: Ctx,
   config: IngestConfig,
@@ -220,7 +229,7 @@ export async function vigiaRun(
   o: VigiaIngestOptions,
 ): Promise<IngestRun> {
   const fleet = ctx.results.meta.fleet!
-  const vigia = await startVigia(ctx, o.backend)
+  const vigia = await startVigia(ctx, o.backend, o.bare)
   const { servers } = vigia
   const subscriber = workers[0]!
   const senders = config.concurrency === 1 ? [workers[1]!] : [workers[1]!, workers[2]!]
@@ -228,8 +237,8 @@ export async function vigiaRun(
   const sensors = identical ? 1 : fleet.sensors
   const vars = identical ? 2 : (o.vars ?? (fleet.vars as VariableCount))
   try {
-    await createFleet(servers[0]!, sensors)
-    if (!identical)
+    if (!o.bare) await createFleet(servers[0]!, sensors)
+    if (!identical && !o.bare)
       await seedStates(
         servers[0]!.databaseUrl!,
         grownStates(fleet.seed, sensors, fleet.startMs, vars),
@@ -313,7 +322,7 @@ export async function vigiaRun(
     const run: IngestRun = {
       label: config.label,
       backend: o.backend,
-      system: 'vigia',
+      system: o.bare ? 'bare' : 'vigia',
       load: o.load,
       webhook: o.webhook,
       breach: o.breach,
@@ -455,7 +464,7 @@ export async function ingestPhases(ctx: Ctx) {
     ctx.results.ingest.push(run)
     ctx.log(
       `${what}: ${rate(run.perSecond)} readings/s` +
-        (run.system === 'vigia'
+        (run.system !== 'reference'
           ? ` (${run.delivered}/${run.readings} at the subscriber${run.verified ? '' : ', NOT VERIFIED'}${run.error ? `, ${run.errors} errors: ${run.error}` : ''})`
           : ` (${rate(run.readings)} rows)`),
     )
@@ -470,6 +479,18 @@ export async function ingestPhases(ctx: Ctx) {
           await ctx.attempt(what, () => vigiaRun(ctx, config, rep, { backend, load: 'fleet' })),
           what,
         )
+        // The host's ceiling for single POSTs, once a repeat: the bare server right after Vigía's run
+        // with the most senders.
+        const singles = CONFIGS[ctx.plan.ingestSet][backend].filter((c) => c.batch === 1)
+        if (config === singles.at(-1) && backend === backends.find((b) => b !== 'postgres-2')) {
+          const bare = `ingest: bare Bun.serve (nothing stored), ${config.label}, run ${rep}`
+          push(
+            await ctx.attempt(bare, () =>
+              vigiaRun(ctx, config, rep, { backend, load: 'fleet', bare: true }),
+            ),
+            bare,
+          )
+        }
         if (config.batch > 1 && backend !== 'postgres-2') {
           const engine = backend === 'sqlite' ? 'sqlite' : 'postgres'
           const ref = `reference: plain ${engine === 'sqlite' ? 'bun:sqlite' : 'postgres.js'}, ${config.label}, run ${rep}`

@@ -8,6 +8,7 @@ interface Body {
   sensor_id: number
   temperatura?: number | null
   humedad?: number | null
+  values?: Record<string, number>
   timestamp?: string
 }
 
@@ -39,7 +40,7 @@ const server = Bun.serve<{ channel: string }, never>({
         temperatura: body.temperatura ?? null,
         humedad: body.humedad ?? null,
         // CONTRACT §7: the event's data carries every measurement in `values` as well.
-        values: measurements(body),
+        values: body.values ?? measurements(body),
         timestamp: body.timestamp ?? iso(at),
         created_at: iso(at),
       }
