@@ -3,15 +3,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import type { Path } from './protocol'
 import { FLEET_PAGE_TEXT, fleetPageGoals, fleetPageTable } from './report-fleet'
 import type { PhaseResult, Results } from './results'
-import {
-  historyTables,
-  ingestTables,
-  latestTable,
-  moreGoals,
-  realtimeTable,
-  webhookTables,
-  type Goal,
-} from './report-more'
+import { ingestTables, moreGoals, webhookTables, type Goal } from './report-more'
+import { historyTables, latestTable, realtimeTable } from './report-tables'
 import { TARGETS, type Target } from './servers'
 
 export const BEGIN =
