@@ -8,7 +8,8 @@ import { workers } from '../lib/pool'
 import { now, type ReceiverStats } from '../lib/protocol'
 import type { Timing, WebhookRun } from '../lib/results'
 import { adminHeaders, call, startServer, type RunningServer } from '../lib/servers'
-import { BATCH, createFleet, vigiaRun } from './ingest'
+import { createFleet } from './fleet-setup'
+import { BATCH, vigiaRun } from './ingest'
 
 /** Routes the build serves, from its OpenAPI document ("GET /api/v1/latest", …). */
 export async function routesOf(server: RunningServer): Promise<Set<string>> {

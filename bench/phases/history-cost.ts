@@ -11,7 +11,7 @@ import { now } from '../lib/protocol'
 import type { RollupCost } from '../lib/results'
 import { startServer, type RunningServer } from '../lib/servers'
 import { sendFleet } from './extras'
-import { createFleet } from './ingest'
+import { createFleet } from './fleet-setup'
 
 /** Seconds until the server's CPU stays under 10% of a core for one second (capped). */
 async function quiet(server: RunningServer, capMs = 120_000) {
