@@ -1,17 +1,17 @@
 // The intelligence runtime of an instance: detector states in memory (written back every second, and
 // on PostgreSQL checked against the database per sensor and written at once when another instance had
 // the sensor), the forecast job queue, and the re-forecast schedule.
-import { sql } from 'drizzle-orm'
 import type { Config } from '../config'
 import { onRollback, sqliteClient, type Database, type Tx } from '../db'
 import { bulkInsert } from '../db/bulk'
-import { pgExecute } from '../db/postgres'
 import { prepared, selectByIds } from '../db/prepared'
 import { detectorProgress, detectorState } from '../db/schema'
 import type { Logger } from '../lib/logger'
 import {
   FLUSH_SENSORS,
+  markWritten,
   PROGRESS_TAIL,
+  progressOf,
   uncheckedReadings,
   type Span,
   type Unchecked,
@@ -101,9 +101,7 @@ export class DetectorStates {
     if (this.memory) return this.takeFromMemory(tx, sensorIds)
     const shared = this.shared!
     const out = new Taken()
-    const progress = await selectByIds(tx, 'detector-progress', sensorIds, (match) =>
-      tx.select().from(detectorProgress).where(match(detectorProgress.sensor_id)),
-    )
+    const progress = await progressOf(tx, sensorIds)
     const at = new Map(progress.map((row) => [row.sensor_id, row]))
     const stale: number[] = []
     for (const id of sensorIds) {
@@ -369,9 +367,7 @@ export class DetectorStates {
     const shared = this.shared!
     return shared.db.transaction(
       async (tx) => {
-        const progress = await selectByIds(tx, 'detector-progress', ids, (match) =>
-          tx.select().from(detectorProgress).where(match(detectorProgress.sensor_id)),
-        )
+        const progress = await progressOf(tx, ids)
         const current = progress.filter(
           (row) => row.dirty_since !== null && shared.uptoOf.get(row.sensor_id) === row.upto,
         )
@@ -379,11 +375,7 @@ export class DetectorStates {
         const done = current.map((row) => row.sensor_id)
         const [seasons] = await Promise.all([
           this.writeStates(tx, states, Date.now(), (sensor) => String(shared.uptoOf.get(sensor))),
-          done.length > 0 &&
-            pgExecute(
-              tx,
-              sql`update detector_progress set dirty_since = null where sensor_id = any(${`{${done.join(',')}}`}::bigint[])`,
-            ),
+          done.length > 0 && markWritten(tx, done),
         ])
         const found = new Set(progress.map((row) => row.sensor_id))
         return { seasons, gone: ids.filter((id) => !found.has(id)) }

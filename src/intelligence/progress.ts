@@ -3,6 +3,8 @@
 import { sql } from 'drizzle-orm'
 import type { Tx } from '../db'
 import { pgExecute } from '../db/postgres'
+import { selectByIds } from '../db/prepared'
+import { detectorProgress } from '../db/schema'
 
 /** The sensors one write back takes (and locks) at most. */
 export const FLUSH_SENSORS = 500
@@ -11,6 +13,19 @@ export const FLUSH_SENSORS = 500
 export const PROGRESS_TAIL = `on conflict (sensor_id) do update set upto = excluded.upto,
   dirty_since = case when excluded.dirty_since is null then null
     else coalesce(detector_progress.dirty_since, excluded.dirty_since) end`
+
+/** These sensors' progress rows (none for a sensor never written, or deleted). */
+export const progressOf = (tx: Tx, ids: readonly number[]) =>
+  selectByIds(tx, 'detector-progress', ids, (match) =>
+    tx.select().from(detectorProgress).where(match(detectorProgress.sensor_id)),
+  )
+
+/** Marks these sensors' stored states as written up to their `upto`. */
+export const markWritten = (tx: Tx, ids: readonly number[]) =>
+  pgExecute(
+    tx,
+    sql`update detector_progress set dirty_since = null where sensor_id = any(${`{${ids.join(',')}}`}::bigint[])`,
+  )
 
 /**
  * A reading a sensor's stored states have not checked (the instance that checked it kept
