@@ -53,3 +53,56 @@ test('a group never exceeds its maximum size', async () => {
   await Promise.all(Array.from({ length: 10 }, (_, i) => group.add(i)))
   expect(sizes).toEqual([4, 4, 2])
 })
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
+
+test('while writers are concurrent, inputs arriving over the next turns join the group being gathered', async () => {
+  const calls: number[][] = []
+  const group = new GroupCommit(async (inputs: number[]) => {
+    calls.push(inputs)
+    return inputs
+  })
+  await Promise.all([group.add(1), group.add(2)])
+  await nextTurn()
+  const first = group.add(3)
+  await nextTurn()
+  const second = group.add(4)
+  await nextTurn()
+  const third = group.add(5)
+  expect(await Promise.all([first, second, third])).toEqual([3, 4, 5])
+  expect(calls).toEqual([
+    [1, 2],
+    [3, 4, 5],
+  ])
+})
+
+test("a lone writer's input is written in the turn it arrives, not held for others", async () => {
+  const calls: number[][] = []
+  const group = new GroupCommit(async (inputs: number[]) => {
+    calls.push(inputs)
+    return inputs
+  })
+  await group.add(1)
+  await nextTurn()
+  const first = group.add(2)
+  await nextTurn()
+  const second = group.add(3)
+  expect(await Promise.all([first, second])).toEqual([2, 3])
+  expect(calls).toEqual([[1], [2], [3]])
+})
+
+test('a group that reaches its maximum size is written at once, not held for more', async () => {
+  const sizes: number[] = []
+  const group = new GroupCommit(async (inputs: number[]) => {
+    sizes.push(inputs.length)
+    return inputs
+  }, 3)
+  await Promise.all([group.add(0), group.add(1)])
+  await nextTurn()
+  const pending = [group.add(2), group.add(3), group.add(4)]
+  await nextTurn()
+  expect(sizes).toEqual([2, 3])
+  pending.push(group.add(5))
+  await Promise.all(pending)
+  expect(sizes).toEqual([2, 3, 1])
+})

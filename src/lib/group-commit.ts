@@ -1,6 +1,14 @@
 // Group commit: requests that arrive together are written in one transaction, and each caller still
 // gets its own result or its own error, exactly as if it had been written alone.
 
+/**
+ * While writers are concurrent (the lane's last group held more than one input), a group waits up to
+ * this many more turns of the event loop for inputs still arriving, as long as each turn brings some:
+ * a transaction has a fixed cost (BEGIN, COMMIT's WAL pages, the per-sensor lookups) that a bigger group
+ * shares. A lone writer's input is written in its own turn, as before.
+ */
+const GATHER_TURNS = 4
+
 interface Waiter<In, Out> {
   input: In
   resolve(out: Out): void
@@ -11,6 +19,8 @@ interface Waiter<In, Out> {
 interface Lane<In, Out> {
   pending: Waiter<In, Out>[]
   flushing: boolean
+  /** Inputs in the last group written. */
+  last: number
 }
 
 export class GroupCommit<In, Out> {
@@ -28,7 +38,7 @@ export class GroupCommit<In, Out> {
     lanes = 1,
     private readonly laneOf: (input: In) => number = () => 0,
   ) {
-    this.lanes = Array.from({ length: lanes }, () => ({ pending: [], flushing: false }))
+    this.lanes = Array.from({ length: lanes }, () => ({ pending: [], flushing: false, last: 0 }))
   }
 
   add(input: In): Promise<Out> {
@@ -36,8 +46,16 @@ export class GroupCommit<In, Out> {
     return new Promise((resolve, reject) => {
       lane.pending.push({ input, resolve, reject })
       // After the I/O phase, so every request read in this turn of the event loop joins the group.
-      if (!lane.flushing && lane.pending.length === 1) setImmediate(() => void this.flush(lane))
+      if (!lane.flushing && lane.pending.length === 1) setImmediate(() => this.gather(lane, 0, 0))
     })
+  }
+
+  /** Flushes once the turns stop bringing inputs (or at once for a lone writer); see GATHER_TURNS. */
+  private gather(lane: Lane<In, Out>, seen: number, turns: number) {
+    const { length } = lane.pending
+    if (lane.last > 1 && length > seen && length < this.maxGroup && turns < GATHER_TURNS)
+      setImmediate(() => this.gather(lane, length, turns + 1))
+    else void this.flush(lane)
   }
 
   private async flush(lane: Lane<In, Out>) {
@@ -46,6 +64,7 @@ export class GroupCommit<In, Out> {
     try {
       while (lane.pending.length > 0) {
         const group = lane.pending.splice(0, this.maxGroup)
+        lane.last = group.length
         await this.writeGroup(group)
       }
     } finally {
