@@ -59,10 +59,26 @@ describe('parseIso', () => {
     expect(parseIso('1900-02-29T00:00:00Z')).toBeUndefined()
   })
 
+  test('reads what toISOString writes, with and without milliseconds, as Date.parse does', () => {
+    // Years 1000-9999, every month's last days and leap days among them.
+    const from = Date.UTC(1000, 0, 1)
+    const span = Date.UTC(9999, 11, 31, 23, 59, 59, 999) - from
+    const instants = [Date.UTC(2024, 1, 29, 23, 59, 59, 999), Date.UTC(2000, 1, 29), from]
+    for (let i = 0; i < 20_000; i++) instants.push(from + Math.floor(Math.random() * span))
+    for (const ms of instants) {
+      const text = new Date(ms).toISOString()
+      const whole = `${text.slice(0, 19)}Z`
+      expect(parseIso(text)).toBe(ms)
+      expect(parseIso(whole)).toBe(Date.parse(whole))
+    }
+  })
+
   test('rejects dates that would roll over into the next month', () => {
     for (const text of [
       '2025-02-30T00:00:00Z',
+      '2024-02-30T00:00:00Z',
       '2025-04-31T00:00:00Z',
+      '2025-04-31T00:00:00.000Z',
       '2025-06-31T12:00:00+02:00',
       '2025-01-32T00:00:00Z',
     ])

@@ -53,8 +53,55 @@ export const ISO_DATE_TIME =
   '^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|z|[+-]\\d{2}:?\\d{2})?$'
 const ISO_RE = new RegExp(ISO_DATE_TIME)
 
+/** The number written by `count` decimal digits at `at`, or -1 when one is not a digit. */
+function digitsAt(text: string, at: number, count: number): number {
+  let n = 0
+  for (let i = at; i < at + count; i++) {
+    const d = text.charCodeAt(i) - 48
+    if (d < 0 || d > 9) return -1
+    n = n * 10 + d
+  }
+  return n
+}
+
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+const isLeap = (y: number) => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0
+
+/**
+ * `YYYY-MM-DDTHH:MM:SSZ` and `YYYY-MM-DDTHH:MM:SS.mmmZ` (what devices and toISOString send) read digit
+ * by digit: the regular expressions and Date.parse below cost a batch about 0.6 µs per reading.
+ * undefined for anything else, which parseIso then reads the general way (24:00, years before 1000, …).
+ */
+function parseCanonical(text: string): number | undefined {
+  const n = text.length
+  if (n !== 20 && n !== 24) return undefined
+  if (
+    text.charCodeAt(n - 1) !== 90 || // Z
+    text.charCodeAt(4) !== 45 || // -
+    text.charCodeAt(7) !== 45 ||
+    text.charCodeAt(10) !== 84 || // T
+    text.charCodeAt(13) !== 58 || // :
+    text.charCodeAt(16) !== 58 ||
+    (n === 24 && text.charCodeAt(19) !== 46) // .
+  )
+    return undefined
+  const y = digitsAt(text, 0, 4)
+  const mo = digitsAt(text, 5, 2)
+  const d = digitsAt(text, 8, 2)
+  const h = digitsAt(text, 11, 2)
+  const mi = digitsAt(text, 14, 2)
+  const s = digitsAt(text, 17, 2)
+  const ms = n === 24 ? digitsAt(text, 20, 3) : 0
+  if (y < 1000 || mo < 1 || mo > 12 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59)
+    return undefined
+  if (ms < 0 || d < 1 || d > (mo === 2 && isLeap(y) ? 29 : MONTH_DAYS[mo - 1]!)) return undefined
+  return Date.UTC(y, mo - 1, d, h, mi, s, ms)
+}
+
 /** Epoch ms of an ISO 8601 text, or undefined when it is not a real instant. */
 export function parseIso(text: string): number | undefined {
+  const canonical = parseCanonical(text)
+  if (canonical !== undefined) return canonical
   if (!ISO_RE.test(text)) return undefined
   let normalized = text.replace(' ', 'T')
   if (!/(Z|z|[+-]\d{2}:?\d{2})$/.test(normalized)) normalized += 'Z'
