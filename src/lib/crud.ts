@@ -245,8 +245,11 @@ export async function insertMany<Row, Dto extends { id: number }>(
   chunk = 500,
 ): Promise<Dto[]> {
   const rows: Row[] = []
-  if (isSqlite(tx))
-    // A batch's rows take the synchronous path: no await per row.
+  if (isSqlite(tx) && values.length > 1 && sameKeys(values, columnsButId(r.table))) {
+    // A batch of whole rows: one statement looked up for all of them, no await per row.
+    const insert = rawInsert(tx, r.table, Object.keys(values[0]!))
+    for (const value of values) rows.push({ ...value, id: insert(value) } as Row)
+  } else if (isSqlite(tx))
     for (const value of values) {
       const row = sqliteInsert<Row>(tx, r.table, value)
       rows.push(row instanceof Promise ? await row : row)
