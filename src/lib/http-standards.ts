@@ -1,7 +1,7 @@
 // HTTP conventions of every answer: zstd/brotli/gzip for larger compressible bodies, ETag/304 and
 // Cache-Control on static content, the methods a known path serves (for 405 with Allow), and `Prefer: return=minimal`.
 import { promisify } from 'node:util'
-import { brotliCompress, constants, gzip, zstdCompress } from 'node:zlib'
+import { brotliCompress, constants, gzip } from 'node:zlib'
 import compressible from 'compressible'
 import { Elysia, ElysiaCustomStatusResponse, StatusMap } from 'elysia'
 import Negotiator from 'negotiator'
@@ -14,7 +14,6 @@ type Kind = 'dynamic' | 'static'
 
 const brotli = promisify(brotliCompress)
 const gzipAsync = promisify(gzip)
-const zstd = promisify(zstdCompress)
 type Bytes = Uint8Array<ArrayBuffer>
 /**
  * Answers built per request go out as zstd 3 where the client takes it (Bun's fetch and current
@@ -27,12 +26,11 @@ const PREFERRED: Record<Kind, readonly Encoding[]> = {
   static: ['br', 'zstd', 'gzip'],
 }
 const LEVELS = { dynamic: { zstd: 3, br: 4, gzip: 6 }, static: { zstd: 12, br: 9, gzip: 9 } }
+// zstd through Bun's own call: node:zlib's goes through a stream on the event loop (about 60 µs of a
+// 1,000-reading answer there, against 10-15; 220 µs of CPU in all against 340-480).
 const compress = (data: Bytes, encoding: Encoding, kind: Kind): Promise<Bytes> =>
   encoding === 'zstd'
-    ? zstd(data, {
-        params: { [constants.ZSTD_c_compressionLevel]: LEVELS[kind].zstd },
-        pledgedSrcSize: data.byteLength,
-      })
+    ? (Bun.zstdCompress(data, { level: LEVELS[kind].zstd }) as Promise<Bytes>)
     : encoding === 'br'
       ? brotli(data, {
           params: {
