@@ -6,7 +6,7 @@
 // tails (tail.ts) and the statistical rules speak once per episode. All it knows lives in a plain JSON
 // state object (state.ts).
 import { DAY, envelopeExcess, learnEnvelope, learnProfile, profileAt, profileBin } from './season'
-import { localLevel } from './level'
+import { localLevel, slide } from './level'
 import { learnContext } from './context'
 import { keepSpike, routine } from './routine'
 import { patternReturn } from './returns'
@@ -265,14 +265,7 @@ export function step(
       state.mad += a * (Math.abs(dev) - state.mad)
     }
   }
-  if (!stuck) {
-    state.ts.push(t)
-    state.xs.push(clipped)
-    if (state.xs.length > o.window) {
-      state.ts.shift()
-      state.xs.shift()
-    }
-  }
+  if (!stuck) slide(state.ts, state.xs, t, clipped, o.window)
   if (!stuck && !spike) {
     st.k += 1
     const a = Math.max(0.005, 1 / st.k)
