@@ -5,7 +5,17 @@
 // long run (a run of errors no rule finds one reading at a time). Limits grow with the series' own
 // tails (tail.ts) and the statistical rules speak once per episode. All it knows lives in a plain JSON
 // state object (state.ts).
-import { DAY, envelopeExcess, learnEnvelope, learnProfile, profileAt, profileBin } from './season'
+import {
+  DAY,
+  dayOf,
+  envelopeBin,
+  envelopeExcess,
+  learnEnvelope,
+  learnProfile,
+  profileAt,
+  profileBin,
+  timeOfDay,
+} from './season'
 import { localLevel, slide } from './level'
 import { learnContext } from './context'
 import { keepSpike, routine } from './routine'
@@ -137,15 +147,15 @@ const ewAlpha = (dt: number, tau: number) => 1 - Math.exp(-Math.min(dt, tau) / t
  */
 function foreseen(
   state: VariableState,
-  t: number,
+  inDay: number,
   x: number,
   previous: number | null,
   center: number,
 ) {
   const p = state.profile
   if (state.last === null || previous === null || state.drift.k === 0) return false
-  const now = profileBin(p, t)
-  const before = profileBin(p, state.last)
+  const now = profileBin(p, inDay)
+  const before = profileBin(p, timeOfDay(state.last))
   if (now === null || before === null) return false
   const near = 0.25 * Math.abs(x - center)
   const offset = state.drift.mean
@@ -179,6 +189,8 @@ export function step(
   if (thresholdHit) hits.push(thresholdHit)
 
   const warm = state.n >= o.warmup
+  const inDay = timeOfDay(t)
+  const today = dayOf(t)
   const found: Hit[] = []
 
   const previous = state.prev
@@ -238,7 +250,7 @@ export function step(
     const z = (x - center) / sigma
     const limit = tailLimit(state.spike, o.tailTimes, o.spikeZ)
     const past = warm && state.k >= 10 && Math.abs(z) >= limit
-    foreseenStep = past && foreseen(state, t, x, previous, center)
+    foreseenStep = past && foreseen(state, inDay, x, previous, center)
     spike = past && !foreseenStep
     spikeZ = Math.abs(z)
     rise = spike && risen(previous, center, x)
@@ -273,26 +285,31 @@ export function step(
   }
 
   // Daily envelope: further outside what this hour of day has shown than the hour's own spread.
-  const outside = envelopeExcess(state.envelope, t, x, o.envelopeDays)
-  if (warm && outside && outside.ratio > o.envelopeTolerance)
+  const env = state.envelope
+  const hour = envelopeBin(inDay)
+  const outside = envelopeExcess(env, hour, x, o.envelopeDays)
+  if (warm && outside >= 0 && outside > o.envelopeTolerance) {
+    const lo = env.lo[hour]!
+    const hi = env.hi[hour]!
     found.push({
       rule: 'statistical',
       kind: 'drift',
-      severity: ratioSeverity(outside.ratio / o.envelopeTolerance),
+      severity: ratioSeverity(outside / o.envelopeTolerance),
       value: x,
-      expected_min: round(outside.lo),
-      expected_max: round(outside.hi),
-      message: `${x} is ${x > outside.hi ? 'higher' : 'lower'} than this hour of day has been in ${outside.days} days (${round(outside.lo)} to ${round(outside.hi)}).`,
-      score: strength(outside.ratio / o.envelopeTolerance),
+      expected_min: round(lo),
+      expected_max: round(hi),
+      message: `${x} is ${x > hi ? 'higher' : 'lower'} than this hour of day has been in ${env.days[hour]!} days (${round(lo)} to ${round(hi)}).`,
+      score: strength(outside / o.envelopeTolerance),
     })
-  learnEnvelope(state.envelope, t, x)
+  }
+  learnEnvelope(env, hour, today, x)
 
   // Drift: EWMA chart of the residual from the daily profile, against its own slow mean and spread.
   const dt = state.last === null ? 0 : t - state.last
   // The profile between bin centres, or the bin's own mean when that is closer: a series that steps at
   // the same hour every day is on its bin's mean, not on the slope interpolation draws across the step.
-  const smooth = profileAt(state.profile, t)
-  const own = profileBin(state.profile, t)
+  const smooth = profileAt(state.profile, inDay)
+  const own = profileBin(state.profile, inDay)
   const base =
     smooth === null || own === null || Math.abs(x - smooth) <= Math.abs(x - own) ? smooth : own
   let usual = !stuck && !spike
@@ -335,8 +352,8 @@ export function step(
   }
   // The profile learns usual readings; a bin with nothing yet takes any but stuck ones and a drift,
   // so a level the series jumps to at the same hour every day (a spike to the window) becomes known.
-  if (usual || (!stuck && !drifting && profileBin(state.profile, t) === null))
-    learnProfile(state.profile, t, x, o.profileDayAlpha)
+  if (usual || (!stuck && !drifting && own === null))
+    learnProfile(state.profile, inDay, today, x, o.profileDayAlpha)
 
   // One episode per lasting condition: a hit when it starts, when it gets worse and when it shows a
   // kind it had not. The tails learn from calm readings only: an anomaly must not raise the bar.
@@ -353,7 +370,7 @@ export function step(
     Math.max(
       spikeZ < 0 || straddles ? 0 : spikeZ / tailLimit(state.spike, o.tailTimes, o.spikeZ),
       driftZ < 0 ? 0 : driftZ / tailLimit(state.drift.tail, o.tailTimes, o.driftK),
-      outside ? outside.ratio / o.envelopeTolerance : 0,
+      outside < 0 ? 0 : outside / o.envelopeTolerance,
     ),
   )
   // The recent error far beyond its own long run, with no rule at its limit: a condition the rules miss

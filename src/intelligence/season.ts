@@ -41,15 +41,25 @@ export const newEnvelope = (): Envelope => ({
 
 const round4 = (x: number) => Math.round(x * 10_000) / 10_000
 
-function binOf(t: number, bins: number) {
-  const inDay = ((t % DAY) + DAY) % DAY
-  return { pos: (inDay / DAY) * bins, day: Math.floor(t / DAY) }
+/** Milliseconds since t's midnight (UTC). The detector works it out once per reading and hands it to
+ *  the functions below. `%` on a timestamp (a double) calls fmod; for a whole, non-negative one the
+ *  floor of the day gives the same remainder, and where it might not (a fraction of a millisecond, the
+ *  floor off by one) `%` decides. */
+export function timeOfDay(t: number) {
+  const r = t - Math.floor(t / DAY) * DAY
+  return t >= 0 && t <= Number.MAX_SAFE_INTEGER && Math.floor(t) === t && r >= 0 && r < DAY
+    ? r
+    : ((t % DAY) + DAY) % DAY
 }
 
-/** The profile's value at t, interpolated between bin centres; null until both bins have a day. */
-export function profileAt(p: Profile, t: number): number | null {
+/** t's day (days since the epoch), which the bins' learning keys on. */
+export const dayOf = (t: number) => Math.floor(t / DAY)
+
+/** The profile's value at `inDay` (timeOfDay), interpolated between bin centres; null until both bins
+ *  have a day. */
+export function profileAt(p: Profile, inDay: number): number | null {
   const bins = p.m.length
-  const shifted = binOf(t, bins).pos - 0.5
+  const shifted = (inDay / DAY) * bins - 0.5
   const i0 = (Math.floor(shifted) + bins) % bins
   const a = p.m[i0]
   const b = p.m[(i0 + 1) % bins]
@@ -58,15 +68,15 @@ export function profileAt(p: Profile, t: number): number | null {
   return a * (1 - w) + b * w
 }
 
-/** The mean of t's own bin (no interpolation: keeps a step the series takes at the same time each day). */
-export function profileBin(p: Profile, t: number): number | null {
-  return p.m[Math.floor(binOf(t, p.m.length).pos)] ?? null
+/** The mean of `inDay`'s own bin (no interpolation: keeps a step the series takes at the same time each
+ *  day). */
+export function profileBin(p: Profile, inDay: number): number | null {
+  return p.m[Math.floor((inDay / DAY) * p.m.length)] ?? null
 }
 
 /** Adds x to the bin being accumulated; leaving it folds its mean into the bin by `alpha`. */
-export function learnProfile(p: Profile, t: number, x: number, alpha: number) {
-  const { pos, day } = binOf(t, p.m.length)
-  const bin = Math.floor(pos)
+export function learnProfile(p: Profile, inDay: number, day: number, x: number, alpha: number) {
+  const bin = Math.floor((inDay / DAY) * p.m.length)
   if (p.bin !== bin || p.day !== day) {
     if (p.cnt > 0) {
       const mean = p.sum / p.cnt
@@ -82,22 +92,22 @@ export function learnProfile(p: Profile, t: number, x: number, alpha: number) {
   p.cnt += 1
 }
 
+/** The envelope's hour of `inDay`. */
+export const envelopeBin = (inDay: number) => Math.floor((inDay / DAY) * ENVELOPE_BINS)
+
 /**
- * How far x lies outside what its hour of day has shown, in widths of that hour's envelope (0 inside);
- * null until the hour has `minDays` days behind it.
+ * How far x lies outside what its hour of day (`bin`) has shown, in widths of that hour's envelope (0
+ * inside); -1 until the hour has `minDays` days behind it.
  */
-export function envelopeExcess(e: Envelope, t: number, x: number, minDays: number) {
-  const bin = Math.floor(binOf(t, ENVELOPE_BINS).pos)
+export function envelopeExcess(e: Envelope, bin: number, x: number, minDays: number) {
   const lo = e.lo[bin]
   const hi = e.hi[bin]
-  if (lo == null || hi == null || e.days[bin]! < minDays || !(hi > lo)) return null
+  if (lo == null || hi == null || e.days[bin]! < minDays || !(hi > lo)) return -1
   const excess = x > hi ? x - hi : x < lo ? lo - x : 0
-  return { ratio: excess / (hi - lo), lo, hi, days: e.days[bin]! }
+  return excess / (hi - lo)
 }
 
-export function learnEnvelope(e: Envelope, t: number, x: number) {
-  const { pos, day } = binOf(t, ENVELOPE_BINS)
-  const bin = Math.floor(pos)
+export function learnEnvelope(e: Envelope, bin: number, day: number, x: number) {
   const lo = e.lo[bin]
   const hi = e.hi[bin]
   if (e.last[bin] !== day) {
