@@ -138,7 +138,28 @@ export function detectorOptions(_variable?: string, warmup = 30): DetectorOption
 
 const round = (x: number) => Math.round(x * 1000) / 1000
 const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x))
-const ewAlpha = (dt: number, tau: number) => 1 - Math.exp(-Math.min(dt, tau) / tau)
+
+/** Per call site of ewAlpha (the chart, the mean, the spread) its last arguments and value: readings
+ *  come at a steady pace, so the same dt and tau come again and the exp is skipped. */
+const CHART = 0
+const MEAN = 1
+const SPREAD = 2
+const seenDt = new Float64Array(3).fill(NaN)
+const seenTau = new Float64Array(3).fill(NaN)
+const seenAlpha = new Float64Array(3)
+
+function ewAlpha(site: number, dt: number, tau: number) {
+  if (dt === seenDt[site] && tau === seenTau[site]) return seenAlpha[site]!
+  const alpha = 1 - Math.exp(-Math.min(dt, tau) / tau)
+  seenDt[site] = dt
+  seenTau[site] = tau
+  seenAlpha[site] = alpha
+  return alpha
+}
+
+/** The run of one value as improbable as `probability` for a sensor that repeats a value at rate p0. */
+const repeatRun = (p0: number, probability: number) =>
+  p0 <= 0 ? 0 : p0 >= 0.999 ? Infinity : Math.log(probability) / Math.log(p0)
 
 /**
  * A jump the daily profile makes at this hour every day (a shift starting, lights going on): both the
@@ -219,11 +240,11 @@ export function step(
     st.longest = Math.max(st.longest, st.run)
   st.run = same ? st.run + 1 : 1
   st.value = x
-  const needed = Math.max(
-    o.stuckRun,
-    Math.ceil(o.stuckMargin * st.longest),
-    st.p0 <= 0 ? 0 : st.p0 >= 0.999 ? Infinity : Math.log(o.stuckProbability) / Math.log(st.p0),
-  )
+  // The run the rate of repeats asks for matters only past the other two bounds (its logarithms are
+  // skipped on nearly every reading).
+  const bound = Math.max(o.stuckRun, Math.ceil(o.stuckMargin * st.longest))
+  const needed =
+    !warm || st.run < bound ? bound : Math.max(bound, repeatRun(st.p0, o.stuckProbability))
   const stuck = warm && st.run >= needed
   if (stuck)
     found.push({
@@ -240,6 +261,7 @@ export function step(
   // Spike: robust z-score of the residual from the window's level and slope, past the series' own tail.
   const level = localLevel(state.ts, state.xs, t)
   const sigma = Math.max(state.mad * 1.2533, floor)
+  const spikeLimit = tailLimit(state.spike, o.tailTimes, o.spikeZ)
   let spike = false
   let clipped = x
   let spikeZ = -1
@@ -248,7 +270,7 @@ export function step(
   if (level !== null) {
     const center = level + state.bias
     const z = (x - center) / sigma
-    const limit = tailLimit(state.spike, o.tailTimes, o.spikeZ)
+    const limit = spikeLimit
     const past = warm && state.k >= 10 && Math.abs(z) >= limit
     foreseenStep = past && foreseen(state, inDay, x, previous, center)
     spike = past && !foreseenStep
@@ -315,13 +337,14 @@ export function step(
   let usual = !stuck && !spike
   let drifting = false
   let driftZ = -1
+  const driftLimit = tailLimit(state.drift.tail, o.tailTimes, o.driftK)
   if (base !== null && usual) {
     const d = x - base
     const dr = state.drift
     const sd = Math.max(dr.mad * 1.2533, floor)
     const dev = d - dr.mean
-    dr.e += ewAlpha(dt, o.driftChartTau) * (dev - dr.e)
-    const limit = tailLimit(dr.tail, o.tailTimes, o.driftK)
+    dr.e += ewAlpha(CHART, dt, o.driftChartTau) * (dev - dr.e)
+    const limit = driftLimit
     drifting = warm && dr.k >= o.warmup && Math.abs(dr.e) > limit * sd
     if (drifting)
       found.push({
@@ -346,9 +369,9 @@ export function step(
     const settled = severity !== null && state.n - (start ?? state.n) >= o.settle
     const tau =
       usual || settled ? o.driftMeanTau : drifting ? 12 * o.driftMeanTau : 4 * o.driftMeanTau
-    dr.mean += (warming ? 1 / dr.k : ewAlpha(dt, tau)) * (d - dr.mean)
+    dr.mean += (warming ? 1 / dr.k : ewAlpha(MEAN, dt, tau)) * (d - dr.mean)
     if (usual)
-      dr.mad += (warming ? 1 / dr.k : ewAlpha(dt, o.driftVarTau)) * (Math.abs(dev) - dr.mad)
+      dr.mad += (warming ? 1 / dr.k : ewAlpha(SPREAD, dt, o.driftVarTau)) * (Math.abs(dev) - dr.mad)
   }
   // The profile learns usual readings; a bin with nothing yet takes any but stuck ones and a drift,
   // so a level the series jumps to at the same hour every day (a spike to the window) becomes known.
@@ -368,8 +391,8 @@ export function step(
   const straddles = state.stepAt != null && state.n - state.stepAt < o.window
   const err = bounded(
     Math.max(
-      spikeZ < 0 || straddles ? 0 : spikeZ / tailLimit(state.spike, o.tailTimes, o.spikeZ),
-      driftZ < 0 ? 0 : driftZ / tailLimit(state.drift.tail, o.tailTimes, o.driftK),
+      spikeZ < 0 || straddles ? 0 : spikeZ / spikeLimit,
+      driftZ < 0 ? 0 : driftZ / driftLimit,
       outside < 0 ? 0 : outside / o.envelopeTolerance,
     ),
   )
