@@ -187,6 +187,10 @@ function foreseen(
 const ratioSeverity = (ratio: number): Severity =>
   ratio >= 4.8 ? 'critical' : ratio >= 2.4 ? 'major' : 'minor'
 
+/** This reading's statistical findings: one array for every call (step runs to its end before the
+ *  next), since nearly every reading has none. */
+const found: Hit[] = []
+
 const worstOf = (hits: Hit[]) =>
   hits.reduce((a, b) => (SEVERITY_RANK[b.severity] > SEVERITY_RANK[a.severity] ? b : a))
 
@@ -212,7 +216,7 @@ export function step(
   const warm = state.n >= o.warmup
   const inDay = timeOfDay(t)
   const today = dayOf(t)
-  const found: Hit[] = []
+  found.length = 0
 
   const previous = state.prev
   // The sensor's resolution bounds the noise scale from below (half its smallest step).
@@ -436,7 +440,9 @@ export function step(
   state.onsets = (state.onsets ?? 0) * (1 - RARE_ALPHA)
   state.peak = (state.peak ?? 0) * (1 - PEAK_ALPHA)
   if (found.length > 0) {
-    const worst = { ...worstOf(found), score: Math.max(...found.map((f) => f.score)) }
+    let score = -Infinity
+    for (const f of found) score = Math.max(score, f.score)
+    const worst = { ...worstOf(found), score }
     // A kind the episode has not shown for two episode gaps is new again: a spike inside a long drift
     // (or a drift returning) is a fresh condition, not the episode's old one.
     const shown = (kind: Kind) => {

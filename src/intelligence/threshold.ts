@@ -22,7 +22,8 @@ export function checkThreshold(
   const above = rule?.max != null && x > rule.max
   const below = rule?.min != null && x < rule.min
   if (!rule || (!above && !below)) {
-    state.breach = { n: 0, since: null }
+    // Kept when already clear: a fresh object every reading is garbage to collect.
+    if (state.breach.n !== 0 || state.breach.since !== null) state.breach = { n: 0, since: null }
     state.normal.threshold += 1
     return undefined
   }
