@@ -37,56 +37,134 @@ const sortedMedian = (xs: readonly number[], from: number, to: number) => {
 const STRIDE = 13
 const groups = new Float64Array(3 * STRIDE).fill(Infinity)
 
-/** -1 when xs[q] < xs[p] (the pair is out of order), else 0. */
-const outOfOrder = (xs: readonly number[], p: number, q: number) => -+(xs[q]! < xs[p]!)
+/** The mask that swaps indices p and q when xs[q] < xs[p] (the pair is out of order), else 0. */
+const swap = (xs: readonly number[], p: number, q: number) => (p ^ q) & -+(xs[q]! < xs[p]!)
 
-/** Sorts xs[at..at+5) into groups[to..to+5); returns the median, or NaN when the five hold a NaN (which
- *  no comparison orders) or both infinities. */
-function sortFive(xs: readonly number[], at: number, to: number): number {
-  let p0 = at
-  let p1 = at + 1
-  let p2 = at + 2
-  let p3 = at + 3
-  let p4 = at + 4
-  let d = (p0 ^ p3) & outOfOrder(xs, p0, p3)
-  p0 ^= d
-  p3 ^= d
-  d = (p1 ^ p4) & outOfOrder(xs, p1, p4)
-  p1 ^= d
-  p4 ^= d
-  d = (p0 ^ p2) & outOfOrder(xs, p0, p2)
-  p0 ^= d
-  p2 ^= d
-  d = (p1 ^ p3) & outOfOrder(xs, p1, p3)
-  p1 ^= d
-  p3 ^= d
-  d = (p0 ^ p1) & outOfOrder(xs, p0, p1)
-  p0 ^= d
-  p1 ^= d
-  d = (p2 ^ p4) & outOfOrder(xs, p2, p4)
-  p2 ^= d
-  p4 ^= d
-  d = (p1 ^ p2) & outOfOrder(xs, p1, p2)
-  p1 ^= d
-  p2 ^= d
-  d = (p3 ^ p4) & outOfOrder(xs, p3, p4)
-  p3 ^= d
-  p4 ^= d
-  d = (p2 ^ p3) & outOfOrder(xs, p2, p3)
-  p2 ^= d
-  p3 ^= d
-  const a = xs[p0]!
-  const b = xs[p1]!
-  const c = xs[p2]!
-  const e = xs[p3]!
-  const f = xs[p4]!
-  groups[to] = a
-  groups[to + 1] = b
-  groups[to + 2] = c
-  groups[to + 3] = e
-  groups[to + 4] = f
-  const sum = a + b + c + e + f
-  return sum === sum ? c : NaN
+/** Sorts the window's fifths into groups by the network (0 3)(1 4)(0 2)(1 3)(0 1)(2 4)(1 2)(3 4)(2 3)
+ *  on their indices, the three fifths side by side (independent work the processor overlaps); false
+ *  when a fifth holds a NaN (which no comparison orders) or both infinities. */
+function sortFifths(xs: readonly number[]) {
+  let a0 = 0
+  let a1 = 1
+  let a2 = 2
+  let a3 = 3
+  let a4 = 4
+  let b0 = 5
+  let b1 = 6
+  let b2 = 7
+  let b3 = 8
+  let b4 = 9
+  let c0 = 10
+  let c1 = 11
+  let c2 = 12
+  let c3 = 13
+  let c4 = 14
+  let d: number
+  d = swap(xs, a0, a3)
+  a0 ^= d
+  a3 ^= d
+  d = swap(xs, b0, b3)
+  b0 ^= d
+  b3 ^= d
+  d = swap(xs, c0, c3)
+  c0 ^= d
+  c3 ^= d
+  d = swap(xs, a1, a4)
+  a1 ^= d
+  a4 ^= d
+  d = swap(xs, b1, b4)
+  b1 ^= d
+  b4 ^= d
+  d = swap(xs, c1, c4)
+  c1 ^= d
+  c4 ^= d
+  d = swap(xs, a0, a2)
+  a0 ^= d
+  a2 ^= d
+  d = swap(xs, b0, b2)
+  b0 ^= d
+  b2 ^= d
+  d = swap(xs, c0, c2)
+  c0 ^= d
+  c2 ^= d
+  d = swap(xs, a1, a3)
+  a1 ^= d
+  a3 ^= d
+  d = swap(xs, b1, b3)
+  b1 ^= d
+  b3 ^= d
+  d = swap(xs, c1, c3)
+  c1 ^= d
+  c3 ^= d
+  d = swap(xs, a0, a1)
+  a0 ^= d
+  a1 ^= d
+  d = swap(xs, b0, b1)
+  b0 ^= d
+  b1 ^= d
+  d = swap(xs, c0, c1)
+  c0 ^= d
+  c1 ^= d
+  d = swap(xs, a2, a4)
+  a2 ^= d
+  a4 ^= d
+  d = swap(xs, b2, b4)
+  b2 ^= d
+  b4 ^= d
+  d = swap(xs, c2, c4)
+  c2 ^= d
+  c4 ^= d
+  d = swap(xs, a1, a2)
+  a1 ^= d
+  a2 ^= d
+  d = swap(xs, b1, b2)
+  b1 ^= d
+  b2 ^= d
+  d = swap(xs, c1, c2)
+  c1 ^= d
+  c2 ^= d
+  d = swap(xs, a3, a4)
+  a3 ^= d
+  a4 ^= d
+  d = swap(xs, b3, b4)
+  b3 ^= d
+  b4 ^= d
+  d = swap(xs, c3, c4)
+  c3 ^= d
+  c4 ^= d
+  d = swap(xs, a2, a3)
+  a2 ^= d
+  a3 ^= d
+  d = swap(xs, b2, b3)
+  b2 ^= d
+  b3 ^= d
+  d = swap(xs, c2, c3)
+  c2 ^= d
+  c3 ^= d
+  place(xs, 0, a0, a1, a2, a3, a4)
+  place(xs, STRIDE, b0, b1, b2, b3, b4)
+  place(xs, 2 * STRIDE, c0, c1, c2, c3, c4)
+  const ok = (g: number) => {
+    const sum = groups[g]! + groups[g + 1]! + groups[g + 2]! + groups[g + 3]! + groups[g + 4]!
+    return sum === sum
+  }
+  return ok(0) && ok(STRIDE) && ok(2 * STRIDE)
+}
+
+function place(
+  xs: readonly number[],
+  to: number,
+  p: number,
+  q: number,
+  r: number,
+  s: number,
+  u: number,
+) {
+  groups[to] = xs[p]!
+  groups[to + 1] = xs[q]!
+  groups[to + 2] = xs[r]!
+  groups[to + 3] = xs[s]!
+  groups[to + 4] = xs[u]!
 }
 
 /** The eighth smallest of the three sorted fifths: the median of 15. Each step takes the smallest head
@@ -120,11 +198,9 @@ export function localLevel(ts: number[], xs: number[], t: number): number | null
   if (n === 15) {
     // An order statistic is one value whatever the method, but for the sign of a zero (0 and -0 compare
     // equal) and with a NaN about: a zero median, or a NaN, is left to the insertion sort.
-    let first = sortFive(xs, 0, 0)
-    const middle = sortFive(xs, 5, STRIDE)
-    let last = sortFive(xs, 10, 2 * STRIDE)
-    if (first !== first || middle !== middle || last !== last)
-      return slowLevel(ts, xs, t, third, dt)
+    if (!sortFifths(xs)) return slowLevel(ts, xs, t, third, dt)
+    let first = groups[2]!
+    let last = groups[2 * STRIDE + 2]!
     if (first === 0) first = medianOf(xs, 0, 5)
     if (last === 0) last = medianOf(xs, 10, 15)
     let all = mergedMedian()
