@@ -430,7 +430,8 @@ export function step(
           score: strength(dayRatio),
         }
       : null
-  const lik = learnLikelihood(state.lik, err)
+  // Its score grades hits only: without a finding it is not worked out (an exp and a logarithm).
+  const lik = learnLikelihood(state.lik, err, found.length > 0)
   // Whether this step is a context the variable has been in (context.ts); pairs count once the detector
   // is warm: placed on the range of its first few readings they would mean nothing.
   const familiar = learnContext(state.ctx, x, warm)

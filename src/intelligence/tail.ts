@@ -65,16 +65,21 @@ export function recentZ(l: Likelihood, error: number) {
   return (l.s + SHORT * (error - l.s) - l.m) / Math.sqrt(Math.max(l.v, 1e-6))
 }
 
+const LOG_FLOOR = Math.log(1e-5)
+
 /**
  * Takes this reading's error in [0, 1) and returns the likelihood score of the recent error, log-scaled
  * to [0, 1] as HTM scores it: log(q) / log(1e-5) for q the Gaussian tail probability of its short mean
  * under the long-run one (0.06 at or below the long-run mean, 1 at 1e-5 or less; 0 for the first 100
- * readings).
+ * readings, and when `scored` is false: the caller has no use for it, the state learns all the same).
  */
-export function learnLikelihood(l: Likelihood, error: number): number {
+export function learnLikelihood(l: Likelihood, error: number, scored = true): number {
   l.s += SHORT * (error - l.s)
-  const z = (l.s - l.m) / Math.sqrt(Math.max(l.v, 1e-6))
-  const score = l.k <= 100 ? 0 : Math.min(1, Math.log(z <= 0 ? 0.5 : upperTail(z)) / Math.log(1e-5))
+  let score = 0
+  if (scored && !(l.k <= 100)) {
+    const z = (l.s - l.m) / Math.sqrt(Math.max(l.v, 1e-6))
+    score = Math.min(1, Math.log(z <= 0 ? 0.5 : upperTail(z)) / LOG_FLOOR)
+  }
   l.k += 1
   const a = Math.max(LONG, 1 / l.k)
   const d = l.s - l.m
