@@ -24,9 +24,12 @@ import { dayMessage, learnDays, restless } from './days'
 import { bounded, gradeScore, PEAK_ALPHA, RARE_ALPHA, risen, strength, weightOf } from './grade'
 import { learnLikelihood, learnTail, recentZ, tailLimit } from './tail'
 import { checkThreshold } from './threshold'
+import { ewAlpha } from './smooth'
 import type { VariableState } from './state'
+import type { DetectorOptions } from './options'
 
 export { DAY }
+export { detectorOptions, type DetectorOptions } from './options'
 
 export type Rule = 'threshold' | 'statistical'
 export type Kind = 'above_max' | 'below_min' | 'spike' | 'stuck' | 'drift'
@@ -57,105 +60,15 @@ export interface Hit {
   score: number
 }
 
-export interface DetectorOptions {
-  /** Readings seen before the statistical detector may raise anything. */
-  warmup: number
-  /** Readings in the rolling window that gives the local level and slope. */
-  window: number
-  /** Smoothing of the residual bias and scale (per reading). */
-  scaleAlpha: number
-  /** Each limit is at least this many times the 99th percentile of its statistic in calm times
-   *  (1.9 × a Gaussian's 2.58 ≈ 5: no change on Gaussian noise, far higher on bursty series)… */
-  tailTimes: number
-  /** …and the slowest step of those percentiles (they move faster while they have seen little). */
-  tailRate: number
-  /** Floors of the spike (robust σ) and drift (chart σ) limits. */
-  spikeZ: number
-  driftK: number
-  /** Shortest run of identical values that can be a stuck sensor. */
-  stuckRun: number
-  /** How unlikely (under the sensor's own rate of repeated values) a run must be to count. */
-  stuckProbability: number
-  /** A run must also be this many times the longest run the sensor has had in calm times. */
-  stuckMargin: number
-  /** Time constants (ms) of the drift chart, of the residual mean it is compared with, and of its variance. */
-  driftChartTau: number
-  driftMeanTau: number
-  driftVarTau: number
-  /** Bins of the daily profile, and how much one day moves a bin. */
-  profileBins: number
-  profileDayAlpha: number
-  /** Daily envelope rule: days an hour needs, and how far past its envelope (in its widths) counts. */
-  envelopeDays: number
-  envelopeTolerance: number
-  /** Readings without a statistical finding that end an episode: the next finding is a new onset. */
-  episodeGap: number
-  /** Standard deviations of the recent error's long run past its mean that are a finding on their own,
-   *  and the higher limit that holds until the multi-day level has taken `youngDays` daily means: the
-   *  first days' errors come from a daily profile learned from one or two days, which bakes those days'
-   *  weather into its shape (a warm third night after two cool ones reads as error, session 16). */
-  unlikelyZ: number
-  unlikelyYoungZ: number
-  youngDays: number
-  /** Readings after which an episode's drift is taken as the series' new level (longer than any
-   *  synthetic drift: eval:intelligence's figures are unchanged from here on). */
-  settle: number
-}
-
 const MINUTE = 60_000
-const HOUR = 60 * MINUTE
-
-/**
- * Defaults chosen on the synthetic series of `bun run eval:intelligence` and NAB's artificial series;
- * the same for every variable (the name is accepted so callers need not change).
- */
-export function detectorOptions(_variable?: string, warmup = 30): DetectorOptions {
-  return {
-    warmup,
-    window: 15,
-    scaleAlpha: 0.02,
-    tailRate: 0.02,
-    tailTimes: 1.6,
-    spikeZ: 5,
-    driftK: 5,
-    stuckRun: 10,
-    stuckProbability: 1e-6,
-    stuckMargin: 1.5,
-    driftChartTau: 15 * MINUTE,
-    driftMeanTau: 2 * HOUR,
-    driftVarTau: 12 * HOUR,
-    profileBins: 48,
-    profileDayAlpha: 0.5,
-    envelopeDays: 7,
-    envelopeTolerance: 1,
-    episodeGap: 30,
-    unlikelyZ: 4.65,
-    unlikelyYoungZ: 5,
-    youngDays: 3,
-    settle: 300,
-  }
-}
 
 const round = (x: number) => Math.round(x * 1000) / 1000
 const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x))
 
-/** Per call site of ewAlpha (the chart, the mean, the spread) its last arguments and value: readings
- *  come at a steady pace, so the same dt and tau come again and the exp is skipped. */
-const CHART = 0
-const MEAN = 1
-const SPREAD = 2
-const seenDt = new Float64Array(3).fill(NaN)
-const seenTau = new Float64Array(3).fill(NaN)
-const seenAlpha = new Float64Array(3)
-
-function ewAlpha(site: number, dt: number, tau: number) {
-  if (dt === seenDt[site] && tau === seenTau[site]) return seenAlpha[site]!
-  const alpha = 1 - Math.exp(-Math.min(dt, tau) / tau)
-  seenDt[site] = dt
-  seenTau[site] = tau
-  seenAlpha[site] = alpha
-  return alpha
-}
+/** One remembering ewAlpha per call site (smooth.ts): the chart, the mean and the spread. */
+const chartAlpha = ewAlpha()
+const meanAlpha = ewAlpha()
+const spreadAlpha = ewAlpha()
 
 /** The run of one value as improbable as `probability` for a sensor that repeats a value at rate p0. */
 const repeatRun = (p0: number, probability: number) =>
@@ -274,23 +187,22 @@ export function step(
   if (level !== null) {
     const center = level + state.bias
     const z = (x - center) / sigma
-    const limit = spikeLimit
-    const past = warm && state.k >= 10 && Math.abs(z) >= limit
+    const past = warm && state.k >= 10 && Math.abs(z) >= spikeLimit
     foreseenStep = past && foreseen(state, inDay, x, previous, center)
     spike = past && !foreseenStep
     spikeZ = Math.abs(z)
     rise = spike && risen(previous, center, x)
     if (spike) {
-      clipped = center + Math.sign(z) * limit * sigma
+      clipped = center + Math.sign(z) * spikeLimit * sigma
       found.push({
         rule: 'statistical',
         kind: 'spike',
-        severity: ratioSeverity(Math.abs(z) / limit),
+        severity: ratioSeverity(Math.abs(z) / spikeLimit),
         value: x,
-        expected_min: round(center - limit * sigma),
-        expected_max: round(center + limit * sigma),
+        expected_min: round(center - spikeLimit * sigma),
+        expected_max: round(center + spikeLimit * sigma),
         message: `${x} is ${Math.abs(z).toFixed(1)} robust standard deviations ${z > 0 ? 'above' : 'below'} the expected ${round(center)}.`,
-        score: strength(Math.abs(z) / limit),
+        score: strength(Math.abs(z) / spikeLimit),
       })
     }
     if (!stuck) {
@@ -347,19 +259,18 @@ export function step(
     const dr = state.drift
     const sd = Math.max(dr.mad * 1.2533, floor)
     const dev = d - dr.mean
-    dr.e += ewAlpha(CHART, dt, o.driftChartTau) * (dev - dr.e)
-    const limit = driftLimit
-    drifting = warm && dr.k >= o.warmup && Math.abs(dr.e) > limit * sd
+    dr.e += chartAlpha(dt, o.driftChartTau) * (dev - dr.e)
+    drifting = warm && dr.k >= o.warmup && Math.abs(dr.e) > driftLimit * sd
     if (drifting)
       found.push({
         rule: 'statistical',
         kind: 'drift',
-        severity: ratioSeverity(Math.abs(dr.e) / (limit * sd)),
+        severity: ratioSeverity(Math.abs(dr.e) / (driftLimit * sd)),
         value: x,
-        expected_min: round(base + dr.mean - limit * sd),
-        expected_max: round(base + dr.mean + limit * sd),
+        expected_min: round(base + dr.mean - driftLimit * sd),
+        expected_max: round(base + dr.mean + driftLimit * sd),
         message: `Readings have drifted ${dr.e > 0 ? 'up' : 'down'} by ${Math.abs(dr.e).toFixed(2)} from this time of day's usual ${round(base + dr.mean)}.`,
-        score: strength(Math.abs(dr.e) / (limit * sd)),
+        score: strength(Math.abs(dr.e) / (driftLimit * sd)),
       })
     // Unusual residuals do not teach the spread, and the mean only slowly (very slowly during an
     // alarm): a drift in progress must not become the new normal, a lasting shift does. An episode
@@ -373,9 +284,9 @@ export function step(
     const settled = severity !== null && state.n - (start ?? state.n) >= o.settle
     const tau =
       usual || settled ? o.driftMeanTau : drifting ? 12 * o.driftMeanTau : 4 * o.driftMeanTau
-    dr.mean += (warming ? 1 / dr.k : ewAlpha(MEAN, dt, tau)) * (d - dr.mean)
+    dr.mean += (warming ? 1 / dr.k : meanAlpha(dt, tau)) * (d - dr.mean)
     if (usual)
-      dr.mad += (warming ? 1 / dr.k : ewAlpha(SPREAD, dt, o.driftVarTau)) * (Math.abs(dev) - dr.mad)
+      dr.mad += (warming ? 1 / dr.k : spreadAlpha(dt, o.driftVarTau)) * (Math.abs(dev) - dr.mad)
   }
   // The profile learns usual readings; a bin with nothing yet takes any but stuck ones and a drift,
   // so a level the series jumps to at the same hour every day (a spike to the window) becomes known.
