@@ -145,18 +145,13 @@ export function learnDays(d: Days, t: number, x: number): number {
   const kept = 1 - (d.end - t) / SPAN
   let sum = d.bs - kept * d.s[0]!
   let cnt = d.bc - kept * d.c[0]!
-  // The complete blocks' steps and counts too, in the same loop: what volatility(d) adds up.
-  let vol = 0
-  let complete = 0
   for (let i = 0; i < BLOCKS; i++) {
     sum += d.s[i]!
     cnt += d.c[i]!
-    vol += v[i]!
-    complete += d.c[i]!
   }
   d.m = sum / cnt
   if (d.n < DAYS_NEEDED) return -1
-  const ratio = Math.max(levelRatio(d), volRatioOf(d, complete > 0 ? vol / complete : null))
+  const ratio = Math.max(levelRatio(d), volRatio(d))
   if (ratio < 1 || (d.fired !== null && t - d.fired <= DAY)) return ratio < 1 ? ratio : 0
   d.fired = t
   return ratio
@@ -177,9 +172,8 @@ export function volatility(d: Days) {
   return cnt > 0 ? vol / cnt : null
 }
 
-export const volRatio = (d: Days) => volRatioOf(d, volatility(d))
-
-function volRatioOf(d: Days, vol: number | null) {
+export function volRatio(d: Days) {
+  const vol = volatility(d)
   if (vol === null || d.wn < DAYS_NEEDED) return 0
   return Math.abs(vol - d.wmu) / Math.max(Math.sqrt(d.wva), VOL_FLOOR * d.wmu, 1e-12) / VOL_K
 }
