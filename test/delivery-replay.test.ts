@@ -1,9 +1,11 @@
 // Resuming with `since`: every missed event once and in order, the seam with the live stream,
 // retention (`recovered: false`), epochs, and replay that waits for a slow reader instead of dropping.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { asc, eq, gte, lt } from 'drizzle-orm'
 import { Elysia } from 'elysia'
 import { join } from 'node:path'
 import { loadConfig } from '../src/config'
+import { events } from '../src/db/schema'
 import { createContext } from '../src/context'
 import { websocketOptions } from '../src/realtime'
 import { realtimeRoutes, type Admit } from '../src/realtime/routes'
@@ -226,6 +228,38 @@ describe('retention and history', () => {
     await settle(server, behind, 'general')
     expect(behind.receivedEvents()).toHaveLength(1)
     await Promise.all([upToDate.close(), behind.close()])
+  })
+
+  test('retention by age lets go of the oldest run of old events only: an event still young is kept, even before an older one', async () => {
+    const server = await start({ EVENT_RETENTION_SECONDS: '60' })
+    const first = ((await server.api('GET', '/health')).body.events.last_seq as number) + 1
+    for (let i = 0; i < 6; i++)
+      await server.api('POST', `/api/v1/ws/test-event?channel=general&message=age-${i}`)
+    const now = Date.now()
+    // Two old events, a young one, an old one written after it (the clock stepped back), two young.
+    const ages = [600, 300, 10, 900, 5, 1]
+    await server.ctx.db.transaction(async (tx) => {
+      // The events of the server's start, before these: old as well.
+      await tx
+        .update(events)
+        .set({ created_at: now - 3600_000 })
+        .where(lt(events.seq, first))
+      for (const [i, age] of ages.entries())
+        await tx
+          .update(events)
+          .set({ created_at: now - age * 1000 })
+          .where(eq(events.seq, first + i))
+    })
+    await server.ctx.realtime.prune(now)
+    const kept = await server.ctx.db.read
+      .select({ seq: events.seq })
+      .from(events)
+      .where(gte(events.seq, first))
+      .orderBy(asc(events.seq))
+    expect(kept.map((r) => r.seq)).toEqual(range(first + 2, first + 5))
+    // Once the young one ages, the old one after it goes too.
+    await server.ctx.realtime.prune(now + 60_000)
+    expect(await server.ctx.db.read.select({ seq: events.seq }).from(events)).toEqual([])
   })
 
   test('retention never deletes what a replaying client has yet to read', async () => {

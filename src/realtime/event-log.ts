@@ -1,6 +1,6 @@
 // The event log: hands out the deployment-wide seq, stores each frame as sent (a reading's `created` frame
 // as a lean row, see reading-frames.ts), reads it back for replay.
-import { and, asc, eq, gt, lt, lte, max, min, sql, type SQL } from 'drizzle-orm'
+import { and, asc, eq, gt, gte, lte, min, sql, type SQL } from 'drizzle-orm'
 import { isSqlite, sqliteClient, type Tx } from '../db'
 import { selectLists } from '../db/bulk'
 import { pgExecute } from '../db/postgres'
@@ -229,7 +229,12 @@ export async function oldestSeq(db: Tx): Promise<number | undefined> {
   return row?.oldest ?? undefined
 }
 
-/** The newest seq that retention lets go: past the count, or older than the age limit. */
+/**
+ * The newest seq that retention lets go: past the count, or in the oldest run of events all older than
+ * the age limit. Read in seq order up to the first event young enough to keep (the rows read are the ones
+ * about to go): no index on created_at is written at ingest, and an event is never let go by age before
+ * it is old enough, even where the clock stepped back between two appends.
+ */
 export async function pruneCutoff(
   db: Tx,
   lastSeq: number,
@@ -237,11 +242,14 @@ export async function pruneCutoff(
   keepSeconds: number,
   now = Date.now(),
 ): Promise<number> {
-  const [row] = await db
-    .select({ seq: max(events.seq) })
+  const [young] = await db
+    .select({ seq: events.seq })
     .from(events)
-    .where(lt(events.created_at, now - keepSeconds * 1000))
-  return Math.max(lastSeq - keepCount, row?.seq ?? 0)
+    .where(gte(events.created_at, now - keepSeconds * 1000))
+    .orderBy(asc(events.seq))
+    .limit(1)
+  // No young event: every event up to the published seq is old (later ones get higher seqs).
+  return Math.max(lastSeq - keepCount, young ? young.seq - 1 : lastSeq)
 }
 
 /** Deletes the events with seq <= upTo (one bounded batch, so writers wait only briefly). */
