@@ -63,6 +63,8 @@ const instances = Array.from({ length: count }, (_, i) => {
   const port = basePort + i
   const child = Bun.spawn(['bun', `${import.meta.dir}/../src/index.ts`], {
     env: {
+      // As `bun run start` runs an instance (docs/operations.md, "Memory").
+      MIMALLOC_PURGE_DELAY: '-1',
       ...process.env,
       PORT: String(port),
       DATABASE_URL: databaseUrl,

@@ -67,6 +67,10 @@ export async function startServer(
     HOME: process.env.HOME ?? dir,
     PORT: String(port),
     NODE_ENV: 'production',
+    // The allocator keeps freed pages instead of handing them back after 100 ms, as `bun run start` runs
+    // Vigía (docs/operations.md, "Memory"); the bare Bun.serve server gets the same, so the two differ
+    // only by their code.
+    MIMALLOC_PURGE_DELAY: '-1',
   }
   let cmd: string[]
   if (target === 'vigia') {
