@@ -11,11 +11,13 @@ export class Child<C extends { t: string }> {
   onNote: (note: WatermarkNote) => void = () => {}
   readonly up: Promise<void>
 
-  constructor(script: string) {
+  /** `env`: added to this process's environment for the child. */
+  constructor(script: string, env?: Record<string, string>) {
     let up!: () => void
     this.up = new Promise((resolve) => (up = resolve))
     this.proc = Bun.spawn(['bun', script], {
       cwd: ROOT,
+      ...(env && { env: { ...process.env, ...env } }),
       stdout: 'inherit',
       stderr: 'inherit',
       ipc: (message: any) => {

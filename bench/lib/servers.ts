@@ -16,6 +16,13 @@ export const TARGETS: Record<Target, { label: string; proto: Proto }> = {
 
 export const ROOT = resolve(import.meta.dir, '../..')
 
+/**
+ * The allocator keeps freed pages instead of handing them back after 100 ms, as `bun run start` runs
+ * Vigía (docs/operations.md, "Memory"). Every process measured gets it: Vigía, the bare Bun.serve server
+ * and the storage references, so they differ only by their code (the load generators keep Bun's default).
+ */
+export const ALLOCATOR_ENV = { MIMALLOC_PURGE_DELAY: '-1' }
+
 export interface RunningServer {
   target: Target
   pid: number
@@ -67,10 +74,7 @@ export async function startServer(
     HOME: process.env.HOME ?? dir,
     PORT: String(port),
     NODE_ENV: 'production',
-    // The allocator keeps freed pages instead of handing them back after 100 ms, as `bun run start` runs
-    // Vigía (docs/operations.md, "Memory"); the bare Bun.serve server gets the same, so the two differ
-    // only by their code.
-    MIMALLOC_PURGE_DELAY: '-1',
+    ...ALLOCATOR_ENV,
   }
   let cmd: string[]
   if (target === 'vigia') {

@@ -15,7 +15,13 @@ import { Child, pids, sum, workers } from '../lib/pool'
 import { cpuWindow } from '../lib/procfs'
 import { now, type ConnectReply, type FinishReply, type SendReply } from '../lib/protocol'
 import type { Backend, IngestRun } from '../lib/results'
-import { call, startServer, type RunningServer, type ServerOptions } from '../lib/servers'
+import {
+  ALLOCATOR_ENV,
+  call,
+  startServer,
+  type RunningServer,
+  type ServerOptions,
+} from '../lib/servers'
 import type { ReferenceCommand, ReferenceReply } from '../reference'
 import { createFleet, template } from './fleet-setup'
 
@@ -273,7 +279,7 @@ export async function referenceRun(
   engine: 'sqlite' | 'postgres',
 ): Promise<IngestRun> {
   const fleet = ctx.results.meta.fleet!
-  const ref = new Child<ReferenceCommand>('bench/reference.ts')
+  const ref = new Child<ReferenceCommand>('bench/reference.ts', ALLOCATOR_ENV)
   const dir = engine === 'sqlite' ? mkdtempSync(join(tmpdir(), 'vigia-bench-ref-')) : undefined
   const db = engine === 'postgres' ? await freshDatabase() : undefined
   try {
