@@ -1,6 +1,7 @@
 // Statements prepared once per SQLite connection, and queries over a set of ids that pick the cheap
-// shape for each database: on SQLite a prepared statement run per id (in-process, no round trip; building
-// and preparing a statement costs more than running it), on PostgreSQL one statement per 500 ids.
+// shape for each database: on SQLite one prepared statement for any number of ids (the ids as a JSON
+// array read by json_each: an IN list would be a new statement per count), on PostgreSQL one statement
+// per 500 ids.
 import type { SQLQueryBindings } from 'bun:sqlite'
 import { eq, inArray, is, Param, Placeholder, sql, type Column, type SQL } from 'drizzle-orm'
 import * as drizzleUtils from 'drizzle-orm/utils'
@@ -51,7 +52,7 @@ type Narrowed<R> = PromiseLike<R[]> & {
 
 /**
  * Every row `build` selects for these ids, where `build` narrows its query with `match(idColumn)`.
- * `key` names the query for the statement cache. Rows come grouped by id, in `build`'s order within one.
+ * `key` names the query for the statement cache. Rows come in no set order.
  */
 export async function selectByIds<R>(
   tx: Tx,
@@ -61,11 +62,21 @@ export async function selectByIds<R>(
 ): Promise<R[]> {
   const out: R[] = []
   if (isSqlite(tx)) {
-    const statement = prepared(tx, `select:${key}`, () =>
-      build((column) => eq(column, sql.placeholder('id'))).prepare(),
-    )
-    for (const id of ids) for (const row of await statement.all({ id })) out.push(row)
-    return out
+    if (ids.length === 0) return out
+    // One id: a plain equality. Several: one run over all of them, not one per id (a run costs 1-2 µs
+    // through drizzle; a single POST's transaction of 64 sensors ran about 250 of them).
+    if (ids.length === 1) {
+      const statement = prepared(tx, `select:${key}`, () =>
+        build((column) => eq(column, sql.placeholder('id'))).prepare(),
+      )
+      return statement.all({ id: ids[0]! })
+    }
+    const statement = prepared(tx, `select-each:${key}`, () =>
+      build(
+        (column) => sql`${column} in (select value from json_each(${sql.placeholder('ids')}))`,
+      ).prepare(),
+    ) as unknown as { all(values: { ids: string }): R[] | Promise<R[]> }
+    return statement.all({ ids: JSON.stringify(ids) })
   }
   for (let i = 0; i < ids.length; i += 500) {
     const chunk = ids.slice(i, i + 500)
