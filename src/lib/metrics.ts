@@ -71,7 +71,8 @@ export function createMetrics() {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   })
-  // The label children of each (method, route, status), resolved once: no label hashing per request.
+  // The label children of each (method, route, status), resolved once (prom-client still joins the label
+  // values into its key on every inc and observe: about 1 % of a single POST's CPU).
   const httpChildren = new Map<
     string,
     { count: Counter.Internal; latency: Histogram.Internal<HttpLabel> }
