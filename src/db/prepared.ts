@@ -18,6 +18,15 @@ export function prepared<S>(tx: Tx, key: string, build: () => S): S {
   return statement
 }
 
+/** The names of a built statement's placeholders, in the order of its parameters. */
+function placeholderNames(key: string, params: unknown[]) {
+  return params.map((param) => {
+    const value = is(param, Param) ? param.value : param
+    if (!is(value, Placeholder)) throw new Error(`${key}: every parameter must be a placeholder`)
+    return value.name as string
+  })
+}
+
 /**
  * A drizzle statement of named placeholders, prepared once and run straight on bun:sqlite: drizzle fills
  * and maps the placeholders on every run, which cost more than SQLite's own work for the small upserts
@@ -30,12 +39,7 @@ export function rawRun(
 ): (values: Record<string, SQLQueryBindings>) => void {
   return prepared(tx, `raw:${key}`, () => {
     const query = build().toSQL()
-    const names = query.params.map((param) => {
-      const value = is(param, Param) ? param.value : param
-      if (!is(value, Placeholder))
-        throw new Error(`rawRun(${key}): every parameter must be a placeholder`)
-      return value.name
-    })
+    const names = placeholderNames(key, query.params)
     const statement = sqliteClient(tx).prepare(query.sql)
     const args: SQLQueryBindings[] = new Array(names.length)
     return (values) => {
@@ -43,6 +47,43 @@ export function rawRun(
       statement.run(...args)
     }
   })
+}
+
+const ROWS_PER_RUN = 8
+
+/**
+ * rawRun for a statement of several rows (a multi-row insert of these columns): `build` makes it from
+ * rows of placeholders. Rows are written up to ROWS_PER_RUN per run: one run of five upserts cost about
+ * two thirds of five runs of one.
+ */
+export function rawRunRows(
+  tx: Tx,
+  key: string,
+  columns: readonly string[],
+  build: (rows: Record<string, Placeholder>[]) => {
+    toSQL(): { sql: string; params: unknown[] }
+  },
+): (rows: readonly Record<string, SQLQueryBindings>[]) => void {
+  const runOf = (n: number) =>
+    prepared(tx, `raw-rows:${key}:${n}`, () => {
+      const rows = Array.from({ length: n }, (_, row) =>
+        Object.fromEntries(columns.map((column) => [column, sql.placeholder(`${row}.${column}`)])),
+      )
+      const query = build(rows).toSQL()
+      const names = placeholderNames(key, query.params)
+      const row = names.map((name) => Number(name.slice(0, name.indexOf('.'))))
+      const column = names.map((name) => name.slice(name.indexOf('.') + 1))
+      const statement = sqliteClient(tx).prepare(query.sql)
+      const args: SQLQueryBindings[] = new Array(names.length)
+      return (values: readonly Record<string, SQLQueryBindings>[], from: number) => {
+        for (let i = 0; i < names.length; i++) args[i] = values[from + row[i]!]![column[i]!]!
+        statement.run(...args)
+      }
+    })
+  return (rows) => {
+    for (let from = 0; from < rows.length; from += ROWS_PER_RUN)
+      runOf(Math.min(ROWS_PER_RUN, rows.length - from))(rows, from)
+  }
 }
 
 /** A query narrowed by `match(column)`: drizzle's builder before it runs (awaitable, preparable). */

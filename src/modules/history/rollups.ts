@@ -6,7 +6,7 @@ import { isSqlite, sqliteClient, type Database, type Tx } from '../../db'
 import { bulkInsert } from '../../db/bulk'
 import { measurement } from '../../db/measurements'
 import { pgExecute } from '../../db/postgres'
-import { prepared, rawRun } from '../../db/prepared'
+import { prepared, rawRunRows } from '../../db/prepared'
 import { historyState, readings, rollupsHour, rollupsMinute } from '../../db/schema'
 import { ConflictError } from '../../lib/errors'
 import { settledReadingId } from './horizon'
@@ -143,11 +143,11 @@ const COLUMNS = [
   'last_ts',
   'last_id',
 ] as const
-const placeholders = Object.fromEntries(COLUMNS.map((c) => [c, sql.placeholder(c)]))
 
 /**
  * Adds these partial rows into a rollup table, merging each with what its bucket holds: on SQLite
- * through one prepared statement per row, on PostgreSQL in one statement (column lists, bulk.ts).
+ * through prepared statements of up to eight rows (rawRunRows), on PostgreSQL in one statement (column
+ * lists, bulk.ts).
  */
 async function addRows(tx: Tx, table: RollupTable, rows: RollupRow[]) {
   if (!isSqlite(tx)) {
@@ -155,8 +155,7 @@ async function addRows(tx: Tx, table: RollupTable, rows: RollupRow[]) {
     return
   }
   const key = table === rollupsMinute ? 'rollup-minute' : 'rollup-hour'
-  const run = rawRun(tx, key, () => upsert(tx, table, placeholders))
-  for (const row of rows) run(row)
+  rawRunRows(tx, key, COLUMNS, (placeholders) => upsert(tx, table, placeholders))(rows)
 }
 
 /** A pass's reading: id, sensor_id, timestamp, values as JSON text. */

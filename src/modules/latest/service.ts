@@ -6,7 +6,7 @@ import type { Services } from '../../context'
 import { isSqlite, type Database, type Tx } from '../../db'
 import { measurement } from '../../db/measurements'
 import { bulkInsert } from '../../db/bulk'
-import { rawRun } from '../../db/prepared'
+import { rawRunRows } from '../../db/prepared'
 import { eventMeta, latestValues, readings, sensors } from '../../db/schema'
 import { NotFoundError } from '../../lib/errors'
 import { iso } from '../../lib/time'
@@ -29,11 +29,7 @@ const excluded = (column: string) => sql.raw(`excluded.${column}`)
 /** Newer wins: a later timestamp, or the same one from a later reading. */
 const newer = sql`${excluded('timestamp')} > ${latestValues.timestamp} or (${excluded('timestamp')} = ${latestValues.timestamp} and ${excluded('reading_id')} > ${latestValues.reading_id})`
 
-const upsert = (
-  tx: Tx,
-  values: LatestRow[] | Record<keyof LatestRow, unknown>,
-  onlyNewer: boolean,
-) =>
+const upsert = (tx: Tx, values: readonly Record<string, unknown>[], onlyNewer: boolean) =>
   tx
     .insert(latestValues)
     .values(values as LatestRow[])
@@ -48,21 +44,15 @@ const upsert = (
       setWhere: onlyNewer ? newer : undefined,
     })
 
-const placeholders = {
-  sensor_id: sql.placeholder('sensor_id'),
-  variable: sql.placeholder('variable'),
-  value: sql.placeholder('value'),
-  timestamp: sql.placeholder('timestamp'),
-  reading_id: sql.placeholder('reading_id'),
-  entry: sql.placeholder('entry'),
-}
+const COLUMNS = ['sensor_id', 'variable', 'value', 'timestamp', 'reading_id', 'entry'] as const
 
 async function write(tx: Tx, rows: LatestRow[], onlyNewer: boolean) {
   if (rows.length === 0) return
-  if (isSqlite(tx)) {
-    const run = rawRun(tx, `latest-upsert:${onlyNewer}`, () => upsert(tx, placeholders, onlyNewer))
-    for (const row of rows) run(row)
-  } else
+  if (isSqlite(tx))
+    rawRunRows(tx, `latest-upsert:${onlyNewer}`, COLUMNS, (placeholders) =>
+      upsert(tx, placeholders, onlyNewer),
+    )(rows)
+  else
     await bulkInsert(
       tx,
       latestValues,
