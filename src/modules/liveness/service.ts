@@ -5,6 +5,7 @@
 import { and, asc, eq, getTableColumns, inArray, sql } from 'drizzle-orm'
 import type { Services } from '../../context'
 import { isSqlite, type Tx } from '../../db'
+import { pgExecute } from '../../db/postgres'
 import { rawRun, selectByIds } from '../../db/prepared'
 import { anomalies, sensors, sensorTypes } from '../../db/schema'
 import { insertOne, updateMany } from '../../lib/crud'
@@ -67,10 +68,12 @@ export async function markSeen(tx: Tx, emit: Emit, statuses: Map<number, Status>
     )
     for (const id of online) touch({ id, now })
   } else if (online.length > 0)
-    await tx
-      .update(sensors)
-      .set({ last_seen: seenAt(tx, now) })
-      .where(inArray(sensors.id, online))
+    // The ids as one array: one prepared text whatever their count (an IN list past 32 was parsed and
+    // planned again by every transaction).
+    await pgExecute(
+      tx,
+      sql`update sensors set last_seen = greatest(last_seen, ${now}) where id = any(${`{${online.join(',')}}`}::bigint[])`,
+    )
   if (back.length === 0) return
   const rows = await tx
     .update(sensors)
