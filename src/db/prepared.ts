@@ -148,14 +148,21 @@ interface DrizzleSession {
   ): { joinsNotNullableMap: unknown; execute(values: Record<string, unknown>): Promise<unknown[]> }
 }
 
-/** The ids as one array parameter: one statement text whatever their count, so it is prepared. */
-const anyOf = (column: Column, ids: unknown) => sql`${column} = any(${ids}::bigint[])`
+/** PostgreSQL's array literal of these ids. */
+const idList = (ids: readonly number[]) => `{${ids.join(',')}}`
+
+/**
+ * PostgreSQL: `column = any(ids)`, the ids (or a placeholder for them) as one array parameter: one
+ * statement text whatever their count, so it is prepared (an IN list is a text per count, and past 32
+ * parameters postgres.ts leaves it unprepared).
+ */
+export const anyId = (column: Column, ids: readonly number[] | Placeholder) =>
+  sql`${column} = any(${is(ids, Placeholder) ? ids : idList(ids as readonly number[])}::bigint[])`
 
 /**
  * PostgreSQL: runs the select for these ids through the transaction's session as drizzle would, with
  * its text built once per key (building a select cost drizzle 20-50 µs, about a seventh of a lone
- * single POST's CPU, for the same text every time). The ids travel as one array: an IN list was a text
- * per count, and past 32 ids (postgres.ts) went unprepared, parsed, planned and described every time.
+ * single POST's CPU, for the same text every time). The ids travel as one array (anyId).
  */
 async function runBuilt<R>(
   tx: Tx,
@@ -163,15 +170,14 @@ async function runBuilt<R>(
   ids: readonly number[],
   build: (match: (column: Column) => SQL) => Narrowed<R>,
 ): Promise<R[]> {
-  const list = `{${ids.join(',')}}`
   const session = (tx as unknown as { session?: Partial<DrizzleSession> }).session
   // drizzle's internals as of the locked version; without them, its own builder every time.
   if (typeof session?.prepareQuery !== 'function' || typeof orderSelectedFields !== 'function')
-    return build((column) => anyOf(column, list))
+    return build((column) => anyId(column, ids))
   let query = built.get(key)
   if (!query) {
     const select = build((column) =>
-      anyOf(column, sql.placeholder('ids')),
+      anyId(column, sql.placeholder('ids')),
     ) as unknown as DrizzleSelect
     query = {
       query: select.dialect.sqlToQuery(select.getSQL()),
@@ -182,5 +188,5 @@ async function runBuilt<R>(
   }
   const prepared = session.prepareQuery(query.query, query.fields, undefined, true)
   prepared.joinsNotNullableMap = query.joins
-  return (await prepared.execute({ ids: list })) as R[]
+  return (await prepared.execute({ ids: idList(ids) })) as R[]
 }

@@ -3,8 +3,8 @@
 import { sql } from 'drizzle-orm'
 import type { Tx } from '../db'
 import { pgExecute } from '../db/postgres'
-import { selectByIds } from '../db/prepared'
-import { detectorProgress } from '../db/schema'
+import { anyId, selectByIds } from '../db/prepared'
+import { detectorProgress, readings } from '../db/schema'
 
 /** The sensors one write back takes (and locks) at most. */
 export const FLUSH_SENSORS = 500
@@ -24,7 +24,7 @@ export const progressOf = (tx: Tx, ids: readonly number[]) =>
 export const markWritten = (tx: Tx, ids: readonly number[]) =>
   pgExecute(
     tx,
-    sql`update detector_progress set dirty_since = null where sensor_id = any(${`{${ids.join(',')}}`}::bigint[])`,
+    sql`update detector_progress set dirty_since = null where ${anyId(detectorProgress.sensor_id, ids)}`,
   )
 
 /**
@@ -60,7 +60,7 @@ export async function uncheckedReadings(
   const rows = await pgExecute(
     tx,
     sql`select id, xmin::text as tx, sensor_id, "values"::text as v, "timestamp" from readings
-      where id between ${since} and ${upto} and sensor_id = any(${`{${ids.join(',')}}`}::bigint[])
+      where id between ${since} and ${upto} and ${anyId(readings.sensor_id, ids)}
       order by id`,
   )
   const order = new Map<string, number>()

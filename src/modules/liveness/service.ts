@@ -5,8 +5,7 @@
 import { and, asc, eq, getTableColumns, inArray, sql } from 'drizzle-orm'
 import type { Services } from '../../context'
 import { isSqlite, type Tx } from '../../db'
-import { pgExecute } from '../../db/postgres'
-import { rawRun, selectByIds } from '../../db/prepared'
+import { anyId, rawRun, selectByIds } from '../../db/prepared'
 import { anomalies, sensors, sensorTypes } from '../../db/schema'
 import { insertOne, updateMany } from '../../lib/crud'
 import { NotFoundError } from '../../lib/errors'
@@ -68,12 +67,10 @@ export async function markSeen(tx: Tx, emit: Emit, statuses: Map<number, Status>
     )
     for (const id of online) touch({ id, now })
   } else if (online.length > 0)
-    // The ids as one array: one prepared text whatever their count (an IN list past 32 was parsed and
-    // planned again by every transaction).
-    await pgExecute(
-      tx,
-      sql`update sensors set last_seen = greatest(last_seen, ${now}) where id = any(${`{${online.join(',')}}`}::bigint[])`,
-    )
+    await tx
+      .update(sensors)
+      .set({ last_seen: seenAt(tx, now) })
+      .where(anyId(sensors.id, online))
   if (back.length === 0) return
   const rows = await tx
     .update(sensors)
