@@ -181,33 +181,44 @@ describe('the measurements migration, on a database of the previous layout with 
         )
           expected.set(key, { ...row, value })
       }
+    // One row per sensor: each variable's newest as [value, ms, reading id], and GET /latest's entries.
     const rows = await server.ctx.db.read
       .select()
       .from(latestValues)
-      .orderBy(asc(latestValues.sensor_id), asc(latestValues.variable))
-    // Each row's entry (GET /latest's JSON text for it) is written by the migration itself.
-    expect(rows.map(({ entry, ...row }) => ({ ...row, entry: JSON.parse(`{${entry}}`) }))).toEqual(
-      [...expected.entries()]
-        .map(([key, row]) => ({
-          sensor_id: row.sensor_id,
-          variable: key.split(':')[1]!,
-          value: row.value,
-          timestamp: row.timestamp,
-          reading_id: row.id,
-          entry: {
-            [key.split(':')[1]!]: {
-              value: row.value,
-              timestamp: new Date(row.timestamp).toISOString(),
-            },
-          },
-        }))
-        .sort((a, b) => a.sensor_id - b.sensor_id || a.variable.localeCompare(b.variable)),
+      .orderBy(asc(latestValues.sensor_id))
+    const bySensor = new Map<
+      number,
+      { newest: Record<string, unknown>; entries: Record<string, unknown> }
+    >()
+    for (const [key, row] of [...expected].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const variable = key.split(':')[1]!
+      let sensor = bySensor.get(row.sensor_id)
+      if (!sensor) bySensor.set(row.sensor_id, (sensor = { newest: {}, entries: {} }))
+      sensor.newest[variable] = [row.value, row.timestamp, row.id]
+      sensor.entries[variable] = {
+        value: row.value,
+        timestamp: new Date(row.timestamp).toISOString(),
+      }
+    }
+    expect(
+      rows.map((r) => ({
+        sensor_id: r.sensor_id,
+        newest: JSON.parse(r.newest),
+        entries: JSON.parse(`{${r.entries}}`),
+      })),
+    ).toEqual(
+      [...bySensor]
+        .sort(([a], [b]) => a - b)
+        .map(([sensor_id, { newest, entries }]) => ({ sensor_id, newest, entries })),
     )
     // Two readings of sensor 3 at the same instant: the later one (higher id) is the newest.
-    expect(rows.find((r) => r.sensor_id === sensors[2] && r.variable === 'humedad')).toMatchObject({
-      value: 44.4,
-      reading_id: stored[10]!.id,
-    })
+    const third = rows.find((r) => r.sensor_id === sensors[2])!
+    expect(JSON.parse(third.newest).humedad).toEqual([44.4, expect.any(Number), stored[10]!.id])
+    // toEqual compares numbers exactly (the same double); the entries are in name order.
+    for (const r of rows)
+      expect(Object.keys(JSON.parse(`{${r.entries}}`))).toEqual(
+        Object.keys(JSON.parse(r.newest)).sort(),
+      )
   })
 
   test('sensors with readings start online, last seen when their newest reading was stored; the others unknown', async () => {

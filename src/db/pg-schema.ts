@@ -88,21 +88,14 @@ export const readings = pgTable(
   ],
 )
 
-export const latestValues = pgTable(
-  'latest_values',
-  {
-    sensor_id: ms('sensor_id')
-      .notNull()
-      .references(() => sensors.id, { onDelete: 'cascade' }),
-    variable: text('variable').notNull(),
-    value: doublePrecision('value').notNull(),
-    timestamp: ms('timestamp').notNull(),
-    reading_id: ms('reading_id').notNull(),
-    /** This entry of GET /latest's `values`, as JSON text (`"co2":{"value":415,"timestamp":"…"}`). */
-    entry: text('entry').notNull().default(''),
-  },
-  (table) => [primaryKey({ columns: [table.sensor_id, table.variable] })],
-)
+/** One row per sensor: see the SQLite schema. */
+export const latestValues = pgTable('latest_values', {
+  sensor_id: ms('sensor_id')
+    .primaryKey()
+    .references(() => sensors.id, { onDelete: 'cascade' }),
+  newest: text('newest').notNull(),
+  entries: text('entries').notNull(),
+})
 
 export const variables = pgTable('variables', {
   name: text('name').primaryKey(),

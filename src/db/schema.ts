@@ -91,25 +91,19 @@ export const readings = sqliteTable(
 )
 
 /**
- * The newest value of each sensor variable (greatest timestamp, then greatest reading id), kept in the
- * ingest transaction: "what does every sensor read right now" is one small table, never a scan of readings.
- * Its migration creates it WITHOUT ROWID (drizzle cannot declare that): read whole in key order.
+ * The newest value of each sensor variable (greatest timestamp, then greatest reading id), one row per
+ * sensor, kept in the ingest transaction: "what does every sensor read right now" is one small table,
+ * never a scan of readings.
  */
-export const latestValues = sqliteTable(
-  'latest_values',
-  {
-    sensor_id: integer('sensor_id')
-      .notNull()
-      .references(() => sensors.id, { onDelete: 'cascade' }),
-    variable: text('variable').notNull(),
-    value: real('value').notNull(),
-    timestamp: integer('timestamp').notNull(),
-    reading_id: integer('reading_id').notNull(),
-    /** This entry of GET /latest's `values`, as JSON text (`"co2":{"value":415,"timestamp":"…"}`). */
-    entry: text('entry').notNull().default(''),
-  },
-  (table) => [primaryKey({ columns: [table.sensor_id, table.variable] })],
-)
+export const latestValues = sqliteTable('latest_values', {
+  sensor_id: integer('sensor_id')
+    .primaryKey()
+    .references(() => sensors.id, { onDelete: 'cascade' }),
+  /** Each variable's newest value as JSON, by name: `{"co2":[415,1733011200000,88]}` (value, ms, reading id). */
+  newest: text('newest').notNull(),
+  /** The sensor's GET /latest `values` as JSON text without braces (`"co2":{"value":415,"timestamp":"…"}`). */
+  entries: text('entries').notNull(),
+})
 
 /** Every measurement name seen in a reading (registered on first appearance), with its unit. */
 export const variables = sqliteTable('variables', {

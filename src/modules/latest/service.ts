@@ -1,20 +1,20 @@
-// The last-value store: the newest value of every sensor variable, kept in the transaction that stores
-// readings (one upsert per sensor variable per batch, only when newer), repaired after an edit, and read
-// for GET /latest and the WebSocket snapshot (never a scan of readings).
+// The last-value store: one row per sensor holding the newest value of each of its variables, kept in the
+// transaction that stores readings (read, merged "newer wins" per variable, written once per sensor per
+// batch), repaired after an edit, and read for GET /latest and the WebSocket snapshot (never a scan of
+// readings). A row per sensor, not per sensor variable: a single POST's five upserts were the largest
+// statement of PostgreSQL's single POSTs (BENCHMARKS.md, session 26).
 import { and, asc, desc, eq, inArray, isNotNull, sql } from 'drizzle-orm'
 import type { Services } from '../../context'
 import { isSqlite, type Database, type Tx } from '../../db'
 import { measurement } from '../../db/measurements'
 import { bulkInsert } from '../../db/bulk'
-import { rawRunRows } from '../../db/prepared'
+import { rawRunRows, selectByIds } from '../../db/prepared'
 import { eventMeta, latestValues, readings, sensors } from '../../db/schema'
 import { NotFoundError } from '../../lib/errors'
 import { iso } from '../../lib/time'
 import type { SnapshotCoverage } from '../../realtime/channels'
 import { isVariableName } from '../readings/values'
 import type { LatestQuery } from './model'
-
-type LatestRow = typeof latestValues.$inferSelect
 
 /** A stored reading as the store needs it: `t` is its timestamp in ms. */
 export interface StoredValues {
@@ -24,41 +24,30 @@ export interface StoredValues {
   t: number
 }
 
-const excluded = (column: string) => sql.raw(`excluded.${column}`)
+/** A variable's newest value: [value, timestamp in ms, reading id] (the row's `newest` JSON, by name). */
+type Newest = [value: number, t: number, readingId: number]
+type SensorNewest = Record<string, Newest>
+
+/** The stored rows of these sensors, parsed, by sensor id. */
+export type CurrentLatest = Promise<Map<number, SensorNewest>>
 
 /** Newer wins: a later timestamp, or the same one from a later reading. */
-const newer = sql`${excluded('timestamp')} > ${latestValues.timestamp} or (${excluded('timestamp')} = ${latestValues.timestamp} and ${excluded('reading_id')} > ${latestValues.reading_id})`
+const isNewer = (a: Newest, b: Newest) => a[1] > b[1] || (a[1] === b[1] && a[2] > b[2])
 
-const upsert = (tx: Tx, values: readonly Record<string, unknown>[], onlyNewer: boolean) =>
-  tx
-    .insert(latestValues)
-    .values(values as LatestRow[])
-    .onConflictDoUpdate({
-      target: [latestValues.sensor_id, latestValues.variable],
-      set: {
-        value: excluded('value'),
-        timestamp: excluded('timestamp'),
-        reading_id: excluded('reading_id'),
-        entry: excluded('entry'),
-      },
-      setWhere: onlyNewer ? newer : undefined,
-    })
-
-const COLUMNS = ['sensor_id', 'variable', 'value', 'timestamp', 'reading_id', 'entry'] as const
-
-async function write(tx: Tx, rows: LatestRow[], onlyNewer: boolean) {
-  if (rows.length === 0) return
-  if (isSqlite(tx))
-    rawRunRows(tx, `latest-upsert:${onlyNewer}`, COLUMNS, (placeholders) =>
-      upsert(tx, placeholders, onlyNewer),
-    )(rows)
-  else
-    await bulkInsert(
-      tx,
-      latestValues,
-      rows,
-      `on conflict (sensor_id, variable) do update set value = excluded.value, timestamp = excluded.timestamp, reading_id = excluded.reading_id, entry = excluded.entry${onlyNewer ? ` where excluded.timestamp > latest_values.timestamp or (excluded.timestamp = latest_values.timestamp and excluded.reading_id > latest_values.reading_id)` : ''}`,
-    )
+/**
+ * Reads the stored newest values of these sensors. Started with a transaction's first statements (on
+ * PostgreSQL it travels in their round trip); the transaction holds these sensors, so nothing changes
+ * them before it writes.
+ */
+export function readLatest(tx: Tx, sensorIds: readonly number[]): CurrentLatest {
+  return selectByIds(tx, 'latest-newest', sensorIds, (match) =>
+    tx
+      .select({ sensor_id: latestValues.sensor_id, newest: latestValues.newest })
+      .from(latestValues)
+      .where(match(latestValues.sensor_id)),
+  ).then(
+    (rows) => new Map(rows.map((r) => [Number(r.sensor_id), JSON.parse(r.newest) as SensorNewest])),
+  )
 }
 
 /** A name as a JSON string: names are checked at ingest, so escaping is only a safeguard. */
@@ -73,42 +62,78 @@ const quoted = (name: string) => {
 }
 
 /**
- * The row's entry of GET /latest's `values` as JSON text, written with the row: formatting 50,000
- * numbers and timestamps on every read of a 10,000-sensor fleet cost more than reading them.
+ * A sensor's row: its newest values as JSON, and its entries of GET /latest's `values` as JSON text in
+ * name order, written with the row: formatting 50,000 numbers and timestamps on every read of a
+ * 10,000-sensor fleet cost more than reading them.
  */
-const withEntry = (row: LatestRow): LatestRow => {
-  row.entry = `${quoted(row.variable)}:{"value":${row.value},"timestamp":"${iso(row.timestamp)}"}`
-  return row
+function rowOf(sensorId: number, newest: SensorNewest) {
+  const names = Object.keys(newest).sort()
+  const sorted: SensorNewest = {}
+  const entries: string[] = []
+  for (const name of names) {
+    const [value, t] = (sorted[name] = newest[name]!)
+    entries.push(`${quoted(name)}:{"value":${value},"timestamp":"${iso(t)}"}`)
+  }
+  return { sensor_id: sensorId, newest: JSON.stringify(sorted), entries: entries.join(',') }
 }
 
-/** Folds a batch of stored readings into the store: the batch's newest per sensor variable, if newer. */
-export async function updateLatest(tx: Tx, stored: readonly StoredValues[]) {
-  const newest = new Map<number, Map<string, LatestRow>>()
+type LatestRow = ReturnType<typeof rowOf>
+const COLUMNS = ['sensor_id', 'newest', 'entries'] as const
+
+async function write(tx: Tx, rows: LatestRow[]) {
+  if (rows.length === 0) return
+  if (isSqlite(tx))
+    rawRunRows(tx, 'latest-upsert', COLUMNS, (placeholders) =>
+      tx
+        .insert(latestValues)
+        .values(placeholders as never)
+        .onConflictDoUpdate({
+          target: latestValues.sensor_id,
+          set: { newest: sql.raw('excluded.newest'), entries: sql.raw('excluded.entries') },
+        }),
+    )(rows)
+  else
+    await bulkInsert(
+      tx,
+      latestValues,
+      rows,
+      'on conflict (sensor_id) do update set newest = excluded.newest, entries = excluded.entries',
+    )
+}
+
+/**
+ * Folds a batch of stored readings into the store: each sensor variable's newest, if newer than the
+ * stored one. `current` is the sensors' stored rows when the caller read them ahead (readLatest).
+ */
+export async function updateLatest(
+  tx: Tx,
+  stored: readonly StoredValues[],
+  current?: CurrentLatest,
+) {
+  const newest = new Map<number, SensorNewest>()
   for (const reading of stored) {
     let bySensor = newest.get(reading.sensor_id)
-    if (!bySensor) newest.set(reading.sensor_id, (bySensor = new Map()))
+    if (!bySensor) newest.set(reading.sensor_id, (bySensor = {}))
     for (const variable in reading.values) {
-      const current = bySensor.get(variable)
-      if (
-        current &&
-        (current.timestamp > reading.t ||
-          (current.timestamp === reading.t && current.reading_id > reading.id))
-      )
-        continue
-      bySensor.set(variable, {
-        sensor_id: reading.sensor_id,
-        variable,
-        value: reading.values[variable]!,
-        timestamp: reading.t,
-        reading_id: reading.id,
-        entry: '',
-      })
+      const candidate: Newest = [reading.values[variable]!, reading.t, reading.id]
+      const held = bySensor[variable]
+      if (!held || isNewer(candidate, held)) bySensor[variable] = candidate
     }
   }
+  const stores = await (current ?? readLatest(tx, [...newest.keys()]))
   const rows: LatestRow[] = []
-  for (const bySensor of newest.values())
-    for (const row of bySensor.values()) rows.push(withEntry(row))
-  await write(tx, rows, true)
+  for (const [sensorId, incoming] of newest) {
+    const merged = stores.get(sensorId) ?? {}
+    let changed = false
+    for (const variable in incoming) {
+      const held = merged[variable]
+      if (held && !isNewer(incoming[variable]!, held)) continue
+      merged[variable] = incoming[variable]!
+      changed = true
+    }
+    if (changed) rows.push(rowOf(sensorId, merged))
+  }
+  await write(tx, rows)
 }
 
 /**
@@ -116,32 +141,43 @@ export async function updateLatest(tx: Tx, stored: readonly StoredValues[]) {
  * deleted, its old value may have been the newest): the newest reading that measures each, or no entry.
  */
 export async function refreshLatest(tx: Tx, pairs: Iterable<[sensorId: number, variable: string]>) {
-  const rows: LatestRow[] = []
+  const bySensor = new Map<number, string[]>()
   for (const [sensorId, variable] of pairs) {
-    const value = measurement(tx, variable)
-    const [row] = await tx
-      .select({ id: readings.id, timestamp: readings.timestamp, value })
-      .from(readings)
-      .where(and(eq(readings.sensor_id, sensorId), isNotNull(value)))
-      .orderBy(desc(readings.timestamp), desc(readings.id))
-      .limit(1)
-    if (row)
-      rows.push(
-        withEntry({
-          sensor_id: sensorId,
-          variable,
-          value: Number(row.value),
-          timestamp: row.timestamp,
-          reading_id: row.id,
-          entry: '',
-        }),
-      )
-    else
-      await tx
-        .delete(latestValues)
-        .where(and(eq(latestValues.sensor_id, sensorId), eq(latestValues.variable, variable)))
+    let variables = bySensor.get(sensorId)
+    if (!variables) bySensor.set(sensorId, (variables = []))
+    variables.push(variable)
   }
-  await write(tx, rows, false)
+  const stores = await readLatest(tx, [...bySensor.keys()])
+  const rows: LatestRow[] = []
+  for (const [sensorId, variables] of bySensor) {
+    const merged = stores.get(sensorId) ?? {}
+    for (const variable of variables) {
+      const value = measurement(tx, variable)
+      const [row] = await tx
+        .select({ id: readings.id, timestamp: readings.timestamp, value })
+        .from(readings)
+        .where(and(eq(readings.sensor_id, sensorId), isNotNull(value)))
+        .orderBy(desc(readings.timestamp), desc(readings.id))
+        .limit(1)
+      if (row) merged[variable] = [Number(row.value), row.timestamp, row.id]
+      else delete merged[variable]
+    }
+    if (Object.keys(merged).length > 0) rows.push(rowOf(sensorId, merged))
+    else await tx.delete(latestValues).where(eq(latestValues.sensor_id, sensorId))
+  }
+  await write(tx, rows)
+}
+
+/** The variables each of these sensors has a newest value of, in name order, by sensor id. */
+export async function latestVariables(db: Tx, sensorIds: readonly number[]) {
+  const stores = await readLatest(db, sensorIds)
+  return new Map([...stores].map(([id, newest]) => [id, Object.keys(newest).sort()]))
+}
+
+/** The timestamp (ms) of a sensor variable's newest value, if the store has one. */
+export async function latestTime(db: Tx, sensorId: number, variable: string) {
+  const newest = (await readLatest(db, [sensorId])).get(sensorId)
+  return newest && Object.hasOwn(newest, variable) ? newest[variable]![1] : undefined
 }
 
 interface Filter {
@@ -153,9 +189,9 @@ interface Filter {
 type SensorRow = [id: number, status: string, lastSeen: number | null]
 
 /**
- * The selected sensors (by id) and, by sensor, their entries joined by commas: the store's entries are
- * written as JSON text (withEntry), so the database joins them and nothing is formatted here. One
- * grouped scan of the store in key order costs half of a lookup per sensor on a large fleet.
+ * The selected sensors (by id) and, by sensor, their entries: written as JSON text with the row (rowOf),
+ * so nothing is formatted here. One scan of the store in key order costs half of a lookup per sensor on
+ * a large fleet.
  */
 async function latestRows(db: Tx, filter: Filter) {
   const where = and(
@@ -168,11 +204,8 @@ async function latestRows(db: Tx, filter: Filter) {
     .from(sensors)
     .where(where)
     .orderBy(asc(sensors.id))
-  const joined = isSqlite(db)
-    ? sql<string>`group_concat(${latestValues.entry}, ',')`
-    : sql<string>`string_agg(${latestValues.entry}, ',' order by ${latestValues.variable})`
   const entries = db
-    .select({ sensor_id: latestValues.sensor_id, entries: joined })
+    .select({ sensor_id: latestValues.sensor_id, entries: latestValues.entries })
     .from(latestValues)
     .where(
       filter.sensorIds
@@ -184,7 +217,6 @@ async function latestRows(db: Tx, filter: Filter) {
             )
           : undefined,
     )
-    .groupBy(latestValues.sensor_id)
   // SQLite hands the rows over as arrays, skipping drizzle's per-row objects.
   if (isSqlite(db)) {
     const values = <T>(query: unknown) =>

@@ -3,7 +3,8 @@
 import { and, asc, desc, eq, gte, inArray, isNotNull, lte } from 'drizzle-orm'
 import type { Services } from '../../context'
 import { measurement } from '../../db/measurements'
-import { latestValues, predictions, readings } from '../../db/schema'
+import { predictions, readings } from '../../db/schema'
+import { latestTime, latestVariables } from '../latest/service'
 import { forecastReadings, historyMs, type Point } from '../../intelligence/forecast'
 import { deleteOne, findOne, findPage, insertOne, updateOne, type Resource } from '../../lib/crud'
 import { AppError, UnavailableError } from '../../lib/errors'
@@ -101,18 +102,15 @@ export async function requestPrediction(services: Services, input: PredictionCre
  */
 async function loadHistory({ db }: Services, sensorId: number, variable: string, horizon: number) {
   const column = measurement(db.read, variable)
-  const [latest] = await db.read
-    .select({ t: latestValues.timestamp })
-    .from(latestValues)
-    .where(and(eq(latestValues.sensor_id, sensorId), eq(latestValues.variable, variable)))
-  if (!latest) return []
+  const latest = await latestTime(db.read, sensorId, variable)
+  if (latest === undefined) return []
   const rows = await db.read
     .select({ t: readings.timestamp, x: column })
     .from(readings)
     .where(
       and(
         eq(readings.sensor_id, sensorId),
-        gte(readings.timestamp, latest.t - historyMs(horizon)),
+        gte(readings.timestamp, latest - historyMs(horizon)),
         isNotNull(column),
       ),
     )
@@ -244,11 +242,9 @@ export async function forecastActiveSensors(services: Services, seconds: number,
     ).map((p) => `${p.sensor_id}:${p.variable}`),
   )
   // Each variable an active sensor measures (the last-value store lists them) that it measured lately.
-  const pairs = await db.read
-    .select({ sensor_id: latestValues.sensor_id, variable: latestValues.variable })
-    .from(latestValues)
-    .where(inArray(latestValues.sensor_id, ids))
-    .orderBy(asc(latestValues.sensor_id), asc(latestValues.variable))
+  const pairs = [...(await latestVariables(db.read, ids))]
+    .sort(([a], [b]) => a - b)
+    .flatMap(([sensor_id, variables]) => variables.map((variable) => ({ sensor_id, variable })))
   for (const { sensor_id, variable } of pairs) {
     if (busy.has(`${sensor_id}:${variable}`) || services.intelligence.jobs.full) continue
     const value = measurement(db.read, variable)

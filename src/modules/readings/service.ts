@@ -18,7 +18,7 @@ import { GroupCommit } from '../../lib/group-commit'
 import { instant, iso, readingInstant } from '../../lib/time'
 import { repairRollups } from '../history/rollups'
 import { detectAnomalies, readDetectionInputs } from '../anomalies/detection'
-import { refreshLatest, updateLatest, type StoredValues } from '../latest/service'
+import { readLatest, refreshLatest, updateLatest, type StoredValues } from '../latest/service'
 import { markSeen, sensorStatuses } from '../liveness/service'
 import { checkSensors } from '../sensors/service'
 import { registerVariables, rememberVariables, unregistered } from '../variables/service'
@@ -121,7 +121,10 @@ export async function createReadings(services: Services, inputs: ReadingBatch, b
       // trip (postgres.js pipelines a transaction's queries). The sensor check is waited for first, so
       // an unknown sensor is refused as such, not as the foreign key the insert then breaks.
       const checking = readingSensors(tx, rows, at)
-      const inputs = readDetectionInputs(services, tx, [...new Set(rows.map((r) => r.sensor_id))])
+      const sensorIds = [...new Set(rows.map((r) => r.sensor_id))]
+      const inputs = readDetectionInputs(services, tx, sensorIds)
+      const latest = readLatest(tx, sensorIds)
+      latest.catch(() => undefined)
       const inserting = insertMany(tx, emit, readingResource, rows)
       inserting.catch(() => undefined)
       const statuses = await checking
@@ -133,7 +136,10 @@ export async function createReadings(services: Services, inputs: ReadingBatch, b
         t: rows[i]!.timestamp,
       }))
       // markSeen emits only for a sensor back online: then its events come before detection's.
-      const seen = Promise.all([markSeen(tx, emit, statuses, now), updateLatest(tx, checked)])
+      const seen = Promise.all([
+        markSeen(tx, emit, statuses, now),
+        updateLatest(tx, checked, latest),
+      ])
       if ([...statuses.values()].every((status) => status === 'online')) later(tx, seen)
       else await seen
       await detectAnomalies(services, tx, emit, checked, inputs)

@@ -49,7 +49,7 @@ const sqliteSource =
       if (filter.from !== undefined) where.push('timestamp >= ?') && params.push(filter.from)
       if (filter.to !== undefined) where.push('timestamp <= ?') && params.push(filter.to)
       const columns = conn
-        .query<{ name: string }, []>(`${REGISTERED} order by name`)
+        .query<{ name: string }, []>(`${registered(true)} order by name`)
         .all()
         .map((r) => r.name)
       const rows = conn
@@ -82,12 +82,16 @@ const conditions = (filter: Filter): SQL[] =>
 
 /**
  * The CSV's variable columns: every name the server knows readings to carry (the registry that every
- * ingest fills, and the last-value store that corrections keep), known before the first row is read.
+ * ingest fills, and the last-value store that corrections keep: its JSON keys), known before the first
+ * row is read.
  */
-const REGISTERED = 'select name from variables union select variable as name from latest_values'
+const registered = (sqlite: boolean) =>
+  sqlite
+    ? 'select name from variables union select key as name from latest_values, json_each(latest_values.newest)'
+    : 'select name from variables union select json_object_keys(newest::json) as name from latest_values'
 
 const columnsIn = async (tx: Tx) => {
-  const query = sql.raw(`${REGISTERED} order by name`)
+  const query = sql.raw(`${registered(isSqlite(tx))} order by name`)
   const rows = isSqlite(tx)
     ? await tx.all<{ name: string }>(query)
     : await (tx as unknown as { execute(q: SQL): Promise<{ name: string }[]> }).execute(query)
