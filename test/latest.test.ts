@@ -123,6 +123,22 @@ describe('GET /api/v1/sensors/:id/latest', () => {
     expect(await latest(sensor)).toEqual({ co2: { value: 400, timestamp: iso(T0) } })
   })
 
+  test('keeps variables named like object properties (constructor, valueof) newest by time, like any other', async () => {
+    const sensor = await createSensor(server)
+    const batch = await server.api('POST', '/api/v1/readings/batch', [
+      { sensor_id: sensor, values: { constructor: 1, valueof: 2 }, timestamp: iso(T0 + 1000) },
+      { sensor_id: sensor, values: { constructor: 3 }, timestamp: iso(T0) },
+    ])
+    expect(batch.status).toBe(201)
+    await post({ sensor_id: sensor, values: { valueof: 9 }, timestamp: iso(T0 - 1000) })
+    await post({ sensor_id: sensor, values: { constructor: 4 }, timestamp: iso(T0 + 2000) })
+    const res = await server.api('GET', `/api/v1/sensors/${sensor}/latest`)
+    expect(res.body.values).toEqual({
+      constructor: { value: 4, timestamp: iso(T0 + 2000) },
+      valueof: { value: 2, timestamp: iso(T0 + 1000) },
+    })
+  })
+
   test('an unknown sensor is a 404, a bad id a 422', async () => {
     expectError(await server.api('GET', '/api/v1/sensors/987654/latest'), 404, 'not_found')
     expectInvalid(await server.api('GET', '/api/v1/sensors/abc/latest'), 'id')

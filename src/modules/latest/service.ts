@@ -31,6 +31,10 @@ type SensorNewest = Record<string, Newest>
 /** The stored rows of these sensors, parsed, by sensor id. */
 export type CurrentLatest = Promise<Map<number, SensorNewest>>
 
+/** A variable's entry; `constructor` or `valueof` are valid names, so never an inherited property. */
+const own = (newest: SensorNewest, variable: string) =>
+  Object.hasOwn(newest, variable) ? newest[variable] : undefined
+
 /** Newer wins: a later timestamp, or the same one from a later reading. */
 const isNewer = (a: Newest, b: Newest) => a[1] > b[1] || (a[1] === b[1] && a[2] > b[2])
 
@@ -116,7 +120,7 @@ export async function updateLatest(
     if (!bySensor) newest.set(reading.sensor_id, (bySensor = {}))
     for (const variable in reading.values) {
       const candidate: Newest = [reading.values[variable]!, reading.t, reading.id]
-      const held = bySensor[variable]
+      const held = own(bySensor, variable)
       if (!held || isNewer(candidate, held)) bySensor[variable] = candidate
     }
   }
@@ -126,7 +130,7 @@ export async function updateLatest(
     const merged = stores.get(sensorId) ?? {}
     let changed = false
     for (const variable in incoming) {
-      const held = merged[variable]
+      const held = own(merged, variable)
       if (held && !isNewer(incoming[variable]!, held)) continue
       merged[variable] = incoming[variable]!
       changed = true
@@ -177,7 +181,7 @@ export async function latestVariables(db: Tx, sensorIds: readonly number[]) {
 /** The timestamp (ms) of a sensor variable's newest value, if the store has one. */
 export async function latestTime(db: Tx, sensorId: number, variable: string) {
   const newest = (await readLatest(db, [sensorId])).get(sensorId)
-  return newest && Object.hasOwn(newest, variable) ? newest[variable]![1] : undefined
+  return newest && own(newest, variable)?.[1]
 }
 
 interface Filter {
