@@ -10,6 +10,7 @@ import type { ExportQuery } from './model'
 
 /** Rows read from the database per page, and per chunk written to the response. */
 const PAGE = 2000
+const GC_EVERY_PAGES = 25
 
 interface RawRow {
   id: number
@@ -252,8 +253,14 @@ export function exportReadings(services: Services, query: ExportQuery, options: 
       source(filter, async (columns, pages) => {
         if (format === 'csv')
           await push(`${['id', 'sensor_id', 'timestamp', ...columns].join(',')}\n`)
-        for await (const page of pages())
+        let n = 0
+        for await (const page of pages()) {
           await push(format === 'csv' ? csvChunk(page, columns) : ndjsonChunk(page))
+          // Each page leaves its rows and text as garbage, and JSC let it pile up: a 1 M-row export grew
+          // the server by 101-220 MB; asking for a collection every 50,000 rows kept it to 5 MB, no slower
+          // (BENCHMARKS.md, session 26).
+          if (++n % GC_EVERY_PAGES === 0) Bun.gc(false)
+        }
       }),
     options.onError,
   )
