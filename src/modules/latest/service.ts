@@ -114,29 +114,20 @@ export async function updateLatest(
   stored: readonly StoredValues[],
   current?: CurrentLatest,
 ) {
-  const newest = new Map<number, SensorNewest>()
+  const stores = await (current ?? readLatest(tx, [...new Set(stored.map((r) => r.sensor_id))]))
+  const changed = new Map<number, SensorNewest>()
   for (const reading of stored) {
-    let bySensor = newest.get(reading.sensor_id)
-    if (!bySensor) newest.set(reading.sensor_id, (bySensor = {}))
+    let merged = stores.get(reading.sensor_id)
+    if (!merged) stores.set(reading.sensor_id, (merged = {}))
     for (const variable in reading.values) {
       const candidate: Newest = [reading.values[variable]!, reading.t, reading.id]
-      const held = own(bySensor, variable)
-      if (!held || isNewer(candidate, held)) bySensor[variable] = candidate
-    }
-  }
-  const stores = await (current ?? readLatest(tx, [...newest.keys()]))
-  const rows: LatestRow[] = []
-  for (const [sensorId, incoming] of newest) {
-    const merged = stores.get(sensorId) ?? {}
-    let changed = false
-    for (const variable in incoming) {
       const held = own(merged, variable)
-      if (held && !isNewer(incoming[variable]!, held)) continue
-      merged[variable] = incoming[variable]!
-      changed = true
+      if (held && !isNewer(candidate, held)) continue
+      merged[variable] = candidate
+      changed.set(reading.sensor_id, merged)
     }
-    if (changed) rows.push(rowOf(sensorId, merged))
   }
+  const rows = [...changed].map(([sensorId, merged]) => rowOf(sensorId, merged))
   await write(tx, rows)
 }
 
