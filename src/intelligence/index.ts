@@ -128,8 +128,7 @@ export class DetectorStates {
     const stale: number[] = []
     for (const id of sensorIds) {
       const row = at.get(id)
-      if (row && shared.uptoOf.get(id) === row.upto)
-        for (const [key, state] of this.cachedStates(id)) out.set(key, state)
+      if (row && shared.uptoOf.get(id) === row.upto) this.addCached(id, out)
       else stale.push(id)
     }
     if (stale.length === 0) return out
@@ -180,16 +179,17 @@ export class DetectorStates {
       if (!this.cache.has(key)) this.remember(key, row.sensor_id, row.variable, revive(row))
     }
     for (const id of unread) loaded.add(id)
-    for (const id of sensorIds)
-      for (const [key, state] of this.cachedStates(id)) out.set(key, state)
+    for (const id of sensorIds) this.addCached(id, out)
     return out
   }
 
-  /** A sensor's cached states, by key. */
-  private *cachedStates(id: number): Generator<[string, VariableState]> {
-    for (const variable of this.cachedOf.get(id) ?? []) {
+  /** Adds a sensor's cached states to `out`, by key (a plain loop: a generator cost 2 % of a single POST). */
+  private addCached(id: number, out: Map<string, VariableState>) {
+    const variables = this.cachedOf.get(id)
+    if (!variables) return
+    for (const variable of variables) {
       const key = stateKey(id, variable)
-      yield [key, this.cache.get(key)!]
+      out.set(key, this.cache.get(key)!)
     }
   }
 
@@ -393,7 +393,9 @@ export class DetectorStates {
         const current = progress.filter(
           (row) => row.dirty_since !== null && shared.uptoOf.get(row.sensor_id) === row.upto,
         )
-        const states = current.flatMap(({ sensor_id }) => [...this.cachedStates(sensor_id)])
+        const cached = new Map<string, VariableState>()
+        for (const row of current) this.addCached(row.sensor_id, cached)
+        const states = [...cached]
         const done = current.map((row) => row.sensor_id)
         const [seasons] = await Promise.all([
           this.writeStates(tx, states, Date.now(), (sensor) => String(shared.uptoOf.get(sensor))),

@@ -71,14 +71,26 @@ const quoted = (name: string) => {
  * 10,000-sensor fleet cost more than reading them.
  */
 function rowOf(sensorId: number, newest: SensorNewest) {
-  const names = Object.keys(newest).sort()
-  const sorted: SensorNewest = {}
-  const entries: string[] = []
-  for (const name of names) {
-    const [value, t] = (sorted[name] = newest[name]!)
-    entries.push(`${quoted(name)}:{"value":${value},"timestamp":"${iso(t)}"}`)
+  const names = Object.keys(newest)
+  // A stored row's names are in order already (its JSON was written sorted); only a new one moves them.
+  let sorted = newest
+  if (!inOrder(names)) {
+    names.sort()
+    sorted = {}
+    for (const name of names) sorted[name] = newest[name]!
   }
-  return { sensor_id: sensorId, newest: JSON.stringify(sorted), entries: entries.join(',') }
+  let entries = ''
+  for (const name of names) {
+    const [value, t] = sorted[name]!
+    if (entries !== '') entries += ','
+    entries += `${quoted(name)}:{"value":${value},"timestamp":"${iso(t)}"}`
+  }
+  return { sensor_id: sensorId, newest: JSON.stringify(sorted), entries }
+}
+
+function inOrder(names: string[]) {
+  for (let i = 1; i < names.length; i++) if (names[i - 1]! > names[i]!) return false
+  return true
 }
 
 type LatestRow = ReturnType<typeof rowOf>
