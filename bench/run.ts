@@ -196,7 +196,7 @@ async function main() {
         if (!run) continue
         results.realtime.push(run)
         log(
-          `${what}: ${run.cpuPerDeliveryUs.toFixed(3)} µs of server CPU per delivery (${run.deliveries}/${run.expected})`,
+          `${what}: ${run.cpuPerDeliveryUs.toFixed(3)} µs of server CPU per delivery (${run.deliveries}/${run.expected}; ${run.warmupEvents} warm-up events, compiler threads ${run.threadsUsPerEvent?.jit.toFixed(1)} µs per event)`,
         )
       }
 

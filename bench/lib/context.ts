@@ -37,9 +37,14 @@ export const PLANS = {
     /**
      * Events each server takes (20 subscribers) before a realtime round, so that both are measured warm.
      * JSC compiled 40-250 ms per 1,000 of Vigía's events until about 16,000, then ~15 ms; the 0.5 s
-     * warm-up of the other phases gave it 400-850 events, the bare server 1,400-3,700.
+     * warm-up of the other phases gave it 400-850 events, the bare server 1,400-3,700. By session 27
+     * it still compiled in every round after 20,000 (14-34 µs per event on its compiler threads: the
+     * detector's step alone takes 89 ms to optimize fully, at about 32,000 events), so the warm-up
+     * goes on in chunks until those threads are quiet (see realtimeRound).
      */
     realtimeWarmupEvents: 20_000,
+    /** The most warm-up events a round may take while waiting for the compiler threads to go quiet. */
+    realtimeWarmupMaxEvents: 100_000,
     latestSensors: 10_000,
     latestRequests: 200,
     historyReadings: 10_000_000,
@@ -70,6 +75,7 @@ export const PLANS = {
     realtimeSubscribers: 1000,
     realtimeEvents: 1000,
     realtimeWarmupEvents: 20_000,
+    realtimeWarmupMaxEvents: 100_000,
     latestSensors: 10_000,
     latestRequests: 100,
     historyReadings: 1_000_000,
@@ -99,6 +105,7 @@ export const PLANS = {
     realtimeSubscribers: 20,
     realtimeEvents: 50,
     realtimeWarmupEvents: 200,
+    realtimeWarmupMaxEvents: 400,
     latestSensors: 100,
     latestRequests: 10,
     historyReadings: 20_000,

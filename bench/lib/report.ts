@@ -4,7 +4,7 @@ import type { Path } from './protocol'
 import { FLEET_PAGE_TEXT, fleetPageGoals, fleetPageTable } from './report-fleet'
 import type { PhaseResult, Results } from './results'
 import { ingestTables, moreGoals, webhookTables, type Goal } from './report-more'
-import { historyTables, latestTable, realtimeTable } from './report-tables'
+import { historyTables, latestTable, realtimeTable, warmupText } from './report-tables'
 import { TARGETS, type Target } from './servers'
 
 export const BEGIN =
@@ -298,7 +298,7 @@ export function renderMarkdown(results: Results, chart: string): string {
     '',
     '### 2. The realtime path at the limit',
     '',
-    `${String(meta.plan.realtimeRounds)} alternating rounds (Vigía, then the bare Bun.serve server, each on a fresh start) of ${Number(meta.plan.realtimeSubscribers).toLocaleString('en-US')} subscribers and ${Number(meta.plan.realtimeEvents).toLocaleString('en-US')} events through \`POST /api/v1/readings\`, sent as fast as a window of 64 undelivered events allows, after ${Number(meta.plan.realtimeWarmupEvents ?? 0).toLocaleString('en-US')} warm-up events to 20 subscribers on the same fresh server (so that JSC has compiled each server's request path: it compiles Vigía's for its first ~16,000 events). Server CPU is the sum of its threads' run time (\`/proc/<pid>/task/*/schedstat\`) from the first request to the last delivery, divided by the deliveries; the ratio is taken round by round. Both servers send the same frame (the reading with \`values\`, CONTRACT §7).`,
+    `${String(meta.plan.realtimeRounds)} alternating rounds (Vigía, then the bare Bun.serve server, each on a fresh start) of ${Number(meta.plan.realtimeSubscribers).toLocaleString('en-US')} subscribers and ${Number(meta.plan.realtimeEvents).toLocaleString('en-US')} events through \`POST /api/v1/readings\`, sent as fast as a window of 64 undelivered events allows, after ${warmupText(meta.plan, results.realtime)} on the same fresh server (so that JSC has compiled each server's request path). Server CPU is the sum of its threads' run time (\`/proc/<pid>/task/*/schedstat\`) from the first request to the last delivery, divided by the deliveries; the ratio is taken round by round. Both servers send the same frame (the reading with \`values\`, CONTRACT §7).`,
     '',
     ...realtimeTable(results),
     '',

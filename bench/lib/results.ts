@@ -95,6 +95,8 @@ export interface RealtimeRound {
   cpuPerDeliveryUs: number
   /** Server CPU per event (µs) on its event loop, JSC's compiler threads and the rest; absent before session 11. */
   threadsUsPerEvent?: { loop: number; jit: number; other: number }
+  /** Warm-up events before the round (until the compiler threads went quiet); absent before session 27. */
+  warmupEvents?: number
   verified: boolean
 }
 

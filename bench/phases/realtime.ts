@@ -144,15 +144,44 @@ async function createSensors(server: RunningServer, count: number) {
 const latencyRate = (size: number, deliveries = LOAD.deliveriesPerSecond) =>
   Math.max(1, Math.min(LOAD.maxRate, Math.floor(deliveries / size)))
 
-/** The same warm-up for every server, before any baseline: a few sockets and events. */
-/** Sensors, then readings to 20 subscribers for the plan's warm-up time, or for `events` events. */
-async function warmUp(ctx: Ctx, fleet: Fleet, events?: number) {
+/** The same warm-up for every server, before any baseline: sensors, then readings to 20 subscribers
+ *  for the plan's warm-up time. */
+async function warmUp(ctx: Ctx, fleet: Fleet) {
   await createSensors(fleet.server, 8)
   await connectSubscribers(fleet, 20)
-  if (events) await fanoutPhase(fleet, 'readings', 'window', 120_000, 0, events)
-  else await fanoutPhase(fleet, 'readings', 'window', ctx.plan.warmupMs)
+  await fanoutPhase(fleet, 'readings', 'window', ctx.plan.warmupMs)
   await closeSubscribers(fleet)
   await Bun.sleep(ctx.plan.settleMs)
+}
+
+/** A warm-up chunk's compiler-thread CPU under this, µs per event, twice in a row: compiled. */
+const JIT_QUIET_US = 1
+
+/**
+ * A realtime round's warm-up: the plan's events, then chunks of a quarter of them until JSC's compiler
+ * threads have used under JIT_QUIET_US per event over two chunks in a row (or the plan's most), so
+ * that the round measures each server's compiled code and not its compilation. Answers the events sent.
+ */
+async function warmUntilCompiled(ctx: Ctx, fleet: Fleet): Promise<number> {
+  const { plan } = ctx
+  const jit = () => cpuByThread(fleet.server.pid).get('JITWorker') ?? 0
+  const chunk = Math.max(1, Math.round(plan.realtimeWarmupEvents / 4))
+  // Each phase sends as its own sensor (sensor_id = phase): the chunks' and the round's phases.
+  const chunks = Math.ceil((plan.realtimeWarmupMaxEvents - plan.realtimeWarmupEvents) / chunk)
+  await createSensors(fleet.server, 8 + chunks)
+  await connectSubscribers(fleet, 20)
+  await fanoutPhase(fleet, 'readings', 'window', 120_000, 0, plan.realtimeWarmupEvents)
+  let events = plan.realtimeWarmupEvents
+  let quiet = 0
+  while (quiet < 2 && events + chunk <= plan.realtimeWarmupMaxEvents) {
+    const before = jit()
+    await fanoutPhase(fleet, 'readings', 'window', 120_000, 0, chunk)
+    events += chunk
+    quiet = ((jit() - before) / chunk) * 1e6 < JIT_QUIET_US ? quiet + 1 : 0
+  }
+  await closeSubscribers(fleet)
+  await Bun.sleep(plan.settleMs)
+  return events
 }
 
 export async function fanoutRun(
@@ -238,7 +267,7 @@ export async function realtimeRound(
   const server = await startServer(target, size + 2000, { profileDir: ctx.profile })
   const fleet: Fleet = { server, subscribers: [], phase: 0 }
   try {
-    await warmUp(ctx, fleet, plan.realtimeWarmupEvents)
+    const warmup = await warmUntilCompiled(ctx, fleet)
     const connected = await connectSubscribers(fleet, size)
     if (connected.failed > 0) throw new Error(`${connected.failed} subscribers failed to connect`)
     await Bun.sleep(plan.settleMs)
@@ -257,6 +286,7 @@ export async function realtimeRound(
       serverCpu: p.serverCpu,
       cpuPerDeliveryUs: (p.serverCpu / p.deliveries) * 1e6,
       threadsUsPerEvent: p.threadsUsPerEvent,
+      warmupEvents: warmup,
       verified:
         p.deliveries === p.expected &&
         p.events === plan.realtimeEvents &&
