@@ -55,6 +55,13 @@ describe('bun run bench --tiny', () => {
       expect(round.verified).toBe(true)
       expect(round.deliveries).toBe(round.subscribers * round.events)
       expect(round.serverCpu).toBeGreaterThan(0)
+      // Warmed for at least the plan's events, in whole chunks, never past its most.
+      expect(round.warmupEvents).toBeGreaterThanOrEqual(
+        results.meta.plan.realtimeWarmupEvents as number,
+      )
+      expect(round.warmupEvents).toBeLessThanOrEqual(
+        results.meta.plan.realtimeWarmupMaxEvents as number,
+      )
     }
     // Ingest on the fleet load: what the server accepts was detected, and each Vigía run on each backend
     // delivered every reading to the live subscriber; each batch run has its reference right after it.
