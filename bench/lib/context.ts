@@ -40,7 +40,7 @@ export const PLANS = {
      * warm-up of the other phases gave it 400-850 events, the bare server 1,400-3,700. By session 27
      * it still compiled in every round after 20,000 (14-34 µs per event on its compiler threads: the
      * detector's step alone takes 89 ms to optimize fully, at about 32,000 events), so the warm-up
-     * goes on in chunks until those threads are quiet (see realtimeRound).
+     * goes on in chunks until those threads are quiet (warmUntilCompiled, bench/phases/realtime.ts).
      */
     realtimeWarmupEvents: 20_000,
     /** The most warm-up events a round may take while waiting for the compiler threads to go quiet. */

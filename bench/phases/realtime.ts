@@ -144,8 +144,10 @@ async function createSensors(server: RunningServer, count: number) {
 const latencyRate = (size: number, deliveries = LOAD.deliveriesPerSecond) =>
   Math.max(1, Math.min(LOAD.maxRate, Math.floor(deliveries / size)))
 
-/** The same warm-up for every server, before any baseline: sensors, then readings to 20 subscribers
- *  for the plan's warm-up time. */
+/**
+ * The same warm-up for every server, before any baseline: sensors, then readings to 20 subscribers for
+ * the plan's warm-up time.
+ */
 async function warmUp(ctx: Ctx, fleet: Fleet) {
   await createSensors(fleet.server, 8)
   await connectSubscribers(fleet, 20)
