@@ -55,7 +55,7 @@ describe('bun run bench --tiny', () => {
       expect(round.verified).toBe(true)
       expect(round.deliveries).toBe(round.subscribers * round.events)
       expect(round.serverCpu).toBeGreaterThan(0)
-      // Warmed for at least the plan's events, in whole chunks, never past its most.
+      // Warmed for at least the plan's events and never past its most.
       expect(round.warmupEvents).toBeGreaterThanOrEqual(
         results.meta.plan.realtimeWarmupEvents as number,
       )

@@ -166,7 +166,6 @@ const JIT_QUIET_US = 1
  */
 async function warmUntilCompiled(ctx: Ctx, fleet: Fleet): Promise<number> {
   const { plan } = ctx
-  const jit = () => cpuByThread(fleet.server.pid).get('JITWorker') ?? 0
   const chunk = Math.max(1, Math.round(plan.realtimeWarmupEvents / 4))
   // Each phase sends as its own sensor (sensor_id = phase): the chunks' and the round's phases.
   const chunks = Math.ceil((plan.realtimeWarmupMaxEvents - plan.realtimeWarmupEvents) / chunk)
@@ -176,10 +175,9 @@ async function warmUntilCompiled(ctx: Ctx, fleet: Fleet): Promise<number> {
   let events = plan.realtimeWarmupEvents
   let quiet = 0
   while (quiet < 2 && events + chunk <= plan.realtimeWarmupMaxEvents) {
-    const before = jit()
-    await fanoutPhase(fleet, 'readings', 'window', 120_000, 0, chunk)
+    const { threadsUsPerEvent } = await fanoutPhase(fleet, 'readings', 'window', 120_000, 0, chunk)
     events += chunk
-    quiet = ((jit() - before) / chunk) * 1e6 < JIT_QUIET_US ? quiet + 1 : 0
+    quiet = threadsUsPerEvent.jit < JIT_QUIET_US ? quiet + 1 : 0
   }
   await closeSubscribers(fleet)
   await Bun.sleep(plan.settleMs)
