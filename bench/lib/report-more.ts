@@ -309,8 +309,8 @@ export interface Goal {
 /**
  * What a second instance could add on this machine: the one-instance run's processes (server, PostgreSQL,
  * senders) already used part of its cores, so at the same CPU per reading two instances store at most
- * cores / (what that run used) as much. Two instances' CPU per reading has been about the same for
- * batches (within 5 %) and higher for single POSTs (more, smaller transactions), never much lower.
+ * cores / (what that run used) as much. Two instances' CPU per reading (all processes) was 4 % lower to
+ * 12 % higher for batches and 22-44 % higher for single POSTs (smaller groups) in session 28's runs.
  */
 export function hostBound(results: Results, one: IngestRun[]) {
   const cores = results.meta.machine.cores
