@@ -202,18 +202,21 @@ describe('POST /api/v1/readings', () => {
     await settle(server, general, 'general')
     const from = general.messages.length
     const body = { sensor_id: sensorId, temperatura: 24.5, timestamp: '2025-07-21T08:00:00Z' }
-    const res = await server.api('POST', '/api/v1/readings', body, {
-      prefer: 'handling=strict, return=minimal',
-      'accept-encoding': 'gzip, br',
-    })
-    expectMinimal(res)
-    const location = res.headers.get('location')!
-    expect(location).toMatch(/^\/api\/v1\/readings\/\d+$/)
-    const stored = await server.api('GET', location)
-    expect(stored.body).toMatchObject({ ...body, humedad: null })
-    const id = stored.body.id
-    await expectEntityEvent(general, 'reading', 'created', id, 'create_reading')
-    expect(general.messages.slice(from).some((m) => m.entity_id === id)).toBe(true)
+    // The usual header whole, one among others, and in capitals (RFC 7240's names are case-insensitive).
+    for (const prefer of ['return=minimal', 'handling=strict, return=minimal', 'Return=MINIMAL']) {
+      const res = await server.api('POST', '/api/v1/readings', body, {
+        prefer,
+        'accept-encoding': 'gzip, br',
+      })
+      expectMinimal(res)
+      const location = res.headers.get('location')!
+      expect(location).toMatch(/^\/api\/v1\/readings\/\d+$/)
+      const stored = await server.api('GET', location)
+      expect(stored.body).toMatchObject({ ...body, humedad: null })
+      const id = stored.body.id
+      await expectEntityEvent(general, 'reading', 'created', id, 'create_reading')
+      expect(general.messages.slice(from).some((m) => m.entity_id === id)).toBe(true)
+    }
     // Without the preference (or with return=representation) the reading comes back as before.
     for (const prefer of [undefined, 'return=representation']) {
       const full = await server.api('POST', '/api/v1/readings', body, prefer ? { prefer } : {})

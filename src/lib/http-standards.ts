@@ -139,7 +139,11 @@ function encoded(
 /** Does the request ask for `Prefer: return=minimal` (RFC 7240)? */
 export function prefersMinimal(request: Request): boolean {
   const header = request.headers.get('prefer')
-  return header !== null && String(parsePrefer(header).return).toLowerCase() === 'minimal'
+  if (header === null) return false
+  // The header as clients send it, taken whole: the parser (which camel-cases every name through
+  // lodash) was 2 % of a single POST's CPU.
+  if (header === 'return=minimal') return true
+  return String(parsePrefer(header).return).toLowerCase() === 'minimal'
 }
 
 /**
