@@ -314,9 +314,10 @@ export interface Goal {
  */
 export function hostBound(results: Results, one: IngestRun[]) {
   const cores = results.meta.machine.cores
-  const used = spread(one.map((r) => r.cpu.machine - r.cpu.others))
+  const usedByRun = one.map((r) => r.cpu.machine - r.cpu.others)
+  const used = spread(usedByRun)
   if (!Number.isFinite(used.median) || !cores) return ''
-  const bound = spread(one.map((r) => (cores * 100) / (r.cpu.machine - r.cpu.others)))
+  const bound = spread(usedByRun.map((u) => (cores * 100) / u))
   return `; this host's bound at the same CPU per reading: ${show(bound, times)} (the one-instance run's processes used ${show(used, pct)} of its ${cores * 100}%)`
 }
 
